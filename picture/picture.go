@@ -1,0 +1,104 @@
+package picture
+
+import (
+	"bufio"
+	"fmt"
+	"image"
+	"image/color"
+	"image/png"
+	"math"
+	"os"
+
+	"gorgonia.org/tensor"
+
+	"github.com/ugo-diffusion/ugo"
+)
+
+// Grid lays out the N samples of x (N, C, H, W with C = 1 or 3, values in
+// [-1, 1]) in rows of cols images separated by pad pixels of mid grey.
+func Grid(x *tensor.Dense, cols, pad int) (image.Image, error) {
+	shape, err := ugo.CheckSample("x", x)
+	if err != nil {
+		return nil, err
+	}
+	if len(shape) != 4 {
+		return nil, fmt.Errorf("picture: x has shape %v, want rank 4 (N, C, H, W)", shape)
+	}
+	n, c, h, w := shape[0], shape[1], shape[2], shape[3]
+	if c != 1 && c != 3 {
+		return nil, fmt.Errorf("picture: %d channels, want 1 (grey) or 3 (RGB)", c)
+	}
+	if cols <= 0 {
+		return nil, fmt.Errorf("picture: %d columns, want > 0", cols)
+	}
+	if pad < 0 {
+		return nil, fmt.Errorf("picture: padding %d, want >= 0", pad)
+	}
+	if cols > n {
+		cols = n
+	}
+	rows := (n + cols - 1) / cols
+	width := cols*w + (cols+1)*pad
+	height := rows*h + (rows+1)*pad
+	data := ugo.Float32s(x)
+	img := image.NewRGBA(image.Rect(0, 0, width, height))
+	for i := range img.Pix {
+		img.Pix[i] = 128
+	}
+	for k := 0; k < n; k++ {
+		ox := pad + (k%cols)*(w+pad)
+		oy := pad + (k/cols)*(h+pad)
+		base := k * c * h * w
+		for y := 0; y < h; y++ {
+			for xx := 0; xx < w; xx++ {
+				var r, g, b uint8
+				if c == 1 {
+					r = toByte(data[base+y*w+xx])
+					g, b = r, r
+				} else {
+					r = toByte(data[base+y*w+xx])
+					g = toByte(data[base+h*w+y*w+xx])
+					b = toByte(data[base+2*h*w+y*w+xx])
+				}
+				img.SetRGBA(ox+xx, oy+y, color.RGBA{r, g, b, 255})
+			}
+		}
+	}
+	return img, nil
+}
+
+// WriteGrid writes Grid(x, cols, pad) to path as PNG.
+func WriteGrid(path string, x *tensor.Dense, cols, pad int) (err error) {
+	img, err := Grid(x, cols, pad)
+	if err != nil {
+		return err
+	}
+	f, err := os.Create(path)
+	if err != nil {
+		return err
+	}
+	defer func() {
+		if cerr := f.Close(); err == nil {
+			err = cerr
+		}
+	}()
+	w := bufio.NewWriter(f)
+	if err := png.Encode(w, img); err != nil {
+		return err
+	}
+	return w.Flush()
+}
+
+func toByte(v float32) uint8 {
+	if math.IsNaN(float64(v)) {
+		return 0
+	}
+	f := (float64(v) + 1) * 127.5
+	if f <= 0 {
+		return 0
+	}
+	if f >= 255 {
+		return 255
+	}
+	return uint8(math.Round(f))
+}
