@@ -1,0 +1,395 @@
+package schedule
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"math"
+	"os"
+	"strings"
+)
+
+// Beta schedule names accepted in Config.BetaSchedule, as in diffusers.
+const (
+	BetaLinear       = "linear"
+	BetaScaledLinear = "scaled_linear"
+	BetaSquaredCos   = "squaredcos_cap_v2"
+	BetaSigmoid      = "sigmoid"
+)
+
+// Prediction types accepted in Config.PredictionType, as in diffusers.
+const (
+	PredictEpsilon = "epsilon"
+	PredictV       = "v_prediction"
+	PredictSample  = "sample"
+)
+
+// Config holds the fields of a diffusers scheduler_config.json that
+// DDPMScheduler, DDIMScheduler and PNDMScheduler understand. Field
+// comments give the JSON key. The zero Config is not useful; start from
+// DefaultConfig or ParseConfig.
+type Config struct {
+	NumTrainTimesteps int       // num_train_timesteps: T, in [1, MaxTrainTimesteps]
+	BetaStart         float32   // beta_start, in (0, 1]
+	BetaEnd           float32   // beta_end, in (0, 1]
+	BetaSchedule      string    // beta_schedule: linear, scaled_linear, squaredcos_cap_v2 or sigmoid
+	TrainedBetas      []float32 // trained_betas: when non-nil, used instead of BetaSchedule
+	TimestepSpacing   Spacing   // timestep_spacing: leading, trailing or linspace
+	StepsOffset       int       // steps_offset: added to Leading timesteps
+	PredictionType    string    // prediction_type: epsilon, v_prediction or sample
+	ClipSample        bool      // clip_sample: clip the predicted x0 to ±ClipSampleRange
+	ClipSampleRange   float32   // clip_sample_range, > 0
+	// SetAlphaToOne (set_alpha_to_one) makes DDIM's final step use
+	// abar_prev = 1 rather than abar_0.
+	SetAlphaToOne            bool
+	Thresholding             bool    // thresholding: dynamic thresholding of x0 (Imagen)
+	DynamicThresholdingRatio float32 // dynamic_thresholding_ratio, in (0, 1]
+	SampleMaxValue           float32 // sample_max_value, > 0
+	RescaleBetasZeroSNR      bool    // rescale_betas_zero_snr: apply RescaleZeroTerminalSNR
+	// VarianceType (variance_type) is DDPM's posterior variance: fixed_small,
+	// fixed_small_log, fixed_large, fixed_large_log, learned or
+	// learned_range.
+	VarianceType string
+	SkipPRKSteps bool // skip_prk_steps (PNDM)
+
+	// The float64 values of beta_start and beta_end as read from JSON:
+	// diffusers takes square roots and differences of them in float64.
+	// Used only while they still round to BetaStart and BetaEnd.
+	betaStart64, betaEnd64 float64
+}
+
+// DefaultConfig returns the defaults of diffusers' DDPMScheduler and
+// DDIMScheduler: 1000 steps, linear betas from 1e-4 to 0.02, leading
+// spacing, offset 0, epsilon prediction, clip_sample on with range 1,
+// set_alpha_to_one on (DDIM), no thresholding (ratio 0.995, max 1), no
+// zero-SNR rescaling, fixed_small variance (DDPM).
+func DefaultConfig() Config {
+	return Config{
+		NumTrainTimesteps:        1000,
+		BetaStart:                0.0001,
+		BetaEnd:                  0.02,
+		BetaSchedule:             BetaLinear,
+		TimestepSpacing:          Leading,
+		PredictionType:           PredictEpsilon,
+		ClipSample:               true,
+		ClipSampleRange:          1,
+		SetAlphaToOne:            true,
+		DynamicThresholdingRatio: 0.995,
+		SampleMaxValue:           1,
+		VarianceType:             "fixed_small",
+		betaStart64:              0.0001,
+		betaEnd64:                0.02,
+	}
+}
+
+// FieldError reports an invalid value in a scheduler configuration.
+type FieldError struct {
+	Field  string // the JSON key, such as "beta_schedule"
+	Reason string
+}
+
+// Error implements error.
+func (e *FieldError) Error() string {
+	return fmt.Sprintf("schedule: config field %q: %s", e.Field, e.Reason)
+}
+
+// LoadConfig reads and parses a scheduler_config.json file; see ParseConfig.
+func LoadConfig(path string) (*Config, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("schedule: %w", err)
+	}
+	c, err := ParseConfig(data)
+	if err != nil {
+		return nil, fmt.Errorf("%w (in %s)", err, path)
+	}
+	return c, nil
+}
+
+// ParseConfig parses a diffusers scheduler_config.json. It starts from
+// DefaultConfig and overlays the keys present. Unknown keys (those of
+// other schedulers) and keys starting with "_" (_class_name,
+// _diffusers_version) are ignored; a null value keeps the default. Invalid
+// values, such as a string where a number belongs, a beta outside (0, 1],
+// an unknown beta_schedule or a trained_betas list whose length differs
+// from num_train_timesteps, are rejected with a *FieldError naming the
+// key. When trained_betas is given without num_train_timesteps, T is its
+// length.
+func ParseConfig(data []byte) (*Config, error) {
+	var raw map[string]json.RawMessage
+	if err := json.Unmarshal(data, &raw); err != nil {
+		return nil, fmt.Errorf("schedule: config is not a JSON object: %w", err)
+	}
+	c := DefaultConfig()
+	p := parser{raw: raw}
+	p.int("num_train_timesteps", &c.NumTrainTimesteps, 1, MaxTrainTimesteps)
+	p.float("beta_start", &c.BetaStart, &c.betaStart64)
+	p.float("beta_end", &c.BetaEnd, &c.betaEnd64)
+	p.enum("beta_schedule", &c.BetaSchedule, BetaLinear, BetaScaledLinear, BetaSquaredCos, BetaSigmoid)
+	p.betas("trained_betas", &c.TrainedBetas)
+	var sp string
+	if p.enum("timestep_spacing", &sp, string(Leading), string(Trailing), string(Linspace)) {
+		c.TimestepSpacing = Spacing(sp)
+	}
+	p.int("steps_offset", &c.StepsOffset, 0, MaxTrainTimesteps)
+	p.enum("prediction_type", &c.PredictionType, PredictEpsilon, PredictV, PredictSample)
+	p.bool("clip_sample", &c.ClipSample)
+	p.float("clip_sample_range", &c.ClipSampleRange, nil)
+	p.bool("set_alpha_to_one", &c.SetAlphaToOne)
+	p.bool("thresholding", &c.Thresholding)
+	p.float("dynamic_thresholding_ratio", &c.DynamicThresholdingRatio, nil)
+	p.float("sample_max_value", &c.SampleMaxValue, nil)
+	p.bool("rescale_betas_zero_snr", &c.RescaleBetasZeroSNR)
+	p.enum("variance_type", &c.VarianceType, "fixed_small", "fixed_small_log", "fixed_large", "fixed_large_log", "learned", "learned_range")
+	p.bool("skip_prk_steps", &c.SkipPRKSteps)
+	if p.err != nil {
+		return nil, p.err
+	}
+	if c.TrainedBetas != nil && !p.present("num_train_timesteps") {
+		c.NumTrainTimesteps = len(c.TrainedBetas)
+	}
+	if err := c.Validate(); err != nil {
+		return nil, err
+	}
+	return &c, nil
+}
+
+// Validate checks every field of c and returns a *FieldError for the first
+// invalid one.
+func (c *Config) Validate() error {
+	bad := func(field, format string, args ...any) error {
+		return &FieldError{Field: field, Reason: fmt.Sprintf(format, args...)}
+	}
+	unitInterval := func(v float32) bool { return v > 0 && v <= 1 }
+	positive := func(v float32) bool { return v > 0 && !math.IsInf(float64(v), 1) }
+	switch {
+	case c.NumTrainTimesteps < 1 || c.NumTrainTimesteps > MaxTrainTimesteps:
+		return bad("num_train_timesteps", "%d is outside [1, %d]", c.NumTrainTimesteps, MaxTrainTimesteps)
+	case c.TrainedBetas == nil && !unitInterval(c.BetaStart):
+		return bad("beta_start", "%v is outside (0, 1]", c.BetaStart)
+	case c.TrainedBetas == nil && !unitInterval(c.BetaEnd):
+		return bad("beta_end", "%v is outside (0, 1]", c.BetaEnd)
+	case !oneOf(c.BetaSchedule, BetaLinear, BetaScaledLinear, BetaSquaredCos, BetaSigmoid):
+		return bad("beta_schedule", "unknown schedule %q", c.BetaSchedule)
+	case c.TrainedBetas != nil && len(c.TrainedBetas) != c.NumTrainTimesteps:
+		return bad("trained_betas", "has %d values, num_train_timesteps is %d", len(c.TrainedBetas), c.NumTrainTimesteps)
+	case !c.TimestepSpacing.Valid():
+		return bad("timestep_spacing", "unknown spacing %q", string(c.TimestepSpacing))
+	case c.StepsOffset < 0 || c.StepsOffset >= c.NumTrainTimesteps:
+		return bad("steps_offset", "%d is outside [0, num_train_timesteps)", c.StepsOffset)
+	case !oneOf(c.PredictionType, PredictEpsilon, PredictV, PredictSample):
+		return bad("prediction_type", "unknown prediction type %q", c.PredictionType)
+	case !positive(c.ClipSampleRange):
+		return bad("clip_sample_range", "%v is not a positive finite number", c.ClipSampleRange)
+	case !unitInterval(c.DynamicThresholdingRatio):
+		return bad("dynamic_thresholding_ratio", "%v is outside (0, 1]", c.DynamicThresholdingRatio)
+	case !positive(c.SampleMaxValue):
+		return bad("sample_max_value", "%v is not a positive finite number", c.SampleMaxValue)
+	case !oneOf(c.VarianceType, "fixed_small", "fixed_small_log", "fixed_large", "fixed_large_log", "learned", "learned_range"):
+		return bad("variance_type", "unknown variance type %q", c.VarianceType)
+	}
+	for i, b := range c.TrainedBetas {
+		if !unitInterval(b) {
+			return bad("trained_betas", "value %d = %v is outside (0, 1]", i, b)
+		}
+	}
+	return nil
+}
+
+func oneOf(s string, allowed ...string) bool {
+	for _, a := range allowed {
+		if s == a {
+			return true
+		}
+	}
+	return false
+}
+
+// Schedule builds the noise schedule the configuration describes:
+// TrainedBetas if set, else BetaSchedule with BetaStart, BetaEnd and
+// NumTrainTimesteps, then RescaleZeroTerminalSNR if RescaleBetasZeroSNR.
+func (c *Config) Schedule() (*Schedule, error) {
+	if err := c.Validate(); err != nil {
+		return nil, err
+	}
+	start, end := float64(c.BetaStart), float64(c.BetaEnd)
+	if float32(c.betaStart64) == c.BetaStart {
+		start = c.betaStart64
+	}
+	if float32(c.betaEnd64) == c.BetaEnd {
+		end = c.betaEnd64
+	}
+	T := c.NumTrainTimesteps
+	var (
+		s   *Schedule
+		err error
+	)
+	switch {
+	case c.TrainedBetas != nil:
+		s, err = FromBetas(c.TrainedBetas)
+	case c.BetaSchedule == BetaLinear:
+		s, err = build(linspace32(c.BetaStart, c.BetaEnd, T))
+	case c.BetaSchedule == BetaScaledLinear:
+		s, err = build(scaledBetas(T, start, end))
+	case c.BetaSchedule == BetaSquaredCos:
+		s, err = build(squaredCosBetas(T))
+	case c.BetaSchedule == BetaSigmoid:
+		s, err = build(sigmoidBetas(T, start, end))
+	}
+	if err != nil {
+		field := "beta_start"
+		if c.TrainedBetas != nil {
+			field = "trained_betas"
+		}
+		return nil, &FieldError{Field: field, Reason: err.Error()}
+	}
+	if c.RescaleBetasZeroSNR {
+		s = s.RescaleZeroTerminalSNR()
+	}
+	return s, nil
+}
+
+// parser decodes known keys one by one, remembering the first error.
+type parser struct {
+	raw map[string]json.RawMessage
+	err error
+}
+
+// value returns the raw value of key, or nil when it is absent or null or
+// an earlier key failed.
+func (p *parser) value(key string) json.RawMessage {
+	if p.err != nil {
+		return nil
+	}
+	v, ok := p.raw[key]
+	if !ok || bytes.Equal(bytes.TrimSpace(v), []byte("null")) {
+		return nil
+	}
+	return v
+}
+
+func (p *parser) present(key string) bool {
+	v, ok := p.raw[key]
+	return ok && !bytes.Equal(bytes.TrimSpace(v), []byte("null"))
+}
+
+func (p *parser) fail(key, format string, args ...any) {
+	p.err = &FieldError{Field: key, Reason: fmt.Sprintf(format, args...)}
+}
+
+// number decodes a JSON number as float64.
+func (p *parser) number(key string, v json.RawMessage) (float64, bool) {
+	var n json.Number
+	if err := json.Unmarshal(v, &n); err != nil {
+		p.fail(key, "want a number, got %s", abbrev(v))
+		return 0, false
+	}
+	f, err := n.Float64()
+	if err != nil || math.IsNaN(f) || math.IsInf(f, 0) {
+		p.fail(key, "%s is not a finite number", abbrev(v))
+		return 0, false
+	}
+	return f, true
+}
+
+func (p *parser) int(key string, dst *int, lo, hi int) {
+	v := p.value(key)
+	if v == nil {
+		return
+	}
+	f, ok := p.number(key, v)
+	if !ok {
+		return
+	}
+	if f != math.Trunc(f) || f < float64(lo) || f > float64(hi) {
+		p.fail(key, "want an integer in [%d, %d], got %s", lo, hi, abbrev(v))
+		return
+	}
+	*dst = int(f)
+}
+
+func (p *parser) float(key string, dst *float32, dst64 *float64) {
+	v := p.value(key)
+	if v == nil {
+		return
+	}
+	f, ok := p.number(key, v)
+	if !ok {
+		return
+	}
+	if math.Abs(f) > math.MaxFloat32 {
+		p.fail(key, "%s overflows float32", abbrev(v))
+		return
+	}
+	*dst = float32(f)
+	if dst64 != nil {
+		*dst64 = f
+	}
+}
+
+func (p *parser) bool(key string, dst *bool) {
+	v := p.value(key)
+	if v == nil {
+		return
+	}
+	if err := json.Unmarshal(v, dst); err != nil {
+		p.fail(key, "want true or false, got %s", abbrev(v))
+	}
+}
+
+// enum decodes a string among allowed and reports whether it set dst.
+func (p *parser) enum(key string, dst *string, allowed ...string) bool {
+	v := p.value(key)
+	if v == nil {
+		return false
+	}
+	var s string
+	if err := json.Unmarshal(v, &s); err != nil {
+		p.fail(key, "want a string, got %s", abbrev(v))
+		return false
+	}
+	if !oneOf(s, allowed...) {
+		p.fail(key, "%q is not one of %s", s, strings.Join(allowed, ", "))
+		return false
+	}
+	*dst = s
+	return true
+}
+
+func (p *parser) betas(key string, dst *[]float32) {
+	v := p.value(key)
+	if v == nil {
+		return
+	}
+	var xs []json.RawMessage
+	if err := json.Unmarshal(v, &xs); err != nil {
+		p.fail(key, "want a list of numbers, got %s", abbrev(v))
+		return
+	}
+	if len(xs) == 0 || len(xs) > MaxTrainTimesteps {
+		p.fail(key, "has %d values, want 1..%d", len(xs), MaxTrainTimesteps)
+		return
+	}
+	out := make([]float32, len(xs))
+	for i, x := range xs {
+		f, ok := p.number(key, x)
+		if !ok {
+			return
+		}
+		out[i] = float32(f)
+		if !(out[i] > 0 && out[i] <= 1) {
+			p.fail(key, "value %d = %s is outside (0, 1]", i, abbrev(x))
+			return
+		}
+	}
+	*dst = out
+}
+
+// abbrev shortens a raw JSON value for an error message.
+func abbrev(v json.RawMessage) string {
+	s := string(bytes.TrimSpace(v))
+	if len(s) > 40 {
+		s = s[:37] + "..."
+	}
+	return s
+}
