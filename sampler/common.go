@@ -1,0 +1,291 @@
+package sampler
+
+import (
+	"errors"
+	"fmt"
+	"math"
+
+	"github.com/ugo-diffusion/ugo/schedule"
+)
+
+// PredictionType says how a scheduler reads the model output: as the noise
+// eps (the contract of ugo.Denoiser), as the velocity v = sqrt(abar) eps -
+// sqrt(1-abar) x0, or as the clean sample x0 itself. The values are the
+// strings diffusers uses in scheduler_config.json.
+type PredictionType string
+
+// The prediction types of diffusers. The empty PredictionType means Epsilon.
+const (
+	Epsilon     PredictionType = "epsilon"
+	VPrediction PredictionType = "v_prediction"
+	SamplePred  PredictionType = "sample"
+)
+
+func (p PredictionType) orDefault() PredictionType {
+	if p == "" {
+		return Epsilon
+	}
+	return p
+}
+
+func (p PredictionType) validate() error {
+	switch p.orDefault() {
+	case Epsilon, VPrediction, SamplePred:
+		return nil
+	}
+	return fmt.Errorf("sampler: unknown prediction type %q, want %q, %q or %q", string(p), Epsilon, VPrediction, SamplePred)
+}
+
+// ErrNonFinite is wrapped by the error Sample returns when a model output
+// holds a NaN or an infinity.
+var ErrNonFinite = errors.New("non-finite value")
+
+// Scheduler is one sampling algorithm in diffusers' set_timesteps + step
+// form, stateless so that one value may serve concurrent runs. DDIM and
+// DDPM implement it.
+type Scheduler interface {
+	// Timesteps returns the descending training timesteps of an n-step
+	// run (diffusers' set_timesteps).
+	Timesteps(n int) ([]int, error)
+	// PrevTimestep returns the timestep that a step from t lands on in an
+	// n-step run; a negative value means the step produces the final
+	// sample.
+	PrevTimestep(t, n int) int
+	// NeedsNoise reports whether Step at timestep t consumes a vector of
+	// standard normal noise (StepInput.Noise).
+	NeedsNoise(t int) bool
+	// Step writes the sample at in.Prev into dst, from the model output at
+	// in.Timestep. dst may alias in.Sample.
+	Step(dst []float32, in StepInput) error
+	// AddNoise writes the forward-process sample
+	// sqrt(abar_t) x0 + sqrt(1-abar_t) noise into dst, which may alias x0
+	// or noise (diffusers' add_noise).
+	AddNoise(dst, x0, noise []float32, t int) error
+}
+
+// StepInput holds the arguments of Scheduler.Step. All slices are read-only
+// except X0 and Scratch, and none is retained.
+type StepInput struct {
+	// Timestep is the current training timestep t, and Prev the one being
+	// stepped to (negative for the final step); see PrevTimestep.
+	Timestep, Prev int
+	// ModelOutput is the model's prediction at (Sample, Timestep), read
+	// according to the scheduler's PredictionType.
+	ModelOutput []float32
+	// Sample is x_t. It has the length of ModelOutput and dst.
+	Sample []float32
+	// Noise is standard normal noise of the same length, required when
+	// NeedsNoise(Timestep) and ignored otherwise.
+	Noise []float32
+	// X0, if not nil, receives the predicted clean sample after clipping
+	// or thresholding. Its length must match Sample.
+	X0 []float32
+	// Batch is the number of batch elements in Sample. Dynamic
+	// thresholding works per element; 0 means 1.
+	Batch int
+	// Scratch is an optional workspace of at least len(Sample)/Batch
+	// values used by dynamic thresholding. When thresholding is on and
+	// X0 or Scratch is missing, Step allocates.
+	Scratch []float32
+}
+
+func (in *StepInput) check(T int, needNoise bool) error {
+	n := len(in.Sample)
+	if n == 0 {
+		return errors.New("sampler: step: empty sample")
+	}
+	if len(in.ModelOutput) != n {
+		return fmt.Errorf("sampler: step: model output has %d values, sample has %d", len(in.ModelOutput), n)
+	}
+	if in.X0 != nil && len(in.X0) != n {
+		return fmt.Errorf("sampler: step: X0 has %d values, sample has %d", len(in.X0), n)
+	}
+	if needNoise && len(in.Noise) != n {
+		return fmt.Errorf("sampler: step at timestep %d needs %d noise values, got %d", in.Timestep, n, len(in.Noise))
+	}
+	if in.Timestep < 0 || in.Timestep >= T {
+		return fmt.Errorf("sampler: step: timestep %d outside the schedule [0, %d)", in.Timestep, T)
+	}
+	if in.Prev >= in.Timestep {
+		return fmt.Errorf("sampler: step: previous timestep %d not below timestep %d", in.Prev, in.Timestep)
+	}
+	if b := in.batch(); b < 0 || n%b != 0 {
+		return fmt.Errorf("sampler: step: %d values do not split into a batch of %d", n, in.Batch)
+	}
+	return nil
+}
+
+func (in *StepInput) batch() int {
+	if in.Batch == 0 {
+		return 1
+	}
+	return in.Batch
+}
+
+// clipping holds the x0 post-processing shared by DDIM and DDPM: diffusers'
+// thresholding (which takes precedence) or clip_sample.
+type clipping struct {
+	clip      bool
+	clipRange float32
+	threshold bool
+	ratio     float32
+	maxValue  float32
+}
+
+func newClipping(clip bool, clipRange float32, threshold bool, ratio, maxValue float32) (clipping, error) {
+	c := clipping{clip: clip, clipRange: clipRange, threshold: threshold, ratio: ratio, maxValue: maxValue}
+	if c.clipRange == 0 {
+		c.clipRange = 1
+	}
+	if c.ratio == 0 {
+		c.ratio = 0.995
+	}
+	if c.maxValue == 0 {
+		c.maxValue = 1
+	}
+	if clip && !(c.clipRange > 0 && c.clipRange <= math.MaxFloat32) {
+		return c, fmt.Errorf("sampler: clip sample range %v, want a positive finite number", clipRange)
+	}
+	if threshold {
+		if !(c.ratio > 0 && c.ratio <= 1) {
+			return c, fmt.Errorf("sampler: dynamic thresholding ratio %v, want a number in (0, 1]", ratio)
+		}
+		if !(c.maxValue >= 1 && c.maxValue <= math.MaxFloat32) {
+			return c, fmt.Errorf("sampler: sample max value %v, want a finite number >= 1", maxValue)
+		}
+	}
+	return c, nil
+}
+
+// clamp applies clip_sample to one value (when thresholding is off).
+func (c *clipping) clamp(v float32) float32 {
+	if !c.clip || c.threshold {
+		return v
+	}
+	return min(max(v, -c.clipRange), c.clipRange)
+}
+
+// thresholdAll applies dynamic thresholding (Imagen, arXiv 2205.11487) to
+// x0 in place, per batch element, as diffusers' _threshold_sample: s is the
+// ratio-quantile of |x0| (torch.quantile, linear interpolation), clamped to
+// [1, maxValue]; x0 becomes clamp(x0, -s, s) / s.
+func (c *clipping) thresholdAll(x0 []float32, batch int, scratch []float32) {
+	m := len(x0) / batch
+	if len(scratch) < m {
+		scratch = make([]float32, m)
+	}
+	scratch = scratch[:m]
+	for b := range batch {
+		seg := x0[b*m : (b+1)*m]
+		for i, v := range seg {
+			scratch[i] = float32(math.Abs(float64(v)))
+		}
+		s := quantile32(scratch, c.ratio)
+		s = min(max(s, 1), c.maxValue)
+		for i, v := range seg {
+			seg[i] = min(max(v, -s), s) / s
+		}
+	}
+}
+
+// quantile32 returns the q-quantile of v as torch.quantile does in float32
+// (linear interpolation between the order statistics around q*(n-1)). It
+// reorders v.
+func quantile32(v []float32, q float32) float32 {
+	rank := q * float32(len(v)-1)
+	lo := int(rank)
+	w := rank - float32(lo)
+	below := selectKth(v, lo)
+	if w == 0 || lo+1 >= len(v) {
+		return below
+	}
+	above := v[lo+1]
+	for _, x := range v[lo+2:] {
+		above = min(above, x)
+	}
+	// torch's lerp.
+	if w < 0.5 {
+		return below + w*(above-below)
+	}
+	return above - (above-below)*(1-w)
+}
+
+// selectKth partially sorts v so that v[k] is the k-th smallest value, every
+// value before it is <= v[k] and every value after it is >= v[k]; it returns
+// v[k]. Values must not be NaN.
+func selectKth(v []float32, k int) float32 {
+	lo, hi := 0, len(v)-1
+	for lo < hi {
+		// Median of three as pivot.
+		mid := lo + (hi-lo)/2
+		if v[mid] < v[lo] {
+			v[mid], v[lo] = v[lo], v[mid]
+		}
+		if v[hi] < v[lo] {
+			v[hi], v[lo] = v[lo], v[hi]
+		}
+		if v[hi] < v[mid] {
+			v[hi], v[mid] = v[mid], v[hi]
+		}
+		pivot := v[mid]
+		i, j := lo, hi
+		for i <= j {
+			for v[i] < pivot {
+				i++
+			}
+			for v[j] > pivot {
+				j--
+			}
+			if i <= j {
+				v[i], v[j] = v[j], v[i]
+				i++
+				j--
+			}
+		}
+		switch {
+		case k <= j:
+			hi = j
+		case k >= i:
+			lo = i
+		default:
+			return v[k]
+		}
+	}
+	return v[k]
+}
+
+// sqrt32 is torch's float32 pow(x, 0.5): a correctly rounded square root.
+func sqrt32(x float32) float32 { return float32(math.Sqrt(float64(x))) }
+
+// addNoise is diffusers' add_noise for one alphas_cumprod value, in float32.
+func addNoise(dst, x0, noise []float32, abar float32) error {
+	if len(x0) != len(dst) || len(noise) != len(dst) {
+		return fmt.Errorf("sampler: add noise: lengths %d (dst), %d (x0), %d (noise) differ", len(dst), len(x0), len(noise))
+	}
+	sa := sqrt32(abar)
+	sb := sqrt32(1 - abar)
+	for i := range dst {
+		dst[i] = float32(sa*x0[i]) + float32(sb*noise[i])
+	}
+	return nil
+}
+
+// checkTimesteps verifies that a timestep list fits a schedule of T steps.
+func checkTimesteps(ts []int, T, n int) error {
+	if len(ts) != n {
+		return fmt.Errorf("sampler: got %d timesteps for %d steps", len(ts), n)
+	}
+	for i, t := range ts {
+		if t < 0 || t >= T {
+			return fmt.Errorf("sampler: timestep %d (%d of %d) outside the schedule [0, %d); check steps_offset", t, i, n, T)
+		}
+		if i > 0 && t >= ts[i-1] {
+			return fmt.Errorf("sampler: timesteps not strictly descending at %d: %v", i, ts)
+		}
+	}
+	return nil
+}
+
+// abarAt returns alphas_cumprod[t] without copying the table: AlphaBar is
+// exact at integer times.
+func abarAt(s *schedule.Schedule, t int) float32 { return float32(s.AlphaBar(float64(t))) }

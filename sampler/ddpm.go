@@ -1,0 +1,269 @@
+package sampler
+
+import (
+	"errors"
+	"fmt"
+	"math"
+
+	"github.com/ugo-diffusion/ugo/schedule"
+)
+
+// VarianceType selects the noise of a DDPM step, with diffusers' names.
+type VarianceType string
+
+// The fixed variance types of diffusers' DDPMScheduler. The empty
+// VarianceType means FixedSmall. With beta~ = (1-abar_prev)/(1-abar_t) beta_t
+// the posterior variance (clamped below at 1e-20) and beta_t = 1 -
+// abar_t/abar_prev the step's forward variance:
+//   - FixedSmall and FixedSmallLog add sqrt(beta~) z (the latter computed
+//     as exp(log(beta~)/2), as diffusers does);
+//   - FixedLarge and FixedLargeLog add sqrt(beta_t) z.
+//
+// diffusers' step takes the square root of log(beta_t) for fixed_large_log,
+// which is NaN; this package reads it as the log-variance it is documented
+// to be. The learned variance types need a model with twice the channels
+// and are not supported.
+const (
+	FixedSmall    VarianceType = "fixed_small"
+	FixedSmallLog VarianceType = "fixed_small_log"
+	FixedLarge    VarianceType = "fixed_large"
+	FixedLargeLog VarianceType = "fixed_large_log"
+)
+
+// DDPM is the ancestral sampler of denoising diffusion probabilistic models
+// (Ho et al., arXiv 2006.11239) with the semantics of diffusers'
+// DDPMScheduler: the previous timestep is t - T/n, the last step lands on
+// alphas_cumprod = 1, and every step but the one at t = 0 draws noise.
+//
+// Fields left at their zero value take diffusers' defaults where noted. A
+// DDPM holds no per-run state.
+type DDPM struct {
+	// Schedule is the training noise schedule. Required.
+	Schedule *schedule.Schedule
+	// VarianceType selects the step noise ("" = FixedSmall).
+	VarianceType VarianceType
+	// PredictionType says how to read the model output ("" = Epsilon).
+	PredictionType PredictionType
+	// ClipSample, ClipSampleRange, Thresholding, DynamicThresholdingRatio
+	// and SampleMaxValue post-process the predicted x0 exactly as in DDIM.
+	ClipSample               bool
+	ClipSampleRange          float32
+	Thresholding             bool
+	DynamicThresholdingRatio float32
+	SampleMaxValue           float32
+	// Spacing chooses the inference timesteps ("" = schedule.Leading), and
+	// StepsOffset is added to them under Leading spacing.
+	Spacing     schedule.Spacing
+	StepsOffset int
+}
+
+// NewDDPM returns a DDPM configured from a diffusers scheduler
+// configuration.
+func NewDDPM(cfg schedule.Config) (*DDPM, error) {
+	s, err := cfg.Schedule()
+	if err != nil {
+		return nil, err
+	}
+	d := &DDPM{
+		Schedule:                 s,
+		VarianceType:             VarianceType(cfg.VarianceType),
+		PredictionType:           PredictionType(cfg.PredictionType),
+		ClipSample:               cfg.ClipSample,
+		ClipSampleRange:          cfg.ClipSampleRange,
+		Thresholding:             cfg.Thresholding,
+		DynamicThresholdingRatio: cfg.DynamicThresholdingRatio,
+		SampleMaxValue:           cfg.SampleMaxValue,
+		Spacing:                  cfg.TimestepSpacing,
+		StepsOffset:              cfg.StepsOffset,
+	}
+	if _, err := d.check(); err != nil {
+		return nil, err
+	}
+	return d, nil
+}
+
+func (d *DDPM) check() (clipping, error) {
+	if d == nil || d.Schedule == nil || d.Schedule.Len() == 0 {
+		return clipping{}, errors.New("sampler: DDPM needs a non-empty Schedule")
+	}
+	switch d.VarianceType {
+	case "", FixedSmall, FixedSmallLog, FixedLarge, FixedLargeLog:
+	default:
+		return clipping{}, fmt.Errorf("sampler: DDPM variance type %q not supported, want %q, %q, %q or %q",
+			string(d.VarianceType), FixedSmall, FixedSmallLog, FixedLarge, FixedLargeLog)
+	}
+	if d.StepsOffset < 0 {
+		return clipping{}, fmt.Errorf("sampler: DDPM steps offset %d, want >= 0", d.StepsOffset)
+	}
+	if err := d.PredictionType.validate(); err != nil {
+		return clipping{}, err
+	}
+	return newClipping(d.ClipSample, d.ClipSampleRange, d.Thresholding, d.DynamicThresholdingRatio, d.SampleMaxValue)
+}
+
+// Timesteps returns the n descending timesteps of an n-step run, as
+// diffusers' set_timesteps(n); n equal to the schedule length gives every
+// training timestep, the classic DDPM sampler.
+func (d *DDPM) Timesteps(n int) ([]int, error) {
+	if _, err := d.check(); err != nil {
+		return nil, err
+	}
+	T := d.Schedule.Len()
+	if n <= 0 || n > T {
+		return nil, fmt.Errorf("sampler: %d inference steps, want 1..%d (the training steps)", n, T)
+	}
+	ts, err := schedule.Timesteps(T, n, spacingOrDefault(d.Spacing), d.StepsOffset)
+	if err != nil {
+		return nil, err
+	}
+	if err := checkTimesteps(ts, T, n); err != nil {
+		return nil, err
+	}
+	return ts, nil
+}
+
+// PrevTimestep returns t - T/n (integer division), diffusers' rule.
+func (d *DDPM) PrevTimestep(t, n int) int {
+	if n <= 0 {
+		return -1
+	}
+	return t - d.Schedule.Len()/n
+}
+
+// NeedsNoise reports whether a step draws noise: at every t > 0.
+func (d *DDPM) NeedsNoise(t int) bool { return t > 0 }
+
+// stepCoefs returns alphas_cumprod at t and prev (1 for prev < 0).
+func (d *DDPM) alphas(t, prev int) (at, ap float32) {
+	at, ap = abarAt(d.Schedule, t), 1
+	if prev >= 0 {
+		ap = abarAt(d.Schedule, prev)
+	}
+	return at, ap
+}
+
+// noiseStd returns the standard deviation of the noise of a step from t to
+// prev under the variance type, in float32 as diffusers.
+func (d *DDPM) noiseStd(at, ap float32) float32 {
+	beta := 1 - at/ap
+	switch d.VarianceType {
+	case FixedLarge:
+		return sqrt32(beta)
+	case FixedLargeLog:
+		return float32(math.Exp(0.5 * float64(float32(math.Log(float64(beta))))))
+	case FixedSmallLog:
+		v := max((1-ap)/(1-at)*beta, 1e-20)
+		return float32(math.Exp(float64(0.5 * float32(math.Log(float64(v))))))
+	default:
+		return sqrt32(max((1-ap)/(1-at)*beta, 1e-20))
+	}
+}
+
+// Variance returns the variance of the noise a step from t to prev adds,
+// the square of its standard deviation under VarianceType. For FixedSmall it
+// is diffusers' _get_variance: max((1-abar_prev)/(1-abar_t) beta_t, 1e-20).
+func (d *DDPM) Variance(t, prev int) (float32, error) {
+	if _, err := d.check(); err != nil {
+		return 0, err
+	}
+	T := d.Schedule.Len()
+	if t < 0 || t >= T || prev >= t {
+		return 0, fmt.Errorf("sampler: DDPM variance at timesteps (%d, %d): want 0 <= t < %d and prev < t", t, prev, T)
+	}
+	at, ap := d.alphas(t, prev)
+	beta := 1 - at/ap
+	switch d.VarianceType {
+	case FixedLarge, FixedLargeLog:
+		return beta, nil
+	default:
+		return max((1-ap)/(1-at)*beta, 1e-20), nil
+	}
+}
+
+// Step performs one DDPM ancestral update (diffusers' DDPMScheduler.step,
+// formula 7 of the paper) in float32, writing x_prev into dst:
+//
+//	x_prev = sqrt(abar_prev) beta_t / (1-abar_t) x0^
+//	       + sqrt(alpha_t) (1-abar_prev) / (1-abar_t) x_t  +  std z
+//
+// with alpha_t = abar_t/abar_prev, beta_t = 1 - alpha_t, std from
+// VarianceType and z = in.Noise, used only when Timestep > 0. dst may alias
+// in.Sample.
+func (d *DDPM) Step(dst []float32, in StepInput) error {
+	c, err := d.check()
+	if err != nil {
+		return err
+	}
+	T := d.Schedule.Len()
+	noisy := d.NeedsNoise(in.Timestep)
+	if err := in.check(T, noisy); err != nil {
+		return err
+	}
+	if len(dst) != len(in.Sample) {
+		return fmt.Errorf("sampler: step: dst has %d values, sample has %d", len(dst), len(in.Sample))
+	}
+	at, ap := d.alphas(in.Timestep, in.Prev)
+	bt, bp := 1-at, 1-ap
+	curAlpha := at / ap
+	curBeta := 1 - curAlpha
+	sa, sb := sqrt32(at), sqrt32(bt)
+	c0 := (sqrt32(ap) * curBeta) / bt
+	ct := (sqrt32(curAlpha) * bp) / bt
+	var std float32
+	if noisy {
+		std = d.noiseStd(at, ap)
+	}
+	pred := d.PredictionType.orDefault()
+	m, s := in.ModelOutput, in.Sample
+
+	predict := func(i int) float32 {
+		switch pred {
+		case VPrediction:
+			return float32(sa*s[i]) - float32(sb*m[i])
+		case SamplePred:
+			return m[i]
+		default:
+			return (s[i] - float32(sb*m[i])) / sa
+		}
+	}
+	x0buf := in.X0
+	if c.threshold {
+		if x0buf == nil {
+			x0buf = make([]float32, len(s))
+		}
+		for i := range s {
+			x0buf[i] = predict(i)
+		}
+		c.thresholdAll(x0buf, in.batch(), in.Scratch)
+	}
+	for i := range s {
+		var x0 float32
+		if c.threshold {
+			x0 = x0buf[i]
+		} else {
+			x0 = c.clamp(predict(i))
+			if x0buf != nil {
+				x0buf[i] = x0
+			}
+		}
+		v := float32(c0*x0) + float32(ct*s[i])
+		if noisy {
+			v += float32(std * in.Noise[i])
+		}
+		dst[i] = v
+	}
+	return nil
+}
+
+// AddNoise writes sqrt(abar_t) x0 + sqrt(1-abar_t) noise into dst (diffusers'
+// add_noise); dst may alias x0 or noise.
+func (d *DDPM) AddNoise(dst, x0, noise []float32, t int) error {
+	if _, err := d.check(); err != nil {
+		return err
+	}
+	T := d.Schedule.Len()
+	if t < 0 || t >= T {
+		return fmt.Errorf("sampler: add noise at timestep %d outside the schedule [0, %d)", t, T)
+	}
+	return addNoise(dst, x0, noise, abarAt(d.Schedule, t))
+}

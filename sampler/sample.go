@@ -1,0 +1,221 @@
+package sampler
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"gorgonia.org/tensor"
+
+	"github.com/ugo-diffusion/ugo"
+	"github.com/ugo-diffusion/ugo/noise"
+)
+
+// Options configures Sample.
+type Options struct {
+	// Steps is the number of inference steps n of the full run; the
+	// timesteps are Scheduler.Timesteps(Steps). Required.
+	Steps int
+	// Noise supplies the standard normal noise of stochastic steps and of
+	// Strength. Each such use is one Normal call over the whole batch, in
+	// this order: the Strength noise first, then one call per step that
+	// needs noise, in step order. That is the order of diffusers'
+	// pipelines, so a torch-compatible source seeded as the torch.Generator
+	// reproduces their runs. Required when some step needs noise or
+	// Strength > 0.
+	Noise noise.Source
+	// Progress, if not nil, is called after every completed step. A
+	// non-nil error stops the run; Sample returns it in a *StepError.
+	Progress func(ProgressInfo) error
+	// StartStep resumes a run: x holds the sample after StartStep steps
+	// of the full Steps-step run (as saved from ProgressInfo.Sample after
+	// step StartStep-1), and sampling continues from step StartStep. No
+	// noise is added. For a stochastic scheduler, the result equals the
+	// uninterrupted run's when Noise continues the same stream.
+	StartStep int
+	// Strength, in (0, 1], turns Sample into img2img/SDEdit: x holds a
+	// clean sample, which is noised to the timestep of step Steps -
+	// int(Steps*Strength) with one draw from Noise, and only the remaining
+	// int(Steps*Strength) steps run (diffusers' img2img convention). 0 means
+	// an ordinary run from noise. A resumed img2img run sets StartStep and
+	// leaves Strength 0.
+	Strength float64
+}
+
+// ProgressInfo describes a completed step. Its tensors are views of buffers
+// that Sample keeps using: copy what must outlive the callback, and do not
+// modify them.
+type ProgressInfo struct {
+	// Step is the index of the completed step in the full run, 0-based;
+	// Steps is the length of the full run.
+	Step, Steps int
+	// Timestep is the training timestep the step started from.
+	Timestep int
+	// Sample is x after the step: the input of step Step+1, which is what
+	// a checkpoint saves (resume with StartStep = Step+1).
+	Sample *tensor.Dense
+	// X0 is the step's prediction of the clean sample, after clipping or
+	// thresholding.
+	X0 *tensor.Dense
+}
+
+// StepError reports a run that stopped before its end: a model error, a
+// non-finite model output, cancellation of the context, a Progress error.
+// x then holds a consistent sample, never a half-updated one: the input of
+// step Resume, so that Options.StartStep = Resume continues the run.
+type StepError struct {
+	// Step is the index of the step being processed when the run stopped
+	// and Timestep its training timestep.
+	Step, Timestep int
+	// Resume is the StartStep that continues the run from x.
+	Resume int
+	// Err is the cause; errors.Is(err, context.Canceled) and
+	// errors.Is(err, ErrNonFinite) see through a StepError.
+	Err error
+}
+
+// Error implements error.
+func (e *StepError) Error() string {
+	return fmt.Sprintf("sampler: step %d (timestep %d): %v", e.Step, e.Timestep, e.Err)
+}
+
+// Unwrap returns the cause.
+func (e *StepError) Unwrap() error { return e.Err }
+
+// Sample runs the sampling loop: it calls model once per step with the
+// whole batch at one shared timestep (t passed as a 1-element slice) and
+// advances x with the scheduler, in place. x is float32 N,C,H,W or
+// N,C,F,H,W; on entry it holds the initial noise (fill it with
+// noise.FillTensor from the same Source as Options.Noise to reproduce a
+// diffusers run), a clean sample (Options.Strength) or a saved state
+// (Options.StartStep); on success it holds the final sample.
+//
+// Sample allocates its buffers once per call and nothing per step. It
+// returns promptly when ctx is cancelled, with an error wrapping ctx.Err().
+// Any error after the run has started is a *StepError; see there for what x
+// holds then.
+func Sample(ctx context.Context, model ugo.Denoiser, s Scheduler, x *tensor.Dense, opts Options) error {
+	if model == nil || s == nil {
+		return errors.New("sampler: Sample needs a model and a scheduler")
+	}
+	shape, err := ugo.CheckSample("x", x)
+	if err != nil {
+		return err
+	}
+	if opts.Steps <= 0 {
+		return fmt.Errorf("sampler: %d steps, want at least 1", opts.Steps)
+	}
+	if !(opts.Strength >= 0 && opts.Strength <= 1) {
+		return fmt.Errorf("sampler: strength %v, want a number in [0, 1]", opts.Strength)
+	}
+	if opts.StartStep < 0 || opts.StartStep > opts.Steps {
+		return fmt.Errorf("sampler: start step %d, want 0..%d", opts.StartStep, opts.Steps)
+	}
+	if opts.StartStep > 0 && opts.Strength > 0 {
+		return errors.New("sampler: set StartStep or Strength, not both: a resumed img2img run needs only StartStep")
+	}
+	ts, err := s.Timesteps(opts.Steps)
+	if err != nil {
+		return err
+	}
+	start := opts.StartStep
+	if opts.Strength > 0 {
+		kept := int(float64(opts.Steps) * opts.Strength)
+		if kept == 0 {
+			return fmt.Errorf("sampler: strength %v of %d steps leaves no step to run", opts.Strength, opts.Steps)
+		}
+		start = opts.Steps - kept
+	}
+	needNoise := opts.Strength > 0
+	for _, t := range ts[start:] {
+		needNoise = needNoise || s.NeedsNoise(t)
+	}
+	if needNoise && opts.Noise == nil {
+		return errors.New("sampler: the run draws noise but Options.Noise is nil")
+	}
+
+	xs := ugo.Float32s(x)
+	n, batch := len(xs), shape[0]
+	eps := make([]float32, n)
+	x0 := make([]float32, n)
+	scratch := make([]float32, n/batch)
+	var z []float32
+	if needNoise {
+		z = make([]float32, n)
+	}
+	epsT := tensor.New(tensor.WithShape(shape...), tensor.WithBacking(eps))
+	x0T := tensor.New(tensor.WithShape(shape...), tensor.WithBacking(x0))
+	tbuf := []float32{0}
+
+	if opts.Strength > 0 {
+		if err := ctx.Err(); err != nil {
+			return fmt.Errorf("sampler: %w", err)
+		}
+		opts.Noise.Normal(z)
+		if err := s.AddNoise(xs, xs, z, ts[start]); err != nil {
+			return err
+		}
+	}
+	for i := start; i < opts.Steps; i++ {
+		t := ts[i]
+		fail := func(err error) error { return &StepError{Step: i, Timestep: t, Resume: i, Err: err} }
+		if err := ctx.Err(); err != nil {
+			return fail(err)
+		}
+		tbuf[0] = float32(t)
+		if err := model.PredictNoise(ctx, epsT, x, tbuf); err != nil {
+			return fail(err)
+		}
+		if !sameShape(epsT.Shape(), shape) || epsT.DataSize() != n {
+			return fail(&ugo.ShapeError{What: "model output", Got: epsT.Shape().Clone(), Want: fmt.Sprintf("the shape of x %v", shape)})
+		}
+		if j := firstNonFinite(eps); j >= 0 {
+			return fail(fmt.Errorf("model output: %w %v at index %d", ErrNonFinite, eps[j], j))
+		}
+		in := StepInput{
+			Timestep:    t,
+			Prev:        s.PrevTimestep(t, opts.Steps),
+			ModelOutput: eps,
+			Sample:      xs,
+			X0:          x0,
+			Batch:       batch,
+			Scratch:     scratch,
+		}
+		if s.NeedsNoise(t) {
+			opts.Noise.Normal(z)
+			in.Noise = z
+		}
+		if err := s.Step(xs, in); err != nil {
+			return fail(err)
+		}
+		if opts.Progress != nil {
+			info := ProgressInfo{Step: i, Steps: opts.Steps, Timestep: t, Sample: x, X0: x0T}
+			if err := opts.Progress(info); err != nil {
+				return &StepError{Step: i, Timestep: t, Resume: i + 1, Err: fmt.Errorf("progress: %w", err)}
+			}
+		}
+	}
+	return nil
+}
+
+func sameShape(a tensor.Shape, b []int) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := range a {
+		if a[i] != b[i] {
+			return false
+		}
+	}
+	return true
+}
+
+// firstNonFinite returns the index of the first NaN or infinity in v, or -1.
+func firstNonFinite(v []float32) int {
+	for i, f := range v {
+		if f-f != 0 { // NaN - NaN and Inf - Inf are NaN
+			return i
+		}
+	}
+	return -1
+}
