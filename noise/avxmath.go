@@ -16,16 +16,14 @@ func fma32(a, b, c float32) float32 {
 	p := float64(a) * float64(b) // exact: 24+24 bits fit in 53
 	cc := float64(c)
 	s := p + cc
-	// TwoSum error term: s + e == p + cc exactly.
-	bv := s - p
-	e := (p - (s - bv)) + (cc - bv)
-	if e != 0 {
-		// s is inexact. Rounding s to float32 is a second rounding that
-		// can only go wrong when s sits exactly half-way between two
-		// float32 values; nudge it towards the exact sum in that case.
-		bits := math.Float64bits(s)
-		if bits&(1<<29-1) == 1<<28 {
-			s = math.Nextafter(s, s+e)
+	// Rounding s to float32 is a second rounding, which can only go wrong
+	// when s sits exactly half-way between two float32 values and is
+	// itself inexact. Then nudge s towards the exact sum, using the TwoSum
+	// error term e (s + e == p + cc exactly).
+	if math.Float64bits(s)&(1<<29-1) == 1<<28 {
+		bv := s - p
+		if e := (p - (s - bv)) + (cc - bv); e != 0 {
+			s = math.Nextafter(s, math.Copysign(math.Inf(1), e))
 		}
 	}
 	return float32(s)

@@ -22,9 +22,10 @@
 // # Calls matter
 //
 // For the torch-compatible sources, one Normal call is one torch.randn call.
-// torch.randn(32) followed by torch.randn(32) is not torch.randn(64): TorchCPU
-// treats requests below 16 values and requests of 16 or more differently,
-// and Philox restarts its counter on every call. Always draw a whole tensor
+// torch.randn(24) followed by torch.randn(40) is not torch.randn(64): TorchCPU
+// treats requests below 16 values and requests of 16 or more differently and
+// redraws the last 16 values of a request whose length is not a multiple of
+// 16, and Philox restarts its counter on every call. Always draw a whole tensor
 // with one call, as FillTensor and NewTensor do; torch.randn(2, 4, 8, 8)
 // equals one Normal call over 512 values.
 //
