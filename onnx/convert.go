@@ -1,0 +1,230 @@
+package onnx
+
+import (
+	"fmt"
+	"math"
+	"unsafe"
+
+	"github.com/x448/float16"
+	ort "github.com/yalue/onnxruntime_go"
+	"gorgonia.org/tensor"
+)
+
+// toFloat16 converts src to IEEE 754 half-precision bits in dst (rounding to
+// nearest even, as numpy and torch do).
+func toFloat16(dst []uint16, src []float32) {
+	for i, v := range src {
+		dst[i] = float16.Fromfloat32(v).Bits()
+	}
+}
+
+// fromFloat16 converts half-precision bits in src to float32 in dst.
+func fromFloat16(dst []float32, src []uint16) {
+	for i, v := range src {
+		dst[i] = float16.Frombits(v).Float32()
+	}
+}
+
+// u16Bytes views a []uint16 as bytes (native byte order, as ONNX Runtime
+// expects).
+func u16Bytes(s []uint16) []byte {
+	if len(s) == 0 {
+		return nil
+	}
+	return unsafe.Slice((*byte)(unsafe.Pointer(&s[0])), 2*len(s))
+}
+
+// roundTimestep rounds a fractional timestep for an integer-timestep model:
+// to nearest, ties to even, like torch.round.
+func roundTimestep(v float32) float64 { return math.RoundToEven(float64(v)) }
+
+// newValue wraps data (a typed slice already in the element type dt) as an
+// ONNX Runtime value of the given dims, without copying. A rank-0 value is a
+// scalar.
+func newValue(dt DType, dims []int64, data any) (ort.Value, error) {
+	shape := ort.Shape(dims)
+	if len(dims) == 0 {
+		switch d := data.(type) {
+		case []float32:
+			return ort.NewScalar(d[0])
+		case []float64:
+			return ort.NewScalar(d[0])
+		case []int64:
+			return ort.NewScalar(d[0])
+		case []int32:
+			return ort.NewScalar(d[0])
+		}
+		return nil, fmt.Errorf("onnx: cannot create a rank-0 %s tensor (onnxruntime_go has no float16 scalar)", dt)
+	}
+	switch d := data.(type) {
+	case []float32:
+		return ort.NewTensor(shape, d)
+	case []float64:
+		return ort.NewTensor(shape, d)
+	case []int64:
+		return ort.NewTensor(shape, d)
+	case []int32:
+		return ort.NewTensor(shape, d)
+	case []uint16:
+		return ort.NewCustomDataTensor(shape, u16Bytes(d), ort.TensorElementDataTypeFloat16)
+	}
+	return nil, fmt.Errorf("onnx: internal: no tensor for %T", data)
+}
+
+// makeSlice allocates a slice of n elements holding values of type dt
+// ([]uint16 for float16).
+func makeSlice(dt DType, n int) any {
+	switch dt {
+	case Float32:
+		return make([]float32, n)
+	case Float16:
+		return make([]uint16, n)
+	case Float64:
+		return make([]float64, n)
+	case Int64:
+		return make([]int64, n)
+	case Int32:
+		return make([]int32, n)
+	}
+	return nil
+}
+
+// denseValues returns the elements of d as float64s (for float types) or
+// int64s (for integer types), copying.
+func denseValues(d *tensor.Dense) (fs []float64, is []int64, err error) {
+	switch v := d.Data().(type) {
+	case []float32:
+		fs = make([]float64, len(v))
+		for i, x := range v {
+			fs[i] = float64(x)
+		}
+	case []float64:
+		fs = append(fs, v...)
+	case []int64:
+		is = append(is, v...)
+	case []int32:
+		for _, x := range v {
+			is = append(is, int64(x))
+		}
+	case []int:
+		for _, x := range v {
+			is = append(is, int64(x))
+		}
+	case float32:
+		fs = []float64{float64(v)}
+	case float64:
+		fs = []float64{v}
+	case int64:
+		is = []int64{v}
+	case int32:
+		is = []int64{int64(v)}
+	case int:
+		is = []int64{int64(v)}
+	default:
+		return nil, nil, fmt.Errorf("element type %v is not supported (use float32, float64, int64, int32 or int)", d.Dtype())
+	}
+	return fs, is, nil
+}
+
+// convertDense copies d into a new slice of element type dt. Floats feed
+// float inputs, integers feed any input; floats never feed integer inputs.
+func convertDense(d *tensor.Dense, dt DType) (any, error) {
+	fs, is, err := denseValues(d)
+	if err != nil {
+		return nil, err
+	}
+	n := len(fs) + len(is)
+	get := func(i int) float64 {
+		if fs != nil {
+			return fs[i]
+		}
+		return float64(is[i])
+	}
+	for i := range n {
+		if v := get(i); math.IsNaN(v) || math.IsInf(v, 0) {
+			return nil, fmt.Errorf("element %d is %v, want a finite number", i, v)
+		}
+	}
+	out := makeSlice(dt, n)
+	switch o := out.(type) {
+	case []float32:
+		for i := range o {
+			o[i] = float32(get(i))
+		}
+	case []float64:
+		for i := range o {
+			o[i] = get(i)
+		}
+	case []uint16:
+		for i := range o {
+			o[i] = float16.Fromfloat32(float32(get(i))).Bits()
+		}
+	case []int64:
+		if fs != nil {
+			return nil, fmt.Errorf("a %v tensor cannot feed an int64 input; pass integers", d.Dtype())
+		}
+		copy(o, is)
+	case []int32:
+		if fs != nil {
+			return nil, fmt.Errorf("a %v tensor cannot feed an int32 input; pass integers", d.Dtype())
+		}
+		for i, v := range is {
+			if v != int64(int32(v)) {
+				return nil, fmt.Errorf("element %d (%d) overflows int32", i, v)
+			}
+			o[i] = int32(v)
+		}
+	default:
+		return nil, fmt.Errorf("input type %s is not supported", dt)
+	}
+	return out, nil
+}
+
+// tileConcat builds the batch of an extra input for a call over several
+// bindings: member k's data is repeated reps[k] times, members concatenated.
+func tileConcat(dt DType, parts []any, reps []int) any {
+	total := 0
+	for k, p := range parts {
+		total += sliceLen(p) * reps[k]
+	}
+	out := makeSlice(dt, total)
+	off := 0
+	for k, p := range parts {
+		for range reps[k] {
+			off += copySlice(out, off, p)
+		}
+	}
+	return out
+}
+
+func sliceLen(s any) int {
+	switch v := s.(type) {
+	case []float32:
+		return len(v)
+	case []uint16:
+		return len(v)
+	case []float64:
+		return len(v)
+	case []int64:
+		return len(v)
+	case []int32:
+		return len(v)
+	}
+	return 0
+}
+
+func copySlice(dst any, off int, src any) int {
+	switch d := dst.(type) {
+	case []float32:
+		return copy(d[off:], src.([]float32))
+	case []uint16:
+		return copy(d[off:], src.([]uint16))
+	case []float64:
+		return copy(d[off:], src.([]float64))
+	case []int64:
+		return copy(d[off:], src.([]int64))
+	case []int32:
+		return copy(d[off:], src.([]int32))
+	}
+	return 0
+}

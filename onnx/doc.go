@@ -1,0 +1,104 @@
+// Package onnx runs diffusion models exported to ONNX on ONNX Runtime, as
+// ugo.Denoiser values.
+//
+// It is ugo's only cgo package, built on github.com/yalue/onnxruntime_go,
+// which loads the ONNX Runtime shared library at run time.
+//
+// # Opening a model
+//
+// Open loads a model file and returns a *Model, a ugo.Denoiser:
+//
+//	m, err := onnx.Open("unet.onnx", onnx.WithThreads(4, 1))
+//	if err != nil { ... }
+//	defer m.Close()
+//	err = m.PredictNoise(ctx, eps, x, []float32{999})
+//
+// Open inspects the graph. The sample input is found by name (x, sample,
+// x_t, latent, ...), the timestep input too (t, timestep, timesteps), and the
+// output (eps, out_sample, noise_pred, or the only output); WithInputNames
+// and WithOutputName override that. Model.Info reports the names, element
+// types and dimensions, which dimensions are fixed and which dynamic
+// (ModelInfo.DynamicBatch, ModelInfo.DynamicSize), and ModelInfo.CheckShape
+// says whether a given sample shape fits. Asking a fixed-size model for
+// another resolution is a *ugo.ShapeError naming the fixed dimension.
+//
+// # Element types
+//
+// The sample and output may be float32 or float16; float16 models get their
+// inputs converted at the boundary (github.com/x448/float16, round to
+// nearest even) and their outputs converted back, so callers always see
+// float32. The timestep may be float32, float16, float64, int64 or int32,
+// shaped [N] (one per batch element), [1] or a scalar (one for the whole
+// call: all timesteps of a call must then be equal). Integer timesteps are
+// rounded to the nearest integer, ties to even, as torch.round does: the
+// fractional times Upsample Guidance asks for are then quantised, which
+// matches the "nearest" time-adjustment mode of the public implementations.
+// A float16 scalar timestep cannot be fed (the binding has no float16
+// scalar); Open says so.
+//
+// # Extra inputs and classifier-free guidance
+//
+// Inputs besides the sample and timestep (diffusers' encoder_hidden_states,
+// class labels, added conditions) are bound with Model.With, which returns
+// a *Bound denoiser feeding a fixed value on every call. Bound denoisers
+// share their model's session. A value with batch 1 is repeated over the
+// sample's batch. BatchedCFG combines a conditional and an unconditional
+// Bound of one model into one denoiser that runs both in a single session
+// call on a doubled batch, as diffusers' pipelines do.
+//
+// # Performance and concurrency
+//
+// A Model is safe for concurrent use: ONNX Runtime's session runs calls in
+// parallel, and each call takes its own pre-allocated set of input, output
+// and run-option values from a cache keyed by shape, so a steady-state call
+// allocates no tensors (only the few bytes the binding allocates per run).
+// Inputs are copied into the cached tensors, which also means a call never
+// retains the caller's x. WithThreads sets ONNX Runtime's intra-op and
+// inter-op thread counts. Cancelling the context of a running call sets the
+// terminate flag of its run options (RunOptions.Terminate): ONNX Runtime
+// stops between operators and PredictNoise returns an error wrapping
+// ctx.Err().
+//
+// A NaN or infinite output is an error wrapping ErrNonFinite.
+//
+// # The ONNX Runtime library
+//
+// InitRuntime (called by Open) loads the library once per process: from
+// WithLibraryPath when given, else from the ONNXRUNTIME_SHARED_LIBRARY_PATH
+// environment variable, else from the usual system names and paths. The
+// library must be ONNX Runtime 1.29 or newer. In the ugo repository, `make
+// ort` fetches the Linux x64 CPU build 1.30.0 (from the npm package
+// onnxruntime-node) into .cache/ort/1.30.0/ and `make test` points the
+// environment variable at it. When no library is found, the error (a
+// *LibraryError) lists every path tried.
+//
+// # GPUs
+//
+// WithCUDA(deviceID, options) and WithTensorRT(deviceID, options) append
+// the CUDA and TensorRT execution providers; WithFallback chooses what
+// happens when they cannot be used: FallbackFail (the default) makes Open
+// fail with an error wrapping ErrProviderUnavailable, FallbackCPU logs a
+// warning through log/slog and runs on the CPU. Model.Info().Providers says
+// which providers the session has.
+//
+// The CPU build fetched by `make ort` has no GPU providers. For CUDA, use an
+// official GPU release of ONNX Runtime >= 1.29 from
+// https://github.com/microsoft/onnxruntime/releases
+// (onnxruntime-linux-x64-gpu-<version>.tgz; Windows: onnxruntime-win-x64-gpu).
+// Its lib/ directory holds libonnxruntime.so together with the provider
+// libraries libonnxruntime_providers_shared.so,
+// libonnxruntime_providers_cuda.so and libonnxruntime_providers_tensorrt.so,
+// which must stay next to it; point WithLibraryPath or
+// ONNXRUNTIME_SHARED_LIBRARY_PATH at lib/libonnxruntime.so. The 1.2x GPU
+// releases are built against CUDA 12.x and cuDNN 9 (check the
+// CUDA-ExecutionProvider requirements page for the exact release); the CUDA
+// runtime, cuBLAS, cuFFT and cuDNN libraries must be on the loader path
+// (LD_LIBRARY_PATH), and TensorRT additionally needs the TensorRT 10
+// libraries (libnvinfer). Provider options are passed as strings, as in ONNX
+// Runtime's C API (for example "gpu_mem_limit", "cudnn_conv_algo_search",
+// "trt_fp16_enable", "trt_engine_cache_enable").
+//
+// Caveat: the CUDA provider installs its own signal handlers, replacing Go's
+// (onnxruntime_go issue 140); a crash inside CUDA may then not produce a Go
+// traceback.
+package onnx

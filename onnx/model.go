@@ -1,0 +1,590 @@
+package onnx
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math"
+	"os"
+	"slices"
+	"sync"
+	"sync/atomic"
+
+	ort "github.com/yalue/onnxruntime_go"
+	"gorgonia.org/tensor"
+
+	"github.com/ugo-diffusion/ugo"
+)
+
+// ErrClosed is returned by calls on a closed Model.
+var ErrClosed = errors.New("onnx: model is closed")
+
+// ErrNonFinite is wrapped by the error PredictNoise returns when the model
+// produced a NaN or an infinity.
+var ErrNonFinite = errors.New("non-finite model output")
+
+// Cache bounds: idle pre-allocated bindings kept per shape, and distinct
+// shapes (times bound-input sets) kept before older ones are dropped.
+const (
+	maxIdlePerKey = 16
+	maxKeys       = 32
+)
+
+// Model is an ONNX diffusion model (an eps-prediction network) loaded into
+// an ONNX Runtime session. It implements ugo.Denoiser and is safe for
+// concurrent use. Close releases it.
+type Model struct {
+	info    ModelInfo
+	sess    *ort.DynamicAdvancedSession
+	extraIx map[string]int // extra input name -> index in info.Extra
+	root    *Bound
+	nextID  atomic.Uint64
+
+	mu     sync.RWMutex // held for reading by calls, for writing by Close
+	closed bool
+
+	cacheMu sync.Mutex
+	cache   map[bindKey][]*binding // idle bindings
+}
+
+// Open loads the ONNX model at path. It initialises the ONNX Runtime on first
+// use (see InitRuntime for how the shared library is found), inspects the
+// model's inputs and outputs and creates a session that accepts a new input
+// shape on every call.
+//
+// Input roles are detected by name: the sample from x, sample, x_t, latent
+// (...), the timestep from t, timestep, timesteps, and the output from eps,
+// out_sample, noise_pred (or the only output); WithInputNames and
+// WithOutputName override detection. Any other input (diffusers'
+// encoder_hidden_states, class labels, ...) is an extra input to bind with
+// With before predicting.
+func Open(path string, opts ...Option) (*Model, error) {
+	cfg := &config{}
+	for _, o := range opts {
+		o(cfg)
+	}
+	if len(cfg.errs) > 0 {
+		return nil, errors.Join(cfg.errs...)
+	}
+	if cfg.logger == nil {
+		cfg.logger = slog.Default()
+	}
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("onnx: reading model: %w", err)
+	}
+	if len(data) == 0 {
+		return nil, fmt.Errorf("onnx: model file %s is empty", path)
+	}
+	if err := InitRuntime(cfg.lib); err != nil {
+		return nil, err
+	}
+	ins, outs, err := ort.GetInputOutputInfoWithONNXData(data)
+	if err != nil {
+		return nil, fmt.Errorf("onnx: %s is not a loadable ONNX model: %w", path, err)
+	}
+	mi := ModelInfo{Path: path, RuntimeVersion: RuntimeVersion()}
+	if mi.Inputs, err = tensorInfos(ins); err != nil {
+		return nil, err
+	}
+	if mi.Outputs, err = tensorInfos(outs); err != nil {
+		return nil, err
+	}
+	if err := assignRoles(&mi, cfg); err != nil {
+		return nil, fmt.Errorf("%w (model %s)", err, path)
+	}
+	inputNames := []string{mi.Sample.Name, mi.Timestep.Name}
+	for _, e := range mi.Extra {
+		inputNames = append(inputNames, e.Name)
+	}
+
+	sess, providers, err := newSession(cfg, data, inputNames, mi.Output.Name)
+	if err != nil {
+		return nil, err
+	}
+	for _, p := range providers {
+		mi.Providers = append(mi.Providers, p.name)
+	}
+	mi.Providers = append(mi.Providers, "CPUExecutionProvider")
+
+	m := &Model{info: mi, sess: sess, extraIx: map[string]int{}, cache: map[bindKey][]*binding{}}
+	for i, e := range mi.Extra {
+		m.extraIx[e.Name] = i
+	}
+	m.root = &Bound{m: m, id: 0, values: make([]*boundValue, len(mi.Extra))}
+	return m, nil
+}
+
+// newSession creates the session, applying the fallback policy to the
+// requested providers. It returns the providers actually used.
+func newSession(cfg *config, data []byte, inputNames []string, output string) (*ort.DynamicAdvancedSession, []provider, error) {
+	providers := slices.Clone(cfg.providers)
+	for {
+		so, err := sessionOptions(cfg, providers)
+		var perr *ProviderError
+		if errors.As(err, &perr) && cfg.fallback == FallbackCPU {
+			cfg.logger.Warn("onnx: execution provider unavailable, falling back", "provider", perr.Provider, "error", perr.Err)
+			providers = slices.DeleteFunc(providers, func(p provider) bool { return p.name == perr.Provider })
+			continue
+		}
+		if err != nil {
+			return nil, nil, err
+		}
+		sess, err := ort.NewDynamicAdvancedSessionWithONNXData(data, inputNames, []string{output}, so)
+		so.Destroy()
+		if err != nil && len(providers) > 0 && cfg.fallback == FallbackCPU {
+			cfg.logger.Warn("onnx: session creation failed with GPU providers, falling back to CPU", "error", err)
+			providers = nil
+			continue
+		}
+		if err != nil {
+			if len(providers) > 0 {
+				return nil, nil, &ProviderError{Provider: providers[0].name, Err: err}
+			}
+			return nil, nil, fmt.Errorf("onnx: creating session: %w", err)
+		}
+		return sess, providers, nil
+	}
+}
+
+// Info describes the model: inputs, outputs, the roles assigned to them,
+// fixed and dynamic dimensions, and the execution providers in use.
+func (m *Model) Info() ModelInfo {
+	mi := m.info
+	mi.Inputs = slices.Clone(mi.Inputs)
+	mi.Outputs = slices.Clone(mi.Outputs)
+	mi.Extra = slices.Clone(mi.Extra)
+	mi.Providers = slices.Clone(mi.Providers)
+	return mi
+}
+
+// PredictNoise implements ugo.Denoiser: it writes the model's output for
+// (x, t) into dst. A model with extra inputs must be bound first (see With).
+//
+// For an integer-timestep model each t is rounded to the nearest integer
+// (ties to even, as torch.round), so fractional Upsample Guidance times are
+// quantised. A model whose timestep is [1] or a scalar needs one shared
+// timestep per call. A float16 model gets x and t converted to half
+// precision and its output converted back. The error wraps ErrNonFinite when
+// the output holds a NaN or an infinity, ctx.Err() when ctx ended the call
+// (the running inference is stopped through RunOptions.Terminate), and is a
+// *ugo.ShapeError when x has a size the model cannot take.
+func (m *Model) PredictNoise(ctx context.Context, dst, x *tensor.Dense, t []float32) error {
+	return m.root.PredictNoise(ctx, dst, x, t)
+}
+
+// Close releases the session and all pre-allocated tensors. It waits for
+// running calls to finish; later calls return ErrClosed. Bound denoisers
+// derived from the model stop working too. Close is idempotent. The
+// process-wide ONNX Runtime environment stays loaded.
+func (m *Model) Close() error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.closed {
+		return nil
+	}
+	m.closed = true
+	m.cacheMu.Lock()
+	for k, bs := range m.cache {
+		for _, b := range bs {
+			b.destroy()
+		}
+		delete(m.cache, k)
+	}
+	m.cacheMu.Unlock()
+	if err := m.sess.Destroy(); err != nil {
+		return fmt.Errorf("onnx: destroying session: %w", err)
+	}
+	return nil
+}
+
+// bindKey identifies a set of pre-allocated tensors: the bound-input sets of
+// the batch members and the sample shape of one member.
+type bindKey struct {
+	members [2]uint64
+	nmem    int
+	rank    int
+	shape   [5]int
+}
+
+// binding is the pre-allocated input and output tensors for one call shape.
+// It is used by one call at a time.
+type binding struct {
+	key     bindKey
+	inputs  []ort.Value
+	outputs []ort.Value
+	owned   []ort.Value // everything to destroy, including extras
+
+	x32     []float32
+	x16     []uint16
+	tlen    int
+	tdt     DType
+	t32     []float32
+	t16     []uint16
+	t64     []float64
+	ti64    []int64
+	ti32    []int32
+	tScalar bool // the timestep value is created per call
+	out32   []float32
+	out16   []uint16
+
+	ro        *ort.RunOptions
+	termDone  chan struct{}
+	terminate func()
+	broken    bool
+}
+
+func (b *binding) destroy() {
+	for _, v := range b.owned {
+		v.Destroy()
+	}
+	b.owned = nil
+	if b.ro != nil {
+		b.ro.Destroy()
+		b.ro = nil
+	}
+}
+
+// acquire returns an idle binding for key or creates one.
+func (m *Model) acquire(key bindKey, members []*Bound, xshape []int, n int) (*binding, error) {
+	m.cacheMu.Lock()
+	if bs := m.cache[key]; len(bs) > 0 {
+		b := bs[len(bs)-1]
+		m.cache[key] = bs[:len(bs)-1]
+		m.cacheMu.Unlock()
+		return b, nil
+	}
+	m.cacheMu.Unlock()
+	return m.newBinding(key, members, xshape, n)
+}
+
+// release returns b to the cache, or destroys it when the cache is full.
+func (m *Model) release(b *binding) {
+	if b.broken {
+		b.destroy()
+		return
+	}
+	m.cacheMu.Lock()
+	defer m.cacheMu.Unlock()
+	bs, ok := m.cache[b.key]
+	if !ok && len(m.cache) >= maxKeys {
+		for k, old := range m.cache { // drop some other shape
+			for _, ob := range old {
+				ob.destroy()
+			}
+			delete(m.cache, k)
+			break
+		}
+	}
+	if len(bs) >= maxIdlePerKey {
+		b.destroy()
+		return
+	}
+	m.cache[b.key] = append(bs, b)
+}
+
+func (m *Model) newBinding(key bindKey, members []*Bound, xshape []int, n int) (_ *binding, err error) {
+	mi := &m.info
+	batch := len(members) * n
+	b := &binding{key: key, termDone: make(chan struct{}, 1)}
+	defer func() {
+		if err != nil {
+			b.destroy()
+		}
+	}()
+	own := func(v ort.Value, err error) (ort.Value, error) {
+		if err == nil {
+			b.owned = append(b.owned, v)
+		}
+		return v, err
+	}
+
+	// Sample.
+	dims := make([]int64, len(xshape))
+	numel := batch
+	for i, d := range xshape {
+		dims[i] = int64(d)
+		if i > 0 {
+			numel *= d
+		}
+	}
+	dims[0] = int64(batch)
+	var xs any
+	if mi.Sample.DType == Float16 {
+		b.x16 = make([]uint16, numel)
+		xs = b.x16
+	} else {
+		b.x32 = make([]float32, numel)
+		xs = b.x32
+	}
+	xv, err := own(newValue(mi.Sample.DType, dims, xs))
+	if err != nil {
+		return nil, fmt.Errorf("onnx: allocating sample tensor: %w", err)
+	}
+
+	// Timestep.
+	b.tdt = mi.Timestep.DType
+	var tv ort.Value
+	switch mi.TimestepShape {
+	case TimestepScalar:
+		b.tScalar, b.tlen = true, 1
+	case TimestepSingle:
+		b.tlen = 1
+	default:
+		b.tlen = batch
+	}
+	ts := makeSlice(b.tdt, b.tlen)
+	switch s := ts.(type) {
+	case []float32:
+		b.t32 = s
+	case []uint16:
+		b.t16 = s
+	case []float64:
+		b.t64 = s
+	case []int64:
+		b.ti64 = s
+	case []int32:
+		b.ti32 = s
+	}
+	if !b.tScalar {
+		if tv, err = own(newValue(b.tdt, []int64{int64(b.tlen)}, ts)); err != nil {
+			return nil, fmt.Errorf("onnx: allocating timestep tensor: %w", err)
+		}
+	}
+	b.inputs = []ort.Value{xv, tv}
+
+	// Extra inputs, tiled to the batch and concatenated over members.
+	for i, e := range mi.Extra {
+		parts := make([]any, len(members))
+		reps := make([]int, len(members))
+		var vdims []int64
+		for k, mem := range members {
+			bv := mem.values[i]
+			parts[k], reps[k] = bv.data, 1
+			vdims = slices.Clone(bv.dims)
+			if len(bv.dims) > 0 && e.Dims[0] < 0 {
+				switch {
+				case bv.dims[0] == int64(n):
+				case bv.dims[0] == 1:
+					reps[k] = n
+				default:
+					return nil, fmt.Errorf("onnx: bound input %s has batch %d, but x has batch %d; want %d or 1",
+						e.Name, bv.dims[0], n, n)
+				}
+				vdims[0] = int64(n * len(members))
+			}
+		}
+		data := parts[0]
+		if len(members) > 1 || reps[0] > 1 {
+			data = tileConcat(e.DType, parts, reps)
+		}
+		v, err := own(newValue(e.DType, vdims, data))
+		if err != nil {
+			return nil, fmt.Errorf("onnx: allocating bound input %s: %w", e.Name, err)
+		}
+		b.inputs = append(b.inputs, v)
+	}
+
+	// Output.
+	var outs any
+	if mi.Output.DType == Float16 {
+		b.out16 = make([]uint16, numel)
+		b.out32 = make([]float32, numel)
+		outs = b.out16
+	} else {
+		b.out32 = make([]float32, numel)
+		outs = b.out32
+	}
+	ov, err := own(newValue(mi.Output.DType, dims, outs))
+	if err != nil {
+		return nil, fmt.Errorf("onnx: allocating output tensor: %w", err)
+	}
+	b.outputs = []ort.Value{ov}
+
+	if b.ro, err = ort.NewRunOptions(); err != nil {
+		return nil, fmt.Errorf("onnx: creating run options: %w", err)
+	}
+	ro := b.ro
+	b.terminate = func() {
+		ro.Terminate()
+		b.termDone <- struct{}{}
+	}
+	return b, nil
+}
+
+// setInputs copies x (once per member) and the timesteps into b.
+func (b *binding) setInputs(x []float32, t []float32, n, nmem int) error {
+	per := len(x)
+	for k := range nmem {
+		if b.x16 != nil {
+			toFloat16(b.x16[k*per:(k+1)*per], x)
+		} else {
+			copy(b.x32[k*per:], x)
+		}
+	}
+	for i := range b.tlen {
+		v := ugo.TimestepAt(t, i%n)
+		switch {
+		case b.t32 != nil:
+			b.t32[i] = v
+		case b.t16 != nil:
+			b.t16[i] = toHalf(v)
+		case b.t64 != nil:
+			b.t64[i] = float64(v)
+		case b.ti64 != nil:
+			b.ti64[i] = int64(roundTimestep(v))
+		case b.ti32 != nil:
+			b.ti32[i] = int32(roundTimestep(v))
+		}
+	}
+	if b.tScalar {
+		v := t[0]
+		var err error
+		switch b.tdt {
+		case Float32:
+			b.inputs[1], err = ort.NewScalar(v)
+		case Float64:
+			b.inputs[1], err = ort.NewScalar(float64(v))
+		case Int64:
+			b.inputs[1], err = ort.NewScalar(int64(roundTimestep(v)))
+		case Int32:
+			b.inputs[1], err = ort.NewScalar(int32(roundTimestep(v)))
+		default:
+			err = fmt.Errorf("onnx: no scalar timestep of type %s", b.tdt)
+		}
+		if err != nil {
+			return fmt.Errorf("onnx: creating timestep scalar: %w", err)
+		}
+	}
+	return nil
+}
+
+func toHalf(v float32) uint16 {
+	var h [1]uint16
+	toFloat16(h[:], []float32{v})
+	return h[0]
+}
+
+// run executes the session on b, stopping it through RunOptions.Terminate
+// when ctx ends.
+func (b *binding) run(ctx context.Context, sess *ort.DynamicAdvancedSession) error {
+	var stop func() bool
+	if ctx.Done() != nil {
+		stop = context.AfterFunc(ctx, b.terminate)
+	}
+	err := sess.RunWithOptions(b.inputs, b.outputs, b.ro)
+	if b.tScalar {
+		b.inputs[1].Destroy()
+		b.inputs[1] = nil
+	}
+	if stop != nil && !stop() {
+		// The terminate callback ran: wait for it, then clear the flag so the
+		// binding can be reused.
+		<-b.termDone
+		if uerr := b.ro.UnsetTerminate(); uerr != nil {
+			b.broken = true
+		}
+		if err != nil {
+			return fmt.Errorf("onnx: inference stopped: %w", ctx.Err())
+		}
+	}
+	if err != nil {
+		if cerr := ctx.Err(); cerr != nil {
+			return fmt.Errorf("onnx: inference stopped: %w", cerr)
+		}
+		return fmt.Errorf("onnx: inference failed: %w", err)
+	}
+	return nil
+}
+
+// output returns the model output as float32 (converting float16) after
+// checking that it is finite.
+func (b *binding) output(name string) ([]float32, error) {
+	if b.out16 != nil {
+		fromFloat16(b.out32, b.out16)
+	}
+	for i, v := range b.out32 {
+		if math.IsNaN(float64(v)) || math.IsInf(float64(v), 0) {
+			return nil, fmt.Errorf("onnx: %w: output %s element %d is %v", ErrNonFinite, name, i, v)
+		}
+	}
+	return b.out32, nil
+}
+
+// call validates the arguments, runs the model once over the members (each
+// seeing x and t) and returns the binding holding the output, which the
+// caller must release.
+func (m *Model) call(ctx context.Context, dst, x *tensor.Dense, t []float32, members []*Bound) (*binding, []float32, error) {
+	if err := ugo.CheckPrediction(dst, x, t); err != nil {
+		return nil, nil, err
+	}
+	if err := ctx.Err(); err != nil {
+		return nil, nil, err
+	}
+	shape := []int(x.Shape())
+	if err := m.info.CheckShape(shape); err != nil {
+		return nil, nil, err
+	}
+	n := shape[0]
+	if m.info.TimestepShape != TimestepBatch {
+		for _, v := range t[1:] {
+			if v != t[0] {
+				return nil, nil, fmt.Errorf("onnx: the model takes one timestep per call (input %s is %s), got differing timesteps %v",
+					m.info.Timestep, m.info.TimestepShape, t)
+			}
+		}
+	}
+	if !m.info.DynamicBatch() && len(members)*n != int(m.info.Sample.Dims[0]) {
+		return nil, nil, &ugo.ShapeError{What: "x", Got: shape,
+			Want: fmt.Sprintf("a batch of %d: model input %s has a fixed batch size", m.info.Sample.Dims[0], m.info.Sample)}
+	}
+	for _, mem := range members {
+		for i, v := range mem.values {
+			if v == nil {
+				return nil, nil, fmt.Errorf("onnx: model input %s is not bound; bind it with Model.With", m.info.Extra[i])
+			}
+		}
+	}
+
+	key := bindKey{nmem: len(members), rank: len(shape)}
+	for k, mem := range members {
+		key.members[k] = mem.id
+	}
+	copy(key.shape[:], shape)
+
+	m.mu.RLock()
+	defer m.mu.RUnlock()
+	if m.closed {
+		return nil, nil, ErrClosed
+	}
+	b, err := m.acquire(key, members, shape, n)
+	if err != nil {
+		return nil, nil, err
+	}
+	if err := b.setInputs(ugo.Float32s(x), t, n, len(members)); err != nil {
+		m.release(b)
+		return nil, nil, err
+	}
+	if err := b.run(ctx, m.sess); err != nil {
+		m.release(b)
+		return nil, nil, fmt.Errorf("%w (model %s)", err, m.info.Path)
+	}
+	out, err := b.output(m.info.Output.Name)
+	if err != nil {
+		m.release(b)
+		return nil, nil, err
+	}
+	return b, out, nil
+}
+
+// done returns b to the cache, or destroys it when the model was closed meanwhile.
+func (m *Model) done(b *binding) {
+	m.mu.RLock()
+	defer m.mu.RUnlock()
+	if m.closed {
+		b.destroy()
+		return
+	}
+	m.release(b)
+}

@@ -1,0 +1,237 @@
+package onnx
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"maps"
+	"strconv"
+
+	ort "github.com/yalue/onnxruntime_go"
+)
+
+// Option configures Open.
+type Option func(*config)
+
+// Fallback is the policy applied when a requested execution provider (CUDA,
+// TensorRT) cannot be used.
+type Fallback int
+
+const (
+	// FallbackFail makes Open return an error wrapping ErrProviderUnavailable.
+	// It is the default: asking for a GPU and silently getting a CPU is
+	// rarely what a caller wants.
+	FallbackFail Fallback = iota
+	// FallbackCPU drops the unavailable provider, logs a warning through
+	// log/slog and continues on the remaining providers (at least the CPU).
+	FallbackCPU
+)
+
+// String returns "fail" or "cpu".
+func (f Fallback) String() string {
+	if f == FallbackCPU {
+		return "cpu"
+	}
+	return "fail"
+}
+
+// ErrProviderUnavailable is wrapped by the error Open returns when an
+// execution provider cannot be appended (for example CUDA with the CPU-only
+// ONNX Runtime build) under FallbackFail.
+var ErrProviderUnavailable = errors.New("execution provider unavailable")
+
+type provider struct {
+	name    string // ORT provider name, e.g. CUDAExecutionProvider
+	kind    string // "cuda" or "tensorrt"
+	options map[string]string
+}
+
+type config struct {
+	lib          string
+	xName, tName string
+	outName      string
+	intra, inter int
+	threadsSet   bool
+	providers    []provider
+	fallback     Fallback
+	logger       *slog.Logger
+	errs         []error
+}
+
+// WithLibraryPath loads the ONNX Runtime shared library from path instead of
+// searching the environment and the system (see InitRuntime). It only has
+// an effect on the first Open (or InitRuntime) of the process; naming a
+// different library later is an error.
+func WithLibraryPath(path string) Option {
+	return func(c *config) { c.lib = path }
+}
+
+// WithInputNames names the sample input (x) and the timestep input (t),
+// overriding detection. An empty string keeps detection for that input.
+func WithInputNames(x, t string) Option {
+	return func(c *config) { c.xName, c.tName = x, t }
+}
+
+// WithOutputName names the predicted-noise output, overriding detection.
+func WithOutputName(name string) Option {
+	return func(c *config) { c.outName = name }
+}
+
+// WithThreads sets ONNX Runtime's intra-op thread count (threads used inside
+// one operator, such as a convolution) and inter-op thread count (threads
+// running independent operators in parallel; ONNX Runtime only uses it in
+// parallel execution mode, which this option enables when inter > 1). Zero
+// keeps ONNX Runtime's default for that count (one thread per physical core
+// for intra-op). Negative values make Open fail.
+func WithThreads(intra, inter int) Option {
+	return func(c *config) {
+		if intra < 0 || inter < 0 {
+			c.errs = append(c.errs, fmt.Errorf("onnx: WithThreads(%d, %d): thread counts must be >= 0", intra, inter))
+			return
+		}
+		c.intra, c.inter, c.threadsSet = intra, inter, true
+	}
+}
+
+// WithCUDA asks for the CUDA execution provider on GPU deviceID, with extra
+// provider options (keys as documented at
+// https://onnxruntime.ai/docs/execution-providers/CUDA-ExecutionProvider.html,
+// for example "gpu_mem_limit", "cudnn_conv_algo_search",
+// "arena_extend_strategy"). The "device_id" key is set from deviceID. It
+// needs a GPU build of ONNX Runtime; see the package documentation. What
+// happens when CUDA is unavailable is set by WithFallback.
+func WithCUDA(deviceID int, options map[string]string) Option {
+	return func(c *config) {
+		if deviceID < 0 {
+			c.errs = append(c.errs, fmt.Errorf("onnx: WithCUDA: device id %d is negative", deviceID))
+			return
+		}
+		o := maps.Clone(options)
+		if o == nil {
+			o = map[string]string{}
+		}
+		o["device_id"] = strconv.Itoa(deviceID)
+		c.providers = append(c.providers, provider{name: "CUDAExecutionProvider", kind: "cuda", options: o})
+	}
+}
+
+// WithTensorRT asks for the TensorRT execution provider on GPU deviceID,
+// with extra provider options (keys as documented at
+// https://onnxruntime.ai/docs/execution-providers/TensorRT-ExecutionProvider.html,
+// for example "trt_fp16_enable", "trt_engine_cache_enable",
+// "trt_engine_cache_path"). Give WithCUDA as well (after WithTensorRT) so
+// that nodes TensorRT cannot take run on CUDA rather than the CPU. Providers
+// are tried in the order of the options.
+func WithTensorRT(deviceID int, options map[string]string) Option {
+	return func(c *config) {
+		if deviceID < 0 {
+			c.errs = append(c.errs, fmt.Errorf("onnx: WithTensorRT: device id %d is negative", deviceID))
+			return
+		}
+		o := maps.Clone(options)
+		if o == nil {
+			o = map[string]string{}
+		}
+		o["device_id"] = strconv.Itoa(deviceID)
+		c.providers = append(c.providers, provider{name: "TensorrtExecutionProvider", kind: "tensorrt", options: o})
+	}
+}
+
+// WithFallback sets the policy for a requested execution provider that
+// cannot be used. The default is FallbackFail.
+func WithFallback(f Fallback) Option {
+	return func(c *config) {
+		if f != FallbackFail && f != FallbackCPU {
+			c.errs = append(c.errs, fmt.Errorf("onnx: WithFallback: unknown policy %d", int(f)))
+			return
+		}
+		c.fallback = f
+	}
+}
+
+// WithLogger sets the logger for warnings (such as a provider fallback). The
+// default is slog.Default().
+func WithLogger(l *slog.Logger) Option {
+	return func(c *config) { c.logger = l }
+}
+
+// ProviderError reports an execution provider that could not be set up. It
+// wraps ErrProviderUnavailable and the runtime's own error.
+type ProviderError struct {
+	// Provider is the ONNX Runtime provider name, e.g. "CUDAExecutionProvider".
+	Provider string
+	// Err is the error ONNX Runtime returned.
+	Err error
+}
+
+// Error implements error.
+func (e *ProviderError) Error() string {
+	return fmt.Sprintf("onnx: %s unavailable: %v (a GPU provider needs a GPU build of ONNX Runtime, "+
+		"its provider library next to libonnxruntime, and matching CUDA/cuDNN; see the package documentation, "+
+		"or use WithFallback(FallbackCPU))", e.Provider, e.Err)
+}
+
+// Unwrap returns ErrProviderUnavailable and the runtime's error.
+func (e *ProviderError) Unwrap() []error { return []error{ErrProviderUnavailable, e.Err} }
+
+// sessionOptions builds session options with the given providers. It
+// returns a *ProviderError naming the first provider that failed.
+func sessionOptions(c *config, providers []provider) (*ort.SessionOptions, error) {
+	so, err := ort.NewSessionOptions()
+	if err != nil {
+		return nil, fmt.Errorf("onnx: creating session options: %w", err)
+	}
+	fail := func(err error) (*ort.SessionOptions, error) {
+		so.Destroy()
+		return nil, err
+	}
+	if c.threadsSet {
+		if c.intra > 0 {
+			if err := so.SetIntraOpNumThreads(c.intra); err != nil {
+				return fail(fmt.Errorf("onnx: setting intra-op threads: %w", err))
+			}
+		}
+		if c.inter > 0 {
+			if err := so.SetInterOpNumThreads(c.inter); err != nil {
+				return fail(fmt.Errorf("onnx: setting inter-op threads: %w", err))
+			}
+			if c.inter > 1 {
+				if err := so.SetExecutionMode(ort.ExecutionModeParallel); err != nil {
+					return fail(fmt.Errorf("onnx: setting parallel execution: %w", err))
+				}
+			}
+		}
+	}
+	for _, p := range providers {
+		if err := appendProvider(so, p); err != nil {
+			return fail(&ProviderError{Provider: p.name, Err: err})
+		}
+	}
+	return so, nil
+}
+
+func appendProvider(so *ort.SessionOptions, p provider) error {
+	switch p.kind {
+	case "cuda":
+		o, err := ort.NewCUDAProviderOptions()
+		if err != nil {
+			return err
+		}
+		defer o.Destroy()
+		if err := o.Update(p.options); err != nil {
+			return err
+		}
+		return so.AppendExecutionProviderCUDA(o)
+	case "tensorrt":
+		o, err := ort.NewTensorRTProviderOptions()
+		if err != nil {
+			return err
+		}
+		defer o.Destroy()
+		if err := o.Update(p.options); err != nil {
+			return err
+		}
+		return so.AppendExecutionProviderTensorRT(o)
+	}
+	return fmt.Errorf("unknown provider kind %q", p.kind)
+}

@@ -1,0 +1,162 @@
+"""Generates the tiny ONNX test models of package onnx (testdata/onnx/).
+
+Usage (from the repository root):
+
+    nice /usr/bin/python3 tools/testmodels/gen.py [--out testdata/onnx]
+
+Every model computes the same small function, so that the Go tests can
+check ONNX Runtime's output against a few lines of Go (onnx/reference_test.go):
+
+    eps[n,o,h,w] = sum_{i,ky,kx} W[o,i,ky,kx] * x[n,i,h+ky-1,w+kx-1]   (3x3 conv, zero padding 1)
+                 + B[o] + A[o] * t[n] / 1000
+                 (+ sum_d P[o,d] * mean_l c[n,l,d]   for the model with an extra input)
+
+with C = 2 channels in and out and weights given by integer formulas
+(exactly representable in float16):
+
+    W[o,i,ky,kx] = ((3*o + 5*i + 7*ky + 11*kx) % 13 - 6) / 8
+    B[o]         = (o + 1) / 4
+    A[o]         = (2*o + 1) / 2
+    P[o,d]       = ((o + 2*d) % 5 - 2) / 4            (D = 4)
+
+Models (all opset 17, weights inline, each a few KB):
+
+    dynamic.onnx  x [N,2,H,W] f32, t [N] f32 -> eps [N,2,H,W]; dynamic N, H, W (torch export)
+    int64.onnx    same, t [N] int64 (cast to float inside the graph)
+    fixed.onnx    x [1,2,8,8] f32, t [1] f32 -> eps [1,2,8,8]; nothing dynamic
+    fp16.onnx     x [N,2,H,W] f16, t [N] f16 -> eps f16; built from dynamic.onnx
+                  by converting types (CPU torch 1.13 cannot trace a half conv)
+    scalar.onnx   x [N,2,H,W] f32, t scalar f32 (one timestep for the whole batch)
+    extra.onnx    diffusers names: sample, timestep [N] f32, encoder_hidden_states
+                  [N,L,4] f32 -> out_sample; dynamic N, H, W, L
+
+Only Debian's torch 1.13 and onnx are needed (/usr/bin/python3).
+"""
+import argparse
+import os
+
+import numpy as np
+import onnx
+import torch
+from onnx import TensorProto, helper, numpy_helper
+
+C = 2
+D = 4
+
+
+def weights():
+    w = np.zeros((C, C, 3, 3), np.float32)
+    for o in range(C):
+        for i in range(C):
+            for ky in range(3):
+                for kx in range(3):
+                    w[o, i, ky, kx] = ((3 * o + 5 * i + 7 * ky + 11 * kx) % 13 - 6) / 8
+    b = np.array([(o + 1) / 4 for o in range(C)], np.float32)
+    a = np.array([(2 * o + 1) / 2 for o in range(C)], np.float32)
+    p = np.array([[((o + 2 * d) % 5 - 2) / 4 for d in range(D)] for o in range(C)], np.float32)
+    return w, b, a, p
+
+
+class Net(torch.nn.Module):
+    def __init__(self, int_t=False, scalar_t=False, extra=False):
+        super().__init__()
+        w, b, a, p = weights()
+        self.conv = torch.nn.Conv2d(C, C, 3, padding=1)
+        with torch.no_grad():
+            self.conv.weight.copy_(torch.from_numpy(w))
+            self.conv.bias.copy_(torch.from_numpy(b))
+        self.register_buffer("a", torch.from_numpy(a).view(1, C, 1, 1))
+        self.register_buffer("p", torch.from_numpy(p))
+        self.int_t = int_t
+        self.scalar_t = scalar_t
+        self.extra = extra
+
+    def forward(self, x, t, c=None):
+        if self.int_t:
+            t = t.float()
+        t = t.reshape(-1, 1, 1, 1)
+        y = self.conv(x) + self.a * t / 1000.0
+        if self.extra:
+            h = c.mean(dim=1) @ self.p.t()
+            y = y + h.reshape(-1, C, 1, 1)
+        return y
+
+
+def export(model, args, path, input_names, output_names, dynamic_axes):
+    model.eval()
+    torch.onnx.export(
+        model, args, path, opset_version=17,
+        input_names=input_names, output_names=output_names,
+        dynamic_axes=dynamic_axes, do_constant_folding=True)
+    m = onnx.load(path)
+    onnx.checker.check_model(m)
+    return m
+
+
+def to_fp16(src, dst):
+    """Rewrites a float32 model into a float16 one."""
+    m = onnx.load(src)
+    g = m.graph
+    for init in g.initializer:
+        if init.data_type == TensorProto.FLOAT:
+            arr = numpy_helper.to_array(init).astype(np.float16)
+            init.CopyFrom(numpy_helper.from_array(arr, init.name))
+    for node in g.node:
+        if node.op_type == "Constant":
+            for attr in node.attribute:
+                if attr.name == "value" and attr.t.data_type == TensorProto.FLOAT:
+                    arr = numpy_helper.to_array(attr.t).astype(np.float16)
+                    attr.t.CopyFrom(numpy_helper.from_array(arr))
+        if node.op_type == "Cast":
+            for attr in node.attribute:
+                if attr.name == "to" and attr.i == TensorProto.FLOAT:
+                    attr.i = TensorProto.FLOAT16
+    for vi in list(g.input) + list(g.output) + list(g.value_info):
+        if vi.type.tensor_type.elem_type == TensorProto.FLOAT:
+            vi.type.tensor_type.elem_type = TensorProto.FLOAT16
+    del g.value_info[:]
+    onnx.checker.check_model(m)
+    onnx.save(m, dst)
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--out", default="testdata/onnx")
+    args = ap.parse_args()
+    os.makedirs(args.out, exist_ok=True)
+    torch.manual_seed(0)
+    x = torch.randn(2, C, 8, 8)
+    t = torch.tensor([10.0, 500.0])
+    dyn = {"x": {0: "N", 2: "H", 3: "W"}, "t": {0: "N"}, "eps": {0: "N", 2: "H", 3: "W"}}
+
+    p = os.path.join(args.out, "dynamic.onnx")
+    export(Net(), (x, t), p, ["x", "t"], ["eps"], dyn)
+
+    export(Net(int_t=True), (x, torch.tensor([10, 500])), os.path.join(args.out, "int64.onnx"),
+           ["x", "t"], ["eps"], dyn)
+
+    export(Net(), (x[:1], t[:1]), os.path.join(args.out, "fixed.onnx"), ["x", "t"], ["eps"], None)
+
+    to_fp16(p, os.path.join(args.out, "fp16.onnx"))
+
+    export(Net(), (x, torch.tensor(10.0)), os.path.join(args.out, "scalar.onnx"), ["x", "t"], ["eps"],
+           {"x": {0: "N", 2: "H", 3: "W"}, "eps": {0: "N", 2: "H", 3: "W"}})
+
+    c = torch.randn(2, 3, D)
+    export(Net(extra=True), (x, t, c), os.path.join(args.out, "extra.onnx"),
+           ["sample", "timestep", "encoder_hidden_states"], ["out_sample"],
+           {"sample": {0: "N", 2: "H", 3: "W"}, "timestep": {0: "N"},
+            "encoder_hidden_states": {0: "N", 1: "L"}, "out_sample": {0: "N", 2: "H", 3: "W"}})
+
+    for name in sorted(os.listdir(args.out)):
+        if name.endswith(".onnx"):
+            path = os.path.join(args.out, name)
+            m = onnx.load(path)
+            ios = [(i.name, i.type.tensor_type.elem_type,
+                    [d.dim_param or d.dim_value for d in i.type.tensor_type.shape.dim])
+                   for i in list(m.graph.input) + list(m.graph.output)]
+            print(f"{name}: {os.path.getsize(path)} bytes {ios}")
+
+
+if __name__ == "__main__":
+    main()
