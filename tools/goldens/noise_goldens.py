@@ -32,8 +32,47 @@ def bits(t):
     return " ".join("%08x" % struct.unpack("<I", struct.pack("<f", v))[0] for v in t.tolist())
 
 
+PHILOX_M = (0xD2511F53, 0xCD9E8D57)
+PHILOX_W = (0x9E3779B9, 0xBB67AE85)
+
+
+def philox_randn(seed, offset, n):
+    import numpy as np
+    m32 = np.uint64(0xFFFFFFFF)
+    c0 = np.full(n, offset, dtype=np.uint64)
+    c1 = np.zeros(n, dtype=np.uint64)
+    c2 = np.arange(n, dtype=np.uint64)
+    c3 = np.zeros(n, dtype=np.uint64)
+    k0, k1 = seed & 0xFFFFFFFF, seed >> 32
+    for r in range(10):
+        if r:
+            k0 = (k0 + PHILOX_W[0]) & 0xFFFFFFFF
+            k1 = (k1 + PHILOX_W[1]) & 0xFFFFFFFF
+        p0 = c0 * np.uint64(PHILOX_M[0])
+        p1 = c2 * np.uint64(PHILOX_M[1])
+        c0, c1, c2, c3 = ((p1 >> np.uint64(32)) ^ c1 ^ np.uint64(k0), p1 & m32,
+                          (p0 >> np.uint64(32)) ^ c3 ^ np.uint64(k1), p0 & m32)
+    inv = np.float64(np.float32(2.3283064e-10))
+    inv2pi = np.float64(np.float32(2.3283064e-10 * 6.2831855))
+    u = c0.astype(np.float64) * inv + inv / 2
+    v = c1.astype(np.float64) * inv2pi + inv2pi / 2
+    return torch.from_numpy((np.sqrt(-2.0 * np.log(u)) * np.sin(v)).astype(np.float32))
+
+
+def philox_main():
+    out = []
+    for seed in [0, 42, 2**32 + 5, 2**63 + 1]:
+        for k, n in enumerate([1, 3, 16, 17, 100, 1000]):
+            out.append("seed=%d call=%d n=%d %s" % (seed, k, n, bits(philox_randn(seed, k, n))))
+    with open("noise/testdata/philox_webui.txt", "w") as f:
+        f.write("\n".join(out) + "\n")
+
+
 def main():
     kernel = sys.argv[1]
+    if kernel == "philox":
+        philox_main()
+        return
     generic = os.environ.get("ATEN_CPU_CAPABILITY") == "default"
     if (kernel == "generic") != generic:
         sys.exit("kernel %s needs ATEN_CPU_CAPABILITY=default iff generic" % kernel)
