@@ -1,0 +1,125 @@
+package sampler
+
+import (
+	"context"
+	"fmt"
+	"testing"
+
+	"gorgonia.org/tensor"
+
+	"github.com/ugo-diffusion/ugo"
+	"github.com/ugo-diffusion/ugo/noise"
+	"github.com/ugo-diffusion/ugo/schedule"
+)
+
+// cheapModel returns a DenoiserFunc computing eps = 0.1 x that allocates
+// nothing in steady state: it caches the backing slices of the tensors it
+// saw last (tensor.Dense.Data allocates), as a real backend would keep its
+// bindings.
+func cheapModel() ugo.Denoiser {
+	var lastDst, lastX *tensor.Dense
+	var d, xs []float32
+	return ugo.DenoiserFunc(func(_ context.Context, dst, x *tensor.Dense, _ []float32) error {
+		if dst != lastDst || x != lastX {
+			lastDst, lastX, d, xs = dst, x, ugo.Float32s(dst), ugo.Float32s(x)
+		}
+		for i, v := range xs {
+			d[i] = 0.1 * v
+		}
+		return nil
+	})
+}
+
+func latent(shape ...int) *tensor.Dense {
+	x := tensor.New(tensor.WithShape(shape...), tensor.Of(tensor.Float32))
+	if err := noise.FillTensor(noise.NewPCG(1), x); err != nil {
+		panic(err)
+	}
+	return x
+}
+
+// TestNoAllocPerStep checks that the allocations of a Sample call do not
+// grow with the number of steps.
+func TestNoAllocPerStep(t *testing.T) {
+	s := schedule.ScaledLinear(1000, 0.00085, 0.012)
+	for name, sch := range map[string]Scheduler{
+		"ddim":        &DDIM{Schedule: s},
+		"ddim_eta":    &DDIM{Schedule: s, Eta: 1, Thresholding: true},
+		"ddpm":        &DDPM{Schedule: s, ClipSample: true},
+		"ddpm_thresh": &DDPM{Schedule: s, Thresholding: true, VarianceType: FixedSmallLog},
+	} {
+		allocs := func(steps int) float64 {
+			x := latent(2, 4, 8, 8)
+			src := noise.NewPCG(2)
+			progress := func(ProgressInfo) error { return nil }
+			model := cheapModel()
+			return testing.AllocsPerRun(3, func() {
+				if err := Sample(context.Background(), model, sch, x, Options{Steps: steps, Noise: src, Progress: progress}); err != nil {
+					t.Fatal(err)
+				}
+			})
+		}
+		few, many := allocs(5), allocs(50)
+		if many != few {
+			t.Errorf("%s: %v allocations for 5 steps, %v for 50: something allocates per step", name, few, many)
+		}
+	}
+}
+
+func BenchmarkSample(b *testing.B) {
+	s := schedule.ScaledLinear(1000, 0.00085, 0.012)
+	for _, bc := range []struct {
+		name string
+		s    Scheduler
+	}{
+		{"ddim", &DDIM{Schedule: s}},
+		{"ddim_eta1", &DDIM{Schedule: s, Eta: 1}},
+		{"ddim_threshold", &DDIM{Schedule: s, Thresholding: true}},
+		{"ddpm", &DDPM{Schedule: s}},
+	} {
+		const steps = 20
+		x := latent(1, 4, 64, 64)
+		init := append([]float32(nil), ugo.Float32s(x)...)
+		src := noise.NewPCG(1)
+		model := cheapModel()
+		b.Run(fmt.Sprintf("%s/1x4x64x64/%dsteps", bc.name, steps), func(b *testing.B) {
+			b.ReportAllocs()
+			b.SetBytes(int64(4 * len(init) * steps))
+			for b.Loop() {
+				copy(ugo.Float32s(x), init)
+				if err := Sample(context.Background(), model, bc.s, x, Options{Steps: steps, Noise: src}); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}
+
+func BenchmarkStep(b *testing.B) {
+	s := schedule.ScaledLinear(1000, 0.00085, 0.012)
+	const n = 4 * 64 * 64
+	x, eps, z, x0 := make([]float32, n), make([]float32, n), make([]float32, n), make([]float32, n)
+	noise.NewPCG(1).Normal(x)
+	noise.NewPCG(2).Normal(eps)
+	noise.NewPCG(3).Normal(z)
+	for _, bc := range []struct {
+		name string
+		s    Scheduler
+	}{
+		{"ddim", &DDIM{Schedule: s}},
+		{"ddim_v_clip", &DDIM{Schedule: s, PredictionType: VPrediction, ClipSample: true}},
+		{"ddpm", &DDPM{Schedule: s}},
+	} {
+		b.Run(bc.name, func(b *testing.B) {
+			b.ReportAllocs()
+			b.SetBytes(4 * n)
+			dst := make([]float32, n)
+			in := StepInput{Timestep: 501, Prev: 451, ModelOutput: eps, Sample: x, Noise: z, X0: x0}
+			for b.Loop() {
+				if err := bc.s.Step(dst, in); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}
