@@ -1,0 +1,281 @@
+package guidance
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math"
+
+	"gorgonia.org/tensor"
+
+	"github.com/ugo-diffusion/ugo"
+	"github.com/ugo-diffusion/ugo/internal/resample"
+	"github.com/ugo-diffusion/ugo/schedule"
+)
+
+// UpsampleOptions configures Upsample. The zero value is valid but turns
+// guidance off (Theta and Eta are 0); start from DefaultUpsampleOptions.
+type UpsampleOptions struct {
+	// Factors are the integer upsampling factors of the trailing axes,
+	// relative to the resolution the model was trained at: [fH, fW] for the
+	// H and W axes of images (and of video, frame axis untouched), or
+	// [fF, fH, fW] for video (rank-5 N,C,F,H,W samples), where fF
+	// upsamples time. Unequal factors are fine: [1, 2] for a panorama twice
+	// as wide, [2, 1, 1] for twice as many frames. nil means [2, 2].
+	// Every factor must be at least 1; the sample's axes must be divisible
+	// by them.
+	Factors []int
+	// Theta is the guidance scale w_t while guidance is on. 1 applies the
+	// full correction; 0 disables guidance. Public implementations use 1,
+	// and 1.2 for Stable Diffusion 1.5 at 1024^2.
+	Theta float64
+	// Eta, in [0, 1], is the fraction of the schedule, from the noisy end,
+	// during which guidance is on: w_t = Theta when t >= (1-Eta)*T, where T
+	// is the schedule's number of training steps, and 0 otherwise. 1 keeps
+	// guidance on throughout; latent models use 0.3 to 0.6.
+	Eta float64
+	// TimeMatching chooses how the SNR-matched time tau of the
+	// low-resolution call is found: schedule.Continuous (fractional tau) or
+	// schedule.Nearest (the closest training step, as the public
+	// implementations do).
+	TimeMatching schedule.TimeMatching
+	// NoTimeAdjustment evaluates the low-resolution call at t instead of
+	// the SNR-matched tau (an ablation).
+	NoTimeAdjustment bool
+	// NoPowerAdjustment feeds D(x_t) to the low-resolution call without
+	// dividing by sqrt(P_t) (an ablation).
+	NoPowerAdjustment bool
+}
+
+// DefaultUpsampleOptions returns the options of the paper's pixel-space
+// setting: 2x2 upsampling, Theta 1, guidance on throughout (Eta 1),
+// continuous time matching, both adjustments on.
+func DefaultUpsampleOptions() UpsampleOptions {
+	return UpsampleOptions{Factors: []int{2, 2}, Theta: 1, Eta: 1, TimeMatching: schedule.Continuous}
+}
+
+// upsampler is the Denoiser returned by Upsample.
+type upsampler struct {
+	model   ugo.Denoiser
+	s       *schedule.Schedule
+	factors []int
+	k       float64
+	theta   float64
+	onFrom  float64 // guidance is on for t >= onFrom
+	opts    UpsampleOptions
+
+	// forceGuide disables the k = 1 shortcut (tests only).
+	forceGuide bool
+
+	work freeList[*upWork]
+}
+
+// upWork holds the buffers of one guided call for one sample shape.
+type upWork struct {
+	plan    resample.Plan // for one batch element
+	lowX    *tensor.Dense // D(x_t)/sqrt(P_t), whole batch
+	lowEps  *tensor.Dense // eps(lowX, tau), whole batch
+	scratch []float32     // D(eps) of one batch element
+	tau     []float32
+	call    call
+}
+
+// Upsample returns a Denoiser that applies Upsample Guidance (Hwang, Park
+// and Jo, arXiv 2404.01709) to model, a noise predictor trained at a lower
+// resolution, for samples opts.Factors times larger than that resolution.
+// s is the schedule the model was trained with.
+//
+// For a sample x_t it computes, per batch element,
+//
+//	eps~ = eps(x_t, t) + w_t * U( eps(D(x_t)/sqrt(P_t), tau) / sqrt(k)  -  D(eps(x_t, t)) )
+//
+// where D is average pooling and U nearest repetition by the factors, k
+// their product, tau the time with SNR(tau) = k*SNR(t) and P_t = abar_t +
+// (1-abar_t)/k (see the package documentation). The two model calls run
+// concurrently. When w_t = 0 for the whole batch (Theta = 0, or t outside
+// the Eta window), or k = 1, the result is model's own prediction, bit for
+// bit, and the low-resolution call is skipped. Otherwise the low-resolution
+// call covers the whole batch, even elements whose w_t is 0.
+//
+// Upsample returns an error for a nil model or schedule and for invalid
+// options. The returned Denoiser is safe for concurrent use when model is;
+// it keeps one set of buffers per sample shape and concurrent caller, and
+// allocates nothing per call once they exist. It returns an error (a
+// *ugo.ShapeError) for samples whose axes are not divisible by the
+// factors, or whose rank the factors do not fit.
+func Upsample(model ugo.Denoiser, s *schedule.Schedule, opts UpsampleOptions) (ugo.Denoiser, error) {
+	if model == nil {
+		return nil, errors.New("guidance: Upsample: nil model")
+	}
+	if s == nil {
+		return nil, errors.New("guidance: Upsample: nil schedule")
+	}
+	factors := opts.Factors
+	if factors == nil {
+		factors = []int{2, 2}
+	}
+	if len(factors) < 1 || len(factors) > 3 {
+		return nil, fmt.Errorf("guidance: Upsample: %d factors %v, want 2 ([fH, fW]) or 3 ([fF, fH, fW]), or 1 ([fW])", len(factors), factors)
+	}
+	k := 1
+	for _, f := range factors {
+		if f < 1 {
+			return nil, fmt.Errorf("guidance: Upsample: factors %v: every factor must be at least 1", factors)
+		}
+		k *= f
+	}
+	if math.IsNaN(opts.Theta) || math.IsInf(opts.Theta, 0) {
+		return nil, fmt.Errorf("guidance: Upsample: Theta is %v, want a finite number", opts.Theta)
+	}
+	if !(opts.Eta >= 0 && opts.Eta <= 1) {
+		return nil, fmt.Errorf("guidance: Upsample: Eta is %v, want a value in [0, 1]", opts.Eta)
+	}
+	if opts.TimeMatching != schedule.Continuous && opts.TimeMatching != schedule.Nearest {
+		return nil, fmt.Errorf("guidance: Upsample: unknown TimeMatching %d", int(opts.TimeMatching))
+	}
+	opts.Factors = append([]int(nil), factors...)
+	return &upsampler{
+		model:   model,
+		s:       s,
+		factors: opts.Factors,
+		k:       float64(k),
+		theta:   opts.Theta,
+		onFrom:  (1 - opts.Eta) * float64(s.Len()),
+		opts:    opts,
+	}, nil
+}
+
+// weight returns w_t for timestep t.
+func (u *upsampler) weight(t float32) float64 {
+	if float64(t) >= u.onFrom {
+		return u.theta
+	}
+	return 0
+}
+
+// PredictNoise implements ugo.Denoiser.
+func (u *upsampler) PredictNoise(ctx context.Context, dst, x *tensor.Dense, t []float32) error {
+	shape, err := checkCall(dst, x, t)
+	if err != nil {
+		return err
+	}
+	if len(u.factors) > len(shape)-2 {
+		return &ugo.ShapeError{What: "x", Got: shape, Want: fmt.Sprintf("rank 5 (N,C,F,H,W) for the %d upsample factors %v", len(u.factors), u.factors)}
+	}
+	if err := u.checkDivisible(shape); err != nil {
+		return err
+	}
+	active := false
+	for i := range len(t) {
+		if u.weight(t[i]) != 0 {
+			active = true
+			break
+		}
+	}
+	if !active || (u.k == 1 && !u.forceGuide) {
+		return u.model.PredictNoise(ctx, dst, x, t)
+	}
+
+	ws, err := u.workspace(shape)
+	if err != nil {
+		return err
+	}
+	defer u.work.put(shape, ws)
+
+	// The low-resolution input and times, per batch element.
+	n := shape[0]
+	hi, lo := ws.plan.HighLen(), ws.plan.LowLen()
+	xs, lowX := x.Float32s(), ws.lowX.Float32s()
+	tau := ws.tau[:len(t)]
+	for i := range tau {
+		tau[i] = u.matchedTime(t[i])
+	}
+	for b := range n {
+		ws.plan.Pool(lowX[b*lo:(b+1)*lo], xs[b*hi:(b+1)*hi], u.lowScale(ugo.TimestepAt(t, b)))
+	}
+
+	// Both model calls, concurrently.
+	c := &ws.call
+	c.ctx, c.model, c.dst, c.x, c.t = ctx, u.model, ws.lowEps, ws.lowX, tau
+	c.start()
+	errHigh := u.model.PredictNoise(ctx, dst, x, t)
+	errLow := c.wait()
+	if errHigh != nil {
+		return errHigh
+	}
+	if errLow != nil {
+		return fmt.Errorf("guidance: low-resolution model call: %w", errLow)
+	}
+
+	// dst += w_t * U(eps_low/sqrt(k) - D(dst)), per batch element.
+	ds, lowEps := dst.Float32s(), ws.lowEps.Float32s()
+	invSqrtK := float32(1 / math.Sqrt(u.k))
+	for b := range n {
+		w := u.weight(ugo.TimestepAt(t, b))
+		if w == 0 {
+			continue
+		}
+		d := ds[b*hi : (b+1)*hi]
+		g := ws.scratch
+		ws.plan.Pool(g, d, 1)
+		for i, e := range lowEps[b*lo : (b+1)*lo] {
+			g[i] = e*invSqrtK - g[i]
+		}
+		ws.plan.AddRepeated(d, g, float32(w))
+	}
+	return nil
+}
+
+// matchedTime returns tau for t.
+func (u *upsampler) matchedTime(t float32) float32 {
+	if u.opts.NoTimeAdjustment {
+		return t
+	}
+	return float32(u.s.MatchedTime(float64(t), u.k, u.opts.TimeMatching))
+}
+
+// lowScale returns 1/sqrt(P_t).
+func (u *upsampler) lowScale(t float32) float32 {
+	if u.opts.NoPowerAdjustment {
+		return 1
+	}
+	return float32(1 / math.Sqrt(u.s.PowerFactor(float64(t), u.k)))
+}
+
+// axisNames names the axes factors can apply to.
+var axisNames = []string{"F", "H", "W"}
+
+// checkDivisible reports a sample whose guided axes are not divisible by
+// their factors.
+func (u *upsampler) checkDivisible(shape []int) error {
+	off := len(shape) - len(u.factors)
+	names := axisNames[3-len(u.factors):]
+	for i, f := range u.factors {
+		if shape[off+i]%f != 0 {
+			return &ugo.ShapeError{What: "x", Got: shape, Want: fmt.Sprintf(
+				"axis %s (size %d) divisible by its upsample factor %d (factors %v apply to axes %v)",
+				names[i], shape[off+i], f, u.factors, names)}
+		}
+	}
+	return nil
+}
+
+// workspace returns buffers for shape, reusing a free set when there is one.
+func (u *upsampler) workspace(shape []int) (*upWork, error) {
+	if ws, ok := u.work.get(shape); ok {
+		return ws, nil
+	}
+	one := append([]int{1}, shape[1:]...)
+	plan, err := resample.NewPlan(one, u.factors)
+	if err != nil {
+		return nil, &ugo.ShapeError{What: "x", Got: shape, Want: err.Error()}
+	}
+	low := plan.LowShape(nil, len(shape), shape[0], shape[1])
+	return &upWork{
+		plan:    plan,
+		lowX:    newTensor(low),
+		lowEps:  newTensor(low),
+		scratch: make([]float32, plan.LowLen()),
+		tau:     make([]float32, shape[0]),
+	}, nil
+}
