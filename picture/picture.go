@@ -1,13 +1,10 @@
 package picture
 
 import (
-	"bufio"
 	"fmt"
 	"image"
 	"image/color"
-	"image/png"
 	"math"
-	"os"
 
 	"gorgonia.org/tensor"
 
@@ -68,25 +65,12 @@ func Grid(x *tensor.Dense, cols, pad int) (image.Image, error) {
 }
 
 // WriteGrid writes Grid(x, cols, pad) to path as PNG.
-func WriteGrid(path string, x *tensor.Dense, cols, pad int) (err error) {
+func WriteGrid(path string, x *tensor.Dense, cols, pad int) error {
 	img, err := Grid(x, cols, pad)
 	if err != nil {
 		return err
 	}
-	f, err := os.Create(path)
-	if err != nil {
-		return err
-	}
-	defer func() {
-		if cerr := f.Close(); err == nil {
-			err = cerr
-		}
-	}()
-	w := bufio.NewWriter(f)
-	if err := png.Encode(w, img); err != nil {
-		return err
-	}
-	return w.Flush()
+	return WritePNG(path, img)
 }
 
 func toByte(v float32) uint8 {

@@ -55,3 +55,20 @@ func TestGridErrors(t *testing.T) {
 	require.Error(t, err)
 	require.Error(t, WriteGrid(filepath.Join(t.TempDir(), "missing", "x.png"), tensor.New(tensor.WithShape(1, 1, 2, 2), tensor.Of(tensor.Float32)), 1, 0))
 }
+
+func TestSideBySide(t *testing.T) {
+	a, err := Grid(tensor.New(tensor.WithShape(1, 1, 2, 3), tensor.WithBacking([]float32{-1, -1, -1, -1, -1, -1})), 1, 0)
+	require.NoError(t, err)
+	b, err := Grid(tensor.New(tensor.WithShape(1, 1, 4, 1), tensor.WithBacking([]float32{1, 1, 1, 1})), 1, 0)
+	require.NoError(t, err)
+	img := SideBySide(2, a, b)
+	require.Equal(t, 3+2+1, img.Bounds().Dx())
+	require.Equal(t, 4, img.Bounds().Dy())
+	r, _, _, _ := img.At(0, 0).RGBA()
+	require.Equal(t, uint32(0), r>>8, "a is black")
+	r, _, _, _ = img.At(0, 3).RGBA()
+	require.Equal(t, uint32(255), r>>8, "below a is white background")
+	r, _, _, _ = img.At(5, 3).RGBA()
+	require.Equal(t, uint32(255), r>>8, "b is white")
+	require.Equal(t, 0, SideBySide(1).Bounds().Dx())
+}

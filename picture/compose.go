@@ -1,0 +1,54 @@
+package picture
+
+import (
+	"bufio"
+	"image"
+	"image/color"
+	"image/draw"
+	"image/png"
+	"os"
+)
+
+// SideBySide places images left to right, top-aligned, separated by gap
+// pixels of white. It returns an empty image when given none.
+func SideBySide(gap int, imgs ...image.Image) image.Image {
+	if gap < 0 {
+		gap = 0
+	}
+	width, height := 0, 0
+	for i, im := range imgs {
+		b := im.Bounds()
+		if i > 0 {
+			width += gap
+		}
+		width += b.Dx()
+		height = max(height, b.Dy())
+	}
+	out := image.NewRGBA(image.Rect(0, 0, width, height))
+	draw.Draw(out, out.Bounds(), image.NewUniform(color.White), image.Point{}, draw.Src)
+	x := 0
+	for _, im := range imgs {
+		b := im.Bounds()
+		draw.Draw(out, image.Rect(x, 0, x+b.Dx(), b.Dy()), im, b.Min, draw.Src)
+		x += b.Dx() + gap
+	}
+	return out
+}
+
+// WritePNG encodes img as PNG to path.
+func WritePNG(path string, img image.Image) (err error) {
+	f, err := os.Create(path)
+	if err != nil {
+		return err
+	}
+	defer func() {
+		if cerr := f.Close(); err == nil {
+			err = cerr
+		}
+	}()
+	w := bufio.NewWriter(f)
+	if err := png.Encode(w, img); err != nil {
+		return err
+	}
+	return w.Flush()
+}
