@@ -93,7 +93,7 @@ func (b *Bound) PredictNoise(ctx context.Context, dst, x *tensor.Dense, t []floa
 	if err != nil {
 		return err
 	}
-	copy(ugo.Float32s(dst), out)
+	copy(dst.Float32s(), out)
 	b.m.done(bd)
 	return nil
 }
@@ -153,7 +153,7 @@ func (g *CFG) PredictNoise(ctx context.Context, dst, x *tensor.Dense, t []float3
 			return err
 		}
 		n := len(out) / 2
-		combineCFG(ugo.Float32s(dst), out[:n], out[n:], g.scale)
+		combineCFG(dst.Float32s(), out[:n], out[n:], g.scale)
 		m.done(bd)
 		return nil
 	}
@@ -166,7 +166,7 @@ func (g *CFG) PredictNoise(ctx context.Context, dst, x *tensor.Dense, t []float3
 	if err != nil {
 		return err
 	}
-	combineCFG(ugo.Float32s(dst), c, u, g.scale)
+	combineCFG(dst.Float32s(), c, u, g.scale)
 	m.done(bu)
 	return nil
 }

@@ -81,21 +81,29 @@
 // warning through log/slog and runs on the CPU. Model.Info().Providers says
 // which providers the session has.
 //
-// The CPU build fetched by `make ort` has no GPU providers. For CUDA, use an
-// official GPU release of ONNX Runtime >= 1.29 from
-// https://github.com/microsoft/onnxruntime/releases
-// (onnxruntime-linux-x64-gpu-<version>.tgz; Windows: onnxruntime-win-x64-gpu).
-// Its lib/ directory holds libonnxruntime.so together with the provider
-// libraries libonnxruntime_providers_shared.so,
-// libonnxruntime_providers_cuda.so and libonnxruntime_providers_tensorrt.so,
-// which must stay next to it; point WithLibraryPath or
-// ONNXRUNTIME_SHARED_LIBRARY_PATH at lib/libonnxruntime.so. The 1.2x GPU
-// releases are built against CUDA 12.x and cuDNN 9 (check the
-// CUDA-ExecutionProvider requirements page for the exact release); the CUDA
-// runtime, cuBLAS, cuFFT and cuDNN libraries must be on the loader path
-// (LD_LIBRARY_PATH), and TensorRT additionally needs the TensorRT 10
-// libraries (libnvinfer). Provider options are passed as strings, as in ONNX
-// Runtime's C API (for example "gpu_mem_limit", "cudnn_conv_algo_search",
+// The CPU build fetched by `make ort` has no GPU providers: asking it for
+// CUDA fails with ONNX Runtime's "Failed to load library
+// .../libonnxruntime_providers_shared.so" (or falls back, under
+// FallbackCPU). For CUDA, use an official GPU release of ONNX Runtime >= 1.29
+// from https://github.com/microsoft/onnxruntime/releases: the Linux asset is
+// onnxruntime-linux-x64-gpu-<version>.tgz (named
+// onnxruntime-linux-x64-gpu_cuda12-<version>.tgz in some releases), the
+// Windows one onnxruntime-win-x64-gpu-<version>.zip. Its lib/ directory
+// holds libonnxruntime.so together with the provider libraries
+// libonnxruntime_providers_shared.so, libonnxruntime_providers_cuda.so and
+// libonnxruntime_providers_tensorrt.so, which must stay next to it (ONNX
+// Runtime loads them from the directory of libonnxruntime.so); point
+// WithLibraryPath or ONNXRUNTIME_SHARED_LIBRARY_PATH at that
+// lib/libonnxruntime.so. Since ONNX Runtime 1.19 the GPU packages are built
+// against CUDA 12.x and cuDNN 9.x (any CUDA 12 minor version works; cuDNN 8
+// does not); the requirements table at
+// https://onnxruntime.ai/docs/execution-providers/CUDA-ExecutionProvider.html#requirements
+// is authoritative for a given release. The CUDA runtime, cuBLAS, cuFFT,
+// cuRAND and cuDNN libraries must be on the loader path (LD_LIBRARY_PATH on
+// Linux, PATH on Windows) with an NVIDIA driver new enough for CUDA 12;
+// TensorRT additionally needs the TensorRT 10 libraries (libnvinfer) the
+// release was built with. Provider options are strings, as in ONNX Runtime's
+// C API (for example "gpu_mem_limit", "cudnn_conv_algo_search",
 // "trt_fp16_enable", "trt_engine_cache_enable").
 //
 // Caveat: the CUDA provider installs its own signal handlers, replacing Go's

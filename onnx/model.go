@@ -562,7 +562,7 @@ func (m *Model) call(ctx context.Context, dst, x *tensor.Dense, t []float32, mem
 	if err != nil {
 		return nil, nil, err
 	}
-	if err := b.setInputs(ugo.Float32s(x), t, n, len(members)); err != nil {
+	if err := b.setInputs(x.Float32s(), t, n, len(members)); err != nil {
 		m.release(b)
 		return nil, nil, err
 	}

@@ -281,7 +281,7 @@ func TestOpenErrors(t *testing.T) {
 		{"unknown timestep name", modelPath("dynamic.onnx"), []Option{WithInputNames("", "sigma")}, `no timestep (t) input named "sigma"`},
 		{"unknown output name", modelPath("dynamic.onnx"), []Option{WithOutputName("noise_pred")}, `no noise (eps) output named "noise_pred"`},
 		{"swapped names: rank", modelPath("dynamic.onnx"), []Option{WithInputNames("t", "x")}, "has rank 1, want 4"},
-		{"int64 input as sample: dtype", modelPath("int64.onnx"), []Option{WithInputNames("t", "x")}, "rank 1"},
+		{"swapped names on the int64 model", modelPath("int64.onnx"), []Option{WithInputNames("t", "x")}, "has rank 1"},
 		{"negative threads", modelPath("dynamic.onnx"), []Option{WithThreads(-1, 0)}, "thread counts"},
 		{"negative device", modelPath("dynamic.onnx"), []Option{WithCUDA(-1, nil)}, "negative"},
 		{"bad fallback", modelPath("dynamic.onnx"), []Option{WithFallback(Fallback(7))}, "unknown policy"},
