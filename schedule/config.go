@@ -155,7 +155,8 @@ func ParseConfig(data []byte) (*Config, error) {
 }
 
 // Validate checks every field of c and returns a *FieldError for the first
-// invalid one.
+// invalid one. beta_start and beta_end are only checked when they are used
+// (not with trained_betas or squaredcos_cap_v2).
 func (c *Config) Validate() error {
 	bad := func(field, format string, args ...any) error {
 		return &FieldError{Field: field, Reason: fmt.Sprintf(format, args...)}
@@ -165,9 +166,9 @@ func (c *Config) Validate() error {
 	switch {
 	case c.NumTrainTimesteps < 1 || c.NumTrainTimesteps > MaxTrainTimesteps:
 		return bad("num_train_timesteps", "%d is outside [1, %d]", c.NumTrainTimesteps, MaxTrainTimesteps)
-	case c.TrainedBetas == nil && !unitInterval(c.BetaStart):
+	case c.usesBetaRange() && !unitInterval(c.BetaStart):
 		return bad("beta_start", "%v is outside (0, 1]", c.BetaStart)
-	case c.TrainedBetas == nil && !unitInterval(c.BetaEnd):
+	case c.usesBetaRange() && !unitInterval(c.BetaEnd):
 		return bad("beta_end", "%v is outside (0, 1]", c.BetaEnd)
 	case !oneOf(c.BetaSchedule, BetaLinear, BetaScaledLinear, BetaSquaredCos, BetaSigmoid):
 		return bad("beta_schedule", "unknown schedule %q", c.BetaSchedule)
@@ -196,6 +197,11 @@ func (c *Config) Validate() error {
 	return nil
 }
 
+// usesBetaRange reports whether BetaStart and BetaEnd matter.
+func (c *Config) usesBetaRange() bool {
+	return c.TrainedBetas == nil && c.BetaSchedule != BetaSquaredCos
+}
+
 func oneOf(s string, allowed ...string) bool {
 	for _, a := range allowed {
 		if s == a {
@@ -212,7 +218,7 @@ func (c *Config) Schedule() (*Schedule, error) {
 	if err := c.Validate(); err != nil {
 		return nil, err
 	}
-	start, end := float64(c.BetaStart), float64(c.BetaEnd)
+	start, end := decimal64(c.BetaStart), decimal64(c.BetaEnd)
 	if float32(c.betaStart64) == c.BetaStart {
 		start = c.betaStart64
 	}
@@ -279,14 +285,9 @@ func (p *parser) fail(key, format string, args ...any) {
 
 // number decodes a JSON number as float64.
 func (p *parser) number(key string, v json.RawMessage) (float64, bool) {
-	var n json.Number
-	if err := json.Unmarshal(v, &n); err != nil {
-		p.fail(key, "want a number, got %s", abbrev(v))
-		return 0, false
-	}
-	f, err := n.Float64()
-	if err != nil || math.IsNaN(f) || math.IsInf(f, 0) {
-		p.fail(key, "%s is not a finite number", abbrev(v))
+	var f float64
+	if err := json.Unmarshal(v, &f); err != nil {
+		p.fail(key, "want a finite number, got %s", abbrev(v))
 		return 0, false
 	}
 	return f, true

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"strconv"
 )
 
 // Schedule is a discrete variance-preserving noise schedule over T training
@@ -27,8 +28,9 @@ const MaxTrainTimesteps = 1 << 20
 
 // FromBetas returns the schedule with the given betas (T = len(betas)). The
 // slice is copied. It rejects an empty slice, more than MaxTrainTimesteps
-// betas, NaN and betas outside (0, 1], and a first beta so small that
-// 1 - beta rounds to 1 in float32 (which would make SNR(0) infinite).
+// betas, NaN and betas outside (0, 1], a first beta so small that 1 - beta
+// rounds to 1 in float32 (which would make SNR(0) infinite), and a first
+// beta of 1 (which would leave no signal at all).
 // A beta of exactly 1 gives abar = 0 (zero SNR) from that step on.
 //
 // This is diffusers' trained_betas path: torch.tensor(betas, float32)
@@ -61,6 +63,9 @@ func build(betas []float32) (*Schedule, error) {
 	abar := cumprod32(alphas)
 	if abar[0] >= 1 {
 		return nil, fmt.Errorf("schedule: beta[0] = %v is too small: 1 - beta rounds to 1 in float32 and SNR(0) would be infinite", betas[0])
+	}
+	if abar[0] <= 0 {
+		return nil, fmt.Errorf("schedule: beta[0] = %v leaves no signal at t = 0", betas[0])
 	}
 	s := &Schedule{
 		betas: betas,
@@ -105,8 +110,9 @@ func checkBetaRange(name string, betaStart, betaEnd float32) {
 
 // Linear returns diffusers' "linear" schedule: betas =
 // torch.linspace(betaStart, betaEnd, T, dtype=float32), reproduced to the
-// bit. It panics if T is outside [1, MaxTrainTimesteps] or a beta bound is
-// outside (0, 1]; use Config.Schedule for untrusted input.
+// bit. It panics if T is outside [1, MaxTrainTimesteps], a beta bound is
+// outside (0, 1], or the first beta is so small that 1 - beta rounds to 1;
+// use Config.Schedule or FromBetas for untrusted input.
 func Linear(T int, betaStart, betaEnd float32) *Schedule {
 	checkT("Linear", T)
 	checkBetaRange("Linear", betaStart, betaEnd)
@@ -116,11 +122,13 @@ func Linear(T int, betaStart, betaEnd float32) *Schedule {
 // ScaledLinear returns diffusers' "scaled_linear" schedule, the one of
 // Stable Diffusion: betas = torch.linspace(sqrt(betaStart), sqrt(betaEnd),
 // T, dtype=float32) ** 2. The square roots are taken in float64 as Python
-// does. It panics like Linear.
+// does, of the float64 nearest to the shortest decimal form of each bound
+// (see decimal64), so that ScaledLinear(1000, 0.00085, 0.012) gives Stable
+// Diffusion's betas to the bit. It panics like Linear.
 func ScaledLinear(T int, betaStart, betaEnd float32) *Schedule {
 	checkT("ScaledLinear", T)
 	checkBetaRange("ScaledLinear", betaStart, betaEnd)
-	return mustBuild("schedule.ScaledLinear", scaledBetas(T, float64(betaStart), float64(betaEnd)))
+	return mustBuild("schedule.ScaledLinear", scaledBetas(T, decimal64(betaStart), decimal64(betaEnd)))
 }
 
 func scaledBetas(T int, betaStart, betaEnd float64) []float32 {
@@ -157,14 +165,14 @@ func squaredCosBetas(T int) []float32 {
 
 // Sigmoid returns diffusers' "sigmoid" schedule (DDPMScheduler only):
 // betas = sigmoid(torch.linspace(-6, 6, T)) * (betaEnd - betaStart) +
-// betaStart in float32. The sigmoid is correctly rounded here while
-// PyTorch's vectorised one may differ by an ulp, so this schedule agrees
-// with diffusers to within an ulp or two rather than to the bit. It panics
-// like Linear.
+// betaStart, each step in float32 as PyTorch does it and with the bounds
+// widened as in ScaledLinear. PyTorch's vectorised exp is not correctly
+// rounded, so a few betas differ from diffusers' by an ulp or two. It
+// panics like Linear.
 func Sigmoid(T int, betaStart, betaEnd float32) *Schedule {
 	checkT("Sigmoid", T)
 	checkBetaRange("Sigmoid", betaStart, betaEnd)
-	return mustBuild("schedule.Sigmoid", sigmoidBetas(T, float64(betaStart), float64(betaEnd)))
+	return mustBuild("schedule.Sigmoid", sigmoidBetas(T, decimal64(betaStart), decimal64(betaEnd)))
 }
 
 func sigmoidBetas(T int, betaStart, betaEnd float64) []float32 {
@@ -172,10 +180,25 @@ func sigmoidBetas(T int, betaStart, betaEnd float64) []float32 {
 	scale := float32(betaEnd - betaStart)
 	start := float32(betaStart)
 	for i, v := range x {
-		sg := float32(1 / (1 + math.Exp(-float64(v))))
+		// PyTorch: reciprocal(1 + exp(-x)), each step in float32.
+		e := float32(math.Exp(-float64(v)))
+		sg := 1 / (1 + e)
 		x[i] = float32(sg*scale) + start
 	}
 	return x
+}
+
+// decimal64 widens a float32 to the float64 nearest to its shortest
+// decimal representation: float32(0.00085) becomes float64(0.00085), the
+// value a Python literal 0.00085 has, rather than 0.000850000011...
+// diffusers computes with Python floats in float64, so this recovers its
+// inputs from float32 parameters that were written as short decimals.
+func decimal64(x float32) float64 {
+	f, err := strconv.ParseFloat(strconv.FormatFloat(float64(x), 'g', -1, 32), 64)
+	if err != nil {
+		return float64(x)
+	}
+	return f
 }
 
 // RescaleZeroTerminalSNR returns a new schedule rescaled to zero terminal
@@ -183,7 +206,8 @@ func sigmoidBetas(T int, betaStart, betaEnd float64) []float32 {
 // are Flawed" (diffusers' rescale_betas_zero_snr), in float32 exactly as
 // diffusers does: sqrt(abar) is shifted so that its last value is 0 and
 // scaled so that its first value is unchanged, and new betas are derived
-// from the ratios of consecutive squares. The last beta becomes 1, abar at
+// from the ratios of consecutive squares (diffusers' 0/0 after a flat stretch
+// of zeros is taken as beta = 1). The last beta becomes 1, abar at
 // T-1 becomes 0 and LogSNR(T-1) is -Inf (see the package documentation for
 // how fractional times near the end are handled).
 //
