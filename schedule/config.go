@@ -394,3 +394,9 @@ func abbrev(v json.RawMessage) string {
 	}
 	return s
 }
+
+// Timesteps returns the n inference timesteps the configuration selects:
+// Timesteps(c.NumTrainTimesteps, n, c.TimestepSpacing, c.StepsOffset).
+func (c *Config) Timesteps(n int) ([]int, error) {
+	return Timesteps(c.NumTrainTimesteps, n, c.TimestepSpacing, c.StepsOffset)
+}

@@ -44,7 +44,7 @@ func TestLoadConfigSD15(t *testing.T) {
 	if diff := cmp.Diff(ScaledLinear(1000, 0.00085, 0.012).Betas(), s.Betas()); diff != "" {
 		t.Errorf("Config.Schedule differs from ScaledLinear:\n%s", diff)
 	}
-	ts, err := Timesteps(c.NumTrainTimesteps, 50, c.TimestepSpacing, c.StepsOffset)
+	ts, err := c.Timesteps(50)
 	if err != nil {
 		t.Fatal(err)
 	}
