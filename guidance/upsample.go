@@ -176,6 +176,9 @@ func (u *upsampler) PredictNoise(ctx context.Context, dst, x *tensor.Dense, t []
 		return u.model.PredictNoise(ctx, dst, x, t)
 	}
 
+	if err := ctx.Err(); err != nil {
+		return err
+	}
 	ws, err := u.workspace(shape)
 	if err != nil {
 		return err

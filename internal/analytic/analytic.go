@@ -57,10 +57,8 @@ func NewField(lengths ...float64) (*Field, error) {
 // Lengths returns a copy of the correlation lengths.
 func (f *Field) Lengths() []float64 { return append([]float64(nil), f.lengths...) }
 
-// Spectrum returns S(k), k = 0..n-1, the eigenvalues of the periodised
-// one-dimensional covariance exp(-d^2/(2 l^2)) on a ring of n elements: the
-// variance of the unitary DFT coefficient at frequency k. The result is
-// shared; callers must not modify it.
+// spectrum returns Spectrum(n, l), cached per field. The result is shared;
+// callers must not modify it.
 func (f *Field) spectrum(n int, l float64) []float64 {
 	key := specKey{n, l}
 	f.mu.Lock()
