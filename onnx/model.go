@@ -99,7 +99,7 @@ func Open(path string, opts ...Option) (*Model, error) {
 		inputNames = append(inputNames, e.Name)
 	}
 
-	sess, providers, err := newSession(cfg, data, inputNames, mi.Output.Name)
+	sess, providers, err := newSession(cfg, data, inputNames, []string{mi.Output.Name})
 	if err != nil {
 		return nil, err
 	}
@@ -118,7 +118,7 @@ func Open(path string, opts ...Option) (*Model, error) {
 
 // newSession creates the session, applying the fallback policy to the
 // requested providers. It returns the providers actually used.
-func newSession(cfg *config, data []byte, inputNames []string, output string) (*ort.DynamicAdvancedSession, []provider, error) {
+func newSession(cfg *config, data []byte, inputNames, outputNames []string) (*ort.DynamicAdvancedSession, []provider, error) {
 	providers := slices.Clone(cfg.providers)
 	for {
 		so, err := sessionOptions(cfg, providers)
@@ -131,7 +131,7 @@ func newSession(cfg *config, data []byte, inputNames []string, output string) (*
 		if err != nil {
 			return nil, nil, err
 		}
-		sess, err := ort.NewDynamicAdvancedSessionWithONNXData(data, inputNames, []string{output}, so)
+		sess, err := ort.NewDynamicAdvancedSessionWithONNXData(data, inputNames, outputNames, so)
 		so.Destroy()
 		if err != nil && len(providers) > 0 && cfg.fallback == FallbackCPU {
 			cfg.logger.Warn("onnx: session creation failed with GPU providers, falling back to CPU", "error", err)
