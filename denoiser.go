@@ -74,8 +74,7 @@ func CheckSample(name string, x *tensor.Dense) ([]int, error) {
 		}
 		n *= d
 	}
-	data, ok := x.Data().([]float32)
-	if !ok || len(data) != n {
+	if data := x.Float32s(); len(data) != n {
 		return nil, &ShapeError{What: name, Got: shape, Want: "a dense float32 tensor whose backing slice matches its shape"}
 	}
 	return shape, nil
@@ -117,10 +116,11 @@ func TimestepAt(t []float32, i int) float32 {
 	return t[i]
 }
 
-// Float32s returns the backing slice of a float32 tensor. It panics if x is
-// not float32; callers validate with CheckSample first.
+// Float32s returns the backing slice of a float32 tensor without allocating
+// (unlike x.Data(), which goes through reflection). It panics if x is not
+// float32; callers validate with CheckSample first.
 func Float32s(x *tensor.Dense) []float32 {
-	return x.Data().([]float32)
+	return x.Float32s()
 }
 
 func sameShape(a, b []int) bool {

@@ -114,3 +114,15 @@ func main() {
 	require.NoError(t, err, "program importing gorgonia.org/tensor failed to start: %s", out)
 	require.Equal(t, "(2, 2)\n", string(out))
 }
+
+func TestCheckPredictionDoesNotAllocate(t *testing.T) {
+	x, dst := dense(2, 1, 8, 8), dense(2, 1, 8, 8)
+	ts := []float32{1, 2}
+	allocs := testing.AllocsPerRun(100, func() {
+		if err := ugo.CheckPrediction(dst, x, ts); err != nil {
+			t.Fatal(err)
+		}
+		_ = ugo.Float32s(x)
+	})
+	require.Zero(t, allocs)
+}
