@@ -4,6 +4,7 @@ go 1.26.0
 
 require (
 	github.com/stretchr/testify v1.10.0
+	golang.org/x/text v0.23.0
 	gorgonia.org/tensor v0.9.24
 )
 

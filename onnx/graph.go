@@ -1,0 +1,384 @@
+package onnx
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math"
+	"os"
+	"reflect"
+	"slices"
+	"sync"
+
+	ort "github.com/yalue/onnxruntime_go"
+	"gorgonia.org/tensor"
+)
+
+// Graph runs an arbitrary ONNX graph as a function of named tensors, like
+// Session, but for graphs whose inputs and outputs are not all float32: text
+// encoders taking int32 or int64 token ids, float16 exports of VAE decoders
+// and encoders, float64 graphs. Values are converted at the boundary, so
+// callers always pass and receive ordinary tensors:
+//
+//   - an input may be fed from a float32, float64, int64, int32 or int
+//     tensor; it is converted to the input's element type (floats feed float
+//     inputs only, integers feed any input; float16 rounds to nearest even);
+//   - an output is written into a float32 tensor, converted from float32,
+//     float16 or float64 (integer outputs cannot be requested).
+//
+// Unlike Open and OpenSession, OpenGraph lets ONNX Runtime read the model file
+// itself, so that graphs whose weights are stored as external data next to
+// the .onnx file (model.onnx_data, weights.pb) load.
+//
+// A Graph is safe for concurrent use. Each Run allocates its converted inputs
+// and outputs, which suits calls made once per image (text encoding, VAE
+// decoding), not a sampling loop's hot path. Close releases it.
+type Graph struct {
+	info SessionInfo
+	sess *ort.DynamicAdvancedSession
+	ins  map[string]int
+	outs map[string]int
+
+	mu     sync.RWMutex
+	closed bool
+}
+
+// OpenGraph loads the ONNX graph at path with the same options as Open
+// (library path, threads, execution providers and fallback; name options are
+// ignored). Every input must be float32, float16, float64, int64 or int32;
+// outputs of other types are reported by Info but cannot be requested.
+func OpenGraph(path string, opts ...Option) (*Graph, error) {
+	return OpenGraphOutputs(path, nil, opts...)
+}
+
+// OpenGraphOutputs is OpenGraph with the session restricted to the named
+// outputs (all of them when outputs is empty): ONNX Runtime then computes
+// only what these need, and Run can request only them. Use it when a graph
+// has outputs that are not wanted, such as a text encoder's pooler_output
+// next to last_hidden_state: an output that is not requested in a Run call
+// is allocated by the runtime, which onnxruntime_go cannot do for float16
+// outputs.
+func OpenGraphOutputs(path string, outputs []string, opts ...Option) (*Graph, error) {
+	cfg := &config{}
+	for _, o := range opts {
+		o(cfg)
+	}
+	if len(cfg.errs) > 0 {
+		return nil, errors.Join(cfg.errs...)
+	}
+	if cfg.logger == nil {
+		cfg.logger = slog.Default()
+	}
+	st, err := os.Stat(path)
+	if err != nil {
+		return nil, fmt.Errorf("onnx: reading model: %w", err)
+	}
+	if st.IsDir() {
+		return nil, fmt.Errorf("onnx: model path %s is a directory", path)
+	}
+	if st.Size() == 0 {
+		return nil, fmt.Errorf("onnx: model file %s is empty", path)
+	}
+	if err := InitRuntime(cfg.lib); err != nil {
+		return nil, err
+	}
+	ins, outs, err := ort.GetInputOutputInfo(path)
+	if err != nil {
+		return nil, fmt.Errorf("onnx: %s is not a loadable ONNX model: %w", path, err)
+	}
+	si := SessionInfo{Path: path, RuntimeVersion: RuntimeVersion()}
+	if si.Inputs, err = tensorInfos(ins); err != nil {
+		return nil, err
+	}
+	if si.Outputs, err = tensorInfos(outs); err != nil {
+		return nil, err
+	}
+	g := &Graph{ins: map[string]int{}, outs: map[string]int{}}
+	var inNames, outNames []string
+	for i, ti := range si.Inputs {
+		if ti.DType == Unsupported {
+			return nil, fmt.Errorf("onnx: %s: input %s has element type %s, which this package cannot feed", path, ti, ti.ONNXType)
+		}
+		g.ins[ti.Name] = i
+		inNames = append(inNames, ti.Name)
+	}
+	all := si.Outputs
+	if len(outputs) > 0 {
+		si.Outputs = nil
+		for _, name := range outputs {
+			k := slices.IndexFunc(all, func(ti TensorInfo) bool { return ti.Name == name })
+			if k < 0 {
+				return nil, fmt.Errorf("onnx: %s has no output %q (outputs: %s)", path, name, names(all))
+			}
+			if _, dup := g.outs[name]; dup {
+				continue
+			}
+			g.outs[name] = len(si.Outputs)
+			si.Outputs = append(si.Outputs, all[k])
+		}
+	}
+	for i, ti := range si.Outputs {
+		g.outs[ti.Name] = i
+		outNames = append(outNames, ti.Name)
+	}
+	sess, providers, err := newSessionFromFile(cfg, path, inNames, outNames)
+	if err != nil {
+		return nil, err
+	}
+	for _, p := range providers {
+		si.Providers = append(si.Providers, p.name)
+	}
+	si.Providers = append(si.Providers, "CPUExecutionProvider")
+	g.info, g.sess = si, sess
+	return g, nil
+}
+
+// newSessionFromFile is newSession for a model ONNX Runtime reads from path
+// (resolving external data relative to it).
+func newSessionFromFile(cfg *config, path string, inputNames, outputNames []string) (*ort.DynamicAdvancedSession, []provider, error) {
+	providers := slices.Clone(cfg.providers)
+	for {
+		so, err := sessionOptions(cfg, providers)
+		var perr *ProviderError
+		if errors.As(err, &perr) && cfg.fallback == FallbackCPU {
+			cfg.logger.Warn("onnx: execution provider unavailable, falling back", "provider", perr.Provider, "error", perr.Err)
+			providers = slices.DeleteFunc(providers, func(p provider) bool { return p.name == perr.Provider })
+			continue
+		}
+		if err != nil {
+			return nil, nil, err
+		}
+		sess, err := ort.NewDynamicAdvancedSession(path, inputNames, outputNames, so)
+		so.Destroy()
+		if err != nil && len(providers) > 0 && cfg.fallback == FallbackCPU {
+			cfg.logger.Warn("onnx: session creation failed with GPU providers, falling back to CPU", "error", err)
+			providers = nil
+			continue
+		}
+		if err != nil {
+			if len(providers) > 0 {
+				return nil, nil, &ProviderError{Provider: providers[0].name, Err: err}
+			}
+			return nil, nil, fmt.Errorf("onnx: creating session for %s: %w", path, err)
+		}
+		return sess, providers, nil
+	}
+}
+
+// Info describes the graph's inputs and the outputs it can return, and the
+// providers in use.
+func (g *Graph) Info() SessionInfo {
+	si := g.info
+	si.Inputs = slices.Clone(si.Inputs)
+	si.Outputs = slices.Clone(si.Outputs)
+	si.Providers = slices.Clone(si.Providers)
+	return si
+}
+
+// Input returns the description of the graph input name.
+func (g *Graph) Input(name string) (TensorInfo, bool) {
+	i, ok := g.ins[name]
+	if !ok {
+		return TensorInfo{}, false
+	}
+	return g.info.Inputs[i], true
+}
+
+// Output returns the description of the graph output name.
+func (g *Graph) Output(name string) (TensorInfo, bool) {
+	i, ok := g.outs[name]
+	if !ok {
+		return TensorInfo{}, false
+	}
+	return g.info.Outputs[i], true
+}
+
+// checkDims validates shape against ti's rank and fixed dimensions.
+func checkDims(kind, name string, shape []int, ti TensorInfo) ([]int64, error) {
+	if len(shape) != len(ti.Dims) {
+		return nil, fmt.Errorf("onnx: %s %s has shape %v, want rank %d (%s)", kind, name, shape, len(ti.Dims), ti)
+	}
+	dims := make([]int64, len(shape))
+	for i, n := range shape {
+		if n <= 0 || (ti.Dims[i] > 0 && int64(n) != ti.Dims[i]) {
+			return nil, fmt.Errorf("onnx: %s %s has shape %v, want %s", kind, name, shape, ti)
+		}
+		dims[i] = int64(n)
+	}
+	return dims, nil
+}
+
+// Run evaluates the graph. inputs must name every graph input; outputs names
+// the outputs wanted (at least one), each a float32 tensor of the shape the
+// graph produces, into which the result is written (converted from float16
+// or float64 when the graph's output is). Input shapes are checked against
+// the declared fixed dimensions before the call, output ranks too, and the
+// runtime checks the actual sizes during it. A
+// NaN or infinite output is an error wrapping ErrNonFinite. ctx cancellation
+// stops a running call.
+func (g *Graph) Run(ctx context.Context, inputs, outputs map[string]*tensor.Dense) error {
+	g.mu.RLock()
+	defer g.mu.RUnlock()
+	if g.closed {
+		return ErrClosed
+	}
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	if len(outputs) == 0 {
+		return errors.New("onnx: Run: no outputs requested")
+	}
+	inVals := make([]ort.Value, len(g.info.Inputs))
+	outVals := make([]ort.Value, len(g.info.Outputs))
+	defer func() {
+		for _, v := range slices.Concat(inVals, outVals) {
+			// The binding may leave a typed nil in an output it failed to
+			// allocate.
+			if v != nil && !reflect.ValueOf(v).IsNil() {
+				v.Destroy()
+			}
+		}
+	}()
+	for name, d := range inputs {
+		i, ok := g.ins[name]
+		if !ok {
+			return fmt.Errorf("onnx: Run: the graph has no input %q (inputs: %s)", name, names(g.info.Inputs))
+		}
+		ti := g.info.Inputs[i]
+		if d == nil {
+			return fmt.Errorf("onnx: Run: input %s is nil", ti)
+		}
+		shape := []int(d.Shape())
+		if d.IsScalar() {
+			shape = nil
+		}
+		dims, err := checkDims("input", name, shape, ti)
+		if err != nil {
+			return err
+		}
+		var data any
+		if ti.DType == Float32 && d.Dtype() == tensor.Float32 {
+			data = d.Float32s() // fed as is: the runtime does not write inputs
+		} else if data, err = convertDense(d, ti.DType); err != nil {
+			return fmt.Errorf("onnx: Run: input %s: %w", ti, err)
+		}
+		if sliceLen(data) != numel(dims) {
+			return fmt.Errorf("onnx: Run: input %s: %d values for shape %v", ti, sliceLen(data), shape)
+		}
+		v, err := newValue(ti.DType, dims, data)
+		if err != nil {
+			return fmt.Errorf("onnx: Run: input %s: %w", ti, err)
+		}
+		inVals[i] = v
+	}
+	for i, v := range inVals {
+		if v == nil {
+			return fmt.Errorf("onnx: Run: input %s not given", g.info.Inputs[i])
+		}
+	}
+	type result struct {
+		dst []float32
+		src any // the runtime's buffer when it is not dst
+		ti  TensorInfo
+	}
+	var results []result
+	for name, d := range outputs {
+		i, ok := g.outs[name]
+		if !ok {
+			return fmt.Errorf("onnx: Run: the graph has no output %q (outputs: %s)", name, names(g.info.Outputs))
+		}
+		ti := g.info.Outputs[i]
+		if d == nil || d.Dtype() != tensor.Float32 {
+			return fmt.Errorf("onnx: Run: output %s: want a float32 destination tensor", ti)
+		}
+		// Declared output shapes are only advisory (exporters often record
+		// the traced example's size), so only the rank is checked here; the
+		// runtime rejects a destination of the wrong size.
+		dims := make([]int64, len(d.Shape()))
+		for k, n := range d.Shape() {
+			dims[k] = int64(n)
+		}
+		if len(ti.Dims) > 0 && len(ti.Dims) != len(dims) {
+			return fmt.Errorf("onnx: output %s has shape %v, want rank %d (%s)", name, []int(d.Shape()), len(ti.Dims), ti)
+		}
+		dst := d.Float32s()
+		if len(dst) != numel(dims) {
+			return fmt.Errorf("onnx: Run: output %s: destination is not a dense tensor", ti)
+		}
+		r := result{dst: dst, ti: ti}
+		switch ti.DType {
+		case Float32:
+		case Float16, Float64:
+			r.src = makeSlice(ti.DType, len(dst))
+		default:
+			return fmt.Errorf("onnx: Run: output %s is %s; only float outputs can be requested", ti, ti.ONNXType)
+		}
+		buf := r.src
+		if buf == nil {
+			buf = dst
+		}
+		v, err := newValue(ti.DType, dims, buf)
+		if err != nil {
+			return fmt.Errorf("onnx: Run: output %s: %w", ti, err)
+		}
+		outVals[i] = v
+		results = append(results, r)
+	}
+	ro, err := ort.NewRunOptions()
+	if err != nil {
+		return fmt.Errorf("onnx: creating run options: %w", err)
+	}
+	defer ro.Destroy()
+	if ctx.Done() != nil {
+		stop := context.AfterFunc(ctx, func() { _ = ro.Terminate() })
+		defer stop()
+	}
+	if err := g.sess.RunWithOptions(inVals, outVals, ro); err != nil {
+		if cerr := ctx.Err(); cerr != nil {
+			return fmt.Errorf("onnx: inference stopped: %w", cerr)
+		}
+		for i, v := range outVals {
+			if v != nil && reflect.ValueOf(v).IsNil() {
+				return fmt.Errorf("onnx: inference failed (model %s): the runtime could not return output %s, which was not requested; open the graph with OpenGraphOutputs: %w",
+					g.info.Path, g.info.Outputs[i], err)
+			}
+		}
+		return fmt.Errorf("onnx: inference failed (model %s): %w", g.info.Path, err)
+	}
+	for _, r := range results {
+		switch s := r.src.(type) {
+		case []uint16:
+			fromFloat16(r.dst, s)
+		case []float64:
+			for i, v := range s {
+				r.dst[i] = float32(v)
+			}
+		}
+		for i, v := range r.dst {
+			if math.IsNaN(float64(v)) || math.IsInf(float64(v), 0) {
+				return fmt.Errorf("onnx: %w: output %s element %d is %v (model %s)", ErrNonFinite, r.ti.Name, i, v, g.info.Path)
+			}
+		}
+	}
+	return nil
+}
+
+func numel(dims []int64) int {
+	n := 1
+	for _, d := range dims {
+		n *= int(d)
+	}
+	return n
+}
+
+// Close releases the graph. Calls after Close return ErrClosed.
+func (g *Graph) Close() error {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.closed {
+		return nil
+	}
+	g.closed = true
+	return g.sess.Destroy()
+}
