@@ -42,11 +42,16 @@ func latent(shape ...int) *tensor.Dense {
 // grow with the number of steps.
 func TestNoAllocPerStep(t *testing.T) {
 	s := schedule.ScaledLinear(1000, 0.00085, 0.012)
-	for name, sch := range map[string]Scheduler{
-		"ddim":        &DDIM{Schedule: s},
-		"ddim_eta":    &DDIM{Schedule: s, Eta: 1, Thresholding: true},
-		"ddpm":        &DDPM{Schedule: s, ClipSample: true},
-		"ddpm_thresh": &DDPM{Schedule: s, Thresholding: true, VarianceType: FixedSmallLog},
+	for name, sch := range map[string]Solver{
+		"ddim":         &DDIM{Schedule: s},
+		"ddim_eta":     &DDIM{Schedule: s, Eta: 1, Thresholding: true},
+		"ddpm":         &DDPM{Schedule: s, ClipSample: true},
+		"ddpm_thresh":  &DDPM{Schedule: s, Thresholding: true, VarianceType: FixedSmallLog},
+		"dpm2m":        &DPMSolverMultistep{Schedule: s, Thresholding: true},
+		"dpm2m_sde":    &DPMSolverMultistep{Schedule: s, Algorithm: SDEDPMSolverPP, UseKarrasSigmas: true},
+		"euler_karras": &Euler{Schedule: s, UseKarrasSigmas: true},
+		"euler_churn":  &Euler{Schedule: s, SChurn: 1},
+		"euler_a":      &EulerAncestral{Schedule: s},
 	} {
 		allocs := func(steps int) float64 {
 			x := latent(2, 4, 8, 8)
@@ -70,12 +75,18 @@ func BenchmarkSample(b *testing.B) {
 	s := schedule.ScaledLinear(1000, 0.00085, 0.012)
 	for _, bc := range []struct {
 		name string
-		s    Scheduler
+		s    Solver
 	}{
 		{"ddim", &DDIM{Schedule: s}},
 		{"ddim_eta1", &DDIM{Schedule: s, Eta: 1}},
 		{"ddim_threshold", &DDIM{Schedule: s, Thresholding: true}},
 		{"ddpm", &DDPM{Schedule: s}},
+		{"dpm2m", &DPMSolverMultistep{Schedule: s, LowerOrderFinal: true}},
+		{"dpm2m_karras", &DPMSolverMultistep{Schedule: s, LowerOrderFinal: true, UseKarrasSigmas: true}},
+		{"dpm2m_sde", &DPMSolverMultistep{Schedule: s, Algorithm: SDEDPMSolverPP}},
+		{"euler", &Euler{Schedule: s}},
+		{"euler_karras", &Euler{Schedule: s, UseKarrasSigmas: true}},
+		{"euler_a", &EulerAncestral{Schedule: s}},
 	} {
 		const steps = 20
 		x := latent(1, 4, 64, 64)
@@ -95,28 +106,45 @@ func BenchmarkSample(b *testing.B) {
 	}
 }
 
+// BenchmarkStep measures one step of each solver on an SD-sized latent:
+// the allocations reported must be 0.
 func BenchmarkStep(b *testing.B) {
 	s := schedule.ScaledLinear(1000, 0.00085, 0.012)
 	const n = 4 * 64 * 64
-	x, eps, z, x0 := make([]float32, n), make([]float32, n), make([]float32, n), make([]float32, n)
+	x, eps, z, x0, prev := make([]float32, n), make([]float32, n), make([]float32, n), make([]float32, n), make([]float32, n)
 	noise.NewPCG(1).Normal(x)
 	noise.NewPCG(2).Normal(eps)
 	noise.NewPCG(3).Normal(z)
+	noise.NewPCG(4).Normal(prev)
 	for _, bc := range []struct {
 		name string
-		s    Scheduler
+		s    Solver
 	}{
 		{"ddim", &DDIM{Schedule: s}},
 		{"ddim_v_clip", &DDIM{Schedule: s, PredictionType: VPrediction, ClipSample: true}},
 		{"ddpm", &DDPM{Schedule: s}},
+		{"dpm2m", &DPMSolverMultistep{Schedule: s}},
+		{"dpm2m_threshold", &DPMSolverMultistep{Schedule: s, Thresholding: true}},
+		{"dpm2m_sde", &DPMSolverMultistep{Schedule: s, Algorithm: SDEDPMSolverPP}},
+		{"euler", &Euler{Schedule: s}},
+		{"euler_churn", &Euler{Schedule: s, SChurn: 1}},
+		{"euler_a", &EulerAncestral{Schedule: s}},
 	} {
 		b.Run(bc.name, func(b *testing.B) {
+			p, err := bc.s.Plan(20)
+			if err != nil {
+				b.Fatal(err)
+			}
 			b.ReportAllocs()
 			b.SetBytes(4 * n)
 			dst := make([]float32, n)
-			in := StepInput{Timestep: 501, Prev: 451, ModelOutput: eps, Sample: x, Noise: z, X0: x0}
+			scratch := make([]float32, n)
+			in := StepInput{ModelOutput: eps, Sample: x, Noise: z, X0: x0, Scratch: scratch}
+			if p.Multistep {
+				in.PrevX0 = prev
+			}
 			for b.Loop() {
-				if err := bc.s.Step(dst, in); err != nil {
+				if err := bc.s.StepAt(dst, p, 10, in); err != nil {
 					b.Fatal(err)
 				}
 			}

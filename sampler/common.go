@@ -41,8 +41,9 @@ func (p PredictionType) validate() error {
 var ErrNonFinite = errors.New("non-finite value")
 
 // Scheduler is one sampling algorithm in diffusers' set_timesteps + step
-// form, stateless so that one value may serve concurrent runs. DDIM and
-// DDPM implement it.
+// form over integer training timesteps, stateless so that one value may
+// serve concurrent runs. DDIM and DDPM implement it (and Solver, which is
+// what Sample drives); FromScheduler makes a Solver of any other.
 type Scheduler interface {
 	// Timesteps returns the descending training timesteps of an n-step
 	// run (diffusers' set_timesteps).
@@ -87,6 +88,11 @@ type StepInput struct {
 	// values used by dynamic thresholding. When thresholding is on and
 	// X0 or Scratch is missing, Step allocates.
 	Scratch []float32
+	// PrevX0 is the history of multistep solvers (Plan.Multistep): the
+	// X0 that the previous step of the run wrote, or nil when there is
+	// none (the first step, an img2img start, a resume without it). It
+	// must not alias X0. Scheduler.Step ignores it.
+	PrevX0 []float32
 }
 
 func (in *StepInput) check(T int, needNoise bool) error {
@@ -150,8 +156,10 @@ func newClipping(clip bool, clipRange float32, threshold bool, ratio, maxValue f
 		if !(c.ratio > 0 && c.ratio <= 1) {
 			return c, fmt.Errorf("sampler: dynamic thresholding ratio %v, want a number in (0, 1]", ratio)
 		}
-		if !(c.maxValue >= 1 && c.maxValue <= math.MaxFloat32) {
-			return c, fmt.Errorf("sampler: sample max value %v, want a finite number >= 1", maxValue)
+		// A maximum below 1 is allowed, as in diffusers: torch.clamp(s,
+		// min=1, max=m) with m < 1 gives s = m for every sample.
+		if !(c.maxValue > 0 && c.maxValue <= math.MaxFloat32) {
+			return c, fmt.Errorf("sampler: sample max value %v, want a positive finite number", maxValue)
 		}
 	}
 	return c, nil

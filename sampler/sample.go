@@ -14,15 +14,15 @@ import (
 // Options configures Sample.
 type Options struct {
 	// Steps is the number of inference steps n of the full run; the
-	// timesteps are Scheduler.Timesteps(Steps). Required.
+	// solver's plan is Solver.Plan(Steps). Required.
 	Steps int
 	// Noise supplies the standard normal noise of stochastic steps and of
 	// Strength. Each such use is one Normal call over the whole batch, in
 	// this order: the Strength noise first, then one call per step that
-	// needs noise, in step order. That is the order of diffusers'
-	// pipelines, so a torch-compatible source seeded as the torch.Generator
-	// reproduces their runs. Required when some step needs noise or
-	// Strength > 0.
+	// needs noise (Plan.Noisy), in step order. That is the order of
+	// diffusers' pipelines, so a torch-compatible source seeded as the
+	// torch.Generator reproduces their runs. Required when some step needs
+	// noise or Strength > 0.
 	Noise noise.Source
 	// Progress, if not nil, is called after every completed step. A
 	// non-nil error stops the run; Sample returns it in a *StepError.
@@ -30,15 +30,23 @@ type Options struct {
 	// StartStep resumes a run: x holds the sample after StartStep steps
 	// of the full Steps-step run (as saved from ProgressInfo.Sample after
 	// step StartStep-1), and sampling continues from step StartStep. No
-	// noise is added. For a stochastic scheduler, the result equals the
-	// uninterrupted run's when Noise continues the same stream.
+	// noise is added and x is not scaled. For a stochastic solver, the
+	// result equals the uninterrupted run's when Noise continues the same
+	// stream; for a multistep solver, when PrevX0 is given too.
 	StartStep int
+	// PrevX0 completes a resume for multistep solvers (Plan.Multistep,
+	// such as the second-order DPMSolverMultistep): the ProgressInfo.X0 of
+	// step StartStep-1, saved with the sample. Without it the resumed run
+	// restarts the solver's history with a first-order step, as after an
+	// img2img start, and differs slightly from the uninterrupted run.
+	// Other solvers ignore it; it requires StartStep > 0.
+	PrevX0 *tensor.Dense
 	// Strength, in (0, 1], turns Sample into img2img/SDEdit: x holds a
-	// clean sample, which is noised to the timestep of step Steps -
-	// int(Steps*Strength) with one draw from Noise, and only the remaining
-	// int(Steps*Strength) steps run (diffusers' img2img convention). 0 means
-	// an ordinary run from noise. A resumed img2img run sets StartStep and
-	// leaves Strength 0.
+	// clean sample, which is noised to the level of step Steps -
+	// int(Steps*Strength) with one draw from Noise (Solver.AddNoiseAt), and
+	// only the remaining int(Steps*Strength) steps run (diffusers' img2img
+	// convention). 0 means an ordinary run from noise. A resumed img2img
+	// run sets StartStep and leaves Strength 0.
 	Strength float64
 }
 
@@ -49,13 +57,17 @@ type ProgressInfo struct {
 	// Step is the index of the completed step in the full run, 0-based;
 	// Steps is the length of the full run.
 	Step, Steps int
-	// Timestep is the training timestep the step started from.
-	Timestep int
+	// Timestep is the training timestep the step started from, rounded
+	// to the nearest integer where the model was called at a fractional
+	// one; ModelTimestep is the exact timestep the model saw.
+	Timestep      int
+	ModelTimestep float32
 	// Sample is x after the step: the input of step Step+1, which is what
 	// a checkpoint saves (resume with StartStep = Step+1).
 	Sample *tensor.Dense
 	// X0 is the step's prediction of the clean sample, after clipping or
-	// thresholding.
+	// thresholding. A checkpoint of a multistep solver saves it too
+	// (Options.PrevX0).
 	X0 *tensor.Dense
 }
 
@@ -65,7 +77,7 @@ type ProgressInfo struct {
 // step Resume, so that Options.StartStep = Resume continues the run.
 type StepError struct {
 	// Step is the index of the step being processed when the run stopped
-	// and Timestep its training timestep.
+	// and Timestep its training timestep (rounded, as in ProgressInfo).
 	Step, Timestep int
 	// Resume is the StartStep that continues the run from x.
 	Resume int
@@ -84,19 +96,21 @@ func (e *StepError) Unwrap() error { return e.Err }
 
 // Sample runs the sampling loop: it calls model once per step with the
 // whole batch at one shared timestep (t passed as a 1-element slice) and
-// advances x with the scheduler, in place. x is float32 N,C,H,W or
-// N,C,F,H,W; on entry it holds the initial noise (fill it with
+// advances x with the solver, in place. x is float32 N,C,H,W or
+// N,C,F,H,W; on entry it holds standard normal initial noise (fill it with
 // noise.FillTensor from the same Source as Options.Noise to reproduce a
-// diffusers run), a clean sample (Options.Strength) or a saved state
-// (Options.StartStep); on success it holds the final sample.
+// diffusers run), which Sample first multiplies by the plan's
+// InitNoiseSigma (1 except for the Euler samplers); or a clean sample
+// (Options.Strength); or a saved state (Options.StartStep). On success it
+// holds the final sample.
 //
 // Sample allocates its buffers once per call and nothing per step. It
 // returns promptly when ctx is cancelled, with an error wrapping ctx.Err().
 // Any error after the run has started is a *StepError; see there for what x
 // holds then.
-func Sample(ctx context.Context, model ugo.Denoiser, s Scheduler, x *tensor.Dense, opts Options) error {
+func Sample(ctx context.Context, model ugo.Denoiser, s Solver, x *tensor.Dense, opts Options) error {
 	if model == nil || s == nil {
-		return errors.New("sampler: Sample needs a model and a scheduler")
+		return errors.New("sampler: Sample needs a model and a solver")
 	}
 	shape, err := ugo.CheckSample("x", x)
 	if err != nil {
@@ -114,84 +128,146 @@ func Sample(ctx context.Context, model ugo.Denoiser, s Scheduler, x *tensor.Dens
 	if opts.StartStep > 0 && opts.Strength > 0 {
 		return errors.New("sampler: set StartStep or Strength, not both: a resumed img2img run needs only StartStep")
 	}
-	ts, err := s.Timesteps(opts.Steps)
+	if opts.PrevX0 != nil {
+		if opts.StartStep == 0 {
+			return errors.New("sampler: Options.PrevX0 resumes a run and needs StartStep > 0")
+		}
+		ps, err := ugo.CheckSample("PrevX0", opts.PrevX0)
+		if err != nil {
+			return err
+		}
+		if !sameShape(tensor.Shape(ps), shape) {
+			return &ugo.ShapeError{What: "PrevX0", Got: ps, Want: fmt.Sprintf("the shape of x %v", shape)}
+		}
+	}
+	p, err := s.Plan(opts.Steps)
 	if err != nil {
 		return err
 	}
+	if err := p.check(opts.Steps); err != nil {
+		return err
+	}
+	n := opts.Steps
 	start := opts.StartStep
 	if opts.Strength > 0 {
-		kept := int(float64(opts.Steps) * opts.Strength)
+		kept := int(float64(n) * opts.Strength)
 		if kept == 0 {
-			return fmt.Errorf("sampler: strength %v of %d steps leaves no step to run", opts.Strength, opts.Steps)
+			return fmt.Errorf("sampler: strength %v of %d steps leaves no step to run", opts.Strength, n)
 		}
-		start = opts.Steps - kept
+		start = n - kept
 	}
 	needNoise := opts.Strength > 0
-	for _, t := range ts[start:] {
-		needNoise = needNoise || s.NeedsNoise(t)
+	for _, noisy := range p.Noisy[start:] {
+		needNoise = needNoise || noisy
 	}
 	if needNoise && opts.Noise == nil {
 		return errors.New("sampler: the run draws noise but Options.Noise is nil")
 	}
 
 	xs := ugo.Float32s(x)
-	n, batch := len(xs), shape[0]
-	eps := make([]float32, n)
-	x0 := make([]float32, n)
-	scratch := make([]float32, n/batch)
+	size, batch := len(xs), shape[0]
+	eps := make([]float32, size)
+	scratch := make([]float32, size/batch)
 	var z []float32
 	if needNoise {
-		z = make([]float32, n)
+		z = make([]float32, size)
 	}
-	epsT := tensor.New(tensor.WithShape(shape...), tensor.WithBacking(eps))
-	x0T := tensor.New(tensor.WithShape(shape...), tensor.WithBacking(x0))
+	newT := func(data []float32) *tensor.Dense {
+		return tensor.New(tensor.WithShape(shape...), tensor.WithBacking(data))
+	}
+	epsT := newT(eps)
+	// x0 holds the clean-sample predictions: two buffers that alternate
+	// for a multistep solver, whose step reads the previous one.
+	x0 := [2][]float32{make([]float32, size)}
+	x0T := [2]*tensor.Dense{newT(x0[0])}
+	if p.Multistep {
+		x0[1] = make([]float32, size)
+		x0T[1] = newT(x0[1])
+	}
+	// in is what the model sees: x itself, or x / InputNorm[i].
+	in := x
+	var xin []float32
+	if p.InputNorm != nil {
+		xin = make([]float32, size)
+		in = newT(xin)
+	}
 	tbuf := []float32{0}
 
-	if opts.Strength > 0 {
+	cur, hasPrev := 0, false
+	if p.Multistep && opts.PrevX0 != nil {
+		copy(x0[1], ugo.Float32s(opts.PrevX0))
+		hasPrev = true
+	}
+	switch {
+	case opts.Strength > 0:
 		if err := ctx.Err(); err != nil {
 			return fmt.Errorf("sampler: %w", err)
 		}
 		opts.Noise.Normal(z)
-		if err := s.AddNoise(xs, xs, z, ts[start]); err != nil {
+		if err := s.AddNoiseAt(xs, xs, z, p, start); err != nil {
 			return err
 		}
+	case start == 0:
+		if sigma := p.initSigma(); sigma != 1 {
+			for j, v := range xs {
+				xs[j] = v * sigma
+			}
+		}
 	}
-	for i := start; i < opts.Steps; i++ {
-		t := ts[i]
-		fail := func(err error) error { return &StepError{Step: i, Timestep: t, Resume: i, Err: err} }
+	for i := start; i < n; i++ {
+		t := p.Timesteps[i]
+		ti := roundTimestep(t)
+		fail := func(err error) error { return &StepError{Step: i, Timestep: ti, Resume: i, Err: err} }
 		if err := ctx.Err(); err != nil {
 			return fail(err)
 		}
-		tbuf[0] = float32(t)
-		if err := model.PredictNoise(ctx, epsT, x, tbuf); err != nil {
+		if xin != nil {
+			c := p.InputNorm[i]
+			for j, v := range xs {
+				xin[j] = v / c
+			}
+		}
+		tbuf[0] = t
+		if err := model.PredictNoise(ctx, epsT, in, tbuf); err != nil {
 			return fail(err)
 		}
-		if !sameShape(epsT.Shape(), shape) || epsT.DataSize() != n {
+		if !sameShape(epsT.Shape(), shape) || epsT.DataSize() != size {
 			return fail(&ugo.ShapeError{What: "model output", Got: epsT.Shape().Clone(), Want: fmt.Sprintf("the shape of x %v", shape)})
 		}
 		if j := firstNonFinite(eps); j >= 0 {
 			return fail(fmt.Errorf("model output: %w %v at index %d", ErrNonFinite, eps[j], j))
 		}
-		in := StepInput{
-			Timestep:    t,
-			Prev:        s.PrevTimestep(t, opts.Steps),
+		prev := -1
+		if i+1 < n {
+			prev = roundTimestep(p.Timesteps[i+1])
+		}
+		stepIn := StepInput{
+			Timestep:    ti,
+			Prev:        prev,
 			ModelOutput: eps,
 			Sample:      xs,
-			X0:          x0,
+			X0:          x0[cur],
 			Batch:       batch,
 			Scratch:     scratch,
 		}
-		if s.NeedsNoise(t) {
-			opts.Noise.Normal(z)
-			in.Noise = z
+		if hasPrev {
+			stepIn.PrevX0 = x0[1-cur]
 		}
-		if err := s.Step(xs, in); err != nil {
+		if p.Noisy[i] {
+			opts.Noise.Normal(z)
+			stepIn.Noise = z
+		}
+		if err := s.StepAt(xs, p, i, stepIn); err != nil {
 			return fail(err)
 		}
+		x0Done := x0T[cur]
+		if p.Multistep {
+			cur, hasPrev = 1-cur, true
+		}
 		if opts.Progress != nil {
-			info := ProgressInfo{Step: i, Steps: opts.Steps, Timestep: t, Sample: x, X0: x0T}
+			info := ProgressInfo{Step: i, Steps: n, Timestep: ti, ModelTimestep: t, Sample: x, X0: x0Done}
 			if err := opts.Progress(info); err != nil {
-				return &StepError{Step: i, Timestep: t, Resume: i + 1, Err: fmt.Errorf("progress: %w", err)}
+				return &StepError{Step: i, Timestep: ti, Resume: i + 1, Err: fmt.Errorf("progress: %w", err)}
 			}
 		}
 	}

@@ -27,18 +27,66 @@ func equalBits(t *testing.T, what string, got, want []float32) {
 	}
 }
 
-// schedulers returns one deterministic and two stochastic schedulers.
-func schedulers(t testing.TB) map[string]Scheduler {
+// schedulers returns deterministic and stochastic solvers of every kind.
+func schedulers(t testing.TB) map[string]Solver {
 	s := schedule.ScaledLinear(1000, 0.00085, 0.012)
-	return map[string]Scheduler{
-		"ddim":       &DDIM{Schedule: s, StepsOffset: 1},
-		"ddim_eta":   &DDIM{Schedule: s, Eta: 0.7, Thresholding: true, SampleMaxValue: 1.5},
-		"ddpm_small": &DDPM{Schedule: s, ClipSample: true},
+	return map[string]Solver{
+		"ddim":           &DDIM{Schedule: s, StepsOffset: 1},
+		"ddim_eta":       &DDIM{Schedule: s, Eta: 0.7, Thresholding: true, SampleMaxValue: 1.5},
+		"ddpm_small":     &DDPM{Schedule: s, ClipSample: true},
+		"dpm2m":          &DPMSolverMultistep{Schedule: s, LowerOrderFinal: true},
+		"dpm2m_karras":   &DPMSolverMultistep{Schedule: s, UseKarrasSigmas: true, SolverType: Heun, Spacing: schedule.Leading, StepsOffset: 1},
+		"dpm2m_sde":      &DPMSolverMultistep{Schedule: s, Algorithm: SDEDPMSolverPP, Thresholding: true, SampleMaxValue: 1.2},
+		"euler":          &Euler{Schedule: s},
+		"euler_karras":   &Euler{Schedule: s, UseKarrasSigmas: true, Spacing: schedule.Leading, StepsOffset: 1},
+		"euler_churn":    &Euler{Schedule: s, SChurn: 4, STMin: 0.5, STMax: 8},
+		"euler_a":        &EulerAncestral{Schedule: s, Spacing: schedule.Trailing},
+		"euler_a_karras": &EulerAncestral{Schedule: s, UseKarrasSigmas: true},
 	}
 }
 
-// TestSampleMatchesManualLoop drives Step by hand, as diffusers' tests do,
-// and checks that Sample does exactly the same.
+// manualSample drives the Plan/StepAt contract by hand, as documented on
+// Plan, with fresh buffers at every step.
+func manualSample(t *testing.T, model ugo.Denoiser, s Solver, x []float32, steps int, src noise.Source) {
+	t.Helper()
+	p, err := s.Plan(steps)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for j := range x {
+		x[j] *= p.initSigma()
+	}
+	var prevX0 []float32
+	for i := range steps {
+		in := append([]float32(nil), x...)
+		if p.InputNorm != nil {
+			for j := range in {
+				in[j] /= p.InputNorm[i]
+			}
+		}
+		eps := tensor.New(tensor.WithShape(dB, dC, dH, dW), tensor.WithBacking(make([]float32, dN)))
+		xt := tensor.New(tensor.WithShape(dB, dC, dH, dW), tensor.WithBacking(in))
+		if err := model.PredictNoise(context.Background(), eps, xt, []float32{p.Timesteps[i]}); err != nil {
+			t.Fatal(err)
+		}
+		x0 := make([]float32, dN)
+		stepIn := StepInput{ModelOutput: ugo.Float32s(eps), Sample: x, X0: x0, Batch: dB}
+		if p.Multistep {
+			stepIn.PrevX0 = prevX0
+		}
+		if p.Noisy[i] {
+			stepIn.Noise = make([]float32, dN)
+			src.Normal(stepIn.Noise)
+		}
+		if err := s.StepAt(x, p, i, stepIn); err != nil {
+			t.Fatal(err)
+		}
+		prevX0 = x0
+	}
+}
+
+// TestSampleMatchesManualLoop drives each solver by hand, as diffusers'
+// tests do, and checks that Sample does exactly the same.
 func TestSampleMatchesManualLoop(t *testing.T) {
 	for name, s := range schedulers(t) {
 		t.Run(name, func(t *testing.T) {
@@ -46,8 +94,30 @@ func TestSampleMatchesManualLoop(t *testing.T) {
 			model := analyticModel(s.(interface{ sched() *schedule.Schedule }).sched(), 0.3)
 			x := dummyDeter(false)
 			want := append([]float32(nil), ugo.Float32s(x)...)
+			manualSample(t, model, s, want, steps, noise.NewPCG(7))
+			if err := Sample(context.Background(), model, s, x, Options{Steps: steps, Noise: noise.NewPCG(7)}); err != nil {
+				t.Fatal(err)
+			}
+			equalBits(t, "Sample vs manual loop", ugo.Float32s(x), want)
+		})
+	}
+}
+
+// TestSchedulerManualLoop checks the Scheduler side of DDIM and DDPM
+// (Timesteps, PrevTimestep, NeedsNoise, Step) against Sample.
+func TestSchedulerManualLoop(t *testing.T) {
+	for name, s := range schedulers(t) {
+		sc, ok := s.(Scheduler)
+		if !ok {
+			continue
+		}
+		t.Run(name, func(t *testing.T) {
+			const steps = 12
+			model := analyticModel(s.(interface{ sched() *schedule.Schedule }).sched(), 0.3)
+			x := dummyDeter(false)
+			want := append([]float32(nil), ugo.Float32s(x)...)
 			src := noise.NewPCG(7)
-			ts, err := s.Timesteps(steps)
+			ts, err := sc.Timesteps(steps)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -58,29 +128,37 @@ func TestSampleMatchesManualLoop(t *testing.T) {
 				if err := model.PredictNoise(context.Background(), eps, xt, []float32{float32(ti)}); err != nil {
 					t.Fatal(err)
 				}
-				in := StepInput{Timestep: ti, Prev: s.PrevTimestep(ti, steps), ModelOutput: ugo.Float32s(eps), Sample: want, Batch: dB}
-				if s.NeedsNoise(ti) {
+				in := StepInput{Timestep: ti, Prev: sc.PrevTimestep(ti, steps), ModelOutput: ugo.Float32s(eps), Sample: want, Batch: dB}
+				if sc.NeedsNoise(ti) {
 					src.Normal(z)
 					in.Noise = z
 				}
-				if err := s.Step(want, in); err != nil {
+				if err := sc.Step(want, in); err != nil {
 					t.Fatal(err)
 				}
 			}
-			if err := Sample(context.Background(), model, s, x, Options{Steps: steps, Noise: noise.NewPCG(7)}); err != nil {
-				t.Fatal(err)
+			// Through the generic adapter and directly.
+			for _, solver := range []Solver{FromScheduler(sc), s} {
+				x := dummyDeter(false)
+				if err := Sample(context.Background(), model, solver, x, Options{Steps: steps, Noise: noise.NewPCG(7)}); err != nil {
+					t.Fatal(err)
+				}
+				equalBits(t, "Sample vs manual Scheduler loop", ugo.Float32s(x), want)
 			}
-			equalBits(t, "Sample vs manual loop", ugo.Float32s(x), want)
 		})
 	}
 }
 
-func (d *DDIM) sched() *schedule.Schedule { return d.Schedule }
-func (d *DDPM) sched() *schedule.Schedule { return d.Schedule }
+func (d *DDIM) sched() *schedule.Schedule               { return d.Schedule }
+func (d *DDPM) sched() *schedule.Schedule               { return d.Schedule }
+func (d *DPMSolverMultistep) sched() *schedule.Schedule { return d.Schedule }
+func (e *Euler) sched() *schedule.Schedule              { return e.Schedule }
+func (e *EulerAncestral) sched() *schedule.Schedule     { return e.Schedule }
 
 // TestResume interrupts runs from the progress callback, saves the state,
 // and resumes: the result must equal the uninterrupted run bit for bit
-// when the noise stream continues.
+// when the noise stream continues (and, for multistep solvers, the
+// previous X0 is restored).
 func TestResume(t *testing.T) {
 	for name, s := range schedulers(t) {
 		for _, stop := range []int{0, 4, 9} {
@@ -94,12 +172,12 @@ func TestResume(t *testing.T) {
 
 				x := dummyDeter(false)
 				src := noise.NewPCG(3)
-				var saved *tensor.Dense
+				var saved, savedX0 *tensor.Dense
 				errStop := errors.New("stop")
 				err := Sample(context.Background(), model, s, x, Options{Steps: steps, Noise: src,
 					Progress: func(p ProgressInfo) error {
 						if p.Step == stop {
-							saved = clone(p.Sample)
+							saved, savedX0 = clone(p.Sample), clone(p.X0)
 							return errStop
 						}
 						return nil
@@ -109,7 +187,7 @@ func TestResume(t *testing.T) {
 					t.Fatalf("interrupted run: err = %v, want a *StepError at step %d wrapping errStop", err, stop)
 				}
 				equalBits(t, "x after interruption", ugo.Float32s(x), ugo.Float32s(saved))
-				if err := Sample(context.Background(), model, s, saved, Options{Steps: steps, Noise: src, StartStep: se.Resume}); err != nil {
+				if err := Sample(context.Background(), model, s, saved, Options{Steps: steps, Noise: src, StartStep: se.Resume, PrevX0: savedX0}); err != nil {
 					t.Fatal(err)
 				}
 				equalBits(t, "resumed run", ugo.Float32s(saved), ugo.Float32s(full))
@@ -151,32 +229,38 @@ func TestStrength(t *testing.T) {
 func TestCancel(t *testing.T) {
 	s := schedule.Linear(1000, 0.0001, 0.02)
 	d := &DDIM{Schedule: s}
-	t.Run("between_steps", func(t *testing.T) {
-		ctx, cancel := context.WithCancel(context.Background())
-		defer cancel()
-		var before *tensor.Dense
-		calls := 0
-		model := ugo.DenoiserFunc(func(ctx context.Context, dst, x *tensor.Dense, tt []float32) error {
-			calls++
-			return dummyModel(ctx, dst, x, tt)
-		})
-		x := dummyDeter(false)
-		err := Sample(ctx, model, d, x, Options{Steps: 10, Progress: func(p ProgressInfo) error {
-			if p.Step == 3 {
-				before = clone(p.Sample)
-				cancel()
+	for name, sol := range map[string]Solver{
+		"ddim":  d,
+		"dpm2m": &DPMSolverMultistep{Schedule: s},
+		"euler": &Euler{Schedule: s, UseKarrasSigmas: true},
+	} {
+		t.Run("between_steps/"+name, func(t *testing.T) {
+			ctx, cancel := context.WithCancel(context.Background())
+			defer cancel()
+			var before *tensor.Dense
+			calls := 0
+			model := ugo.DenoiserFunc(func(ctx context.Context, dst, x *tensor.Dense, tt []float32) error {
+				calls++
+				return dummyModel(ctx, dst, x, tt)
+			})
+			x := dummyDeter(false)
+			err := Sample(ctx, model, sol, x, Options{Steps: 10, Progress: func(p ProgressInfo) error {
+				if p.Step == 3 {
+					before = clone(p.Sample)
+					cancel()
+				}
+				return nil
+			}})
+			var se *StepError
+			if !errors.Is(err, context.Canceled) || !errors.As(err, &se) || se.Step != 4 || se.Resume != 4 {
+				t.Fatalf("err = %v, want context.Canceled at step 4", err)
 			}
-			return nil
-		}})
-		var se *StepError
-		if !errors.Is(err, context.Canceled) || !errors.As(err, &se) || se.Step != 4 || se.Resume != 4 {
-			t.Fatalf("err = %v, want context.Canceled at step 4", err)
-		}
-		if calls != 4 {
-			t.Errorf("model called %d times, want 4", calls)
-		}
-		equalBits(t, "x after cancel", ugo.Float32s(x), ugo.Float32s(before))
-	})
+			if calls != 4 {
+				t.Errorf("model called %d times, want 4", calls)
+			}
+			equalBits(t, "x after cancel", ugo.Float32s(x), ugo.Float32s(before))
+		})
+	}
 	t.Run("inside_model", func(t *testing.T) {
 		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Millisecond)
 		defer cancel()
@@ -236,7 +320,7 @@ func TestSampleErrors(t *testing.T) {
 	tests := []struct {
 		name  string
 		model ugo.Denoiser
-		s     Scheduler
+		s     Solver
 		x     *tensor.Dense
 		opts  Options
 		want  string

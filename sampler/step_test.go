@@ -302,7 +302,7 @@ func TestSchedulerErrors(t *testing.T) {
 		{"variance type", &DDPM{Schedule: s, VarianceType: "learned"}, v, ok, "variance type"},
 		{"clip range", &DDIM{Schedule: s, ClipSample: true, ClipSampleRange: -1}, v, ok, "clip"},
 		{"ratio", &DDIM{Schedule: s, Thresholding: true, DynamicThresholdingRatio: 1.5}, v, ok, "ratio"},
-		{"max value", &DDPM{Schedule: s, Thresholding: true, SampleMaxValue: 0.5}, v, ok, "max value"},
+		{"max value", &DDPM{Schedule: s, Thresholding: true, SampleMaxValue: -0.5}, v, ok, "max value"},
 		{"short dst", &DDIM{Schedule: s}, v[:3], ok, "dst"},
 		{"short output", &DDIM{Schedule: s}, v, StepInput{Timestep: 500, Prev: 400, ModelOutput: v[:3], Sample: v}, "model output"},
 		{"empty", &DDPM{Schedule: s}, nil, StepInput{Timestep: 500, Prev: 400}, "empty"},
