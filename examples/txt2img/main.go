@@ -1,0 +1,260 @@
+// Command txt2img generates images from text with a Stable Diffusion-style
+// ONNX model folder (diffusers' OnnxStableDiffusionPipeline or optimum
+// layout), at the model's training size or at 2x-4x of it with Upsample
+// Guidance, and writes a PNG.
+//
+//	go run ./examples/txt2img -model ./stable-diffusion-v1-5-onnx \
+//	    -prompt "a photo of a cat sitting on a wooden table" \
+//	    -size 1024x1024 -steps 50 -cfg 7.5 -seed 42 -out cat.png
+//
+// Upsample Guidance is on by default (theta 1.2, eta 0.6, factors from the
+// size: 1024x1024 on a 512 model is 2x2); -ug-factor off disables it and
+// -ug-factor 2x3 forces factors. Images above 1024x1024 pixels are decoded in
+// overlapping tiles (-tile). The ONNX Runtime library is found as the onnx
+// package documents (ONNXRUNTIME_SHARED_LIBRARY_PATH; `make ort` in the ugo
+// repository). Without a real model, try the tiny random-weight test folder:
+//
+//	go run ./examples/txt2img -model testdata/sdtiny/fp32 -size 256x256 -steps 10 -out tiny.png
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"os"
+	"os/signal"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/ugo-diffusion/ugo/onnx"
+	"github.com/ugo-diffusion/ugo/pipeline"
+	"github.com/ugo-diffusion/ugo/schedule"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
+	defer stop()
+	if err := run(ctx, os.Args[1:], os.Stdout, os.Stderr); err != nil {
+		fmt.Fprintln(os.Stderr, "txt2img:", err)
+		os.Exit(1)
+	}
+}
+
+// options are the parsed command line.
+type options struct {
+	model, prompt, negative, out string
+	width, height                int
+	req                          pipeline.Request
+	onnx                         []onnx.Option
+	sampleSize                   int
+	memstats, quiet              bool
+}
+
+func parse(args []string, stderr io.Writer) (*options, error) {
+	fs := flag.NewFlagSet("txt2img", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	o := &options{}
+	fs.StringVar(&o.model, "model", "", "model folder (text_encoder/, unet/, vae_decoder/, tokenizer/, scheduler/); required")
+	fs.StringVar(&o.prompt, "prompt", "", "text prompt")
+	fs.StringVar(&o.negative, "negative", "", "negative prompt (replaces the empty unconditional prompt)")
+	size := fs.String("size", "", "image size WxH in pixels, multiples of 8 (default: the model's training size)")
+	steps := fs.Int("steps", pipeline.DefaultSteps, "sampling steps")
+	samp := fs.String("sampler", pipeline.SamplerDDIM, "sampler: ddim or ddpm")
+	ddimEta := fs.Float64("ddim-eta", 0, "DDIM eta (0: deterministic)")
+	cfg := fs.Float64("cfg", pipeline.DefaultGuidanceScale, "classifier-free guidance scale (<= 1: no unconditional branch)")
+	def := pipeline.DefaultUpsample()
+	theta := fs.Float64("ug-theta", def.Theta, "Upsample Guidance weight theta (0: off)")
+	eta := fs.Float64("ug-eta", def.Eta, "Upsample Guidance window: on while t >= (1-eta)*T")
+	factor := fs.String("ug-factor", "auto", "Upsample Guidance factors: auto, off, N (both axes) or HxW such as 2x3")
+	nearest := fs.Bool("ug-nearest", false, "match the low-resolution time to the nearest training step instead of a fractional one")
+	seed := fs.Int64("seed", -1, "seed of torch.manual_seed-compatible initial noise (-1: random)")
+	images := fs.Int("images", 1, "number of images, side by side in the PNG")
+	fs.StringVar(&o.out, "out", "txt2img.png", "output PNG path")
+	tile := fs.String("tile", "auto", "VAE decoding: auto (tiles above 1024x1024), always or never")
+	tileSize := fs.Int("tile-size", pipeline.DefaultTileSize, "tile side in latent pixels (x8 image pixels)")
+	overlap := fs.Int("tile-overlap", pipeline.DefaultTileOverlap, "minimum tile overlap in latent pixels")
+	provider := fs.String("provider", "cpu", "execution provider: cpu, cuda or tensorrt")
+	device := fs.Int("device", 0, "GPU device id for cuda and tensorrt")
+	fallback := fs.Bool("fallback", false, "fall back to the CPU when the GPU provider is unavailable")
+	threads := fs.Int("threads", 0, "ONNX Runtime intra-op threads (0: runtime default)")
+	fs.IntVar(&o.sampleSize, "sample-size", 0, "training size in pixels, if the folder's configs do not say (default 512)")
+	fs.BoolVar(&o.memstats, "memstats", false, "print the peak resident memory at the end (Linux)")
+	fs.BoolVar(&o.quiet, "quiet", false, "no progress bar")
+	if err := fs.Parse(args); err != nil {
+		return nil, err
+	}
+	if fs.NArg() > 0 {
+		return nil, fmt.Errorf("unexpected arguments %q", fs.Args())
+	}
+	if o.model == "" {
+		return nil, errors.New("-model is required")
+	}
+	if *size != "" {
+		w, h, ok := parsePair(*size)
+		if !ok {
+			return nil, fmt.Errorf("-size %q: want WxH, such as 1024x1024", *size)
+		}
+		o.width, o.height = w, h
+	}
+	s := *seed
+	if s < 0 {
+		s = rand.Int64N(1 << 31)
+	}
+	r := &o.req
+	*r = pipeline.Request{Prompt: o.prompt, NegativePrompt: o.negative, Width: o.width, Height: o.height,
+		Steps: *steps, Sampler: *samp, DDIMEta: *ddimEta, GuidanceScale: *cfg, Seed: uint64(s), Images: *images}
+	if *cfg == 0 {
+		r.GuidanceScale = 1 // 0 would mean the default
+	}
+	ug := &pipeline.UpsampleOptions{Theta: *theta, Eta: *eta}
+	if *nearest {
+		ug.TimeMatching = schedule.Nearest
+	}
+	switch f := strings.ToLower(*factor); f {
+	case "auto":
+	case "off", "none", "1", "1x1":
+		ug.Theta = 0
+	default:
+		if n, err := strconv.Atoi(f); err == nil {
+			ug.Factors = []int{n, n}
+		} else if h, w, ok := parsePair(f); ok {
+			ug.Factors = []int{h, w}
+		} else {
+			return nil, fmt.Errorf("-ug-factor %q: want auto, off, N or HxW", *factor)
+		}
+	}
+	r.Upsample = ug
+	switch *tile {
+	case "auto":
+	case "always":
+		r.Decode.Tiling = pipeline.TileAlways
+	case "never":
+		r.Decode.Tiling = pipeline.TileNever
+	default:
+		return nil, fmt.Errorf("-tile %q: want auto, always or never", *tile)
+	}
+	r.Decode.TileSize, r.Decode.Overlap = *tileSize, *overlap
+	if *threads > 0 {
+		o.onnx = append(o.onnx, onnx.WithThreads(*threads, 1))
+	}
+	switch *provider {
+	case "cpu":
+	case "cuda":
+		o.onnx = append(o.onnx, onnx.WithCUDA(*device, nil))
+	case "tensorrt":
+		o.onnx = append(o.onnx, onnx.WithTensorRT(*device, nil), onnx.WithCUDA(*device, nil))
+	default:
+		return nil, fmt.Errorf("-provider %q: want cpu, cuda or tensorrt", *provider)
+	}
+	if *fallback {
+		o.onnx = append(o.onnx, onnx.WithFallback(onnx.FallbackCPU))
+	}
+	return o, nil
+}
+
+// parsePair parses "AxB".
+func parsePair(s string) (int, int, bool) {
+	a, b, ok := strings.Cut(strings.ToLower(s), "x")
+	if !ok {
+		return 0, 0, false
+	}
+	x, err1 := strconv.Atoi(a)
+	y, err2 := strconv.Atoi(b)
+	return x, y, err1 == nil && err2 == nil && x > 0 && y > 0
+}
+
+func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	o, err := parse(args, stderr)
+	if err != nil {
+		return err
+	}
+	opts := []pipeline.Option{pipeline.WithONNXOptions(o.onnx...)}
+	if o.sampleSize > 0 {
+		opts = append(opts, pipeline.WithSampleSize(o.sampleSize))
+	}
+	start := time.Now()
+	m, err := pipeline.Load(o.model, opts...)
+	if err != nil {
+		return err
+	}
+	defer m.Close()
+	info := m.Info()
+	fmt.Fprintf(stdout, "model %s: trained at %d px, %d-wide text states, scaling factor %g (%s), providers %v, loaded in %.1fs\n",
+		o.model, info.SampleSize, info.HiddenSize, info.ScalingFactor, info.ScalingFactorSource, info.UNet.Providers, time.Since(start).Seconds())
+	p, err := m.Plan(o.req)
+	if err != nil {
+		return err
+	}
+	ug := "off"
+	if p.Factors != nil {
+		ug = fmt.Sprintf("factors %dx%d, theta %g, eta %g (%d of %d steps)", p.Factors[0], p.Factors[1], p.Theta, p.Eta, p.GuidedSteps, p.Steps)
+	}
+	fmt.Fprintf(stdout, "%dx%d, %d %s steps, cfg %g, seed %d, Upsample Guidance %s, VAE decode in %d tile(s) per image\n",
+		p.Width, p.Height, p.Steps, p.Sampler, p.GuidanceScale, o.req.Seed, ug, p.TilesPerImage)
+
+	if !o.quiet {
+		o.req.Progress = progressBar(stderr, time.Now())
+	}
+	start = time.Now()
+	res, err := m.Generate(ctx, o.req)
+	if !o.quiet {
+		fmt.Fprintln(stderr)
+	}
+	if err != nil {
+		return err
+	}
+	if res.Truncated {
+		fmt.Fprintln(stderr, "txt2img: warning: a prompt was longer than CLIP's 75 tokens and was truncated")
+	}
+	if err := res.WritePNG(o.out); err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "wrote %s in %.1fs\n", o.out, time.Since(start).Seconds())
+	if o.memstats {
+		if kb, err := peakRSS(); err == nil {
+			fmt.Fprintf(stdout, "peak resident memory: %d MB\n", kb>>10)
+		}
+	}
+	return nil
+}
+
+// progressBar draws a one-line progress bar on w.
+func progressBar(w io.Writer, start time.Time) func(pipeline.Progress) error {
+	return func(p pipeline.Progress) error {
+		const width = 30
+		filled := width * p.Done / max(1, p.Total)
+		bar := strings.Repeat("#", filled) + strings.Repeat(".", width-filled)
+		extra := ""
+		if p.Stage == pipeline.StageDenoise {
+			extra = fmt.Sprintf(" t=%-3d", p.Timestep)
+			if p.Upsampled {
+				extra += " UG"
+			} else {
+				extra += "   "
+			}
+		}
+		fmt.Fprintf(w, "\r%-7s [%s] %3d/%-3d%s %5.1fs", p.Stage, bar, p.Done, p.Total, extra, time.Since(start).Seconds())
+		return nil
+	}
+}
+
+// peakRSS returns the process's peak resident set size in kB (VmHWM).
+func peakRSS() (int, error) {
+	data, err := os.ReadFile("/proc/self/status")
+	if err != nil {
+		return 0, err
+	}
+	for _, line := range strings.Split(string(data), "\n") {
+		if v, ok := strings.CutPrefix(line, "VmHWM:"); ok {
+			f := strings.Fields(v)
+			if len(f) > 0 {
+				return strconv.Atoi(f[0])
+			}
+		}
+	}
+	return 0, errors.New("no VmHWM")
+}

@@ -1,0 +1,95 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"image/png"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/ugo-diffusion/ugo/onnx"
+)
+
+const repoLib = "../../.cache/ort/1.30.0/libonnxruntime.so.1"
+
+func requireRuntime(t *testing.T) {
+	t.Helper()
+	if os.Getenv(onnx.LibraryEnv) == "" {
+		if abs, err := filepath.Abs(repoLib); err == nil {
+			if _, err := os.Stat(abs); err == nil {
+				t.Setenv(onnx.LibraryEnv, abs)
+			}
+		}
+	}
+	if err := onnx.InitRuntime(""); err != nil {
+		if os.Getenv("CI") == "true" {
+			t.Fatalf("ONNX Runtime is required under CI: %v", err)
+		}
+		t.Skipf("ONNX Runtime not available: %v", err)
+	}
+}
+
+func TestRun(t *testing.T) {
+	requireRuntime(t)
+	out := filepath.Join(t.TempDir(), "out.png")
+	var stdout, stderr bytes.Buffer
+	err := run(context.Background(), []string{"-model", "../../testdata/sdtiny/fp16", "-prompt", "a photo of a cat",
+		"-size", "192x128", "-steps", "3", "-seed", "1", "-images", "2", "-sample-size", "64", "-threads", "1",
+		"-tile", "always", "-tile-size", "8", "-tile-overlap", "2", "-memstats", "-out", out}, &stdout, &stderr)
+	require.NoError(t, err, "%s", stderr.String())
+	require.Contains(t, stdout.String(), "192x128, 3 ddim steps")
+	require.Contains(t, stdout.String(), "Upsample Guidance factors 2x3")
+	require.Contains(t, stdout.String(), "peak resident memory")
+	require.Contains(t, stderr.String(), "denoise [")
+	f, err := os.Open(out)
+	require.NoError(t, err)
+	defer f.Close()
+	img, err := png.Decode(f)
+	require.NoError(t, err)
+	require.Equal(t, 2*192+3*8, img.Bounds().Dx(), "two images, 8 grey pixels around and between")
+	require.Equal(t, 128+2*8, img.Bounds().Dy())
+}
+
+func TestParseErrors(t *testing.T) {
+	cases := []struct {
+		args []string
+		want string
+	}{
+		{[]string{}, "-model is required"},
+		{[]string{"-model", "m", "-size", "big"}, "-size"},
+		{[]string{"-model", "m", "-ug-factor", "2y"}, "-ug-factor"},
+		{[]string{"-model", "m", "-tile", "sometimes"}, "-tile"},
+		{[]string{"-model", "m", "-provider", "tpu"}, "-provider"},
+		{[]string{"-model", "m", "extra"}, "unexpected arguments"},
+		{[]string{"-nope"}, "not defined"},
+	}
+	for _, c := range cases {
+		t.Run(strings.Join(c.args, " "), func(t *testing.T) {
+			_, err := parse(c.args, &bytes.Buffer{})
+			require.ErrorContains(t, err, c.want)
+		})
+	}
+}
+
+func TestParse(t *testing.T) {
+	o, err := parse([]string{"-model", "m", "-size", "1536x1024", "-ug-factor", "2x3", "-cfg", "0", "-seed", "7", "-ug-nearest"}, &bytes.Buffer{})
+	require.NoError(t, err)
+	require.Equal(t, 1536, o.req.Width)
+	require.Equal(t, 1024, o.req.Height)
+	require.Equal(t, []int{2, 3}, o.req.Upsample.Factors)
+	require.Equal(t, 1.0, o.req.GuidanceScale, "-cfg 0 turns CFG off")
+	require.Equal(t, uint64(7), o.req.Seed)
+	o, err = parse([]string{"-model", "m", "-ug-factor", "off"}, &bytes.Buffer{})
+	require.NoError(t, err)
+	require.Zero(t, o.req.Upsample.Theta)
+}
+
+func TestRunMissingModel(t *testing.T) {
+	requireRuntime(t)
+	err := run(context.Background(), []string{"-model", t.TempDir(), "-quiet"}, &bytes.Buffer{}, &bytes.Buffer{})
+	require.ErrorContains(t, err, "missing scheduler/scheduler_config.json")
+}

@@ -1,0 +1,145 @@
+// Package pipeline runs Stable Diffusion-style latent text-to-image models
+// exported to ONNX, at their training resolution or at 2x-4x of it with
+// Upsample Guidance (Hwang, Park and Jo, arXiv 2404.01709).
+//
+//	m, err := pipeline.Load("stable-diffusion-v1-5-onnx")
+//	if err != nil { ... }
+//	defer m.Close()
+//	res, err := m.Generate(ctx, pipeline.Request{
+//		Prompt: "a photo of a cat sitting on a wooden table",
+//		Width:  1024, Height: 1024, // 2x SD 1.5's 512: Upsample Guidance 2x2
+//		Steps:  50, GuidanceScale: 7.5, Seed: 42,
+//	})
+//	if err != nil { ... }
+//	err = res.WritePNG("cat.png")
+//
+// examples/txt2img is a command-line front end.
+//
+// # Model folders
+//
+// Load reads the layout that diffusers' OnnxStableDiffusionPipeline
+// (scripts/convert_stable_diffusion_checkpoint_to_onnx.py) and optimum's ONNX
+// export write: scheduler/scheduler_config.json, tokenizer/ (vocab.json and
+// merges.txt, or tokenizer.json), text_encoder/model.onnx (input_ids int32
+// or int64 [batch, 77] -> last_hidden_state [batch, 77, 768]),
+// unet/model.onnx (sample [batch, 4, H/8, W/8], timestep [batch] int64 or
+// float, encoder_hidden_states [batch, 77, 768] -> out_sample) and
+// vae_decoder/model.onnx (latent_sample -> sample [batch, 3, H, W]). UNet
+// weights stored beside the graph (unet/weights.pb, model.onnx_data) are
+// found. Optional config.json files give the VAE scaling factor (0.18215 for
+// SD 1.x and 2.x when absent), the training size (512) and the VAE scale (8).
+// A folder lacking files is a *MissingError naming all of them; parts that do
+// not fit together are rejected with an error naming them. float16 exports
+// work as they are: the onnx package converts at the boundary, so everything
+// here is float32.
+//
+// # What Generate does
+//
+//  1. The prompt and the negative prompt are tokenized with CLIP's BPE
+//     (package clip), padded and truncated to 77 tokens, and encoded in one
+//     text-encoder call.
+//  2. The initial latents, [Images, 4, H/8, W/8], are one draw from the
+//     noise source (noise.NewTorchCPU(Seed) by default).
+//  3. The UNet predicts the noise under classifier-free guidance,
+//     eps_u + s*(eps_c - eps_u), with both branches in one batched UNet call
+//     (separate concurrent calls when the export has a fixed batch size); a
+//     scale s <= 1 runs the conditional branch alone, as diffusers does.
+//  4. Upsample Guidance wraps that prediction when the size is an integer
+//     multiple of the training size (see below).
+//  5. DDIM (default) or DDPM, configured from scheduler_config.json as
+//     diffusers' DDIMScheduler.from_config would be, samples the latents.
+//  6. The latents are divided by the scaling factor and decoded by the VAE,
+//     whole or in tiles (DecodeOptions).
+//
+// Model.Plan resolves a request without running it; Model.EncodePrompts,
+// Model.Denoiser and Model.Decode expose the stages for callers who drive
+// their own sampling loop.
+//
+// # Upsample Guidance
+//
+// Guidance works in latent space. Its factors [fH, fW] are, per axis, the
+// largest integer f <= size/SampleSize that divides the latent size:
+// 1024x1024 on SD 1.5 gives [2, 2], 1536x1536 [3, 3], 1536x1024 [2, 3],
+// 2048x2048 [4, 4]; sizes below twice the training size get no guidance.
+// UpsampleOptions.Factors sets them explicitly, for example [1, 2] for a
+// 512x1024 panorama. Each guided step adds one UNet call on the latent
+// pooled by the factors (1/(fH*fW) of the pixels), run concurrently with the
+// full-size call. The defaults, DefaultUpsample, are those of the public
+// implementations for SD 1.5 at 1024x1024: theta 1.2 and eta 0.6, that is
+// guidance on the steps with t >= 400 of 1000 (the noisiest 60%, where the
+// layout is decided) and off afterwards, where it would only blur detail.
+// The same defaults apply at 3x and 4x, where they have not been tuned; a
+// nil Request.Upsample means DefaultUpsample(), &UpsampleOptions{} means no
+// guidance.
+//
+// # Tiled VAE decoding and memory
+//
+// SD's VAE decoder is the memory peak at high resolution: at 2048x2048 its
+// mid-block attention alone runs over 256x256 = 65536 latent positions
+// (a 16 GiB attention matrix in float32), besides 2 GiB activations of 128
+// channels at full size. DecodeOptions tiles the latent (64x64 tiles, 512
+// pixels, overlapping by at least 16; images above 1024x1024 pixels by
+// default) and blends the tiles with weights that vanish near each tile's
+// own edges and sum to one, so the peak follows the tile size. Measured on
+// the tiny test VAE at 2048x2048 (TestDecodeMemory, UGO_MEMORY_REPORT=1;
+// peak RSS of a fresh process, 53 MB before decoding): whole decode 804 MB,
+// tiled 196 MB; examples/txt2img end to end at 2048x2048 (4 steps): 862 MB
+// untiled, 253 MB tiled, with identical PNGs. With a real SD VAE the
+// whole-image numbers are tens of gigabytes, the tiled ones those of a
+// 512x512 decode plus the 48 MB image.
+//
+// # Seeds and matching diffusers
+//
+// With the default source the initial latents equal those of
+//
+//	generator = torch.manual_seed(seed)  # a CPU generator
+//	latents = torch.randn((images, 4, height // 8, width // 8), generator=generator)
+//
+// which is what diffusers' StableDiffusionPipeline draws when called with
+// generator=torch.manual_seed(seed) (or torch.Generator("cpu").manual_seed),
+// whatever the device. To compare a whole run, use
+//
+//	pipe.scheduler = DDIMScheduler.from_config(pipe.scheduler.config)
+//	image = pipe(prompt, height=H, width=W, num_inference_steps=steps,
+//	             guidance_scale=scale, negative_prompt=neg,
+//	             generator=torch.manual_seed(seed)).images[0]
+//
+// with Upsample Guidance off (it has no diffusers counterpart): the
+// timesteps, guidance arithmetic and DDIM updates are diffusers', and what
+// remains different is the numerics of the ONNX export. For DDPM or DDIM with
+// eta > 0 the step noise is drawn from the same source in diffusers' order.
+// diffusers' OnnxStableDiffusionPipeline draws its latents with NumPy's
+// RandomState instead, which no source here reproduces; Request.Noise accepts
+// noise.NewPhilox(seed) to match the AUTOMATIC1111 webui's GPU seeds.
+//
+// # Concurrency and allocation
+//
+// A Model is safe for concurrent use. Once the first step has run, a
+// sampling step allocates nothing beyond the few small values the ONNX
+// Runtime binding allocates per UNet call.
+//
+// # What was and was not tested
+//
+// Real Stable Diffusion weights cannot be downloaded where ugo is developed,
+// so nothing in this package has been run on a real SD checkpoint. Tested,
+// end to end, on two tiny random-weight pipelines made by tools/sdtiny/gen.py
+// (testdata/sdtiny) with the exact input and output names, ranks, element
+// types and dynamic axes of diffusers' SD 1.5 ONNX export: fp32 with an int64
+// timestep and external UNet weights (weights.pb), fp16 with float16
+// everything and optimum-style config.json files. The tests cover loading
+// and every missing-file and mismatched-part error, tokenization (on
+// vocabularies the tests build, including transformers' CLIP test vocabulary
+// and CLIP's published ids for "a photo of a cat"), text encoding against
+// the graph run directly, the CFG arithmetic against direct UNet calls, the
+// Upsample Guidance window and factors (low-resolution calls exactly on the
+// steps with t >= (1-eta)*T, at the divided size; bit-identical predictions
+// outside the window), tiled against whole decoding (equal to 1e-4 away
+// from the seams, and everywhere when the overlap exceeds the decoder's
+// receptive field), determinism for a seed, the seed-to-latents mapping
+// (one torch.randn-compatible draw), cancellation, and allocations.
+// Not tested: picture quality of any kind (random weights make noise
+// pictures), agreement with diffusers' images on real weights, whether
+// theta 1.2 / eta 0.6 suit 3x and 4x, real SD VAE tiling artefacts (GroupNorm
+// statistics and attention differ per tile, unlike in the tiny VAE), GPU
+// execution providers, and memory and speed at real model sizes.
+package pipeline

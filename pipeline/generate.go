@@ -1,0 +1,488 @@
+package pipeline
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"image"
+	"math"
+	"slices"
+
+	"gorgonia.org/tensor"
+
+	"github.com/ugo-diffusion/ugo"
+	"github.com/ugo-diffusion/ugo/guidance"
+	"github.com/ugo-diffusion/ugo/noise"
+	"github.com/ugo-diffusion/ugo/onnx"
+	"github.com/ugo-diffusion/ugo/picture"
+	"github.com/ugo-diffusion/ugo/sampler"
+	"github.com/ugo-diffusion/ugo/schedule"
+)
+
+// Samplers accepted in Request.Sampler.
+const (
+	// SamplerDDIM is diffusers' DDIMScheduler (deterministic unless
+	// Request.DDIMEta > 0). It is the default.
+	SamplerDDIM = "ddim"
+	// SamplerDDPM is diffusers' DDPMScheduler (ancestral).
+	SamplerDDPM = "ddpm"
+)
+
+// Defaults of Request fields left at zero.
+const (
+	DefaultSteps         = 50
+	DefaultGuidanceScale = 7.5
+)
+
+// UpsampleOptions configures Upsample Guidance for a request.
+type UpsampleOptions struct {
+	// Factors are the integer upsampling factors [fH, fW] of the requested
+	// size relative to the model's training size. nil chooses them per axis
+	// as the largest f <= size/SampleSize that divides the latent size:
+	// 1024x1024 on a 512 model gives [2, 2], 1536x1024 gives [3, 2],
+	// 768x768 gives [1, 1] (no guidance).
+	Factors []int
+	// Theta is the guidance weight while guidance is on; 0 turns Upsample
+	// Guidance off.
+	Theta float64
+	// Eta is the fraction of the schedule, from the noisy end, during which
+	// guidance is on: timesteps t >= (1-Eta)*T.
+	Eta float64
+	// TimeMatching chooses fractional (schedule.Continuous) or nearest
+	// training-step (schedule.Nearest) SNR-matched times for the
+	// low-resolution call. A UNet with an integer timestep input rounds
+	// fractional times to the nearest step anyway.
+	TimeMatching schedule.TimeMatching
+}
+
+// DefaultUpsample returns the Upsample Guidance settings the public
+// implementations use for Stable Diffusion 1.5 at 1024x1024: Theta 1.2,
+// Eta 0.6 (guidance on the noisiest 60% of the schedule), factors chosen
+// from the requested size, continuous time matching. The same values are
+// used for 3x and 4x, where they have not been tuned.
+func DefaultUpsample() UpsampleOptions {
+	return UpsampleOptions{Theta: 1.2, Eta: 0.6, TimeMatching: schedule.Continuous}
+}
+
+// Request describes one text-to-image generation. Zero fields take the
+// defaults noted.
+type Request struct {
+	// Prompt and NegativePrompt condition the two branches of
+	// classifier-free guidance (the negative prompt replaces the empty one).
+	Prompt, NegativePrompt string
+	// Width and Height are the image size in pixels, multiples of the VAE
+	// scale (8). 0 means the model's SampleSize.
+	Width, Height int
+	// Steps is the number of sampling steps (default DefaultSteps).
+	Steps int
+	// Sampler is SamplerDDIM (default) or SamplerDDPM, configured from
+	// scheduler/scheduler_config.json.
+	Sampler string
+	// DDIMEta is DDIM's eta (0, the default, is deterministic DDIM).
+	DDIMEta float64
+	// GuidanceScale is the classifier-free guidance scale s in
+	// eps_u + s*(eps_c - eps_u) (default DefaultGuidanceScale). As in
+	// diffusers, a scale <= 1 runs the conditional branch alone.
+	GuidanceScale float64
+	// Seed seeds the default noise source, noise.NewTorchCPU(Seed), which
+	// draws the same initial latents as torch.randn(shape,
+	// generator=torch.manual_seed(Seed)) on the CPU.
+	Seed uint64
+	// Noise, when not nil, replaces the seeded source (for example
+	// noise.NewPhilox to match the AUTOMATIC1111 webui's GPU seeds). It is
+	// used for the initial latents and then for every step that draws noise.
+	Noise noise.Source
+	// Images is the number of images (num_images_per_prompt, default 1).
+	// Their latents are drawn in one call, as diffusers does.
+	Images int
+	// Upsample configures Upsample Guidance. nil means DefaultUpsample();
+	// &UpsampleOptions{} turns it off.
+	Upsample *UpsampleOptions
+	// Decode configures VAE decoding (tiling).
+	Decode DecodeOptions
+	// Progress, if not nil, is called after the text encoding, after every
+	// sampling step and after every decoded tile; an error stops the run.
+	Progress func(Progress) error
+}
+
+// Stage names a phase of Generate.
+type Stage int
+
+// The stages of Generate, in order.
+const (
+	StageEncode Stage = iota
+	StageDenoise
+	StageDecode
+)
+
+// String returns "encode", "denoise" or "decode".
+func (s Stage) String() string {
+	switch s {
+	case StageEncode:
+		return "encode"
+	case StageDenoise:
+		return "denoise"
+	case StageDecode:
+		return "decode"
+	}
+	return fmt.Sprintf("Stage(%d)", int(s))
+}
+
+// Progress reports a completed unit of work.
+type Progress struct {
+	// Stage is the phase; Done of Total units are complete (steps while
+	// denoising, tiles over all images while decoding).
+	Stage       Stage
+	Done, Total int
+	// Timestep is the training timestep of the denoising step just done,
+	// and Upsampled whether Upsample Guidance was on at it.
+	Timestep  int
+	Upsampled bool
+}
+
+// Plan is a request resolved against a model: every default filled in and
+// every size checked.
+type Plan struct {
+	// Width and Height are the image size in pixels; Latent the shape
+	// [N, C, H/8, W/8] of the sampled latents.
+	Width, Height int
+	Latent        []int
+	// Steps, Sampler and Timesteps describe the sampling run.
+	Steps     int
+	Sampler   string
+	Timesteps []int
+	// GuidanceScale is the classifier-free guidance scale, and CFG whether
+	// the unconditional branch runs (scale > 1).
+	GuidanceScale float64
+	CFG           bool
+	// Factors are the Upsample Guidance factors [fH, fW], nil when it is
+	// off; Theta, Eta and TimeMatching its settings; GuidedSteps the number
+	// of steps at which it is on.
+	Factors      []int
+	Theta, Eta   float64
+	TimeMatching schedule.TimeMatching
+	GuidedSteps  int
+	// TilesPerImage is the number of VAE decoder calls per image (1: whole).
+	TilesPerImage int
+
+	// scheduler is a *sampler.DDIM or *sampler.DDPM.
+	scheduler interface{ Timesteps(n int) ([]int, error) }
+}
+
+// Plan resolves req against the model: defaults, sizes, Upsample Guidance
+// factors and the sampler. It runs nothing.
+func (m *Model) Plan(req Request) (*Plan, error) {
+	info := &m.info
+	p := &Plan{Width: req.Width, Height: req.Height, Steps: req.Steps, Sampler: req.Sampler, GuidanceScale: req.GuidanceScale}
+	if p.Width == 0 {
+		p.Width = info.SampleSize
+	}
+	if p.Height == 0 {
+		p.Height = info.SampleSize
+	}
+	vs := info.VAEScale
+	for _, d := range []struct {
+		name string
+		v    int
+	}{{"width", p.Width}, {"height", p.Height}} {
+		if d.v < vs || d.v%vs != 0 {
+			return nil, fmt.Errorf("pipeline: %s %d is not a positive multiple of %d (the VAE scale)", d.name, d.v, vs)
+		}
+		if d.v > 1<<16 {
+			return nil, fmt.Errorf("pipeline: %s %d is too large", d.name, d.v)
+		}
+	}
+	n := req.Images
+	if n == 0 {
+		n = 1
+	}
+	if n < 0 || n > 64 {
+		return nil, fmt.Errorf("pipeline: Images is %d, want 1 to 64", req.Images)
+	}
+	p.Latent = []int{n, info.LatentChannels, p.Height / vs, p.Width / vs}
+	if err := m.checkUNetShape(p.Latent, nil); err != nil {
+		return nil, fmt.Errorf("pipeline: the UNet cannot take %dx%d images: %w", p.Width, p.Height, err)
+	}
+	if p.Steps == 0 {
+		p.Steps = DefaultSteps
+	}
+	if p.GuidanceScale == 0 {
+		p.GuidanceScale = DefaultGuidanceScale
+	}
+	if math.IsNaN(p.GuidanceScale) || math.IsInf(p.GuidanceScale, 0) {
+		return nil, fmt.Errorf("pipeline: guidance scale %v is not finite", p.GuidanceScale)
+	}
+	p.CFG = p.GuidanceScale > 1
+	if p.Sampler == "" {
+		p.Sampler = SamplerDDIM
+	}
+	switch p.Sampler {
+	case SamplerDDIM:
+		d, err := sampler.NewDDIM(info.Scheduler)
+		if err != nil {
+			return nil, fmt.Errorf("pipeline: %s: %w", SchedulerConfigPath, err)
+		}
+		if !(req.DDIMEta >= 0) || math.IsInf(req.DDIMEta, 0) {
+			return nil, fmt.Errorf("pipeline: DDIM eta %v must be a finite number >= 0", req.DDIMEta)
+		}
+		d.Eta = req.DDIMEta
+		p.scheduler = d
+	case SamplerDDPM:
+		d, err := sampler.NewDDPM(info.Scheduler)
+		if err != nil {
+			return nil, fmt.Errorf("pipeline: %s: %w", SchedulerConfigPath, err)
+		}
+		p.scheduler = d
+	default:
+		return nil, fmt.Errorf("pipeline: unknown sampler %q (want %q or %q)", p.Sampler, SamplerDDIM, SamplerDDPM)
+	}
+	ts, err := p.scheduler.Timesteps(p.Steps)
+	if err != nil {
+		return nil, fmt.Errorf("pipeline: %d steps: %w", p.Steps, err)
+	}
+	p.Timesteps = ts
+
+	ug := DefaultUpsample()
+	if req.Upsample != nil {
+		ug = *req.Upsample
+	}
+	if ug.Theta != 0 {
+		f, err := m.factors(p.Latent, ug.Factors)
+		if err != nil {
+			return nil, err
+		}
+		if f[0]*f[1] > 1 {
+			if err := m.checkUNetShape(p.Latent, f); err != nil {
+				return nil, fmt.Errorf("pipeline: the UNet cannot take the %dx%d low-resolution samples of Upsample Guidance %v: %w",
+					p.Width/f[1], p.Height/f[0], f, err)
+			}
+			if !(ug.Eta >= 0 && ug.Eta <= 1) {
+				return nil, fmt.Errorf("pipeline: Upsample Guidance eta %v, want a value in [0, 1]", ug.Eta)
+			}
+			if math.IsNaN(ug.Theta) || math.IsInf(ug.Theta, 0) {
+				return nil, fmt.Errorf("pipeline: Upsample Guidance theta %v is not finite", ug.Theta)
+			}
+			p.Factors, p.Theta, p.Eta, p.TimeMatching = f, ug.Theta, ug.Eta, ug.TimeMatching
+			onFrom := (1 - ug.Eta) * float64(m.sched.Len())
+			for _, t := range ts {
+				if float64(t) >= onFrom {
+					p.GuidedSteps++
+				}
+			}
+		}
+	}
+	tiles, err := req.Decode.plan(p.Latent[2], p.Latent[3], vs)
+	if err != nil {
+		return nil, err
+	}
+	p.TilesPerImage = len(tiles.ys) * len(tiles.xs)
+	return p, nil
+}
+
+// checkUNetShape checks a latent shape, divided by factors when given,
+// against the UNet's fixed dimensions (a fixed batch is not checked: CFG
+// doubles the batch).
+func (m *Model) checkUNetShape(latent, factors []int) error {
+	probe := slices.Clone(latent)
+	if d := m.info.UNet.Sample.Dims[0]; d > 0 {
+		probe[0] = int(d)
+	}
+	for i, f := range factors {
+		probe[2+i] /= f
+	}
+	return m.info.UNet.CheckShape(probe)
+}
+
+// factors resolves Upsample Guidance factors for a latent shape.
+func (m *Model) factors(latent, given []int) ([]int, error) {
+	base := m.info.SampleSize / m.info.VAEScale
+	dims := latent[2:]
+	if given != nil {
+		if len(given) != 2 {
+			return nil, fmt.Errorf("pipeline: Upsample Guidance factors %v, want two [height, width]", given)
+		}
+		for i, f := range given {
+			if f < 1 || dims[i]%f != 0 {
+				return nil, fmt.Errorf("pipeline: Upsample Guidance factor %d does not divide the latent %s %d (image %d)",
+					f, [2]string{"height", "width"}[i], dims[i], dims[i]*m.info.VAEScale)
+			}
+		}
+		return slices.Clone(given), nil
+	}
+	f := make([]int, 2)
+	for i, d := range dims {
+		k := max(1, d/base)
+		for d%k != 0 {
+			k--
+		}
+		f[i] = k
+	}
+	return f, nil
+}
+
+// Denoiser returns the noise predictor a plan samples with, conditioned on
+// the prompt embeddings cond and uncond ([1 or N, sequence, hidden], from
+// EncodePrompts): the UNet under classifier-free guidance (both branches in
+// one batched UNet call when the export allows it, else two concurrent
+// calls), wrapped in Upsample Guidance when the plan has factors. uncond is
+// ignored when the plan has no CFG.
+func (m *Model) Denoiser(p *Plan, cond, uncond *tensor.Dense) (ugo.Denoiser, error) {
+	if p == nil {
+		return nil, errors.New("pipeline: Denoiser: nil plan")
+	}
+	c, err := m.unet.With(m.ehs, cond)
+	if err != nil {
+		return nil, fmt.Errorf("pipeline: conditional embeddings: %w", err)
+	}
+	var model ugo.Denoiser = c
+	if p.CFG {
+		u, err := m.unet.With(m.ehs, uncond)
+		if err != nil {
+			return nil, fmt.Errorf("pipeline: unconditional embeddings: %w", err)
+		}
+		cfg, err := onnx.BatchedCFG(c, u, float32(p.GuidanceScale))
+		if err != nil {
+			return nil, fmt.Errorf("pipeline: %w", err)
+		}
+		model = cfg
+		if !cfg.Batched() {
+			model = guidance.CFG(c, u, p.GuidanceScale)
+		}
+	}
+	if m.hook != nil {
+		model = m.hook(model)
+	}
+	if p.Factors == nil {
+		return model, nil
+	}
+	g, err := guidance.Upsample(model, m.sched, guidance.UpsampleOptions{
+		Factors: p.Factors, Theta: p.Theta, Eta: p.Eta, TimeMatching: p.TimeMatching,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("pipeline: %w", err)
+	}
+	return g, nil
+}
+
+// Result is the outcome of Generate.
+type Result struct {
+	// Plan is the resolved request.
+	Plan *Plan
+	// Latents are the sampled latents [N, C, h, w] (before division by the
+	// scaling factor).
+	Latents *tensor.Dense
+	// Pixels are the decoded images [N, 3, H, W], values nominally in
+	// [-1, 1].
+	Pixels *tensor.Dense
+	// Truncated reports that the prompt or the negative prompt was longer
+	// than CLIP's 75 tokens and was cut.
+	Truncated bool
+}
+
+// Image returns image i as an RGBA image (values clipped to [-1, 1] and
+// mapped to 0..255 as diffusers does).
+func (r *Result) Image(i int) (image.Image, error) {
+	s := r.Pixels.Shape()
+	if i < 0 || i >= s[0] {
+		return nil, fmt.Errorf("pipeline: image %d of %d", i, s[0])
+	}
+	per := s[1] * s[2] * s[3]
+	one := tensor.New(tensor.WithShape(1, s[1], s[2], s[3]), tensor.WithBacking(r.Pixels.Float32s()[i*per:(i+1)*per]))
+	return picture.Grid(one, 1, 0)
+}
+
+// WritePNG writes the images to path as one PNG: a single image as is,
+// several side by side with 8 grey pixels around and between them.
+func (r *Result) WritePNG(path string) error {
+	n := r.Pixels.Shape()[0]
+	pad := 8
+	if n == 1 {
+		pad = 0
+	}
+	img, err := picture.Grid(r.Pixels, n, pad)
+	if err != nil {
+		return err
+	}
+	return picture.WritePNG(path, img)
+}
+
+// Generate runs text-to-image generation: it encodes the prompts, draws the
+// initial latents, samples them with classifier-free guidance and Upsample
+// Guidance, divides them by the VAE scaling factor and decodes them.
+//
+// With Upsample Guidance off (or at the training size), a DDIM run with
+// eta 0 and the default noise source follows diffusers'
+// StableDiffusionPipeline with DDIMScheduler.from_config(scheduler config)
+// and generator=torch.manual_seed(Seed): same initial latents, timesteps,
+// guidance and update; the pictures then differ only by the numerics of the
+// ONNX export. See the package documentation.
+func (m *Model) Generate(ctx context.Context, req Request) (*Result, error) {
+	p, err := m.Plan(req)
+	if err != nil {
+		return nil, err
+	}
+	report := func(pr Progress) error {
+		if req.Progress == nil {
+			return nil
+		}
+		return req.Progress(pr)
+	}
+	prompts := []string{req.Prompt}
+	if p.CFG {
+		prompts = append(prompts, req.NegativePrompt)
+	}
+	emb, trunc, err := m.EncodePrompts(ctx, prompts...)
+	if err != nil {
+		return nil, err
+	}
+	res := &Result{Plan: p, Truncated: slices.Contains(trunc, true)}
+	L, H := m.info.SequenceLength, m.info.HiddenSize
+	one := L * H
+	cond := tensor.New(tensor.WithShape(1, L, H), tensor.WithBacking(emb.Float32s()[:one]))
+	var uncond *tensor.Dense
+	if p.CFG {
+		uncond = tensor.New(tensor.WithShape(1, L, H), tensor.WithBacking(emb.Float32s()[one:2*one]))
+	}
+	if err := report(Progress{Stage: StageEncode, Done: 1, Total: 1}); err != nil {
+		return nil, err
+	}
+	model, err := m.Denoiser(p, cond, uncond)
+	if err != nil {
+		return nil, err
+	}
+
+	src := req.Noise
+	if src == nil {
+		src = noise.NewTorchCPU(req.Seed)
+	}
+	x, err := noise.NewTensor(src, p.Latent...)
+	if err != nil {
+		return nil, fmt.Errorf("pipeline: initial latents: %w", err)
+	}
+	onFrom := (1 - p.Eta) * float64(m.sched.Len())
+	opts := sampler.Options{Steps: p.Steps, Noise: src}
+	opts.Progress = func(pi sampler.ProgressInfo) error {
+		return report(Progress{Stage: StageDenoise, Done: pi.Step + 1, Total: pi.Steps, Timestep: pi.Timestep,
+			Upsampled: p.Factors != nil && float64(pi.Timestep) >= onFrom})
+	}
+	switch s := p.scheduler.(type) {
+	case *sampler.DDIM:
+		err = sampler.Sample(ctx, model, s, x, opts)
+	case *sampler.DDPM:
+		err = sampler.Sample(ctx, model, s, x, opts)
+	default:
+		err = fmt.Errorf("internal: scheduler %T", s)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("pipeline: sampling: %w", err)
+	}
+	res.Latents = x
+	dopts := req.Decode
+	if req.Progress != nil {
+		dopts.progress = report
+	}
+	if res.Pixels, err = m.Decode(ctx, x, dopts); err != nil {
+		return nil, err
+	}
+	return res, nil
+}

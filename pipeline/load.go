@@ -1,0 +1,458 @@
+package pipeline
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"math"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+
+	"github.com/ugo-diffusion/ugo"
+	"github.com/ugo-diffusion/ugo/onnx"
+	"github.com/ugo-diffusion/ugo/pipeline/clip"
+	"github.com/ugo-diffusion/ugo/schedule"
+)
+
+// Stable Diffusion 1.x defaults, used when the folder has no config saying
+// otherwise.
+const (
+	// DefaultScalingFactor is the VAE latent scaling factor of SD 1.x and
+	// 2.x (vae/config.json "scaling_factor").
+	DefaultScalingFactor = 0.18215
+	// DefaultSampleSize is SD 1.x's training resolution in pixels.
+	DefaultSampleSize = 512
+	// DefaultVAEScale is how many pixels one latent pixel decodes to.
+	DefaultVAEScale = 8
+	// DefaultLatentChannels is the number of latent channels.
+	DefaultLatentChannels = 4
+)
+
+// Paths of the parts of a model folder, relative to it: the layout of
+// diffusers' OnnxStableDiffusionPipeline.save_pretrained and of optimum's
+// ONNX export.
+const (
+	SchedulerConfigPath = "scheduler/scheduler_config.json"
+	TokenizerDir        = "tokenizer"
+	TextEncoderPath     = "text_encoder/model.onnx"
+	UNetPath            = "unet/model.onnx"
+	VAEDecoderPath      = "vae_decoder/model.onnx"
+)
+
+// The outputs used: diffusers' and optimum's names.
+const (
+	textOutput = "last_hidden_state"
+	vaeOutput  = "sample"
+)
+
+// Option configures Load.
+type Option func(*loadConfig)
+
+type loadConfig struct {
+	onnx       []onnx.Option
+	scaling    float64
+	sampleSize int
+}
+
+// WithONNXOptions passes options (threads, execution providers, fallback
+// policy, library path) to every ONNX Runtime session the model opens.
+func WithONNXOptions(opts ...onnx.Option) Option {
+	return func(c *loadConfig) { c.onnx = append(c.onnx, opts...) }
+}
+
+// WithScalingFactor overrides the VAE latent scaling factor read from the
+// folder (or DefaultScalingFactor).
+func WithScalingFactor(f float64) Option {
+	return func(c *loadConfig) { c.scaling = f }
+}
+
+// WithSampleSize overrides the resolution, in pixels, the model was trained
+// at (unet/config.json sample_size times the VAE scale, or
+// DefaultSampleSize). Upsample Guidance's automatic factors are the
+// requested size divided by it.
+func WithSampleSize(pixels int) Option {
+	return func(c *loadConfig) { c.sampleSize = pixels }
+}
+
+// Info describes a loaded model.
+type Info struct {
+	// Dir is the model folder.
+	Dir string
+	// TextEncoder and VAEDecoder describe those graphs; UNet the denoiser.
+	TextEncoder, VAEDecoder onnx.SessionInfo
+	UNet                    onnx.ModelInfo
+	// Scheduler is the parsed scheduler/scheduler_config.json.
+	Scheduler schedule.Config
+	// ScalingFactor is the VAE latent scaling factor in use, and
+	// ScalingFactorSource where it came from (a file, "default" or "option").
+	ScalingFactor       float64
+	ScalingFactorSource string
+	// SampleSize is the training resolution in pixels.
+	SampleSize int
+	// VAEScale is the number of pixels per latent pixel along each axis.
+	VAEScale int
+	// LatentChannels is the number of latent channels.
+	LatentChannels int
+	// HiddenSize is the width of the text encoder's states (768 for SD 1.x,
+	// 1024 for SD 2.x), and SequenceLength the tokenizer's padded length.
+	HiddenSize, SequenceLength int
+}
+
+// Model is a Stable Diffusion-style latent text-to-image model loaded from
+// an ONNX folder. It is safe for concurrent use; Close releases it.
+type Model struct {
+	info  Info
+	tok   *clip.Tokenizer
+	text  *onnx.Graph
+	unet  *onnx.Model
+	vae   *onnx.Graph
+	sched *schedule.Schedule
+
+	textIn, textOut string // text encoder input and output names
+	vaeIn, vaeOut   string // VAE decoder input and output names
+	ehs             string // the UNet's text-state input
+
+	// hook, when set (by tests), wraps the classifier-free-guided UNet
+	// before Upsample Guidance.
+	hook func(ugo.Denoiser) ugo.Denoiser
+}
+
+// MissingError reports the files a model folder lacks.
+type MissingError struct {
+	// Dir is the folder; Missing lists what is missing, relative to it.
+	Dir     string
+	Missing []string
+}
+
+// Error implements error.
+func (e *MissingError) Error() string {
+	return fmt.Sprintf("pipeline: %s is not a complete Stable Diffusion ONNX folder: missing %s",
+		e.Dir, strings.Join(e.Missing, ", "))
+}
+
+// Load opens the model folder dir, in the layout of diffusers'
+// OnnxStableDiffusionPipeline and optimum's ONNX export:
+//
+//	scheduler/scheduler_config.json
+//	tokenizer/vocab.json + tokenizer/merges.txt (or tokenizer/tokenizer.json)
+//	text_encoder/model.onnx   input_ids -> last_hidden_state
+//	unet/model.onnx           sample, timestep, encoder_hidden_states -> out_sample
+//	vae_decoder/model.onnx    latent_sample -> sample
+//
+// vae_encoder/, safety_checker/, feature_extractor/ and model_index.json are
+// not needed. Weights stored as external data (unet/weights.pb,
+// model.onnx_data) are read from beside each model. Optional config.json
+// files give the VAE scaling factor (vae_decoder/config.json or
+// vae/config.json "scaling_factor"), the training size (unet/config.json
+// "sample_size" times the VAE scale) and the VAE scale
+// (2^(len(block_out_channels)-1)); without them SD 1.x values are used.
+//
+// A folder lacking files is a *MissingError listing all of them. Models
+// whose inputs, outputs or sizes do not fit together (a 1024-wide SD 2 text
+// encoder with a 768-wide SD 1 UNet, an inpainting UNet, an SDXL UNet with
+// extra inputs) are rejected with an error naming the parts.
+func Load(dir string, opts ...Option) (_ *Model, err error) {
+	cfg := &loadConfig{}
+	for _, o := range opts {
+		o(cfg)
+	}
+	st, err := os.Stat(dir)
+	if err != nil {
+		return nil, fmt.Errorf("pipeline: model folder: %w", err)
+	}
+	if !st.IsDir() {
+		return nil, fmt.Errorf("pipeline: model folder %s is not a directory", dir)
+	}
+	if err := checkFiles(dir); err != nil {
+		return nil, err
+	}
+	m := &Model{info: Info{Dir: dir}}
+	defer func() {
+		if err != nil {
+			m.Close()
+		}
+	}()
+	sc, err := schedule.LoadConfig(filepath.Join(dir, SchedulerConfigPath))
+	if err != nil {
+		return nil, fmt.Errorf("pipeline: %s: %w", SchedulerConfigPath, err)
+	}
+	if m.sched, err = sc.Schedule(); err != nil {
+		return nil, fmt.Errorf("pipeline: %s: %w", SchedulerConfigPath, err)
+	}
+	m.info.Scheduler = *sc
+	if m.tok, err = clip.Load(filepath.Join(dir, TokenizerDir)); err != nil {
+		return nil, fmt.Errorf("pipeline: %w", err)
+	}
+	m.info.SequenceLength = m.tok.MaxLength()
+	if err := m.readConfigs(dir, cfg); err != nil {
+		return nil, err
+	}
+
+	if m.text, err = onnx.OpenGraphOutputs(filepath.Join(dir, TextEncoderPath), []string{textOutput}, cfg.onnx...); err != nil {
+		return nil, fmt.Errorf("pipeline: text encoder: %w", err)
+	}
+	if m.unet, err = onnx.OpenFile(filepath.Join(dir, UNetPath), cfg.onnx...); err != nil {
+		return nil, fmt.Errorf("pipeline: unet: %w", err)
+	}
+	if m.vae, err = onnx.OpenGraphOutputs(filepath.Join(dir, VAEDecoderPath), []string{vaeOutput}, cfg.onnx...); err != nil {
+		return nil, fmt.Errorf("pipeline: vae decoder: %w", err)
+	}
+	m.info.TextEncoder, m.info.UNet, m.info.VAEDecoder = m.text.Info(), m.unet.Info(), m.vae.Info()
+	if err := m.checkGraphs(dir); err != nil {
+		return nil, err
+	}
+	return m, nil
+}
+
+// checkFiles lists every required file that is missing.
+func checkFiles(dir string) error {
+	var missing []string
+	exists := func(rel string) bool {
+		st, err := os.Stat(filepath.Join(dir, rel))
+		return err == nil && !st.IsDir()
+	}
+	for _, rel := range []string{SchedulerConfigPath, TextEncoderPath, UNetPath, VAEDecoderPath} {
+		if !exists(rel) {
+			missing = append(missing, rel)
+		}
+	}
+	tokJSON := exists(TokenizerDir + "/tokenizer.json")
+	for _, rel := range []string{TokenizerDir + "/vocab.json", TokenizerDir + "/merges.txt"} {
+		if !exists(rel) && !tokJSON {
+			missing = append(missing, rel+" (or "+TokenizerDir+"/tokenizer.json)")
+		}
+	}
+	if len(missing) > 0 {
+		return &MissingError{Dir: dir, Missing: missing}
+	}
+	return nil
+}
+
+// readJSON reads dir/rel into v; it reports false when the file is absent.
+func readJSON(dir, rel string, v any) (bool, error) {
+	data, err := os.ReadFile(filepath.Join(dir, rel))
+	if errors.Is(err, os.ErrNotExist) {
+		return false, nil
+	}
+	if err != nil {
+		return false, fmt.Errorf("pipeline: %w", err)
+	}
+	if err := json.Unmarshal(data, v); err != nil {
+		return false, fmt.Errorf("pipeline: %s: %w", rel, err)
+	}
+	return true, nil
+}
+
+// readConfigs sets the scaling factor, VAE scale, latent channels and
+// sample size from the optional config.json files and the options.
+func (m *Model) readConfigs(dir string, cfg *loadConfig) error {
+	var vae struct {
+		ScalingFactor    *float64 `json:"scaling_factor"`
+		BlockOutChannels []int    `json:"block_out_channels"`
+		LatentChannels   int      `json:"latent_channels"`
+		SampleSize       int      `json:"sample_size"`
+	}
+	vaeFile := ""
+	for _, rel := range []string{"vae_decoder/config.json", "vae/config.json"} {
+		ok, err := readJSON(dir, rel, &vae)
+		if err != nil {
+			return err
+		}
+		if ok {
+			vaeFile = rel
+			break
+		}
+	}
+	var unet struct {
+		SampleSize json.RawMessage `json:"sample_size"`
+		InChannels int             `json:"in_channels"`
+	}
+	if _, err := readJSON(dir, "unet/config.json", &unet); err != nil {
+		return err
+	}
+	info := &m.info
+	info.ScalingFactor, info.ScalingFactorSource = DefaultScalingFactor, "default"
+	if vae.ScalingFactor != nil {
+		info.ScalingFactor, info.ScalingFactorSource = *vae.ScalingFactor, vaeFile
+	}
+	if cfg.scaling != 0 {
+		info.ScalingFactor, info.ScalingFactorSource = cfg.scaling, "option"
+	}
+	if f := info.ScalingFactor; !(f > 0) || math.IsInf(f, 0) {
+		return fmt.Errorf("pipeline: VAE scaling factor %v (%s) must be positive", f, info.ScalingFactorSource)
+	}
+	info.VAEScale = DefaultVAEScale
+	if n := len(vae.BlockOutChannels); n > 0 && n < 8 {
+		info.VAEScale = 1 << (n - 1)
+	}
+	info.LatentChannels = DefaultLatentChannels
+	if vae.LatentChannels > 0 {
+		info.LatentChannels = vae.LatentChannels
+	}
+	if unet.InChannels > 0 && unet.InChannels != info.LatentChannels {
+		return fmt.Errorf("pipeline: unet/config.json in_channels %d != %d latent channels: an inpainting or other non-text-to-image UNet?",
+			unet.InChannels, info.LatentChannels)
+	}
+	info.SampleSize = DefaultSampleSize
+	var ss int
+	if json.Unmarshal(unet.SampleSize, &ss) == nil && ss > 0 {
+		info.SampleSize = ss * info.VAEScale
+	} else if vae.SampleSize > 0 {
+		info.SampleSize = vae.SampleSize
+	}
+	if cfg.sampleSize != 0 {
+		if cfg.sampleSize < info.VAEScale || cfg.sampleSize%info.VAEScale != 0 {
+			return fmt.Errorf("pipeline: sample size %d is not a positive multiple of the VAE scale %d", cfg.sampleSize, info.VAEScale)
+		}
+		info.SampleSize = cfg.sampleSize
+	}
+	return nil
+}
+
+// checkGraphs verifies names, types and the sizes the parts share.
+func (m *Model) checkGraphs(dir string) error {
+	info := &m.info
+	// Text encoder: input_ids -> last_hidden_state.
+	ti := info.TextEncoder
+	pick := func(ts []onnx.TensorInfo, want string) string {
+		for _, t := range ts {
+			if t.Name == want {
+				return t.Name
+			}
+		}
+		if len(ts) == 1 {
+			return ts[0].Name
+		}
+		return ""
+	}
+	if m.textIn = pick(ti.Inputs, "input_ids"); m.textIn == "" || len(ti.Inputs) != 1 {
+		return fmt.Errorf("pipeline: %s has inputs %v, want one input input_ids [batch, sequence]", TextEncoderPath, tensorNames(ti.Inputs))
+	}
+	m.textOut = textOutput
+	in, _ := m.text.Input(m.textIn)
+	if in.DType != onnx.Int32 && in.DType != onnx.Int64 {
+		return fmt.Errorf("pipeline: %s input %s, want int32 or int64 token ids", TextEncoderPath, in)
+	}
+	if len(in.Dims) != 2 || (in.Dims[1] > 0 && in.Dims[1] != int64(info.SequenceLength)) {
+		return fmt.Errorf("pipeline: %s input %s does not take [batch, %d] token ids (the tokenizer's model_max_length)",
+			TextEncoderPath, in, info.SequenceLength)
+	}
+	out, _ := m.text.Output(m.textOut)
+	if len(out.Dims) != 3 {
+		return fmt.Errorf("pipeline: %s output %s, want rank 3 [batch, sequence, hidden]", TextEncoderPath, out)
+	}
+	if out.DType != onnx.Float32 && out.DType != onnx.Float16 {
+		return fmt.Errorf("pipeline: %s output %s, want float32 or float16", TextEncoderPath, out)
+	}
+
+	// UNet: sample, timestep, encoder_hidden_states -> out_sample.
+	ui := info.UNet
+	if len(ui.Extra) != 1 {
+		return fmt.Errorf("pipeline: %s has extra inputs %v besides %s and %s; want exactly encoder_hidden_states "+
+			"(SDXL and other UNets with added conditions are not supported)", UNetPath, tensorNames(ui.Extra), ui.Sample.Name, ui.Timestep.Name)
+	}
+	e := ui.Extra[0]
+	m.ehs = e.Name
+	if len(e.Dims) != 3 {
+		return fmt.Errorf("pipeline: %s input %s, want rank 3 [batch, sequence, hidden]", UNetPath, e)
+	}
+	if len(ui.Sample.Dims) != 4 {
+		return fmt.Errorf("pipeline: %s sample input %s, want rank 4 [batch, channels, height, width]", UNetPath, ui.Sample)
+	}
+
+	// Hidden size: the text encoder's, else the UNet's, else text_encoder/config.json.
+	hidden := out.Dims[2]
+	if hidden > 0 && e.Dims[2] > 0 && hidden != e.Dims[2] {
+		return fmt.Errorf("pipeline: the text encoder gives %d-wide states (%s) but the UNet takes %d-wide ones (%s): "+
+			"parts of different models (SD 1.x is 768, SD 2.x 1024)?", hidden, out, e.Dims[2], e)
+	}
+	if hidden <= 0 {
+		hidden = e.Dims[2]
+	}
+	if hidden <= 0 {
+		var tc struct {
+			HiddenSize int `json:"hidden_size"`
+		}
+		if _, err := readJSON(dir, "text_encoder/config.json", &tc); err != nil {
+			return err
+		}
+		hidden = int64(tc.HiddenSize)
+	}
+	if hidden <= 0 {
+		return fmt.Errorf("pipeline: cannot tell the text encoder's hidden size: %s and %s leave it dynamic and there is no text_encoder/config.json hidden_size", out, e)
+	}
+	info.HiddenSize = int(hidden)
+
+	// Latent channels must agree between the UNet, the VAE and the configs.
+	vi := info.VAEDecoder
+	if m.vaeIn = pick(vi.Inputs, "latent_sample"); m.vaeIn == "" || len(vi.Inputs) != 1 {
+		return fmt.Errorf("pipeline: %s has inputs %v, want one input latent_sample", VAEDecoderPath, tensorNames(vi.Inputs))
+	}
+	m.vaeOut = vaeOutput
+	vin, _ := m.vae.Input(m.vaeIn)
+	vout, _ := m.vae.Output(m.vaeOut)
+	if len(vin.Dims) != 4 || (vin.DType != onnx.Float32 && vin.DType != onnx.Float16) {
+		return fmt.Errorf("pipeline: %s input %s, want float [batch, channels, height, width]", VAEDecoderPath, vin)
+	}
+	if vout.DType != onnx.Float32 && vout.DType != onnx.Float16 {
+		return fmt.Errorf("pipeline: %s output %s, want float32 or float16", VAEDecoderPath, vout)
+	}
+	if len(vout.Dims) == 4 && vout.Dims[1] > 0 && vout.Dims[1] != 3 {
+		return fmt.Errorf("pipeline: %s output %s has %d channels, want 3 (RGB)", VAEDecoderPath, vout, vout.Dims[1])
+	}
+	for _, c := range []struct {
+		what string
+		d    int64
+	}{{UNetPath + " " + ui.Sample.String(), ui.Sample.Dims[1]}, {UNetPath + " " + ui.Output.String(), dim(ui.Output.Dims, 1)}, {VAEDecoderPath + " " + vin.String(), vin.Dims[1]}} {
+		if c.d > 0 && c.d != int64(info.LatentChannels) {
+			return fmt.Errorf("pipeline: %s has %d latent channels, want %d (the VAE's): an inpainting or other non-text-to-image model?",
+				c.what, c.d, info.LatentChannels)
+		}
+	}
+	return nil
+}
+
+func dim(d []int64, i int) int64 {
+	if i < len(d) {
+		return d[i]
+	}
+	return -1
+}
+
+func tensorNames(ts []onnx.TensorInfo) []string {
+	out := make([]string, len(ts))
+	for i, t := range ts {
+		out[i] = t.String()
+	}
+	return out
+}
+
+// Info describes the loaded model.
+func (m *Model) Info() Info {
+	i := m.info
+	i.Scheduler.TrainedBetas = slices.Clone(i.Scheduler.TrainedBetas)
+	return i
+}
+
+// Tokenizer returns the model's CLIP tokenizer.
+func (m *Model) Tokenizer() *clip.Tokenizer { return m.tok }
+
+// Schedule returns the training noise schedule of scheduler_config.json.
+func (m *Model) Schedule() *schedule.Schedule { return m.sched }
+
+// Close releases the model's ONNX Runtime sessions.
+func (m *Model) Close() error {
+	var errs []error
+	if m.text != nil {
+		errs = append(errs, m.text.Close())
+	}
+	if m.unet != nil {
+		errs = append(errs, m.unet.Close())
+	}
+	if m.vae != nil {
+		errs = append(errs, m.vae.Close())
+	}
+	return errors.Join(errs...)
+}
