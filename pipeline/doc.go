@@ -46,8 +46,9 @@
 //     scale s <= 1 runs the conditional branch alone, as diffusers does.
 //  4. Upsample Guidance wraps that prediction when the size is an integer
 //     multiple of the training size (see below).
-//  5. DDIM (default) or DDPM, configured from scheduler_config.json as
-//     diffusers' DDIMScheduler.from_config would be, samples the latents.
+//  5. A sampler samples the latents: DDIM (default), DDPM, Euler, Euler
+//     ancestral or DPM-Solver++ 2M (package sampler), configured from
+//     scheduler_config.json as diffusers' from_config would configure them.
 //  6. The latents are divided by the scaling factor and decoded by the VAE,
 //     whole or in tiles (DecodeOptions).
 //
@@ -106,8 +107,10 @@
 //
 // with Upsample Guidance off (it has no diffusers counterpart): the
 // timesteps, guidance arithmetic and DDIM updates are diffusers', and what
-// remains different is the numerics of the ONNX export. For DDPM or DDIM with
-// eta > 0 the step noise is drawn from the same source in diffusers' order.
+// remains different is the numerics of the ONNX export. The other samplers
+// match their diffusers schedulers (EulerDiscreteScheduler.from_config and so
+// on) the same way. For the stochastic ones (DDPM, Euler ancestral, DDIM with
+// eta > 0) the step noise is drawn from the same source in diffusers' order.
 // diffusers' OnnxStableDiffusionPipeline draws its latents with NumPy's
 // RandomState instead, which no source here reproduces; Request.Noise accepts
 // noise.NewPhilox(seed) to match the AUTOMATIC1111 webui's GPU seeds.

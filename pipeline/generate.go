@@ -26,7 +26,18 @@ const (
 	SamplerDDIM = "ddim"
 	// SamplerDDPM is diffusers' DDPMScheduler (ancestral).
 	SamplerDDPM = "ddpm"
+	// SamplerEuler is diffusers' EulerDiscreteScheduler.
+	SamplerEuler = "euler"
+	// SamplerEulerAncestral is diffusers' EulerAncestralDiscreteScheduler
+	// ("Euler a").
+	SamplerEulerAncestral = "euler_a"
+	// SamplerDPMSolver is diffusers' DPMSolverMultistepScheduler with its
+	// defaults: second-order DPM-Solver++ ("DPM++ 2M").
+	SamplerDPMSolver = "dpm++2m"
 )
+
+// Samplers lists the accepted Request.Sampler values.
+var Samplers = []string{SamplerDDIM, SamplerDDPM, SamplerEuler, SamplerEulerAncestral, SamplerDPMSolver}
 
 // Defaults of Request fields left at zero.
 const (
@@ -75,8 +86,12 @@ type Request struct {
 	Width, Height int
 	// Steps is the number of sampling steps (default DefaultSteps).
 	Steps int
-	// Sampler is SamplerDDIM (default) or SamplerDDPM, configured from
-	// scheduler/scheduler_config.json.
+	// Sampler is one of Samplers (default SamplerDDIM), configured from
+	// scheduler/scheduler_config.json as diffusers' from_config would: the
+	// schedule, prediction type and steps offset are the file's, and so is
+	// the timestep spacing when the file names one; otherwise each sampler
+	// keeps its diffusers default (leading for DDIM and DDPM, linspace for
+	// the others).
 	Sampler string
 	// DDIMEta is DDIM's eta (0, the default, is deterministic DDIM).
 	DDIMEta float64
@@ -134,9 +149,10 @@ type Progress struct {
 	// denoising, tiles over all images while decoding).
 	Stage       Stage
 	Done, Total int
-	// Timestep is the training timestep of the denoising step just done,
-	// and Upsampled whether Upsample Guidance was on at it.
-	Timestep  int
+	// Timestep is the training timestep of the denoising step just done
+	// (fractional for some samplers), and Upsampled whether Upsample
+	// Guidance was on at it.
+	Timestep  float32
 	Upsampled bool
 }
 
@@ -147,10 +163,11 @@ type Plan struct {
 	// [N, C, H/8, W/8] of the sampled latents.
 	Width, Height int
 	Latent        []int
-	// Steps, Sampler and Timesteps describe the sampling run.
+	// Steps, Sampler and Timesteps describe the sampling run (timesteps
+	// are fractional for the Euler samplers on linspace spacing).
 	Steps     int
 	Sampler   string
-	Timesteps []int
+	Timesteps []float32
 	// GuidanceScale is the classifier-free guidance scale, and CFG whether
 	// the unconditional branch runs (scale > 1).
 	GuidanceScale float64
@@ -165,8 +182,7 @@ type Plan struct {
 	// TilesPerImage is the number of VAE decoder calls per image (1: whole).
 	TilesPerImage int
 
-	// scheduler is a *sampler.DDIM or *sampler.DDPM.
-	scheduler interface{ Timesteps(n int) ([]int, error) }
+	solver sampler.Solver
 }
 
 // Plan resolves req against the model: defaults, sizes, Upsample Guidance
@@ -216,31 +232,41 @@ func (m *Model) Plan(req Request) (*Plan, error) {
 	if p.Sampler == "" {
 		p.Sampler = SamplerDDIM
 	}
+	sc := info.Scheduler
+	if !m.spacingSet && p.Sampler != SamplerDDIM && p.Sampler != SamplerDDPM {
+		sc.TimestepSpacing = schedule.Linspace // diffusers' default for these
+	}
+	var err error
 	switch p.Sampler {
 	case SamplerDDIM:
-		d, err := sampler.NewDDIM(info.Scheduler)
-		if err != nil {
-			return nil, fmt.Errorf("pipeline: %s: %w", SchedulerConfigPath, err)
+		var d *sampler.DDIM
+		if d, err = sampler.NewDDIM(sc); err == nil {
+			if !(req.DDIMEta >= 0) || math.IsInf(req.DDIMEta, 0) {
+				return nil, fmt.Errorf("pipeline: DDIM eta %v must be a finite number >= 0", req.DDIMEta)
+			}
+			d.Eta = req.DDIMEta
+			p.solver = d
 		}
-		if !(req.DDIMEta >= 0) || math.IsInf(req.DDIMEta, 0) {
-			return nil, fmt.Errorf("pipeline: DDIM eta %v must be a finite number >= 0", req.DDIMEta)
-		}
-		d.Eta = req.DDIMEta
-		p.scheduler = d
 	case SamplerDDPM:
-		d, err := sampler.NewDDPM(info.Scheduler)
-		if err != nil {
-			return nil, fmt.Errorf("pipeline: %s: %w", SchedulerConfigPath, err)
-		}
-		p.scheduler = d
+		p.solver, err = sampler.NewDDPM(sc)
+	case SamplerEuler:
+		p.solver, err = sampler.NewEuler(sc)
+	case SamplerEulerAncestral:
+		p.solver, err = sampler.NewEulerAncestral(sc)
+	case SamplerDPMSolver:
+		p.solver, err = sampler.NewDPMSolverMultistep(sc)
 	default:
-		return nil, fmt.Errorf("pipeline: unknown sampler %q (want %q or %q)", p.Sampler, SamplerDDIM, SamplerDDPM)
+		return nil, fmt.Errorf("pipeline: unknown sampler %q (want one of %q)", p.Sampler, Samplers)
 	}
-	ts, err := p.scheduler.Timesteps(p.Steps)
+	if err != nil {
+		return nil, fmt.Errorf("pipeline: %s sampler from %s: %w", p.Sampler, SchedulerConfigPath, err)
+	}
+	sp, err := p.solver.Plan(p.Steps)
 	if err != nil {
 		return nil, fmt.Errorf("pipeline: %d steps: %w", p.Steps, err)
 	}
-	p.Timesteps = ts
+	p.Timesteps = sp.Timesteps
+	ts := sp.Timesteps
 
 	ug := DefaultUpsample()
 	if req.Upsample != nil {
@@ -462,18 +488,10 @@ func (m *Model) Generate(ctx context.Context, req Request) (*Result, error) {
 	onFrom := (1 - p.Eta) * float64(m.sched.Len())
 	opts := sampler.Options{Steps: p.Steps, Noise: src}
 	opts.Progress = func(pi sampler.ProgressInfo) error {
-		return report(Progress{Stage: StageDenoise, Done: pi.Step + 1, Total: pi.Steps, Timestep: pi.Timestep,
-			Upsampled: p.Factors != nil && float64(pi.Timestep) >= onFrom})
+		return report(Progress{Stage: StageDenoise, Done: pi.Step + 1, Total: pi.Steps, Timestep: pi.ModelTimestep,
+			Upsampled: p.Factors != nil && float64(pi.ModelTimestep) >= onFrom})
 	}
-	switch s := p.scheduler.(type) {
-	case *sampler.DDIM:
-		err = sampler.Sample(ctx, model, s, x, opts)
-	case *sampler.DDPM:
-		err = sampler.Sample(ctx, model, s, x, opts)
-	default:
-		err = fmt.Errorf("internal: scheduler %T", s)
-	}
-	if err != nil {
+	if err := sampler.Sample(ctx, model, p.solver, x, opts); err != nil {
 		return nil, fmt.Errorf("pipeline: sampling: %w", err)
 	}
 	res.Latents = x

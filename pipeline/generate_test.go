@@ -5,8 +5,10 @@ import (
 	"errors"
 	"math"
 	"math/rand/v2"
+	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 
@@ -69,7 +71,7 @@ func TestPlan(t *testing.T) {
 			}
 		})
 	}
-	require.Equal(t, []int{981, 961, 941}, mustPlan(t, m, Request{}).Timesteps[:3], "SD's leading spacing with steps_offset 1")
+	require.Equal(t, []float32{981, 961, 941}, mustPlan(t, m, Request{}).Timesteps[:3], "SD's leading spacing with steps_offset 1")
 	p := mustPlan(t, m, Request{Width: 1024, Height: 1024})
 	require.Equal(t, 1.2, p.Theta)
 	require.Equal(t, 0.6, p.Eta)
@@ -95,7 +97,7 @@ func TestPlanErrors(t *testing.T) {
 		{"width", Request{Width: 1020}, "width 1020 is not a positive multiple of 8"},
 		{"height", Request{Height: -8}, "height -8"},
 		{"images", Request{Images: -1}, "Images is -1"},
-		{"sampler", Request{Sampler: "euler"}, `unknown sampler "euler"`},
+		{"sampler", Request{Sampler: "heun"}, `unknown sampler "heun"`},
 		{"ddim eta", Request{DDIMEta: -1}, "DDIM eta"},
 		{"steps", Request{Steps: 1001}, "1001 steps"},
 		{"scale", Request{GuidanceScale: math.NaN()}, "not finite"},
@@ -257,10 +259,10 @@ func TestUpsampleWindow(t *testing.T) {
 			}
 			full := []int{1, 4, c.h / 8, c.w / 8}
 			low := []int{1, 4, c.h / 8 / c.factors[0], c.w / 8 / c.factors[1]}
-			byT := map[int][]call{}
+			byT := map[float32][]call{}
 			for _, cl := range rec.calls {
 				if slices.Equal(cl.shape, full) {
-					byT[int(cl.t)] = append(byT[int(cl.t)], cl)
+					byT[cl.t] = append(byT[cl.t], cl)
 				}
 			}
 			lows := 0
@@ -408,6 +410,51 @@ func TestGenerateStops(t *testing.T) {
 			require.ErrorIs(t, err, c.want)
 		})
 	}
+}
+
+// TestSamplers runs every sampler and checks the timesteps each uses with
+// SD's scheduler_config.json, which names no timestep_spacing: DDIM and DDPM
+// keep diffusers' leading default (with steps_offset 1), the others their
+// linspace default, unless the file names a spacing.
+func TestSamplers(t *testing.T) {
+	m := load(t, tinyDir("fp32"), WithSampleSize(64))
+	cases := []struct {
+		sampler string
+		first   float32
+		last    float32
+	}{
+		{SamplerDDIM, 901, 1},
+		{SamplerDDPM, 901, 1},
+		{SamplerEuler, 999, 0},
+		{SamplerEulerAncestral, 999, 0},
+		{SamplerDPMSolver, 999, 100},
+	}
+	seen := map[string][]float32{}
+	for _, c := range cases {
+		t.Run(c.sampler, func(t *testing.T) {
+			res, err := m.Generate(context.Background(), Request{Prompt: "a city at night", Width: 128, Height: 64, Steps: 10, Seed: 9, Sampler: c.sampler})
+			require.NoError(t, err)
+			ts := res.Plan.Timesteps
+			require.Len(t, ts, 10)
+			require.Equal(t, c.first, ts[0])
+			require.InDelta(t, c.last, ts[9], 1)
+			for _, v := range res.Latents.Float32s() {
+				require.False(t, math.IsNaN(float64(v)) || math.IsInf(float64(v), 0))
+			}
+			seen[c.sampler] = res.Latents.Float32s()
+		})
+	}
+	require.Greater(t, maxAbsDiff(t, seen[SamplerEuler], seen[SamplerDDIM]), 1e-3)
+
+	dir := copyDir(t, tinyDir("fp32"))
+	cfg := filepath.Join(dir, SchedulerConfigPath)
+	data, err := os.ReadFile(cfg)
+	require.NoError(t, err)
+	require.NoError(t, os.WriteFile(cfg, []byte(strings.Replace(string(data), "{", `{"timestep_spacing": "leading",`, 1)), 0o644))
+	lm := load(t, dir)
+	p, err := lm.Plan(Request{Steps: 10, Sampler: SamplerEuler})
+	require.NoError(t, err)
+	require.Equal(t, float32(901), p.Timesteps[0], "a spacing named in the file applies to every sampler")
 }
 
 func TestDDPMAndDDIMEta(t *testing.T) {

@@ -63,7 +63,7 @@ func parse(args []string, stderr io.Writer) (*options, error) {
 	fs.StringVar(&o.negative, "negative", "", "negative prompt (replaces the empty unconditional prompt)")
 	size := fs.String("size", "", "image size WxH in pixels, multiples of 8 (default: the model's training size)")
 	steps := fs.Int("steps", pipeline.DefaultSteps, "sampling steps")
-	samp := fs.String("sampler", pipeline.SamplerDDIM, "sampler: ddim or ddpm")
+	samp := fs.String("sampler", pipeline.SamplerDDIM, "sampler: "+strings.Join(pipeline.Samplers, ", "))
 	ddimEta := fs.Float64("ddim-eta", 0, "DDIM eta (0: deterministic)")
 	cfg := fs.Float64("cfg", pipeline.DefaultGuidanceScale, "classifier-free guidance scale (<= 1: no unconditional branch)")
 	def := pipeline.DefaultUpsample()
@@ -230,7 +230,7 @@ func progressBar(w io.Writer, start time.Time) func(pipeline.Progress) error {
 		bar := strings.Repeat("#", filled) + strings.Repeat(".", width-filled)
 		extra := ""
 		if p.Stage == pipeline.StageDenoise {
-			extra = fmt.Sprintf(" t=%-3d", p.Timestep)
+			extra = fmt.Sprintf(" t=%-5.4g", p.Timestep)
 			if p.Upsampled {
 				extra += " UG"
 			} else {
