@@ -5,12 +5,21 @@ ORT_LIB := $(CURDIR)/.cache/ort/1.30.0/libonnxruntime.so.1
 export ONNXRUNTIME_SHARED_LIBRARY_PATH ?= $(ORT_LIB)
 
 # Every package except onnx (and the programs that use it) must build without cgo.
-NOCGO_PKGS = $(shell $(GO) list ./... | grep -v -e '/onnx$$' -e '/examples/')
+NOCGO_PKGS = $(shell $(GO) list ./... | grep -v -e '/onnx$$' -e '/pipeline$$' -e '/examples/')
 
-.PHONY: ort test vet staticcheck nocgo gotest
+.PHONY: ort data test vet staticcheck nocgo gotest demo eval
 
 ort:
 	@./scripts/ort.sh >/dev/null
+
+# Fashion-MNIST (Debian's dataset-fashion-mnist), used by the tests of the
+# shipped model and by the eval program.
+FASHION_DIR := /usr/share/datasets/fashion-mnist
+data:
+	@test -f $(FASHION_DIR)/t10k-images-idx3-ubyte.gz || { \
+		echo "data: installing dataset-fashion-mnist with apt-get" >&2; \
+		if [ "$$(id -u)" = 0 ]; then SUDO=; else SUDO=sudo; fi; \
+		$$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq dataset-fashion-mnist >/dev/null; }
 
 vet:
 	$(GO) vet ./...
@@ -24,4 +33,13 @@ nocgo:
 gotest:
 	$(GO) test -race -timeout 30m ./...
 
-test: ort vet staticcheck nocgo gotest
+test: ort data vet staticcheck nocgo gotest
+
+# The demo: samples the shipped Fashion-MNIST model at 28, 56 and 112 pixels,
+# without and with Upsample Guidance, into out/demo/.
+demo: ort
+	$(GO) run ./examples/fashion -out out/demo
+
+# The quality table (long: about an hour on 2 cores).
+eval: ort
+	$(GO) run ./examples/eval -out out/eval

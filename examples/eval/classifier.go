@@ -1,0 +1,74 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"math"
+
+	"gorgonia.org/tensor"
+
+	"github.com/ugo-diffusion/ugo"
+	"github.com/ugo-diffusion/ugo/onnx"
+)
+
+// classifier runs the shipped Fashion-MNIST classifier: input x
+// [N,1,28,28] in [-1, 1], outputs logits [N,10] and features [N,dim].
+type classifier struct {
+	sess *onnx.Session
+	dim  int
+}
+
+func newClassifier(path string, opts ...onnx.Option) (*classifier, error) {
+	sess, err := onnx.OpenSession(path, opts...)
+	if err != nil {
+		return nil, err
+	}
+	info := sess.Info()
+	dim := 0
+	for _, o := range info.Outputs {
+		if o.Name == "features" && len(o.Dims) == 2 {
+			dim = int(o.Dims[1])
+		}
+	}
+	if dim <= 0 {
+		sess.Close()
+		return nil, fmt.Errorf("%s: no output named features with shape [N, dim] (outputs: %v)", path, info.Outputs)
+	}
+	return &classifier{sess: sess, dim: dim}, nil
+}
+
+func (c *classifier) Close() error { return c.sess.Close() }
+
+// features classifies n 28x28 images in batches and returns their features
+// (n x dim) and the mean top-class softmax probability.
+func (c *classifier) features(ctx context.Context, images []float32, n int) ([]float32, float64, error) {
+	const batch = 500
+	feat := make([]float32, n*c.dim)
+	var conf float64
+	for start := 0; start < n; start += batch {
+		nb := min(batch, n-start)
+		x := tensor.New(tensor.WithShape(nb, 1, 28, 28), tensor.WithBacking(images[start*784:(start+nb)*784]))
+		logits := tensor.New(tensor.WithShape(nb, 10), tensor.WithBacking(make([]float32, nb*10)))
+		f := tensor.New(tensor.WithShape(nb, c.dim), tensor.WithBacking(feat[start*c.dim:(start+nb)*c.dim]))
+		if err := c.sess.Run(ctx, map[string]*tensor.Dense{"x": x}, map[string]*tensor.Dense{"logits": logits, "features": f}); err != nil {
+			return nil, 0, err
+		}
+		l := ugo.Float32s(logits)
+		for i := 0; i < nb; i++ {
+			conf += topProbability(l[i*10 : (i+1)*10])
+		}
+	}
+	return feat, conf / float64(n), nil
+}
+
+func topProbability(logits []float32) float64 {
+	m := math.Inf(-1)
+	for _, v := range logits {
+		m = math.Max(m, float64(v))
+	}
+	var sum float64
+	for _, v := range logits {
+		sum += math.Exp(float64(v) - m)
+	}
+	return 1 / sum
+}

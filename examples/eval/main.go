@@ -1,0 +1,384 @@
+// Command eval reproduces the paper-style quality table on the shipped
+// Fashion-MNIST model: for each sampling setting it draws N images with DDIM
+// from fixed seeds, downsamples them to the trained 28x28, and reports the
+// Frechet distance of classifier features against the real test set, the
+// mean top-class confidence, and seconds per image.
+//
+//	go run ./examples/eval -out out/eval            # everything (long: run it in the background)
+//	go run ./examples/eval -n56 100 -n112 50 -only "28 native,56 UG"
+//
+// Finished settings are appended to results.jsonl in the output folder, and a
+// rerun skips them, so an interrupted run resumes where it stopped.
+package main
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"math"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"strings"
+	"sync"
+	"time"
+
+	"gorgonia.org/tensor"
+
+	"github.com/ugo-diffusion/ugo"
+	"github.com/ugo-diffusion/ugo/examples/internal/fashion"
+	"github.com/ugo-diffusion/ugo/guidance"
+	"github.com/ugo-diffusion/ugo/metrics"
+	"github.com/ugo-diffusion/ugo/onnx"
+	"github.com/ugo-diffusion/ugo/picture"
+)
+
+// result is one row of the table.
+type result struct {
+	Name       string  `json:"name"`
+	Size       int     `json:"size"`
+	N          int     `json:"n"`
+	FD         float64 `json:"fd"`
+	Confidence float64 `json:"confidence"`
+	SecPerImg  float64 `json:"sec_per_image"`
+	// FDNative is the Frechet distance of the first N native 28x28 samples
+	// (same seeds), the reference this row is compared with.
+	FDNative float64 `json:"fd_native"`
+}
+
+func main() {
+	if err := run(); err != nil {
+		fmt.Fprintln(os.Stderr, "eval:", err)
+		os.Exit(1)
+	}
+}
+
+func run() error {
+	modelPath := flag.String("model", "", "ONNX eps-prediction model (default: testdata/models/fashion_unet.onnx)")
+	clsPath := flag.String("classifier", "", "ONNX classifier with outputs logits and features (default: testdata/models/fashion_classifier.onnx)")
+	dataDir := flag.String("data", "/usr/share/datasets/fashion-mnist", "folder with t10k-images-idx3-ubyte.gz (Debian package dataset-fashion-mnist)")
+	out := flag.String("out", "out/eval", "output folder: results.jsonl, table.md, sample grids")
+	n56 := flag.Int("n56", 500, "images per setting at 28x28 and 56x56")
+	n112 := flag.Int("n112", 200, "images per setting at 112x112")
+	steps := flag.Int("steps", 50, "DDIM steps")
+	batch := flag.Int("batch", 50, "images per model batch")
+	seed := flag.Uint64("seed", 100000, "seed of image 0; image i uses seed+i in every setting")
+	threads := flag.Int("threads", 1, "ONNX Runtime intra-op threads per call (0: runtime default)")
+	workers := flag.Int("workers", 2, "batches sampled concurrently (one per core with -threads 1 is fastest on CPU)")
+	only := flag.String("only", "", "comma-separated setting names to run (default: all)")
+	flag.Parse()
+	if *n56 < 2 || *n112 < 2 || *steps <= 0 || *batch <= 0 || *workers <= 0 {
+		return errors.New("-n56 and -n112 must be at least 2; -steps, -batch and -workers positive")
+	}
+
+	paths := map[string]*string{"testdata/models/fashion_unet.onnx": modelPath, "testdata/models/fashion_classifier.onnx": clsPath}
+	for def, p := range paths {
+		if *p == "" {
+			found, err := fashion.FindFile(def)
+			if err != nil {
+				return err
+			}
+			*p = found
+		}
+	}
+	var opts []onnx.Option
+	if *threads > 0 {
+		opts = append(opts, onnx.WithThreads(*threads, 1))
+	}
+	model, err := onnx.Open(*modelPath, opts...)
+	if err != nil {
+		return err
+	}
+	defer model.Close()
+	cls, err := newClassifier(*clsPath, opts...)
+	if err != nil {
+		return err
+	}
+	defer cls.Close()
+	if err := os.MkdirAll(*out, 0o755); err != nil {
+		return err
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
+	defer stop()
+
+	// Reference statistics: the 10,000 real test images.
+	real, n, h, w, err := fashion.ReadIDXImages(filepath.Join(*dataDir, "t10k-images-idx3-ubyte.gz"))
+	if err != nil {
+		return fmt.Errorf("%w (apt-get install dataset-fashion-mnist, or pass -data)", err)
+	}
+	if h != fashion.TrainedSize || w != fashion.TrainedSize {
+		return fmt.Errorf("test images are %dx%d, want 28x28", h, w)
+	}
+	realFeat, _, err := cls.features(ctx, real, n)
+	if err != nil {
+		return err
+	}
+	ref, err := metrics.FitGaussian(realFeat, cls.dim)
+	if err != nil {
+		return err
+	}
+
+	ug := func(theta float64, mod func(*guidance.UpsampleOptions)) *guidance.UpsampleOptions {
+		o := guidance.DefaultUpsampleOptions()
+		o.Theta = theta
+		if mod != nil {
+			mod(&o)
+		}
+		return &o
+	}
+	noTime := func(o *guidance.UpsampleOptions) { o.NoTimeAdjustment = true }
+	noPower := func(o *guidance.UpsampleOptions) { o.NoPowerAdjustment = true }
+	settings := []fashion.Setting{
+		{Name: "28 native", Size: 28},
+		{Name: "56 plain", Size: 56},
+		{Name: "56 UG θ=1", Size: 56, Guide: ug(1, nil)},
+		{Name: "112 plain", Size: 112},
+		{Name: "112 UG θ=1", Size: 112, Guide: ug(1, nil)},
+		{Name: "56 UG θ=0.5", Size: 56, Guide: ug(0.5, nil)},
+		{Name: "56 UG θ=1, no time adj.", Size: 56, Guide: ug(1, noTime)},
+		{Name: "56 UG θ=1, no power adj.", Size: 56, Guide: ug(1, noPower)},
+		{Name: "56 UG θ=1.5", Size: 56, Guide: ug(1.5, nil)},
+	}
+	if *only != "" {
+		keep := map[string]bool{}
+		for _, s := range strings.Split(*only, ",") {
+			keep[strings.TrimSpace(s)] = true
+		}
+		var sel []fashion.Setting
+		for _, s := range settings {
+			if keep[s.Name] {
+				sel = append(sel, s)
+				delete(keep, s.Name)
+			}
+		}
+		if len(keep) > 0 {
+			return fmt.Errorf("-only names unknown settings %v", keys(keep))
+		}
+		sel = append([]fashion.Setting{settings[0]}, without(sel, settings[0].Name)...)
+		settings = sel
+	}
+
+	resultsPath := filepath.Join(*out, "results.jsonl")
+	done, err := loadResults(resultsPath)
+	if err != nil {
+		return err
+	}
+	// The native 28x28 features, kept to compute the native FD at every N.
+	var nativeFeat []float32
+	var rows []result
+	for _, set := range settings {
+		count := *n56
+		if set.Size > 56 {
+			count = *n112
+		}
+		if set.Name == "28 native" {
+			count = max(*n56, *n112)
+		}
+		if r, ok := done[key(set.Name, count)]; ok && set.Name != "28 native" {
+			fmt.Fprintf(os.Stderr, "%-26s done before: FD %.3f\n", set.Name, r.FD)
+			rows = append(rows, r)
+			continue
+		}
+		feat, conf, secs, err := evaluate(ctx, model, *steps, *workers, cls, set, count, *batch, *seed, *out)
+		if err != nil {
+			return err
+		}
+		if set.Name == "28 native" {
+			nativeFeat = feat
+		}
+		r, err := summarize(set, count, feat, conf, secs, nativeFeat, cls.dim, ref)
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(os.Stderr, "%-26s N=%d FD %.3f (native %.3f) confidence %.3f, %.3f s/image\n", set.Name, count, r.FD, r.FDNative, r.Confidence, r.SecPerImg)
+		if err := appendResult(resultsPath, r); err != nil {
+			return err
+		}
+		rows = append(rows, r)
+	}
+	table := markdown(rows, *steps, *n56, *n112)
+	fmt.Print(table)
+	return os.WriteFile(filepath.Join(*out, "table.md"), []byte(table), 0o644)
+}
+
+// evaluate samples count images of set with workers concurrent batches,
+// downsamples them to 28x28 and returns their classifier features, mean
+// top-class confidence and wall-clock seconds of sampling per image.
+func evaluate(ctx context.Context, model ugo.Denoiser, steps, workers int, cls *classifier, set fashion.Setting, count, batch int, seed uint64, out string) ([]float32, float64, float64, error) {
+	f, err := set.Factor()
+	if err != nil {
+		return nil, 0, 0, err
+	}
+	small := make([]float32, count*fashion.TrainedSize*fashion.TrainedSize)
+	var mu sync.Mutex
+	finished := 0
+	progress := func(step, steps int) {
+		mu.Lock()
+		fmt.Fprintf(os.Stderr, "\r%-26s %4d/%d images, step %2d/%d", set.Name, finished, count, step, steps)
+		mu.Unlock()
+	}
+	starts := make(chan int)
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	errs := make(chan error, workers)
+	t0 := time.Now()
+	var wg sync.WaitGroup
+	for w := 0; w < workers; w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			smp := &fashion.Sampler{Model: model, Steps: steps, Progress: func(_, step, steps int) { progress(step, steps) }}
+			for start := range starts {
+				nb := min(batch, count-start)
+				seeds := make([]uint64, nb)
+				for i := range seeds {
+					seeds[i] = seed + uint64(start+i)
+				}
+				x, err := smp.Sample(ctx, set, seeds, start)
+				if err == nil && start == 0 {
+					name := strings.NewReplacer(" ", "_", "=", "", ",", "", ".", "", "θ", "theta").Replace(set.Name)
+					err = picture.WriteGrid(filepath.Join(out, name+".png"), firstN(x, 16), 8, 2)
+				}
+				if err != nil {
+					errs <- err
+					cancel()
+					return
+				}
+				fashion.AreaDownsample(small[start*784:(start+nb)*784], ugo.Float32s(x), nb, set.Size, set.Size, f)
+				mu.Lock()
+				finished += nb
+				mu.Unlock()
+			}
+		}()
+	}
+feed:
+	for start := 0; start < count; start += batch {
+		select {
+		case starts <- start:
+		case <-ctx.Done():
+			break feed
+		}
+	}
+	close(starts)
+	wg.Wait()
+	secs := time.Since(t0).Seconds()
+	close(errs)
+	if err := <-errs; err != nil {
+		return nil, 0, 0, err
+	}
+	if err := ctx.Err(); err != nil {
+		return nil, 0, 0, err
+	}
+	fmt.Fprintln(os.Stderr)
+	feat, conf, err := cls.features(ctx, small, count)
+	if err != nil {
+		return nil, 0, 0, err
+	}
+	return feat, conf, secs / float64(count), nil
+}
+
+func summarize(set fashion.Setting, count int, feat []float32, conf, secs float64, nativeFeat []float32, dim int, ref *metrics.Gaussian) (result, error) {
+	g, err := metrics.FitGaussian(feat, dim)
+	if err != nil {
+		return result{}, err
+	}
+	fd, err := metrics.FrechetDistance(g, ref)
+	if err != nil {
+		return result{}, err
+	}
+	r := result{Name: set.Name, Size: set.Size, N: count, FD: fd, Confidence: conf, SecPerImg: secs, FDNative: math.NaN()}
+	if len(nativeFeat) >= count*dim {
+		gn, err := metrics.FitGaussian(nativeFeat[:count*dim], dim)
+		if err != nil {
+			return result{}, err
+		}
+		if r.FDNative, err = metrics.FrechetDistance(gn, ref); err != nil {
+			return result{}, err
+		}
+	}
+	return r, nil
+}
+
+func markdown(rows []result, steps, n56, n112 int) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "| setting | size | N | Frechet distance | vs. native 28x28 (same N) | mean top-class confidence | s / image |\n")
+	fmt.Fprintf(&b, "| --- | --- | --- | --- | --- | --- | --- |\n")
+	for _, r := range rows {
+		rel := "—"
+		if !math.IsNaN(r.FDNative) && r.FDNative > 0 {
+			rel = fmt.Sprintf("%.2fx (native %.2f)", r.FD/r.FDNative, r.FDNative)
+		}
+		fmt.Fprintf(&b, "| %s | %dx%d | %d | %.2f | %s | %.3f | %.3f |\n", r.Name, r.Size, r.Size, r.N, r.FD, rel, r.Confidence, r.SecPerImg)
+	}
+	fmt.Fprintf(&b, "\nDDIM %d steps (eta 0), fixed seeds (image i of every setting starts from the same seed), samples area-downsampled to 28x28; Frechet distance of the classifier's 128-d penultimate features against the 10,000 real test images. N = %d at 28 and 56, %d at 112; the native row is computed from the first N native samples.\n", steps, n56, n112)
+	return b.String()
+}
+
+func firstN(x *tensor.Dense, n int) *tensor.Dense {
+	s := x.Shape()
+	if s[0] <= n {
+		return x
+	}
+	per := s[1] * s[2] * s[3]
+	return tensor.New(tensor.WithShape(n, s[1], s[2], s[3]), tensor.WithBacking(ugo.Float32s(x)[:n*per]))
+}
+
+func key(name string, n int) string { return fmt.Sprintf("%s|%d", name, n) }
+
+func loadResults(path string) (map[string]result, error) {
+	done := map[string]result{}
+	f, err := os.Open(path)
+	if errors.Is(err, os.ErrNotExist) {
+		return done, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		var r result
+		if err := json.Unmarshal(sc.Bytes(), &r); err != nil {
+			return nil, fmt.Errorf("%s: %w", path, err)
+		}
+		done[key(r.Name, r.N)] = r
+	}
+	return done, sc.Err()
+}
+
+func appendResult(path string, r result) error {
+	f, err := os.OpenFile(path, os.O_APPEND|os.O_CREATE|os.O_WRONLY, 0o644)
+	if err != nil {
+		return err
+	}
+	if math.IsNaN(r.FDNative) {
+		r.FDNative = 0
+	}
+	b, _ := json.Marshal(r)
+	if _, err := f.Write(append(b, '\n')); err != nil {
+		f.Close()
+		return err
+	}
+	return f.Close()
+}
+
+func keys(m map[string]bool) []string {
+	var out []string
+	for k := range m {
+		out = append(out, k)
+	}
+	return out
+}
+
+func without(s []fashion.Setting, name string) []fashion.Setting {
+	var out []fashion.Setting
+	for _, x := range s {
+		if x.Name != name {
+			out = append(out, x)
+		}
+	}
+	return out
+}

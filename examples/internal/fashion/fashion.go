@@ -1,0 +1,123 @@
+// Package fashion holds what the Fashion-MNIST example programs share:
+// the shipped model's schedule, and batched DDIM sampling at a chosen size
+// with or without Upsample Guidance, from per-image seeds.
+package fashion
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+
+	"gorgonia.org/tensor"
+
+	"github.com/ugo-diffusion/ugo"
+	"github.com/ugo-diffusion/ugo/guidance"
+	"github.com/ugo-diffusion/ugo/noise"
+	"github.com/ugo-diffusion/ugo/sampler"
+	"github.com/ugo-diffusion/ugo/schedule"
+)
+
+// TrainedSize is the resolution the shipped model was trained at.
+const TrainedSize = 28
+
+// Schedule returns the shipped model's training schedule: diffusers'
+// DDPMScheduler defaults (linear betas 1e-4..0.02, T = 1000).
+func Schedule() *schedule.Schedule { return schedule.Linear(1000, 1e-4, 0.02) }
+
+// FindFile returns the first of the candidate paths that exists, trying each
+// also relative to the parent folders of the working directory (so that the
+// examples work from the repository root and from their own folders).
+func FindFile(candidates ...string) (string, error) {
+	wd, _ := os.Getwd()
+	for _, c := range candidates {
+		if filepath.IsAbs(c) {
+			if _, err := os.Stat(c); err == nil {
+				return c, nil
+			}
+			continue
+		}
+		for dir := wd; ; dir = filepath.Dir(dir) {
+			p := filepath.Join(dir, c)
+			if _, err := os.Stat(p); err == nil {
+				return p, nil
+			}
+			if filepath.Dir(dir) == dir {
+				break
+			}
+		}
+	}
+	return "", fmt.Errorf("none of %v found from %s or its parents", candidates, wd)
+}
+
+// Setting is one way of sampling: an output size and, when Guide is not nil,
+// Upsample Guidance with those options.
+type Setting struct {
+	Name  string
+	Size  int
+	Guide *guidance.UpsampleOptions
+}
+
+// Factor returns Size / TrainedSize, or an error when Size is not a multiple
+// of the trained size.
+func (s Setting) Factor() (int, error) {
+	if s.Size <= 0 || s.Size%TrainedSize != 0 {
+		return 0, fmt.Errorf("size %d is not a positive multiple of %d", s.Size, TrainedSize)
+	}
+	return s.Size / TrainedSize, nil
+}
+
+// Sampler draws batches of images with DDIM (eta 0, diffusers' defaults).
+type Sampler struct {
+	Model ugo.Denoiser
+	Steps int
+	// Progress, if set, is called after every DDIM step of every batch
+	// with the number of images finished so far and the step within the
+	// current batch.
+	Progress func(imagesDone, step, steps int)
+}
+
+// Sample returns len(seeds) images of setting s in one batch (N,1,Size,Size).
+// Image i starts from noise.NewTorchCPU(seeds[i]) drawn over one image, so a
+// seed gives the same initial noise whatever the batch and whatever the
+// guidance, and equals torch.manual_seed(seed); torch.randn(1,1,S,S).
+func (p *Sampler) Sample(ctx context.Context, s Setting, seeds []uint64, imagesDone int) (*tensor.Dense, error) {
+	f, err := s.Factor()
+	if err != nil {
+		return nil, err
+	}
+	sched := Schedule()
+	model := p.Model
+	if s.Guide != nil && f > 1 {
+		opts := *s.Guide
+		opts.Factors = []int{f, f}
+		if model, err = guidance.Upsample(p.Model, sched, opts); err != nil {
+			return nil, err
+		}
+	}
+	n, per := len(seeds), s.Size*s.Size
+	x, err := noise.NewTensor(noise.NewPCG(0), n, 1, s.Size, s.Size)
+	if err != nil {
+		return nil, err
+	}
+	data := ugo.Float32s(x)
+	for i, seed := range seeds {
+		noise.NewTorchCPU(seed).Normal(data[i*per : (i+1)*per])
+	}
+	ddim, err := sampler.NewDDIM(schedule.DefaultConfig())
+	if err != nil {
+		return nil, err
+	}
+	ddim.Schedule = sched
+	opts := sampler.Options{Steps: p.Steps}
+	if p.Progress != nil {
+		opts.Progress = func(pi sampler.ProgressInfo) error {
+			p.Progress(imagesDone, pi.Step+1, pi.Steps)
+			return nil
+		}
+	}
+	if err := sampler.Sample(ctx, model, ddim, x, opts); err != nil {
+		return nil, fmt.Errorf("%s: %w", s.Name, err)
+	}
+	return x, nil
+}

@@ -1,0 +1,67 @@
+package fashion
+
+import (
+	"compress/gzip"
+	"encoding/binary"
+	"fmt"
+	"io"
+	"os"
+)
+
+// ReadIDXImages reads a gzipped IDX3 file of uint8 images (the MNIST and
+// Fashion-MNIST format) and returns them as N x 1 x H x W float32 values
+// scaled to [-1, 1], the range the diffusion model was trained on.
+func ReadIDXImages(path string) (data []float32, n, h, w int, err error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, 0, 0, 0, err
+	}
+	defer f.Close()
+	gz, err := gzip.NewReader(f)
+	if err != nil {
+		return nil, 0, 0, 0, fmt.Errorf("%s: %w", path, err)
+	}
+	var hdr [4]uint32
+	if err := binary.Read(gz, binary.BigEndian, &hdr); err != nil {
+		return nil, 0, 0, 0, fmt.Errorf("%s: reading header: %w", path, err)
+	}
+	if hdr[0] != 0x00000803 {
+		return nil, 0, 0, 0, fmt.Errorf("%s: magic %#x, want 0x803 (uint8, 3 dimensions)", path, hdr[0])
+	}
+	n, h, w = int(hdr[1]), int(hdr[2]), int(hdr[3])
+	if n <= 0 || h <= 0 || w <= 0 || n*h*w > 1<<30 {
+		return nil, 0, 0, 0, fmt.Errorf("%s: implausible dimensions %d x %d x %d", path, n, h, w)
+	}
+	raw := make([]byte, n*h*w)
+	if _, err := io.ReadFull(gz, raw); err != nil {
+		return nil, 0, 0, 0, fmt.Errorf("%s: reading %d images: %w", path, n, err)
+	}
+	data = make([]float32, len(raw))
+	for i, b := range raw {
+		data[i] = float32(b)/127.5 - 1
+	}
+	return data, n, h, w, nil
+}
+
+// AreaDownsample averages non-overlapping f x f blocks of n single-channel
+// h x w images into dst (n x h/f x w/f).
+func AreaDownsample(dst, src []float32, n, h, w, f int) {
+	oh, ow := h/f, w/f
+	inv := 1 / float32(f*f)
+	for i := 0; i < n; i++ {
+		s := src[i*h*w : (i+1)*h*w]
+		d := dst[i*oh*ow : (i+1)*oh*ow]
+		for y := 0; y < oh; y++ {
+			for x := 0; x < ow; x++ {
+				var sum float32
+				for dy := 0; dy < f; dy++ {
+					row := s[(y*f+dy)*w+x*f:]
+					for dx := 0; dx < f; dx++ {
+						sum += row[dx]
+					}
+				}
+				d[y*ow+x] = sum * inv
+			}
+		}
+	}
+}
