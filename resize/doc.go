@@ -56,6 +56,19 @@
 // vertical pass that adds whole rows. Axes that do not change are skipped
 // and single-tap axes (Nearest; Area upsampling by an integer factor) become
 // gathers and row copies. Resizing allocates nothing once
-// the plan's scratch pool is warm; a Plan is safe for concurrent use. See
-// the benchmarks (go test -bench . ./resize).
+// the plan's scratch pool is warm; a Plan is safe for concurrent use.
+//
+// Measured with go test -bench Scale ./resize on a 2-core x86-64 machine
+// busy with another job (so on the slow side), one goroutine:
+//
+//	                        4x64x64->128x128   3x512x512->1024x1024   50x28x28->112x112
+//	Nearest                     0.15 ms              9 ms                  1.1 ms
+//	Area                        0.11 ms              8 ms                  0.7 ms
+//	Bilinear                    0.74 ms             40 ms                  6.8 ms
+//	AntialiasBilinear           0.83 ms             32 ms                  6.0 ms
+//	Bicubic                     1.3 ms              60 ms                 10 ms
+//	Lanczos3                    1.6 ms              51 ms                 15 ms
+//
+// An upscaling pipeline resizes once per stage, against seconds per
+// sampling step for a real model.
 package resize

@@ -268,7 +268,7 @@ func TestWorkedExamples(t *testing.T) {
 		// The triangle stretched to half-width 2 around source coordinate
 		// 0.5 weighs samples -1..2 by 1/4, 3/4, 3/4, 1/4; sample -1 is
 		// dropped and the rest renormalised by 7/4.
-		{"antialias bilinear down", AntialiasBilinear, []float32{0, 4, 8, 12}, 2, []float32{(4 * 0.75 + 8*0.25) / 1.75, (4*0.25 + 8*0.75 + 12*0.75) / 1.75}, true},
+		{"antialias bilinear down", AntialiasBilinear, []float32{0, 4, 8, 12}, 2, []float32{(4*0.75 + 8*0.25) / 1.75, (4*0.25 + 8*0.75 + 12*0.75) / 1.75}, true},
 		// Output centres at source positions 1 and 3 (pixel edges count
 		// to the right).
 		{"nearest down", Nearest, []float32{1, 2, 3, 4}, 2, []float32{2, 4}, false},

@@ -16,7 +16,7 @@ import (
 var noop = ugo.DenoiserFunc(func(context.Context, *tensor.Dense, *tensor.Dense, []float32) error { return nil })
 
 var benchShapes = [][]int{
-	{2, 4, 128, 128}, // SD 1.5 latents at 1024^2, batch 2
+	{2, 4, 128, 128},  // SD 1.5 latents at 1024^2, batch 2
 	{50, 1, 112, 112}, // a Fashion-MNIST eval batch at 4x
 }
 

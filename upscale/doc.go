@@ -83,7 +83,11 @@
 // for the same x_t (for a noise prediction, eps - sqrt(abar/(1-abar)) times
 // the correction), which every solver then steps from: no hook in the
 // sampling loop is needed, and it composes with Upsample Guidance and
-// classifier-free guidance by wrapping (Refine wraps it outermost).
+// classifier-free guidance by wrapping (Refine wraps it outermost). Its
+// cost per step is one low-pass of the batch: 4 ms for SD latents
+// [2, 4, 128, 128] and 17 ms for a Fashion-MNIST batch [50, 1, 112, 112]
+// on a busy 2-core machine (BenchmarkStructureGuidance), against seconds
+// for the model call.
 //
 // # Neighborhood Patch Attention
 //

@@ -40,7 +40,7 @@ func TestLowPassKeepsSmoothSignals(t *testing.T) {
 		x := newTensor(1, 2, h, w)
 		xs := x.Float32s()
 		for i := range h * w {
-			xs[i] = float32(c)                          // channel 0: constant
+			xs[i] = float32(c)                        // channel 0: constant
 			xs[h*w+i] = float32(slope * float64(i%w)) // channel 1: ramp along W
 		}
 		lp, err := LowPass(x, sf)
