@@ -34,6 +34,7 @@ import (
 	"github.com/ugo-diffusion/ugo/metrics"
 	"github.com/ugo-diffusion/ugo/onnx"
 	"github.com/ugo-diffusion/ugo/picture"
+	"github.com/ugo-diffusion/ugo/upscale"
 )
 
 // result is one row of the table.
@@ -142,6 +143,20 @@ func run() error {
 		{Name: "56 UG θ=1, no power adj.", Size: 56, Guide: ug(1, noPower)},
 		{Name: "56 UG θ=1.5", Size: 56, Guide: ug(1.5, nil)},
 	}
+	ugAt := guidance.DefaultUpsampleOptions()
+	ugAt.Factors = nil // derived from the training size at each stage
+	const r = 0.3      // SDEdit strength of the refinements
+	settings = append(settings,
+		fashion.Setting{Name: "112 two-stage UG", Size: 112, Stages: []upscale.Stage{
+			upscale.Sample{Height: 56, Width: 56, Upsample: &ugAt},
+			upscale.Refine{Height: 112, Width: 112, Strength: r, Upsample: &ugAt}}},
+		fashion.Setting{Name: "112 refine", Size: 112, Stages: []upscale.Stage{
+			upscale.Sample{Height: 28, Width: 28},
+			upscale.Refine{Height: 112, Width: 112, Strength: r}}},
+		fashion.Setting{Name: "112 refine+LFM+SG", Size: 112, Stages: []upscale.Stage{
+			upscale.Sample{Height: 28, Width: 28},
+			upscale.Refine{Height: 112, Width: 112, Strength: r, Mix: &upscale.MixOptions{}, Structure: &upscale.StructureOptions{}}}},
+	)
 	if *only != "" {
 		keep := map[string]bool{}
 		for _, s := range strings.Split(*only, ",") {

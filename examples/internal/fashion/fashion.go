@@ -16,6 +16,7 @@ import (
 	"github.com/ugo-diffusion/ugo/noise"
 	"github.com/ugo-diffusion/ugo/sampler"
 	"github.com/ugo-diffusion/ugo/schedule"
+	"github.com/ugo-diffusion/ugo/upscale"
 )
 
 // TrainedSize is the resolution the shipped model was trained at.
@@ -56,6 +57,9 @@ type Setting struct {
 	Name  string
 	Size  int
 	Guide *guidance.UpsampleOptions
+	// Stages, when not empty, replaces the direct run: the images are the
+	// last output of upscale.Run over these stages (of size Size).
+	Stages []upscale.Stage
 }
 
 // Factor returns Size / TrainedSize, or an error when Size is not a multiple
@@ -87,6 +91,23 @@ func (p *Sampler) Sample(ctx context.Context, s Setting, seeds []uint64, imagesD
 		return nil, err
 	}
 	sched := Schedule()
+	if len(s.Stages) > 0 {
+		ddim, err := sampler.NewDDIM(schedule.DefaultConfig())
+		if err != nil {
+			return nil, err
+		}
+		ddim.Schedule = sched
+		us := upscale.Sampling{Model: p.Model, Schedule: sched, Solver: ddim, Steps: p.Steps, Channels: 1,
+			Trained: [2]int{TrainedSize, TrainedSize}, Noise: upscale.TorchSeeds(seeds...)}
+		if p.Progress != nil {
+			us.Progress = func(q upscale.Progress) error { p.Progress(imagesDone, q.Step, q.Steps); return nil }
+		}
+		outs, err := upscale.Run(ctx, us, nil, s.Stages...)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", s.Name, err)
+		}
+		return outs[len(outs)-1], nil
+	}
 	model := p.Model
 	if s.Guide != nil && f > 1 {
 		opts := *s.Guide

@@ -1,0 +1,471 @@
+// Command bench measures what Upsample Guidance costs on the shipped
+// Fashion-MNIST UNet (trained at 28x28) run by ONNX Runtime: for each output
+// size it times DDIM sampling without guidance ("plain"), with guidance and
+// its two model calls run concurrently ("guided", the default), and with them
+// run one after the other ("guided_seq", UpsampleOptions.Sequential), and
+// prints Markdown tables:
+//
+//   - the median wall time per image over -runs runs, interleaved in one
+//     process (run r visits the settings in an order rotated by r), its range,
+//     the ratio to plain sampling at the same size and the bound 1 + 1/k the
+//     guidance should stay under (k = factor^2 pooled pixels);
+//   - the fraction of the wall time outside model calls (schedule, noise,
+//     guidance arithmetic, resampling, tensor plumbing), measured by wrapping
+//     the model in a Denoiser that records when at least one call is in
+//     flight;
+//   - the Go heap allocations per sampling step in steady state (from runs of
+//     -alloc-steps and twice as many steps; with ONNX Runtime, what remains
+//     comes from the onnxruntime_go binding);
+//   - the mean duration of the high- and low-resolution model calls.
+//
+// Sampling is exactly the demo's (examples/fashion): DDIM with diffusers'
+// defaults (schedule.DefaultConfig, eta 0) on the model's linear schedule,
+// image i of a batch starting from noise.NewTorchCPU(seed+i), guidance with
+// guidance.DefaultUpsampleOptions.
+//
+// With -dump DIR it also writes the initial noise (noise_SIZE.npy), the final
+// samples of every setting (go_SIZE_MODE.npy, N x 1 x SIZE x SIZE float32) and
+// the settings and timings (bench.json), which tools/reference/reference.py
+// reads to run the same sampler in PyTorch and compare. Typical use, from the
+// repository root:
+//
+//	go run ./examples/bench -threads 2 -n 4 -steps 50 -runs 5 -dump out/bench
+//	/usr/bin/python3 tools/reference/reference.py --go out/bench
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"math"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"runtime"
+	"runtime/pprof"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/ugo-diffusion/ugo"
+	"github.com/ugo-diffusion/ugo/examples/internal/fashion"
+	"github.com/ugo-diffusion/ugo/guidance"
+	"github.com/ugo-diffusion/ugo/noise"
+	"github.com/ugo-diffusion/ugo/onnx"
+)
+
+func main() {
+	if err := run(os.Stdout); err != nil {
+		fmt.Fprintln(os.Stderr, "bench:", err)
+		os.Exit(1)
+	}
+}
+
+// config holds the command-line settings.
+type config struct {
+	model      string
+	sizes      []int
+	n          int
+	steps      int
+	runs       int
+	seed       uint64
+	threads    int
+	inter      int
+	allocSteps int
+	dump       string
+	cpuProfile string
+}
+
+func parseFlags() (*config, error) {
+	c := &config{}
+	flag.StringVar(&c.model, "model", "testdata/models/fashion_unet.onnx", "ONNX eps-prediction model trained at 28x28 (looked up from the working directory and its parents)")
+	sizes := flag.String("sizes", "56,112", "comma-separated output sizes, multiples of 28 of at least 56")
+	flag.IntVar(&c.n, "n", 4, "images per batch (one Sample call)")
+	flag.IntVar(&c.steps, "steps", 50, "DDIM steps")
+	flag.IntVar(&c.runs, "runs", 5, "timed runs per setting (the median is reported)")
+	flag.Uint64Var(&c.seed, "seed", 1, "seed of the first image; image i uses seed+i")
+	flag.IntVar(&c.threads, "threads", 0, "ONNX Runtime intra-op threads (0: runtime default, one per physical core)")
+	flag.IntVar(&c.inter, "inter", 0, "ONNX Runtime inter-op threads (0: runtime default; > 1 enables parallel execution mode)")
+	flag.IntVar(&c.allocSteps, "alloc-steps", 5, "steps of the allocation-counting runs (0 skips them)")
+	flag.StringVar(&c.dump, "dump", "", "folder for noise, final samples and bench.json (for tools/reference)")
+	flag.StringVar(&c.cpuProfile, "cpuprofile", "", "write a CPU profile of the timed runs to this file")
+	flag.Parse()
+	if flag.NArg() > 0 {
+		return nil, fmt.Errorf("unexpected arguments %q", flag.Args())
+	}
+	if c.n <= 0 || c.steps <= 0 || c.runs <= 0 || c.allocSteps < 0 || c.threads < 0 || c.inter < 0 {
+		return nil, errors.New("-n, -steps and -runs must be positive; -alloc-steps, -threads and -inter not negative")
+	}
+	for _, f := range strings.Split(*sizes, ",") {
+		s, err := strconv.Atoi(strings.TrimSpace(f))
+		if err != nil {
+			return nil, fmt.Errorf("-sizes: %w", err)
+		}
+		if s < 2*fashion.TrainedSize || s%fashion.TrainedSize != 0 {
+			return nil, fmt.Errorf("-sizes: %d is not a multiple of %d of at least %d", s, fashion.TrainedSize, 2*fashion.TrainedSize)
+		}
+		c.sizes = append(c.sizes, s)
+	}
+	return c, nil
+}
+
+// mode is one way of sampling at a size.
+type mode struct {
+	name       string
+	guided     bool
+	sequential bool
+}
+
+var modes = []mode{{"plain", false, false}, {"guided", true, false}, {"guided_seq", true, true}}
+
+// result collects the measurements of one size and mode.
+type result struct {
+	size, factor int
+	mode         mode
+
+	perImage  []time.Duration // wall time per image, one per timed run
+	outside   []float64       // fraction of the wall time outside model calls, per run
+	highCall  []time.Duration // mean high-resolution call, per run
+	lowCall   []time.Duration // mean low-resolution call, per run
+	allocs    float64         // Go heap allocations per step; NaN when not measured
+	final     []float32       // the final samples of the first timed run
+	runDiff   float64         // largest difference of a later run's samples from the first's
+	highCalls int             // model calls per run at each resolution
+	lowCalls  int
+}
+
+func (r *result) name() string { return fmt.Sprintf("%d_%s", r.size, r.mode.name) }
+
+func (r *result) setting() fashion.Setting {
+	s := fashion.Setting{Name: r.name(), Size: r.size}
+	if r.mode.guided {
+		o := guidance.DefaultUpsampleOptions()
+		o.Sequential = r.mode.sequential
+		s.Guide = &o
+	}
+	return s
+}
+
+func run(out io.Writer) error {
+	c, err := parseFlags()
+	if err != nil {
+		return err
+	}
+	path, err := fashion.FindFile(c.model)
+	if err != nil {
+		return fmt.Errorf("model: %w (pass -model)", err)
+	}
+	var opts []onnx.Option
+	if c.threads > 0 || c.inter > 0 {
+		opts = append(opts, onnx.WithThreads(c.threads, c.inter))
+	}
+	model, err := onnx.Open(path, opts...)
+	if err != nil {
+		return err
+	}
+	defer model.Close()
+	timed := newTimedModel(model)
+
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
+	defer stop()
+	seeds := make([]uint64, c.n)
+	for i := range seeds {
+		seeds[i] = c.seed + uint64(i)
+	}
+	var results []*result
+	for _, size := range c.sizes {
+		for _, m := range modes {
+			results = append(results, &result{size: size, factor: size / fashion.TrainedSize, mode: m, allocs: math.NaN()})
+		}
+	}
+	loadStart := loadAverage()
+
+	// Warm up every shape (ONNX Runtime sets up a shape on its first run).
+	warm := &fashion.Sampler{Model: timed, Steps: min(2, c.steps)}
+	for _, r := range results {
+		if _, err := warm.Sample(ctx, r.setting(), seeds, 0); err != nil {
+			return err
+		}
+	}
+
+	if c.cpuProfile != "" {
+		f, err := os.Create(c.cpuProfile)
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		if err := pprof.StartCPUProfile(f); err != nil {
+			return err
+		}
+		defer pprof.StopCPUProfile()
+	}
+	s := &fashion.Sampler{Model: timed, Steps: c.steps}
+	start := time.Now()
+	for run := range c.runs {
+		for j := range results {
+			r := results[(j+run)%len(results)]
+			fmt.Fprintf(os.Stderr, "\rrun %d/%d %-16s", run+1, c.runs, r.name())
+			runtime.GC()
+			timed.Reset()
+			t0 := time.Now()
+			x, err := s.Sample(ctx, r.setting(), seeds, 0)
+			wall := time.Since(t0)
+			if err != nil {
+				return err
+			}
+			busy := timed.Busy()
+			r.perImage = append(r.perImage, wall/time.Duration(c.n))
+			r.outside = append(r.outside, float64(wall-busy)/float64(wall))
+			lowSize := r.size / r.factor
+			var hc, lc int
+			var ht, lt time.Duration
+			hc, ht = timed.Calls(c.n, 1, r.size, r.size)
+			lc, lt = timed.Calls(c.n, 1, lowSize, lowSize)
+			r.highCall = append(r.highCall, ht)
+			r.highCalls = hc
+			if r.mode.guided {
+				r.lowCall = append(r.lowCall, lt)
+				r.lowCalls = lc
+			}
+			data := ugo.Float32s(x)
+			if r.final == nil {
+				r.final = append([]float32(nil), data...)
+			} else {
+				r.runDiff = max(r.runDiff, maxAbsDiff(r.final, data))
+			}
+		}
+	}
+	elapsed := time.Since(start)
+	if c.cpuProfile != "" {
+		pprof.StopCPUProfile()
+	}
+	fmt.Fprintln(os.Stderr)
+
+	if c.allocSteps > 0 {
+		for _, r := range results {
+			fmt.Fprintf(os.Stderr, "\rallocations %-16s", r.name())
+			if r.allocs, err = allocsPerStep(ctx, timed, r.setting(), seeds, c.allocSteps); err != nil {
+				return err
+			}
+		}
+		fmt.Fprintln(os.Stderr)
+	}
+
+	report(out, c, path, results, elapsed, loadStart, loadAverage())
+	if c.dump != "" {
+		if err := dump(c, path, results); err != nil {
+			return err
+		}
+		fmt.Fprintf(out, "\nWrote initial noise, final samples and bench.json to %s.\n", c.dump)
+	}
+	return nil
+}
+
+// allocsPerStep returns the Go heap allocations per step of sampling s in
+// steady state: the difference between a run of 2*steps steps and one of
+// steps steps, divided by steps, so that what a run allocates once cancels.
+func allocsPerStep(ctx context.Context, model ugo.Denoiser, s fashion.Setting, seeds []uint64, steps int) (float64, error) {
+	count := func(n int) (uint64, error) {
+		smp := &fashion.Sampler{Model: model, Steps: n}
+		var before, after runtime.MemStats
+		runtime.GC()
+		runtime.ReadMemStats(&before)
+		_, err := smp.Sample(ctx, s, seeds, 0)
+		runtime.ReadMemStats(&after)
+		return after.Mallocs - before.Mallocs, err
+	}
+	short, err := count(steps)
+	if err != nil {
+		return 0, err
+	}
+	long, err := count(2 * steps)
+	if err != nil {
+		return 0, err
+	}
+	return (float64(long) - float64(short)) / float64(steps), nil
+}
+
+func maxAbsDiff(a, b []float32) float64 {
+	var m float64
+	for i := range a {
+		m = max(m, math.Abs(float64(a[i])-float64(b[i])))
+	}
+	return m
+}
+
+// median returns the median of v (the mean of the middle two for an even
+// length); v is not modified.
+func median[T int64 | float64 | time.Duration](v []T) T {
+	if len(v) == 0 {
+		return 0
+	}
+	s := slices.Clone(v)
+	slices.Sort(s)
+	m := len(s) / 2
+	if len(s)%2 == 1 {
+		return s[m]
+	}
+	return (s[m-1] + s[m]) / 2
+}
+
+func ms(d time.Duration) string { return fmt.Sprintf("%.1f", float64(d)/float64(time.Millisecond)) }
+
+// report prints the Markdown tables.
+func report(w io.Writer, c *config, path string, results []*result, elapsed time.Duration, loadStart, loadEnd string) {
+	threads := "runtime default"
+	if c.threads > 0 {
+		threads = strconv.Itoa(c.threads)
+	}
+	fmt.Fprintf(w, "Model %s; %d images per batch, %d DDIM steps, median of %d interleaved runs; ONNX Runtime intra-op threads: %s, inter-op: %d; GOMAXPROCS %d, %s (%d CPUs); load average %s at start, %s at end; %.0f s.\n\n",
+		filepath.Base(path), c.n, c.steps, c.runs, threads, c.inter, runtime.GOMAXPROCS(0), cpuModel(), runtime.NumCPU(), loadStart, loadEnd, elapsed.Seconds())
+
+	fmt.Fprintln(w, "| size | scale (k) | mode | ms per image | range | vs plain | bound 1+1/k | outside model calls | Go allocs/step |")
+	fmt.Fprintln(w, "| --- | --- | --- | ---: | ---: | ---: | ---: | ---: | ---: |")
+	plain := map[int]time.Duration{}
+	for _, r := range results {
+		if !r.mode.guided {
+			plain[r.size] = median(r.perImage)
+		}
+	}
+	for _, r := range results {
+		k := r.factor * r.factor
+		med := median(r.perImage)
+		ratio, bound := "1", "—"
+		if r.mode.guided {
+			ratio = fmt.Sprintf("%.3f", float64(med)/float64(plain[r.size]))
+			bound = fmt.Sprintf("%.3f", 1+1/float64(k))
+		}
+		allocs := "—"
+		if !math.IsNaN(r.allocs) {
+			allocs = fmt.Sprintf("%.1f", r.allocs)
+		}
+		fmt.Fprintf(w, "| %d | %dx (%d) | %s | %s | %s–%s | %s | %s | %.2f%% | %s |\n",
+			r.size, r.factor, k, r.mode.name, ms(med), ms(slices.Min(r.perImage)), ms(slices.Max(r.perImage)),
+			ratio, bound, 100*median(r.outside), allocs)
+	}
+
+	fmt.Fprintln(w, "\nModel calls (mean duration per call, median over runs; calls per run):")
+	fmt.Fprintln(w)
+	fmt.Fprintln(w, "| size | mode | high-res call ms | low-res call ms | low/high | calls per run |")
+	fmt.Fprintln(w, "| --- | --- | ---: | ---: | ---: | ---: |")
+	for _, r := range results {
+		hi := median(r.highCall)
+		lo, ratio := "—", "—"
+		calls := strconv.Itoa(r.highCalls)
+		if r.mode.guided {
+			l := median(r.lowCall)
+			lo, ratio = ms(l), fmt.Sprintf("%.3f", float64(l)/float64(hi))
+			calls += " + " + strconv.Itoa(r.lowCalls)
+		}
+		fmt.Fprintf(w, "| %d | %s | %s | %s | %s | %s |\n", r.size, r.mode.name, ms(hi), lo, ratio, calls)
+	}
+
+	fmt.Fprintln(w, "\nChecks:")
+	for _, r := range results {
+		fmt.Fprintf(w, "- %s: runs agree to %.2g", r.name(), r.runDiff)
+		if r.mode.sequential {
+			for _, o := range results {
+				if o.size == r.size && o.mode.guided && !o.mode.sequential {
+					fmt.Fprintf(w, "; sequential vs concurrent guidance: max abs diff %.2g", maxAbsDiff(r.final, o.final))
+				}
+			}
+		}
+		fmt.Fprintln(w)
+	}
+}
+
+// benchFile is the layout of bench.json, read by tools/reference.
+type benchFile struct {
+	Model        string         `json:"model"`
+	N            int            `json:"n"`
+	Steps        int            `json:"steps"`
+	Seed         uint64         `json:"seed"`
+	Runs         int            `json:"runs"`
+	Threads      int            `json:"threads"`
+	Inter        int            `json:"inter"`
+	Theta        float64        `json:"theta"`
+	Eta          float64        `json:"eta"`
+	TimeMatching string         `json:"time_matching"`
+	Noise        map[int]string `json:"noise"`
+	Results      []benchResult  `json:"results"`
+}
+
+type benchResult struct {
+	Size       int     `json:"size"`
+	Factor     int     `json:"factor"`
+	Mode       string  `json:"mode"`
+	MsPerImage float64 `json:"ms_per_image"`
+	Outside    float64 `json:"outside_fraction"`
+	File       string  `json:"file"`
+}
+
+// dump writes the initial noise, the final samples and bench.json.
+func dump(c *config, path string, results []*result) error {
+	if err := os.MkdirAll(c.dump, 0o755); err != nil {
+		return err
+	}
+	ug := guidance.DefaultUpsampleOptions()
+	bf := benchFile{
+		Model: path, N: c.n, Steps: c.steps, Seed: c.seed, Runs: c.runs, Threads: c.threads, Inter: c.inter,
+		Theta: ug.Theta, Eta: ug.Eta, TimeMatching: strings.ToLower(ug.TimeMatching.String()),
+		Noise: map[int]string{},
+	}
+	for _, size := range c.sizes {
+		per := size * size
+		x := make([]float32, c.n*per)
+		for i := range c.n {
+			noise.NewTorchCPU(c.seed + uint64(i)).Normal(x[i*per : (i+1)*per])
+		}
+		name := fmt.Sprintf("noise_%d.npy", size)
+		if err := saveNPY(filepath.Join(c.dump, name), []int{c.n, 1, size, size}, x); err != nil {
+			return err
+		}
+		bf.Noise[size] = name
+	}
+	for _, r := range results {
+		name := "go_" + r.name() + ".npy"
+		if err := saveNPY(filepath.Join(c.dump, name), []int{c.n, 1, r.size, r.size}, r.final); err != nil {
+			return err
+		}
+		bf.Results = append(bf.Results, benchResult{
+			Size: r.size, Factor: r.factor, Mode: r.mode.name,
+			MsPerImage: float64(median(r.perImage)) / float64(time.Millisecond),
+			Outside:    median(r.outside),
+			File:       name,
+		})
+	}
+	data, err := json.MarshalIndent(bf, "", "  ")
+	if err != nil {
+		return err
+	}
+	return os.WriteFile(filepath.Join(c.dump, "bench.json"), append(data, '\n'), 0o644)
+}
+
+// cpuModel returns the CPU's model name from /proc/cpuinfo, or GOARCH.
+func cpuModel() string {
+	data, err := os.ReadFile("/proc/cpuinfo")
+	if err == nil {
+		for _, line := range strings.Split(string(data), "\n") {
+			if name, ok := strings.CutPrefix(line, "model name"); ok {
+				return strings.TrimSpace(strings.TrimLeft(name, " \t:"))
+			}
+		}
+	}
+	return runtime.GOARCH
+}
+
+// loadAverage returns the 1-minute load average from /proc/loadavg, or "?".
+func loadAverage() string {
+	data, err := os.ReadFile("/proc/loadavg")
+	if err != nil {
+		return "?"
+	}
+	if f := strings.Fields(string(data)); len(f) > 0 {
+		return f[0]
+	}
+	return "?"
+}
