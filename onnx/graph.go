@@ -2,14 +2,10 @@ package onnx
 
 import (
 	"context"
-	"errors"
 	"fmt"
-	"log/slog"
 	"math"
-	"os"
 	"reflect"
 	"slices"
-	"sync"
 
 	ort "github.com/yalue/onnxruntime_go"
 	"gorgonia.org/tensor"
@@ -35,13 +31,7 @@ import (
 // and outputs, which suits calls made once per image (text encoding, VAE
 // decoding), not a sampling loop's hot path. Close releases it.
 type Graph struct {
-	info SessionInfo
-	sess *ort.DynamicAdvancedSession
-	ins  map[string]int
-	outs map[string]int
-
-	mu     sync.RWMutex
-	closed bool
+	namedSession
 }
 
 // OpenGraph loads the ONNX graph at path with the same options as Open
@@ -60,121 +50,40 @@ func OpenGraph(path string, opts ...Option) (*Graph, error) {
 // is allocated by the runtime, which onnxruntime_go cannot do for float16
 // outputs.
 func OpenGraphOutputs(path string, outputs []string, opts ...Option) (*Graph, error) {
-	cfg := &config{}
-	for _, o := range opts {
-		o(cfg)
-	}
-	if len(cfg.errs) > 0 {
-		return nil, errors.Join(cfg.errs...)
-	}
-	if cfg.logger == nil {
-		cfg.logger = slog.Default()
-	}
-	st, err := os.Stat(path)
+	src, err := prepare(path, opts, false)
 	if err != nil {
-		return nil, fmt.Errorf("onnx: reading model: %w", err)
-	}
-	if st.IsDir() {
-		return nil, fmt.Errorf("onnx: model path %s is a directory", path)
-	}
-	if st.Size() == 0 {
-		return nil, fmt.Errorf("onnx: model file %s is empty", path)
-	}
-	if err := InitRuntime(cfg.lib); err != nil {
 		return nil, err
 	}
-	ins, outs, err := ort.GetInputOutputInfo(path)
-	if err != nil {
-		return nil, fmt.Errorf("onnx: %s is not a loadable ONNX model: %w", path, err)
-	}
-	si := SessionInfo{Path: path, RuntimeVersion: RuntimeVersion()}
-	if si.Inputs, err = tensorInfos(ins); err != nil {
-		return nil, err
-	}
-	if si.Outputs, err = tensorInfos(outs); err != nil {
-		return nil, err
-	}
-	g := &Graph{ins: map[string]int{}, outs: map[string]int{}}
-	var inNames, outNames []string
-	for i, ti := range si.Inputs {
+	si := src.sessionInfo()
+	for _, ti := range si.Inputs {
 		if ti.DType == Unsupported {
 			return nil, fmt.Errorf("onnx: %s: input %s has element type %s, which this package cannot feed", path, ti, ti.ONNXType)
 		}
-		g.ins[ti.Name] = i
-		inNames = append(inNames, ti.Name)
 	}
-	all := si.Outputs
 	if len(outputs) > 0 {
+		all := si.Outputs
 		si.Outputs = nil
 		for _, name := range outputs {
 			k := slices.IndexFunc(all, func(ti TensorInfo) bool { return ti.Name == name })
 			if k < 0 {
 				return nil, fmt.Errorf("onnx: %s has no output %q (outputs: %s)", path, name, names(all))
 			}
-			if _, dup := g.outs[name]; dup {
+			if slices.ContainsFunc(si.Outputs, func(ti TensorInfo) bool { return ti.Name == name }) {
 				continue
 			}
-			g.outs[name] = len(si.Outputs)
 			si.Outputs = append(si.Outputs, all[k])
 		}
 	}
-	for i, ti := range si.Outputs {
-		g.outs[ti.Name] = i
-		outNames = append(outNames, ti.Name)
-	}
-	sess, providers, err := newSessionFromFile(cfg, path, inNames, outNames)
-	if err != nil {
+	g := &Graph{}
+	if err := g.open(src, si); err != nil {
 		return nil, err
 	}
-	for _, p := range providers {
-		si.Providers = append(si.Providers, p.name)
-	}
-	si.Providers = append(si.Providers, "CPUExecutionProvider")
-	g.info, g.sess = si, sess
 	return g, nil
-}
-
-// newSessionFromFile is newSession for a model ONNX Runtime reads from path
-// (resolving external data relative to it).
-func newSessionFromFile(cfg *config, path string, inputNames, outputNames []string) (*ort.DynamicAdvancedSession, []provider, error) {
-	providers := slices.Clone(cfg.providers)
-	for {
-		so, err := sessionOptions(cfg, providers)
-		var perr *ProviderError
-		if errors.As(err, &perr) && cfg.fallback == FallbackCPU {
-			cfg.logger.Warn("onnx: execution provider unavailable, falling back", "provider", perr.Provider, "error", perr.Err)
-			providers = slices.DeleteFunc(providers, func(p provider) bool { return p.name == perr.Provider })
-			continue
-		}
-		if err != nil {
-			return nil, nil, err
-		}
-		sess, err := ort.NewDynamicAdvancedSession(path, inputNames, outputNames, so)
-		so.Destroy()
-		if err != nil && len(providers) > 0 && cfg.fallback == FallbackCPU {
-			cfg.logger.Warn("onnx: session creation failed with GPU providers, falling back to CPU", "error", err)
-			providers = nil
-			continue
-		}
-		if err != nil {
-			if len(providers) > 0 {
-				return nil, nil, &ProviderError{Provider: providers[0].name, Err: err}
-			}
-			return nil, nil, fmt.Errorf("onnx: creating session for %s: %w", path, err)
-		}
-		return sess, providers, nil
-	}
 }
 
 // Info describes the graph's inputs and the outputs it can return, and the
 // providers in use.
-func (g *Graph) Info() SessionInfo {
-	si := g.info
-	si.Inputs = slices.Clone(si.Inputs)
-	si.Outputs = slices.Clone(si.Outputs)
-	si.Providers = slices.Clone(si.Providers)
-	return si
-}
+func (g *Graph) Info() SessionInfo { return g.infoCopy() }
 
 // Input returns the description of the graph input name.
 func (g *Graph) Input(name string) (TensorInfo, bool) {
@@ -220,30 +129,16 @@ func checkDims(kind, name string, shape []int, ti TensorInfo) ([]int64, error) {
 func (g *Graph) Run(ctx context.Context, inputs, outputs map[string]*tensor.Dense) error {
 	g.mu.RLock()
 	defer g.mu.RUnlock()
-	if g.closed {
-		return ErrClosed
-	}
-	if err := ctx.Err(); err != nil {
+	if err := g.ready(ctx, outputs); err != nil {
 		return err
-	}
-	if len(outputs) == 0 {
-		return errors.New("onnx: Run: no outputs requested")
 	}
 	inVals := make([]ort.Value, len(g.info.Inputs))
 	outVals := make([]ort.Value, len(g.info.Outputs))
-	defer func() {
-		for _, v := range slices.Concat(inVals, outVals) {
-			// The binding may leave a typed nil in an output it failed to
-			// allocate.
-			if v != nil && !reflect.ValueOf(v).IsNil() {
-				v.Destroy()
-			}
-		}
-	}()
+	defer destroyValues(inVals, outVals)
 	for name, d := range inputs {
-		i, ok := g.ins[name]
-		if !ok {
-			return fmt.Errorf("onnx: Run: the graph has no input %q (inputs: %s)", name, names(g.info.Inputs))
+		i, err := g.inputIndex(name)
+		if err != nil {
+			return err
 		}
 		ti := g.info.Inputs[i]
 		if d == nil {
@@ -272,10 +167,8 @@ func (g *Graph) Run(ctx context.Context, inputs, outputs map[string]*tensor.Dens
 		}
 		inVals[i] = v
 	}
-	for i, v := range inVals {
-		if v == nil {
-			return fmt.Errorf("onnx: Run: input %s not given", g.info.Inputs[i])
-		}
+	if err := g.allInputs(inVals); err != nil {
+		return err
 	}
 	type result struct {
 		dst []float32
@@ -284,9 +177,9 @@ func (g *Graph) Run(ctx context.Context, inputs, outputs map[string]*tensor.Dens
 	}
 	var results []result
 	for name, d := range outputs {
-		i, ok := g.outs[name]
-		if !ok {
-			return fmt.Errorf("onnx: Run: the graph has no output %q (outputs: %s)", name, names(g.info.Outputs))
+		i, err := g.outputIndex(name)
+		if err != nil {
+			return err
 		}
 		ti := g.info.Outputs[i]
 		if d == nil || d.Dtype() != tensor.Float32 {
@@ -325,19 +218,7 @@ func (g *Graph) Run(ctx context.Context, inputs, outputs map[string]*tensor.Dens
 		outVals[i] = v
 		results = append(results, r)
 	}
-	ro, err := ort.NewRunOptions()
-	if err != nil {
-		return fmt.Errorf("onnx: creating run options: %w", err)
-	}
-	defer ro.Destroy()
-	if ctx.Done() != nil {
-		stop := context.AfterFunc(ctx, func() { _ = ro.Terminate() })
-		defer stop()
-	}
-	if err := g.sess.RunWithOptions(inVals, outVals, ro); err != nil {
-		if cerr := ctx.Err(); cerr != nil {
-			return fmt.Errorf("onnx: inference stopped: %w", cerr)
-		}
+	err := g.run(ctx, inVals, outVals, func(err error) error {
 		for i, v := range outVals {
 			if v != nil && reflect.ValueOf(v).IsNil() {
 				return fmt.Errorf("onnx: inference failed (model %s): the runtime could not return output %s, which was not requested; open the graph with OpenGraphOutputs: %w",
@@ -345,6 +226,9 @@ func (g *Graph) Run(ctx context.Context, inputs, outputs map[string]*tensor.Dens
 			}
 		}
 		return fmt.Errorf("onnx: inference failed (model %s): %w", g.info.Path, err)
+	})
+	if err != nil {
+		return err
 	}
 	for _, r := range results {
 		switch s := r.src.(type) {
@@ -373,12 +257,4 @@ func numel(dims []int64) int {
 }
 
 // Close releases the graph. Calls after Close return ErrClosed.
-func (g *Graph) Close() error {
-	g.mu.Lock()
-	defer g.mu.Unlock()
-	if g.closed {
-		return nil
-	}
-	g.closed = true
-	return g.sess.Destroy()
-}
+func (g *Graph) Close() error { return g.close() }

@@ -4,9 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"log/slog"
 	"math"
-	"os"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -60,92 +58,7 @@ type Model struct {
 // encoder_hidden_states, class labels, ...) is an extra input to bind with
 // With before predicting.
 func Open(path string, opts ...Option) (*Model, error) {
-	cfg := &config{}
-	for _, o := range opts {
-		o(cfg)
-	}
-	if len(cfg.errs) > 0 {
-		return nil, errors.Join(cfg.errs...)
-	}
-	if cfg.logger == nil {
-		cfg.logger = slog.Default()
-	}
-	data, err := os.ReadFile(path)
-	if err != nil {
-		return nil, fmt.Errorf("onnx: reading model: %w", err)
-	}
-	if len(data) == 0 {
-		return nil, fmt.Errorf("onnx: model file %s is empty", path)
-	}
-	if err := InitRuntime(cfg.lib); err != nil {
-		return nil, err
-	}
-	ins, outs, err := ort.GetInputOutputInfoWithONNXData(data)
-	if err != nil {
-		return nil, fmt.Errorf("onnx: %s is not a loadable ONNX model: %w", path, err)
-	}
-	mi := ModelInfo{Path: path, RuntimeVersion: RuntimeVersion()}
-	if mi.Inputs, err = tensorInfos(ins); err != nil {
-		return nil, err
-	}
-	if mi.Outputs, err = tensorInfos(outs); err != nil {
-		return nil, err
-	}
-	if err := assignRoles(&mi, cfg); err != nil {
-		return nil, fmt.Errorf("%w (model %s)", err, path)
-	}
-	inputNames := []string{mi.Sample.Name, mi.Timestep.Name}
-	for _, e := range mi.Extra {
-		inputNames = append(inputNames, e.Name)
-	}
-
-	sess, providers, err := newSession(cfg, data, inputNames, []string{mi.Output.Name})
-	if err != nil {
-		return nil, err
-	}
-	for _, p := range providers {
-		mi.Providers = append(mi.Providers, p.name)
-	}
-	mi.Providers = append(mi.Providers, "CPUExecutionProvider")
-
-	m := &Model{info: mi, sess: sess, extraIx: map[string]int{}, cache: map[bindKey][]*binding{}}
-	for i, e := range mi.Extra {
-		m.extraIx[e.Name] = i
-	}
-	m.root = &Bound{m: m, id: 0, values: make([]*boundValue, len(mi.Extra))}
-	return m, nil
-}
-
-// newSession creates the session, applying the fallback policy to the
-// requested providers. It returns the providers actually used.
-func newSession(cfg *config, data []byte, inputNames, outputNames []string) (*ort.DynamicAdvancedSession, []provider, error) {
-	providers := slices.Clone(cfg.providers)
-	for {
-		so, err := sessionOptions(cfg, providers)
-		var perr *ProviderError
-		if errors.As(err, &perr) && cfg.fallback == FallbackCPU {
-			cfg.logger.Warn("onnx: execution provider unavailable, falling back", "provider", perr.Provider, "error", perr.Err)
-			providers = slices.DeleteFunc(providers, func(p provider) bool { return p.name == perr.Provider })
-			continue
-		}
-		if err != nil {
-			return nil, nil, err
-		}
-		sess, err := ort.NewDynamicAdvancedSessionWithONNXData(data, inputNames, outputNames, so)
-		so.Destroy()
-		if err != nil && len(providers) > 0 && cfg.fallback == FallbackCPU {
-			cfg.logger.Warn("onnx: session creation failed with GPU providers, falling back to CPU", "error", err)
-			providers = nil
-			continue
-		}
-		if err != nil {
-			if len(providers) > 0 {
-				return nil, nil, &ProviderError{Provider: providers[0].name, Err: err}
-			}
-			return nil, nil, fmt.Errorf("onnx: creating session: %w", err)
-		}
-		return sess, providers, nil
-	}
+	return openModel(path, opts, true)
 }
 
 // Info describes the model: inputs, outputs, the roles assigned to them,

@@ -4,8 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"log/slog"
-	"os"
+	"reflect"
 	"slices"
 	"sync"
 
@@ -18,13 +17,7 @@ import (
 // that is not an eps-prediction network (use Open for those). It is safe for
 // concurrent use. Close releases it.
 type Session struct {
-	info SessionInfo
-	sess *ort.DynamicAdvancedSession
-	ins  map[string]int // input name -> position in info.Inputs
-	outs map[string]int // output name -> position in info.Outputs
-
-	mu     sync.RWMutex // read by Run, written by Close
-	closed bool
+	namedSession
 }
 
 // SessionInfo describes an opened Session.
@@ -44,73 +37,30 @@ type SessionInfo struct {
 // (library path, threads, execution providers and fallback; name options are
 // ignored). Every input and output must be float32.
 func OpenSession(path string, opts ...Option) (*Session, error) {
-	cfg := &config{}
-	for _, o := range opts {
-		o(cfg)
-	}
-	if len(cfg.errs) > 0 {
-		return nil, errors.Join(cfg.errs...)
-	}
-	if cfg.logger == nil {
-		cfg.logger = slog.Default()
-	}
-	data, err := os.ReadFile(path)
+	src, err := prepare(path, opts, true)
 	if err != nil {
-		return nil, fmt.Errorf("onnx: reading model: %w", err)
-	}
-	if len(data) == 0 {
-		return nil, fmt.Errorf("onnx: model file %s is empty", path)
-	}
-	if err := InitRuntime(cfg.lib); err != nil {
 		return nil, err
 	}
-	ins, outs, err := ort.GetInputOutputInfoWithONNXData(data)
-	if err != nil {
-		return nil, fmt.Errorf("onnx: %s is not a loadable ONNX model: %w", path, err)
-	}
-	si := SessionInfo{Path: path, RuntimeVersion: RuntimeVersion()}
-	if si.Inputs, err = tensorInfos(ins); err != nil {
-		return nil, err
-	}
-	if si.Outputs, err = tensorInfos(outs); err != nil {
-		return nil, err
-	}
-	s := &Session{ins: map[string]int{}, outs: map[string]int{}}
-	var inNames, outNames []string
-	for i, ti := range si.Inputs {
+	si := src.sessionInfo()
+	for _, ti := range si.Inputs {
 		if ti.DType != Float32 {
 			return nil, fmt.Errorf("onnx: %s: input %s is %s; OpenSession handles float32 graphs only", path, ti, ti.ONNXType)
 		}
-		s.ins[ti.Name] = i
-		inNames = append(inNames, ti.Name)
 	}
-	for i, ti := range si.Outputs {
+	for _, ti := range si.Outputs {
 		if ti.DType != Float32 {
 			return nil, fmt.Errorf("onnx: %s: output %s is %s; OpenSession handles float32 graphs only", path, ti, ti.ONNXType)
 		}
-		s.outs[ti.Name] = i
-		outNames = append(outNames, ti.Name)
 	}
-	sess, providers, err := newSession(cfg, data, inNames, outNames)
-	if err != nil {
+	s := &Session{}
+	if err := s.open(src, si); err != nil {
 		return nil, err
 	}
-	for _, p := range providers {
-		si.Providers = append(si.Providers, p.name)
-	}
-	si.Providers = append(si.Providers, "CPUExecutionProvider")
-	s.info, s.sess = si, sess
 	return s, nil
 }
 
 // Info describes the graph's inputs and outputs and the providers in use.
-func (s *Session) Info() SessionInfo {
-	si := s.info
-	si.Inputs = slices.Clone(si.Inputs)
-	si.Outputs = slices.Clone(si.Outputs)
-	si.Providers = slices.Clone(si.Providers)
-	return si
-}
+func (s *Session) Info() SessionInfo { return s.infoCopy() }
 
 // Run evaluates the graph. inputs must name every graph input; outputs names
 // the outputs wanted (at least one), each a float32 tensor of the shape the
@@ -121,24 +71,12 @@ func (s *Session) Info() SessionInfo {
 func (s *Session) Run(ctx context.Context, inputs, outputs map[string]*tensor.Dense) error {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
-	if s.closed {
-		return ErrClosed
-	}
-	if err := ctx.Err(); err != nil {
+	if err := s.ready(ctx, outputs); err != nil {
 		return err
-	}
-	if len(outputs) == 0 {
-		return errors.New("onnx: Run: no outputs requested")
 	}
 	inVals := make([]ort.Value, len(s.info.Inputs))
 	outVals := make([]ort.Value, len(s.info.Outputs))
-	defer func() {
-		for _, v := range slices.Concat(inVals, outVals) {
-			if v != nil {
-				v.Destroy()
-			}
-		}
-	}()
+	defer destroyValues(inVals, outVals)
 	wrap := func(kind, name string, d *tensor.Dense, ti TensorInfo) (ort.Value, error) {
 		if d == nil || d.Dtype() != tensor.Float32 {
 			return nil, fmt.Errorf("onnx: %s %s: want a float32 tensor", kind, name)
@@ -157,9 +95,9 @@ func (s *Session) Run(ctx context.Context, inputs, outputs map[string]*tensor.De
 		return ort.NewTensor(ort.NewShape(dims...), d.Float32s())
 	}
 	for name, d := range inputs {
-		i, ok := s.ins[name]
-		if !ok {
-			return fmt.Errorf("onnx: Run: the graph has no input %q (inputs: %s)", name, names(s.info.Inputs))
+		i, err := s.inputIndex(name)
+		if err != nil {
+			return err
 		}
 		v, err := wrap("input", name, d, s.info.Inputs[i])
 		if err != nil {
@@ -167,15 +105,13 @@ func (s *Session) Run(ctx context.Context, inputs, outputs map[string]*tensor.De
 		}
 		inVals[i] = v
 	}
-	for i, v := range inVals {
-		if v == nil {
-			return fmt.Errorf("onnx: Run: input %s not given", s.info.Inputs[i])
-		}
+	if err := s.allInputs(inVals); err != nil {
+		return err
 	}
 	for name, d := range outputs {
-		i, ok := s.outs[name]
-		if !ok {
-			return fmt.Errorf("onnx: Run: the graph has no output %q (outputs: %s)", name, names(s.info.Outputs))
+		i, err := s.outputIndex(name)
+		if err != nil {
+			return err
 		}
 		v, err := wrap("output", name, d, s.info.Outputs[i])
 		if err != nil {
@@ -183,6 +119,103 @@ func (s *Session) Run(ctx context.Context, inputs, outputs map[string]*tensor.De
 		}
 		outVals[i] = v
 	}
+	// Outputs that were not requested are allocated by the runtime (nil
+	// entries) and destroyed by the deferred cleanup.
+	return s.run(ctx, inVals, outVals, func(err error) error {
+		return fmt.Errorf("onnx: inference failed: %w", err)
+	})
+}
+
+// Close releases the session. Calls after Close return ErrClosed.
+func (s *Session) Close() error { return s.close() }
+
+// namedSession is what Session and Graph share: a session over named
+// inputs and outputs, and the bookkeeping of their Run calls.
+type namedSession struct {
+	info SessionInfo
+	sess *ort.DynamicAdvancedSession
+	ins  map[string]int // input name -> position in info.Inputs
+	outs map[string]int // output name -> position in info.Outputs
+
+	mu     sync.RWMutex // read by Run, written by Close
+	closed bool
+}
+
+// open creates the session of src for the inputs and outputs of si.
+func (ns *namedSession) open(src *source, si SessionInfo) error {
+	ns.ins, ns.outs = map[string]int{}, map[string]int{}
+	var inNames, outNames []string
+	for i, ti := range si.Inputs {
+		ns.ins[ti.Name] = i
+		inNames = append(inNames, ti.Name)
+	}
+	for i, ti := range si.Outputs {
+		ns.outs[ti.Name] = i
+		outNames = append(outNames, ti.Name)
+	}
+	sess, providers, err := src.newSession(inNames, outNames)
+	if err != nil {
+		return err
+	}
+	si.Providers = providers
+	ns.info, ns.sess = si, sess
+	return nil
+}
+
+func (ns *namedSession) infoCopy() SessionInfo {
+	si := ns.info
+	si.Inputs = slices.Clone(si.Inputs)
+	si.Outputs = slices.Clone(si.Outputs)
+	si.Providers = slices.Clone(si.Providers)
+	return si
+}
+
+// ready checks, with ns.mu held for reading, that a Run call may start.
+func (ns *namedSession) ready(ctx context.Context, outputs map[string]*tensor.Dense) error {
+	if ns.closed {
+		return ErrClosed
+	}
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	if len(outputs) == 0 {
+		return errors.New("onnx: Run: no outputs requested")
+	}
+	return nil
+}
+
+// inputIndex returns the position of the input name.
+func (ns *namedSession) inputIndex(name string) (int, error) {
+	i, ok := ns.ins[name]
+	if !ok {
+		return 0, fmt.Errorf("onnx: Run: the graph has no input %q (inputs: %s)", name, names(ns.info.Inputs))
+	}
+	return i, nil
+}
+
+// outputIndex returns the position of the output name.
+func (ns *namedSession) outputIndex(name string) (int, error) {
+	i, ok := ns.outs[name]
+	if !ok {
+		return 0, fmt.Errorf("onnx: Run: the graph has no output %q (outputs: %s)", name, names(ns.info.Outputs))
+	}
+	return i, nil
+}
+
+// allInputs reports the first input without a value.
+func (ns *namedSession) allInputs(inVals []ort.Value) error {
+	for i, v := range inVals {
+		if v == nil {
+			return fmt.Errorf("onnx: Run: input %s not given", ns.info.Inputs[i])
+		}
+	}
+	return nil
+}
+
+// run runs the session with run options that ctx cancellation terminates.
+// When the call fails, the error wraps ctx.Err() if ctx stopped it, and is
+// fail(the runtime's error) otherwise.
+func (ns *namedSession) run(ctx context.Context, inVals, outVals []ort.Value, fail func(error) error) error {
 	ro, err := ort.NewRunOptions()
 	if err != nil {
 		return fmt.Errorf("onnx: creating run options: %w", err)
@@ -192,24 +225,33 @@ func (s *Session) Run(ctx context.Context, inputs, outputs map[string]*tensor.De
 		stop := context.AfterFunc(ctx, func() { _ = ro.Terminate() })
 		defer stop()
 	}
-	// Outputs that were not requested are allocated by the runtime (nil
-	// entries) and destroyed by the deferred cleanup.
-	if err := s.sess.RunWithOptions(inVals, outVals, ro); err != nil {
+	if err := ns.sess.RunWithOptions(inVals, outVals, ro); err != nil {
 		if cerr := ctx.Err(); cerr != nil {
 			return fmt.Errorf("onnx: inference stopped: %w", cerr)
 		}
-		return fmt.Errorf("onnx: inference failed: %w", err)
+		return fail(err)
 	}
 	return nil
 }
 
-// Close releases the session. Calls after Close return ErrClosed.
-func (s *Session) Close() error {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.closed {
+func (ns *namedSession) close() error {
+	ns.mu.Lock()
+	defer ns.mu.Unlock()
+	if ns.closed {
 		return nil
 	}
-	s.closed = true
-	return s.sess.Destroy()
+	ns.closed = true
+	return ns.sess.Destroy()
+}
+
+// destroyValues destroys the values of a Run call. A binding may leave a
+// typed nil in an output it failed to allocate.
+func destroyValues(lists ...[]ort.Value) {
+	for _, vals := range lists {
+		for _, v := range vals {
+			if v != nil && !reflect.ValueOf(v).IsNil() {
+				v.Destroy()
+			}
+		}
+	}
 }

@@ -297,3 +297,71 @@ func checkTimesteps(ts []int, T, n int) error {
 // abarAt returns alphas_cumprod[t] without copying the table: AlphaBar is
 // exact at integer times.
 func abarAt(s *schedule.Schedule, t int) float32 { return float32(s.AlphaBar(float64(t))) }
+
+// The helpers below are what DDIM and DDPM, diffusers' discrete-timestep
+// schedulers, share beyond clipping.
+
+// checkDiscrete validates the fields DDIM and DDPM (name) share after the
+// schedule and their own: the steps offset, the prediction type and the x0
+// post-processing, which it returns resolved.
+func checkDiscrete(name string, offset int, pred PredictionType, clip bool, clipRange float32, threshold bool, ratio, maxValue float32) (clipping, error) {
+	if offset < 0 {
+		return clipping{}, fmt.Errorf("sampler: %s steps offset %d, want >= 0", name, offset)
+	}
+	if err := pred.validate(); err != nil {
+		return clipping{}, err
+	}
+	return newClipping(clip, clipRange, threshold, ratio, maxValue)
+}
+
+func spacingOrDefault(s schedule.Spacing) schedule.Spacing {
+	if s == "" {
+		return schedule.Leading
+	}
+	return s
+}
+
+// discreteTimesteps returns the n descending timesteps of an n-step run on
+// s, as diffusers' set_timesteps(n) for the spacing ("" = schedule.Leading)
+// and offset.
+func discreteTimesteps(s *schedule.Schedule, n int, sp schedule.Spacing, offset int) ([]int, error) {
+	T := s.Len()
+	if n <= 0 || n > T {
+		return nil, fmt.Errorf("sampler: %d inference steps, want 1..%d (the training steps)", n, T)
+	}
+	ts, err := schedule.Timesteps(T, n, spacingOrDefault(sp), offset)
+	if err != nil {
+		return nil, err
+	}
+	if err := checkTimesteps(ts, T, n); err != nil {
+		return nil, err
+	}
+	return ts, nil
+}
+
+// prevTimestep returns t - T/n (integer division), diffusers' rule, or -1
+// for n <= 0.
+func prevTimestep(s *schedule.Schedule, t, n int) int {
+	if n <= 0 {
+		return -1
+	}
+	return t - s.Len()/n
+}
+
+// checkStepDst reports a step destination whose length is not the sample's.
+func checkStepDst(dst []float32, in *StepInput) error {
+	if len(dst) != len(in.Sample) {
+		return fmt.Errorf("sampler: step: dst has %d values, sample has %d", len(dst), len(in.Sample))
+	}
+	return nil
+}
+
+// addNoiseAt writes sqrt(abar_t) x0 + sqrt(1-abar_t) noise into dst for the
+// training timestep t of s.
+func addNoiseAt(s *schedule.Schedule, dst, x0, noise []float32, t int) error {
+	T := s.Len()
+	if t < 0 || t >= T {
+		return fmt.Errorf("sampler: add noise at timestep %d outside the schedule [0, %d)", t, T)
+	}
+	return addNoise(dst, x0, noise, abarAt(s, t))
+}

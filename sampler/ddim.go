@@ -84,20 +84,8 @@ func (d *DDIM) check() (clipping, error) {
 	if !(d.Eta >= 0 && d.Eta <= math.MaxFloat32) {
 		return clipping{}, fmt.Errorf("sampler: DDIM eta %v, want a finite number >= 0", d.Eta)
 	}
-	if d.StepsOffset < 0 {
-		return clipping{}, fmt.Errorf("sampler: DDIM steps offset %d, want >= 0", d.StepsOffset)
-	}
-	if err := d.PredictionType.validate(); err != nil {
-		return clipping{}, err
-	}
-	return newClipping(d.ClipSample, d.ClipSampleRange, d.Thresholding, d.DynamicThresholdingRatio, d.SampleMaxValue)
-}
-
-func spacingOrDefault(s schedule.Spacing) schedule.Spacing {
-	if s == "" {
-		return schedule.Leading
-	}
-	return s
+	return checkDiscrete("DDIM", d.StepsOffset, d.PredictionType,
+		d.ClipSample, d.ClipSampleRange, d.Thresholding, d.DynamicThresholdingRatio, d.SampleMaxValue)
 }
 
 // Timesteps returns the n descending timesteps of an n-step run, as
@@ -106,27 +94,13 @@ func (d *DDIM) Timesteps(n int) ([]int, error) {
 	if _, err := d.check(); err != nil {
 		return nil, err
 	}
-	T := d.Schedule.Len()
-	if n <= 0 || n > T {
-		return nil, fmt.Errorf("sampler: %d inference steps, want 1..%d (the training steps)", n, T)
-	}
-	ts, err := schedule.Timesteps(T, n, spacingOrDefault(d.Spacing), d.StepsOffset)
-	if err != nil {
-		return nil, err
-	}
-	if err := checkTimesteps(ts, T, n); err != nil {
-		return nil, err
-	}
-	return ts, nil
+	return discreteTimesteps(d.Schedule, n, d.Spacing, d.StepsOffset)
 }
 
 // PrevTimestep returns t - T/n (integer division), diffusers' DDIM rule for
 // every spacing.
 func (d *DDIM) PrevTimestep(t, n int) int {
-	if n <= 0 {
-		return -1
-	}
-	return t - d.Schedule.Len()/n
+	return prevTimestep(d.Schedule, t, n)
 }
 
 // NeedsNoise reports whether a step draws noise: whenever Eta > 0.
@@ -179,8 +153,8 @@ func (d *DDIM) Step(dst []float32, in StepInput) error {
 	if err := in.check(T, eta > 0); err != nil {
 		return err
 	}
-	if len(dst) != len(in.Sample) {
-		return fmt.Errorf("sampler: step: dst has %d values, sample has %d", len(dst), len(in.Sample))
+	if err := checkStepDst(dst, &in); err != nil {
+		return err
 	}
 	at := abarAt(d.Schedule, in.Timestep)
 	ap := d.alphaPrev(in.Prev)
@@ -241,9 +215,5 @@ func (d *DDIM) AddNoise(dst, x0, noise []float32, t int) error {
 	if _, err := d.check(); err != nil {
 		return err
 	}
-	T := d.Schedule.Len()
-	if t < 0 || t >= T {
-		return fmt.Errorf("sampler: add noise at timestep %d outside the schedule [0, %d)", t, T)
-	}
-	return addNoise(dst, x0, noise, abarAt(d.Schedule, t))
+	return addNoiseAt(d.Schedule, dst, x0, noise, t)
 }

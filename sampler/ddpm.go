@@ -92,13 +92,8 @@ func (d *DDPM) check() (clipping, error) {
 		return clipping{}, fmt.Errorf("sampler: DDPM variance type %q not supported, want %q, %q, %q or %q",
 			string(d.VarianceType), FixedSmall, FixedSmallLog, FixedLarge, FixedLargeLog)
 	}
-	if d.StepsOffset < 0 {
-		return clipping{}, fmt.Errorf("sampler: DDPM steps offset %d, want >= 0", d.StepsOffset)
-	}
-	if err := d.PredictionType.validate(); err != nil {
-		return clipping{}, err
-	}
-	return newClipping(d.ClipSample, d.ClipSampleRange, d.Thresholding, d.DynamicThresholdingRatio, d.SampleMaxValue)
+	return checkDiscrete("DDPM", d.StepsOffset, d.PredictionType,
+		d.ClipSample, d.ClipSampleRange, d.Thresholding, d.DynamicThresholdingRatio, d.SampleMaxValue)
 }
 
 // Timesteps returns the n descending timesteps of an n-step run, as
@@ -108,26 +103,12 @@ func (d *DDPM) Timesteps(n int) ([]int, error) {
 	if _, err := d.check(); err != nil {
 		return nil, err
 	}
-	T := d.Schedule.Len()
-	if n <= 0 || n > T {
-		return nil, fmt.Errorf("sampler: %d inference steps, want 1..%d (the training steps)", n, T)
-	}
-	ts, err := schedule.Timesteps(T, n, spacingOrDefault(d.Spacing), d.StepsOffset)
-	if err != nil {
-		return nil, err
-	}
-	if err := checkTimesteps(ts, T, n); err != nil {
-		return nil, err
-	}
-	return ts, nil
+	return discreteTimesteps(d.Schedule, n, d.Spacing, d.StepsOffset)
 }
 
 // PrevTimestep returns t - T/n (integer division), diffusers' rule.
 func (d *DDPM) PrevTimestep(t, n int) int {
-	if n <= 0 {
-		return -1
-	}
-	return t - d.Schedule.Len()/n
+	return prevTimestep(d.Schedule, t, n)
 }
 
 // NeedsNoise reports whether a step draws noise: at every t > 0.
@@ -199,8 +180,8 @@ func (d *DDPM) Step(dst []float32, in StepInput) error {
 	if err := in.check(T, noisy); err != nil {
 		return err
 	}
-	if len(dst) != len(in.Sample) {
-		return fmt.Errorf("sampler: step: dst has %d values, sample has %d", len(dst), len(in.Sample))
+	if err := checkStepDst(dst, &in); err != nil {
+		return err
 	}
 	at, ap := d.alphas(in.Timestep, in.Prev)
 	bt, bp := 1-at, 1-ap
@@ -261,9 +242,5 @@ func (d *DDPM) AddNoise(dst, x0, noise []float32, t int) error {
 	if _, err := d.check(); err != nil {
 		return err
 	}
-	T := d.Schedule.Len()
-	if t < 0 || t >= T {
-		return fmt.Errorf("sampler: add noise at timestep %d outside the schedule [0, %d)", t, T)
-	}
-	return addNoise(dst, x0, noise, abarAt(d.Schedule, t))
+	return addNoiseAt(d.Schedule, dst, x0, noise, t)
 }
