@@ -45,6 +45,14 @@ type UpsampleOptions struct {
 	// NoPowerAdjustment feeds D(x_t) to the low-resolution call without
 	// dividing by sqrt(P_t) (an ablation).
 	NoPowerAdjustment bool
+	// Sequential runs the low-resolution model call after the
+	// high-resolution one, on the caller's goroutine, instead of
+	// concurrently with it. The result is the same bit for bit. The
+	// concurrent default suits backends that cannot fill the machine with
+	// one call (a small model, a GPU); Sequential suits a CPU backend whose
+	// single call already uses every core, where two calls at once only
+	// contend for them. examples/bench measures both.
+	Sequential bool
 }
 
 // DefaultUpsampleOptions returns the options of the paper's pixel-space
@@ -92,7 +100,7 @@ type upWork struct {
 // where D is average pooling and U nearest repetition by the factors, k
 // their product, tau the time with SNR(tau) = k*SNR(t) and P_t = abar_t +
 // (1-abar_t)/k (see the package documentation). The two model calls run
-// concurrently. When w_t = 0 for the whole batch (Theta = 0, or t outside
+// concurrently (one after the other with opts.Sequential). When w_t = 0 for the whole batch (Theta = 0, or t outside
 // the Eta window), or k = 1, the result is model's own prediction, bit for
 // bit, and the low-resolution call is skipped. Otherwise the low-resolution
 // call covers the whole batch, even elements whose w_t is 0.
@@ -197,12 +205,20 @@ func (u *upsampler) PredictNoise(ctx context.Context, dst, x *tensor.Dense, t []
 		ws.plan.Pool(lowX[b*lo:(b+1)*lo], xs[b*hi:(b+1)*hi], u.lowScale(ugo.TimestepAt(t, b)))
 	}
 
-	// Both model calls, concurrently.
-	c := &ws.call
-	c.ctx, c.model, c.dst, c.x, c.t = ctx, u.model, ws.lowEps, ws.lowX, tau
-	c.start()
-	errHigh := u.model.PredictNoise(ctx, dst, x, t)
-	errLow := c.wait()
+	// Both model calls, concurrently unless Sequential.
+	var errHigh, errLow error
+	if u.opts.Sequential {
+		errHigh = u.model.PredictNoise(ctx, dst, x, t)
+		if errHigh == nil {
+			errLow = u.model.PredictNoise(ctx, ws.lowEps, ws.lowX, tau)
+		}
+	} else {
+		c := &ws.call
+		c.ctx, c.model, c.dst, c.x, c.t = ctx, u.model, ws.lowEps, ws.lowX, tau
+		c.start()
+		errHigh = u.model.PredictNoise(ctx, dst, x, t)
+		errLow = c.wait()
+	}
 	if errHigh != nil {
 		return errHigh
 	}

@@ -182,3 +182,15 @@ func TestMedian(t *testing.T) {
 		t.Errorf("median of durations = %v, want 2", got)
 	}
 }
+
+func TestTimedModelDoesNotAllocate(t *testing.T) {
+	tm := newTimedModel(ugo.DenoiserFunc(func(context.Context, *tensor.Dense, *tensor.Dense, []float32) error { return nil }))
+	x, dst, ts := dense(2, 1, 8, 8), dense(2, 1, 8, 8), []float32{1}
+	ctx := context.Background()
+	if err := tm.PredictNoise(ctx, dst, x, ts); err != nil {
+		t.Fatal(err)
+	}
+	if allocs := testing.AllocsPerRun(100, func() { _ = tm.PredictNoise(ctx, dst, x, ts) }); allocs != 0 {
+		t.Errorf("%v allocations per call once the shape has been seen, want 0", allocs)
+	}
+}
