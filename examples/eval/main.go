@@ -141,7 +141,6 @@ func run() error {
 		{Name: "56 UG θ=0.5", Size: 56, Guide: ug(0.5, nil)},
 		{Name: "56 UG θ=1, no time adj.", Size: 56, Guide: ug(1, noTime)},
 		{Name: "56 UG θ=1, no power adj.", Size: 56, Guide: ug(1, noPower)},
-		{Name: "56 UG θ=1.5", Size: 56, Guide: ug(1.5, nil)},
 	}
 	ugAt := guidance.DefaultUpsampleOptions()
 	ugAt.Factors = nil // derived from the training size at each stage
@@ -156,6 +155,7 @@ func run() error {
 		fashion.Setting{Name: "112 refine+LFM+SG", Size: 112, Stages: []upscale.Stage{
 			upscale.Sample{Height: 28, Width: 28},
 			upscale.Refine{Height: 112, Width: 112, Strength: r, Mix: &upscale.MixOptions{}, Structure: &upscale.StructureOptions{}}}},
+		fashion.Setting{Name: "56 UG θ=1.5", Size: 56, Guide: ug(1.5, nil)},
 	)
 	if *only != "" {
 		keep := map[string]bool{}
