@@ -41,5 +41,5 @@ demo: ort
 	$(GO) run ./examples/fashion -out out/demo
 
 # The quality table (long: about an hour on 2 cores).
-eval: ort
+eval: ort data
 	$(GO) run ./examples/eval -out out/eval
