@@ -91,12 +91,12 @@ func (p *Sampler) Sample(ctx context.Context, s Setting, seeds []uint64, imagesD
 		return nil, err
 	}
 	sched := Schedule()
+	ddim, err := sampler.NewDDIM(schedule.DefaultConfig())
+	if err != nil {
+		return nil, err
+	}
+	ddim.Schedule = sched
 	if len(s.Stages) > 0 {
-		ddim, err := sampler.NewDDIM(schedule.DefaultConfig())
-		if err != nil {
-			return nil, err
-		}
-		ddim.Schedule = sched
 		us := upscale.Sampling{Model: p.Model, Schedule: sched, Solver: ddim, Steps: p.Steps, Channels: 1,
 			Trained: [2]int{TrainedSize, TrainedSize}, Noise: upscale.TorchSeeds(seeds...)}
 		if p.Progress != nil {
@@ -117,19 +117,11 @@ func (p *Sampler) Sample(ctx context.Context, s Setting, seeds []uint64, imagesD
 		}
 	}
 	n, per := len(seeds), s.Size*s.Size
-	x, err := noise.NewTensor(noise.NewPCG(0), n, 1, s.Size, s.Size)
-	if err != nil {
-		return nil, err
-	}
-	data := ugo.Float32s(x)
+	data := make([]float32, n*per)
+	x := tensor.New(tensor.WithShape(n, 1, s.Size, s.Size), tensor.WithBacking(data))
 	for i, seed := range seeds {
 		noise.NewTorchCPU(seed).Normal(data[i*per : (i+1)*per])
 	}
-	ddim, err := sampler.NewDDIM(schedule.DefaultConfig())
-	if err != nil {
-		return nil, err
-	}
-	ddim.Schedule = sched
 	opts := sampler.Options{Steps: p.Steps}
 	if p.Progress != nil {
 		opts.Progress = func(pi sampler.ProgressInfo) error {
