@@ -43,6 +43,22 @@
 // 1/k of the elements (25% more compute at 2x2), which runs concurrently
 // with the full-resolution call.
 //
+// # Clipping x0 in pixel space
+//
+// Pixel-space samplers usually clip the predicted clean sample x0 to the
+// data range (diffusers' clip_sample). Element-wise, that clip does not
+// commute with pooling: where a block of the high-resolution x0 straddles
+// a bound (fine texture on a black background), clipping raises or lowers
+// the block's mean, and the pooled trajectory, which guidance keeps on the
+// low-resolution model's path, drifts off it step after step.
+// UpsampleOptions.ClipSampleRange clamps x0 block-wise instead (block means
+// clamped, deviations scaled down to fit), so that D(clamp(x0)) =
+// clamp(D(x0)). On the shipped Fashion-MNIST model at 2x, the pooled
+// guided samples then follow the native 28x28 ones from the same noise to
+// an RMS difference of 0.03 (0.21 with diffusers' DDIM and element-wise
+// clipping, 0.62 without guidance); README's table has what that does to
+// sample quality.
+//
 // Factors apply per axis: [2, 2] (the default) for 2x images, [1, 2] for a
 // panorama twice as wide, [3, 3] for 3x, [2, 1, 1] for twice as many video
 // frames (samples N,C,F,H,W), [2, 2, 2] for both.

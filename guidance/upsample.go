@@ -53,6 +53,27 @@ type UpsampleOptions struct {
 	// single call already uses every core, where two calls at once only
 	// contend for them. examples/bench measures both.
 	Sequential bool
+	// ClipSampleRange, when positive, keeps the clean sample that the
+	// guided prediction implies, x0 = (x_t - sqrt(1-abar_t) eps~) /
+	// sqrt(abar_t), inside [-ClipSampleRange, ClipSampleRange] in a way
+	// that commutes with pooling: per upsampling block the mean is clamped
+	// and the deviations from it are scaled down just enough to fit, and
+	// eps~ is rewritten to imply that x0. Blocks already inside the range
+	// are left alone. It applies where w_t != 0.
+	//
+	// Use it, with the sampler's clip range, when the sampler clips x0 and
+	// takes its whole update from the clipped x0: DDIM with
+	// UseClippedModelOutput, DDPM, DPM-Solver++. An element-wise clip of
+	// the high-resolution x0 shifts the mean of every block that straddles
+	// a bound (a black background with fine texture turns grey), so the
+	// pooled trajectory drifts from the low-resolution one that guidance
+	// steers it to; the block clamp keeps them together and leaves the
+	// sampler's own clip nothing to do. diffusers' DDIM default
+	// (use_clipped_model_output false) keeps the unclipped eps in its
+	// direction term, which no noise prediction can express; examples/eval
+	// measures both. 0 leaves eps~ alone. It assumes x_t = sqrt(abar_t) x0
+	// + sqrt(1-abar_t) eps, as ugo's samplers give a Denoiser.
+	ClipSampleRange float64
 }
 
 // DefaultUpsampleOptions returns the options of the paper's pixel-space
@@ -86,6 +107,10 @@ type upWork struct {
 	scratch []float32     // D(eps) of one batch element
 	tau     []float32
 	call    call
+
+	// Block clamping of x0 (ClipSampleRange), one batch element.
+	x0, x0c       []float32 // high resolution
+	means, scales []float32 // low resolution
 }
 
 // Upsample returns a Denoiser that applies Upsample Guidance (Hwang, Park
@@ -137,6 +162,9 @@ func Upsample(model ugo.Denoiser, s *schedule.Schedule, opts UpsampleOptions) (u
 	}
 	if !(opts.Eta >= 0 && opts.Eta <= 1) {
 		return nil, fmt.Errorf("guidance: Upsample: Eta is %v, want a value in [0, 1]", opts.Eta)
+	}
+	if !(opts.ClipSampleRange >= 0 && opts.ClipSampleRange <= math.MaxFloat32) {
+		return nil, fmt.Errorf("guidance: Upsample: ClipSampleRange is %v, want 0 (off) or a positive finite number", opts.ClipSampleRange)
 	}
 	if opts.TimeMatching != schedule.Continuous && opts.TimeMatching != schedule.Nearest {
 		return nil, fmt.Errorf("guidance: Upsample: unknown TimeMatching %d", int(opts.TimeMatching))
@@ -241,8 +269,33 @@ func (u *upsampler) PredictNoise(ctx context.Context, dst, x *tensor.Dense, t []
 			g[i] = e*invSqrtK - g[i]
 		}
 		ws.plan.AddRepeated(d, g, float32(w))
+		if u.opts.ClipSampleRange > 0 {
+			u.clampX0(ws, d, xs[b*hi:(b+1)*hi], ugo.TimestepAt(t, b))
+		}
 	}
 	return nil
+}
+
+// clampX0 rewrites eps (one batch element, in place) so that the clean
+// sample it implies for x at t is block-clamped to ClipSampleRange.
+func (u *upsampler) clampX0(ws *upWork, eps, x []float32, t float32) {
+	ab := u.s.AlphaBar(float64(t))
+	if !(ab > 0 && ab < 1) {
+		return // x0 is x itself (ab = 1) or not defined (ab = 0)
+	}
+	a, sg := float32(math.Sqrt(ab)), float32(math.Sqrt(1-ab))
+	for i, v := range x {
+		ws.x0[i] = (v - sg*eps[i]) / a
+	}
+	copy(ws.x0c, ws.x0)
+	if !ws.plan.ClampBlocks(ws.x0c, ws.means, ws.scales, float32(u.opts.ClipSampleRange)) {
+		return
+	}
+	for i, c := range ws.x0c {
+		if c != ws.x0[i] {
+			eps[i] = (x[i] - a*c) / sg
+		}
+	}
 }
 
 // matchedTime returns tau for t.
@@ -296,5 +349,9 @@ func (u *upsampler) workspace(shape []int) (*upWork, error) {
 		lowEps:  newTensor(low),
 		scratch: make([]float32, plan.LowLen()),
 		tau:     make([]float32, shape[0]),
+		x0:      make([]float32, plan.HighLen()),
+		x0c:     make([]float32, plan.HighLen()),
+		means:   make([]float32, plan.LowLen()),
+		scales:  make([]float32, plan.LowLen()),
 	}, nil
 }

@@ -43,6 +43,8 @@ func TestUpsampleOptionErrors(t *testing.T) {
 		{"negative eta", pointwise{1, 1}, testSchedule, with(func(o *UpsampleOptions) { o.Eta = -0.1 }), "Eta"},
 		{"NaN eta", pointwise{1, 1}, testSchedule, with(func(o *UpsampleOptions) { o.Eta = math.NaN() }), "Eta"},
 		{"bad matching", pointwise{1, 1}, testSchedule, with(func(o *UpsampleOptions) { o.TimeMatching = 7 }), "TimeMatching"},
+		{"negative clip", pointwise{1, 1}, testSchedule, with(func(o *UpsampleOptions) { o.ClipSampleRange = -1 }), "ClipSampleRange"},
+		{"NaN clip", pointwise{1, 1}, testSchedule, with(func(o *UpsampleOptions) { o.ClipSampleRange = math.NaN() }), "ClipSampleRange"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -523,18 +525,22 @@ func TestUpsampleConcurrentUse(t *testing.T) {
 }
 
 func TestUpsampleDoesNotAllocate(t *testing.T) {
-	d, _ := Upsample(pointwise{1, 0.5}, testSchedule, DefaultUpsampleOptions())
-	x := randTensor(rand.New(rand.NewPCG(6, 6)), 2, 4, 16, 16)
-	dst := tensorOf(2, 4, 16, 16)
-	ts := []float32{800}
-	ctx := context.Background()
-	_ = d.PredictNoise(ctx, dst, x, ts)
-	allocs := testing.AllocsPerRun(50, func() {
-		if err := d.PredictNoise(ctx, dst, x, ts); err != nil {
-			t.Fatal(err)
+	for _, clip := range []float64{0, 1} {
+		opts := DefaultUpsampleOptions()
+		opts.ClipSampleRange = clip
+		d, _ := Upsample(pointwise{1, 0.5}, testSchedule, opts)
+		x := randTensor(rand.New(rand.NewPCG(6, 6)), 2, 4, 16, 16)
+		dst := tensorOf(2, 4, 16, 16)
+		ts := []float32{800}
+		ctx := context.Background()
+		_ = d.PredictNoise(ctx, dst, x, ts)
+		allocs := testing.AllocsPerRun(50, func() {
+			if err := d.PredictNoise(ctx, dst, x, ts); err != nil {
+				t.Fatal(err)
+			}
+		})
+		if allocs != 0 {
+			t.Errorf("ClipSampleRange %v: %v allocations per guided call, want 0", clip, allocs)
 		}
-	})
-	if allocs != 0 {
-		t.Errorf("%v allocations per guided call, want 0", allocs)
 	}
 }
