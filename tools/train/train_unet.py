@@ -44,6 +44,8 @@ def main():
     ap.add_argument("--seed", type=int, default=1234)
     ap.add_argument("--every", type=float, default=5, help="minutes between checkpoints")
     ap.add_argument("--resume", action="store_true")
+    ap.add_argument("--extend", type=float, default=0,
+                    help="with --resume: train this many more minutes, with a fresh cosine schedule from --lr")
     args = ap.parse_args()
 
     torch.set_num_threads(args.threads)
@@ -77,9 +79,15 @@ def main():
         print(msg, flush=True)
         log.write(msg + "\n"); log.flush()
 
-    say(f"start: params={nparams} step={step} minutes={args.minutes} batch={args.batch} lr={args.lr} seed={args.seed}")
+    say(f"start: params={nparams} step={step} minutes={args.minutes} extend={args.extend} batch={args.batch} lr={args.lr} seed={args.seed}")
     budget = args.minutes * 60
     start = time.time() - elapsed0
+    # The learning rate follows a cosine over a segment of the wall-clock budget: the whole run, or the
+    # extension that --extend adds to a resumed one (a warm restart).
+    seg_start, seg_len = 0.0, budget
+    if args.extend > 0:
+        seg_start, seg_len = elapsed0, args.extend * 60
+        budget = elapsed0 + seg_len
     last_ckpt = time.time()
     run_loss, run_n = 0.0, 0
 
@@ -96,7 +104,7 @@ def main():
                        "final": final}, f, indent=1)
 
     while time.time() - start < budget:
-        frac = (time.time() - start) / budget
+        frac = min(1.0, max(0.0, (time.time() - start - seg_start) / seg_len))
         lr = args.lr * min(1.0, (step + 1) / 500) * (0.5 * (1 + np.cos(np.pi * frac)) * 0.9 + 0.1)
         for g in opt.param_groups:
             g["lr"] = lr
