@@ -22,6 +22,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -48,6 +49,9 @@ type result struct {
 	// FDNative is the Frechet distance of the first N native 28x28 samples
 	// (same seeds), the reference this row is compared with.
 	FDNative float64 `json:"fd_native"`
+	// Steps is the number of sampling steps (0 in results written before
+	// it was recorded: the -steps of that run).
+	Steps int `json:"steps,omitempty"`
 }
 
 func main() {
@@ -69,7 +73,9 @@ func run() error {
 	seed := flag.Uint64("seed", 100000, "seed of image 0; image i uses seed+i in every setting")
 	threads := flag.Int("threads", 1, "ONNX Runtime intra-op threads per call (0: runtime default)")
 	workers := flag.Int("workers", 2, "batches sampled concurrently (one per core with -threads 1 is fastest on CPU)")
-	only := flag.String("only", "", "comma-separated setting names to run (default: all)")
+	only := flag.String("only", "", "semicolon-separated setting names to run (default: all; names contain commas)")
+	sweep := flag.String("sweep", "", "comma-separated step counts: instead of the quality table, measure 56x56 UG θ=1 with each of -samplers at each count (FD vs steps)")
+	samplers := flag.String("samplers", strings.Join(fashion.Solvers, ","), "samplers of -sweep: "+strings.Join(fashion.Solvers, ", "))
 	flag.Parse()
 	if *n56 < 2 || *n112 < 2 || *steps <= 0 || *batch <= 0 || *workers <= 0 {
 		return errors.New("-n56 and -n112 must be at least 2; -steps, -batch and -workers positive")
@@ -123,8 +129,7 @@ func run() error {
 	}
 
 	ug := func(theta float64, mod func(*guidance.UpsampleOptions)) *guidance.UpsampleOptions {
-		o := guidance.DefaultUpsampleOptions()
-		o.Theta = theta
+		o := fashion.Guided(theta)
 		if mod != nil {
 			mod(&o)
 		}
@@ -132,6 +137,7 @@ func run() error {
 	}
 	noTime := func(o *guidance.UpsampleOptions) { o.NoTimeAdjustment = true }
 	noPower := func(o *guidance.UpsampleOptions) { o.NoPowerAdjustment = true }
+	noBlockClip := func(o *guidance.UpsampleOptions) { o.ClipSampleRange = 0 }
 	settings := []fashion.Setting{
 		{Name: "28 native", Size: 28},
 		{Name: "56 plain", Size: 56},
@@ -141,8 +147,9 @@ func run() error {
 		{Name: "56 UG θ=0.5", Size: 56, Guide: ug(0.5, nil)},
 		{Name: "56 UG θ=1, no time adj.", Size: 56, Guide: ug(1, noTime)},
 		{Name: "56 UG θ=1, no power adj.", Size: 56, Guide: ug(1, noPower)},
+		{Name: "56 UG θ=1, element-wise clip", Size: 56, Guide: ug(1, noBlockClip), DiffusersDDIM: true},
 	}
-	ugAt := guidance.DefaultUpsampleOptions()
+	ugAt := fashion.Guided(1)
 	ugAt.Factors = nil // derived from the training size at each stage
 	const r = 0.3      // SDEdit strength of the refinements
 	settings = append(settings,
@@ -156,10 +163,16 @@ func run() error {
 			upscale.Sample{Height: 28, Width: 28},
 			upscale.Refine{Height: 112, Width: 112, Strength: r, Mix: &upscale.MixOptions{}, Structure: &upscale.StructureOptions{}}}},
 		fashion.Setting{Name: "56 UG θ=1.5", Size: 56, Guide: ug(1.5, nil)},
+		fashion.Setting{Name: "28 native, diffusers DDIM", Size: 28, DiffusersDDIM: true},
 	)
+	if *sweep != "" {
+		if settings, err = sweepSettings(settings[0], settings[2], *sweep, *samplers, *steps); err != nil {
+			return err
+		}
+	}
 	if *only != "" {
 		keep := map[string]bool{}
-		for _, s := range strings.Split(*only, ",") {
+		for _, s := range strings.Split(*only, ";") {
 			keep[strings.TrimSpace(s)] = true
 		}
 		var sel []fashion.Setting
@@ -208,6 +221,10 @@ func run() error {
 		if err != nil {
 			return err
 		}
+		r.Steps = *steps
+		if set.Steps > 0 {
+			r.Steps = set.Steps
+		}
 		fmt.Fprintf(os.Stderr, "%-26s N=%d FD %.3f (native %.3f) confidence %.3f, %.3f s/image\n", set.Name, count, r.FD, r.FDNative, r.Confidence, r.SecPerImg)
 		if err := appendResult(resultsPath, r); err != nil {
 			return err
@@ -215,6 +232,9 @@ func run() error {
 		rows = append(rows, r)
 	}
 	table := markdown(rows, *steps, *n56, *n112)
+	if *sweep != "" {
+		table = sweepMarkdown(rows, *steps)
+	}
 	fmt.Print(table)
 	return os.WriteFile(filepath.Join(*out, "table.md"), []byte(table), 0o644)
 }
@@ -328,7 +348,7 @@ func markdown(rows []result, steps, n56, n112 int) string {
 		}
 		fmt.Fprintf(&b, "| %s | %dx%d | %d | %.2f | %s | %.3f | %.3f |\n", r.Name, r.Size, r.Size, r.N, r.FD, rel, r.Confidence, r.SecPerImg)
 	}
-	fmt.Fprintf(&b, "\nDDIM %d steps (eta 0), fixed seeds (image i of every setting starts from the same seed), samples area-downsampled to 28x28; Frechet distance of the classifier's 128-d penultimate features against the 10,000 real test images. N = %d at 28 and 56, %d at 112; the native row is computed from the first N native samples.\n", steps, n56, n112)
+	fmt.Fprintf(&b, "\nDDIM %d steps (eta 0; x0 clipped to [-1, 1] and the noise re-derived from it, except in the rows marked diffusers DDIM; the UG rows clamp x0 block-wise, guidance.UpsampleOptions.ClipSampleRange 1, except the element-wise clip row), fixed seeds (image i of every setting starts from the same seed), samples area-downsampled to 28x28; Frechet distance of the classifier's 128-d penultimate features against the 10,000 real test images. N = %d at 28 and 56, %d at 112; the native row is computed from the first N native samples.\n", steps, n56, n112)
 	return b.String()
 }
 
@@ -396,4 +416,66 @@ func without(s []fashion.Setting, name string) []fashion.Setting {
 		}
 	}
 	return out
+}
+
+// sweepSettings returns the settings of an FD-vs-steps measurement: the
+// native reference, the guided DDIM reference at refSteps, then guided with
+// each sampler at each step count.
+func sweepSettings(native, guided fashion.Setting, counts, solvers string, refSteps int) ([]fashion.Setting, error) {
+	out := []fashion.Setting{native, guided}
+	for _, name := range strings.Split(solvers, ",") {
+		name = strings.TrimSpace(name)
+		if _, err := fashion.NewSolver(name, false); err != nil {
+			return nil, err
+		}
+		for _, c := range strings.Split(counts, ",") {
+			n, err := strconv.Atoi(strings.TrimSpace(c))
+			if err != nil || n <= 0 {
+				return nil, fmt.Errorf("-sweep: %q is not a positive step count", c)
+			}
+			if name == "ddim" && n == refSteps {
+				continue // the reference row
+			}
+			s := guided
+			s.Name, s.Solver, s.Steps = fmt.Sprintf("%s · %s %d", guided.Name, name, n), name, n
+			out = append(out, s)
+		}
+	}
+	return out, nil
+}
+
+// sweepMarkdown formats an FD-vs-steps measurement: each row against the
+// native reference and against guided DDIM at refSteps, with its model
+// calls and its time relative to that reference.
+func sweepMarkdown(rows []result, refSteps int) string {
+	var ref *result
+	for i := range rows {
+		if rows[i].Name == "56 UG θ=1" {
+			ref = &rows[i]
+		}
+	}
+	var b strings.Builder
+	fmt.Fprintf(&b, "| setting | N | Frechet distance | vs. native (same N) | vs. DDIM %d | model calls / image | s / image | time vs. DDIM %d |\n", refSteps, refSteps)
+	fmt.Fprintf(&b, "| --- | --- | --- | --- | --- | --- | --- | --- |\n")
+	for _, r := range rows {
+		rel, vsRef, tRef := "—", "—", "—"
+		if !math.IsNaN(r.FDNative) && r.FDNative > 0 {
+			rel = fmt.Sprintf("%.2fx", r.FD/r.FDNative)
+		}
+		if ref != nil && r.Size == ref.Size {
+			vsRef = fmt.Sprintf("%.2fx", r.FD/ref.FD)
+			tRef = fmt.Sprintf("%.2f", r.SecPerImg/ref.SecPerImg)
+		}
+		n := r.Steps
+		if n == 0 {
+			n = refSteps
+		}
+		calls := fmt.Sprint(n)
+		if r.Size > 28 {
+			calls = fmt.Sprintf("%d + %d low-res", n, n)
+		}
+		fmt.Fprintf(&b, "| %s | %d | %.2f | %s | %s | %s | %.3f | %s |\n", r.Name, r.N, r.FD, rel, vsRef, calls, r.SecPerImg, tRef)
+	}
+	fmt.Fprintf(&b, "\nUpsample Guidance θ=1 at 56x56 (2x) with each sampler; the reference rows use DDIM %d. Fixed seeds, samples area-downsampled to 28x28; Frechet distance of the classifier's 128-d features against the 10,000 real test images.\n", refSteps)
+	return b.String()
 }

@@ -18,7 +18,6 @@ import (
 	"time"
 
 	"github.com/ugo-diffusion/ugo/examples/internal/fashion"
-	"github.com/ugo-diffusion/ugo/guidance"
 	"github.com/ugo-diffusion/ugo/onnx"
 	"github.com/ugo-diffusion/ugo/picture"
 )
@@ -70,7 +69,7 @@ func run() error {
 	for i := range seeds {
 		seeds[i] = *seed + uint64(i)
 	}
-	ug := guidance.DefaultUpsampleOptions()
+	ug := fashion.Guided(1)
 	s := &fashion.Sampler{Model: model, Steps: *steps}
 	grid := func(set fashion.Setting) (image.Image, error) {
 		start := time.Now()

@@ -60,6 +60,57 @@ type Setting struct {
 	// Stages, when not empty, replaces the direct run: the images are the
 	// last output of upscale.Run over these stages (of size Size).
 	Stages []upscale.Stage
+	// Solver names the sampler (see Solvers); "" is DDIM.
+	Solver string
+	// Steps, when positive, overrides Sampler.Steps for this setting.
+	Steps int
+	// DiffusersDDIM runs DDIM exactly with diffusers' defaults, whose
+	// update keeps the unclipped noise prediction in its direction term
+	// (use_clipped_model_output=False); by default DDIM re-derives it from
+	// the clipped x0, which Upsample Guidance's ClipSampleRange needs.
+	DiffusersDDIM bool
+}
+
+// ClipRange is the data range of the shipped model's images, [-1, 1]: the
+// samplers' clip_sample range and the guidance's ClipSampleRange.
+const ClipRange = 1
+
+// Guided returns the Upsample Guidance options the examples use with the
+// shipped model: DefaultUpsampleOptions with theta and ClipSampleRange 1
+// (the samples are images in [-1, 1], and DDIM clips x0 to that range).
+func Guided(theta float64) guidance.UpsampleOptions {
+	o := guidance.DefaultUpsampleOptions()
+	o.Theta = theta
+	o.ClipSampleRange = ClipRange
+	return o
+}
+
+// Solvers lists the sampler names a Setting accepts, in the order the
+// evaluation reports them.
+var Solvers = []string{"ddim", "dpm++2m", "euler", "euler-a"}
+
+// NewSolver returns the named sampler on the shipped model's schedule,
+// configured as diffusers' corresponding scheduler with its defaults, except
+// that DDIM re-derives the noise from the clipped x0
+// (UseClippedModelOutput) unless diffusersDDIM.
+func NewSolver(name string, diffusersDDIM bool) (sampler.Solver, error) {
+	cfg := schedule.DefaultConfig()
+	switch name {
+	case "", "ddim":
+		d, err := sampler.NewDDIM(cfg)
+		if err != nil {
+			return nil, err
+		}
+		d.UseClippedModelOutput = !diffusersDDIM
+		return d, nil
+	case "dpm++2m":
+		return sampler.NewDPMSolverMultistep(cfg)
+	case "euler":
+		return sampler.NewEuler(cfg)
+	case "euler-a":
+		return sampler.NewEulerAncestral(cfg)
+	}
+	return nil, fmt.Errorf("unknown sampler %q (want one of %v)", name, Solvers)
 }
 
 // Factor returns Size / TrainedSize, or an error when Size is not a multiple
@@ -71,7 +122,8 @@ func (s Setting) Factor() (int, error) {
 	return s.Size / TrainedSize, nil
 }
 
-// Sampler draws batches of images with DDIM (eta 0, diffusers' defaults).
+// Sampler draws batches of images with the Setting's sampler (by default
+// DDIM, eta 0, diffusers' defaults).
 type Sampler struct {
 	Model ugo.Denoiser
 	Steps int
@@ -90,14 +142,20 @@ func (p *Sampler) Sample(ctx context.Context, s Setting, seeds []uint64, imagesD
 	if err != nil {
 		return nil, err
 	}
+	if len(seeds) == 0 {
+		return nil, fmt.Errorf("%s: no seeds", s.Name)
+	}
 	sched := Schedule()
-	ddim, err := sampler.NewDDIM(schedule.DefaultConfig())
+	solver, err := NewSolver(s.Solver, s.DiffusersDDIM)
 	if err != nil {
 		return nil, err
 	}
-	ddim.Schedule = sched
+	steps := p.Steps
+	if s.Steps > 0 {
+		steps = s.Steps
+	}
 	if len(s.Stages) > 0 {
-		us := upscale.Sampling{Model: p.Model, Schedule: sched, Solver: ddim, Steps: p.Steps, Channels: 1,
+		us := upscale.Sampling{Model: p.Model, Schedule: sched, Solver: solver, Steps: steps, Channels: 1,
 			Trained: [2]int{TrainedSize, TrainedSize}, Noise: upscale.TorchSeeds(seeds...)}
 		if p.Progress != nil {
 			us.Progress = func(q upscale.Progress) error { p.Progress(imagesDone, q.Step, q.Steps); return nil }
@@ -122,14 +180,17 @@ func (p *Sampler) Sample(ctx context.Context, s Setting, seeds []uint64, imagesD
 	for i, seed := range seeds {
 		noise.NewTorchCPU(seed).Normal(data[i*per : (i+1)*per])
 	}
-	opts := sampler.Options{Steps: p.Steps}
+	// Stochastic samplers (Euler a) draw their per-step noise over the whole
+	// batch from the first seed: their images depend on the batch, not only
+	// on their own seed.
+	opts := sampler.Options{Steps: steps, Noise: noise.NewTorchCPU(seeds[0] + 1<<32)}
 	if p.Progress != nil {
 		opts.Progress = func(pi sampler.ProgressInfo) error {
 			p.Progress(imagesDone, pi.Step+1, pi.Steps)
 			return nil
 		}
 	}
-	if err := sampler.Sample(ctx, model, ddim, x, opts); err != nil {
+	if err := sampler.Sample(ctx, model, solver, x, opts); err != nil {
 		return nil, fmt.Errorf("%s: %w", s.Name, err)
 	}
 	return x, nil
