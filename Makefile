@@ -5,7 +5,7 @@ ORT_LIB := $(CURDIR)/.cache/ort/1.30.0/libonnxruntime.so.1
 export ONNXRUNTIME_SHARED_LIBRARY_PATH ?= $(ORT_LIB)
 
 # Every package except onnx (and the programs that use it) must build without cgo.
-NOCGO_PKGS = $(shell $(GO) list ./... | grep -v -e '/onnx$$' -e '/pipeline$$' -e '/examples/')
+NOCGO_PKGS = $(shell $(GO) list ./... | grep -v -e '/onnx$$' -e '/pipeline$$' -e '/examples/') ./examples/gotrain
 
 .PHONY: ort data test vet staticcheck nocgo gotest demo eval
 
