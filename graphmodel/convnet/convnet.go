@@ -346,6 +346,16 @@ func (n *Net) build(g *gorgonia.ExprGraph, x, t *gorgonia.Node) (eps, v *gorgoni
 		return nil, nil, nil, fmt.Errorf("convnet: x is %dx%d, want an even height and width", xs[2], xs[3])
 	}
 	b := builder{g: g, net: n}
+	// After a failed step the builder passes nil nodes on, on which some
+	// gorgonia functions panic: report the first error instead.
+	defer func() {
+		if r := recover(); r != nil {
+			eps, v, params, err = nil, nil, nil, b.err
+			if err == nil {
+				err = fmt.Errorf("convnet: building the graph: panic: %v", r)
+			}
+		}
+	}()
 	for _, p := range n.params {
 		b.weight(p.Name)
 	}
