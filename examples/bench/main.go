@@ -19,9 +19,10 @@
 //   - the mean duration of the high- and low-resolution model calls.
 //
 // Sampling is exactly the demo's (examples/fashion): DDIM with diffusers'
-// defaults (schedule.DefaultConfig, eta 0) on the model's linear schedule,
-// image i of a batch starting from noise.NewTorchCPU(seed+i), guidance with
-// guidance.DefaultUpsampleOptions.
+// defaults (schedule.DefaultConfig, eta 0) and UseClippedModelOutput on the
+// model's linear schedule, image i of a batch starting from
+// noise.NewTorchCPU(seed+i), guidance with fashion.Guided(1)
+// (DefaultUpsampleOptions with ClipSampleRange 1).
 //
 // With -dump DIR it also writes the initial noise (noise_SIZE.npy), the final
 // samples of every setting (go_SIZE_MODE.npy, N x 1 x SIZE x SIZE float32) and
@@ -53,7 +54,6 @@ import (
 
 	"github.com/ugo-diffusion/ugo"
 	"github.com/ugo-diffusion/ugo/examples/internal/fashion"
-	"github.com/ugo-diffusion/ugo/guidance"
 	"github.com/ugo-diffusion/ugo/noise"
 	"github.com/ugo-diffusion/ugo/onnx"
 )
@@ -143,7 +143,7 @@ func (r *result) name() string { return fmt.Sprintf("%d_%s", r.size, r.mode.name
 func (r *result) setting() fashion.Setting {
 	s := fashion.Setting{Name: r.name(), Size: r.size}
 	if r.mode.guided {
-		o := guidance.DefaultUpsampleOptions()
+		o := fashion.Guided(1)
 		o.Sequential = r.mode.sequential
 		s.Guide = &o
 	}
@@ -408,7 +408,7 @@ func dump(c *config, path string, results []*result) error {
 	if err := os.MkdirAll(c.dump, 0o755); err != nil {
 		return err
 	}
-	ug := guidance.DefaultUpsampleOptions()
+	ug := fashion.Guided(1)
 	bf := benchFile{
 		Model: path, N: c.n, Steps: c.steps, Seed: c.seed, Runs: c.runs, Threads: c.threads, Inter: c.inter,
 		Theta: ug.Theta, Eta: ug.Eta, TimeMatching: strings.ToLower(ug.TimeMatching.String()),

@@ -287,6 +287,10 @@ func sample(ctx context.Context, o *options, net *convnet.Net, sched *schedule.S
 		return err
 	}
 	ddim.Schedule = sched
+	// The whole update from the clipped x0, so that guidance's block-wise
+	// x0 clamp (ClipSampleRange below) keeps the pooled sample on the
+	// native path (see guidance.UpsampleOptions.ClipSampleRange).
+	ddim.UseClippedModelOutput = true
 	draw := func(name string, m ugo.Denoiser, size int) (image.Image, error) {
 		start := time.Now()
 		per := size * size
@@ -325,6 +329,7 @@ func sample(ctx context.Context, o *options, net *convnet.Net, sched *schedule.S
 		}
 		opts := guidance.DefaultUpsampleOptions()
 		opts.Factors = []int{f, f}
+		opts.ClipSampleRange = 1 // the images are in [-1, 1], as DDIM clips x0
 		guided, err := guidance.Upsample(model, sched, opts)
 		if err != nil {
 			return err

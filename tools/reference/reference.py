@@ -14,12 +14,14 @@ compares the two:
     noise.NewTorchCPU;
   * the sampler: diffusers' DDIMScheduler defaults (linear betas 1e-4..0.02,
     T = 1000, leading spacing, clip_sample on, set_alpha_to_one on, eta 0)
-    written out in float32 torch ops;
+    with use_clipped_model_output (the noise re-derived from the clipped x0),
+    as the demo runs it, written out in float32 torch ops;
   * Upsample Guidance (arXiv 2404.01709) with ugo's defaults (theta 1, on for
     the whole run, continuous SNR-matched time tau, power adjustment): per
     step, eps + U(eps(D(x)/sqrt(P_t), tau)/sqrt(k) - D(eps)) with D average
-    pooling and U nearest repetition by the factor f, k = f*f. The two model
-    calls run one after the other, as in a typical eager implementation.
+    pooling and U nearest repetition by the factor f, k = f*f, then the
+    block-wise x0 clamp of ClipSampleRange 1. The two model calls run one
+    after the other, as in a typical eager implementation.
 
 Usage, after `go run ./examples/bench ... -dump DIR`:
 
@@ -197,11 +199,38 @@ def predict(model, sched, x, t, factor, guided):
     low = F.avg_pool2d(x, factor) * sched.power_scale(int(t), k)
     eps_low = model(low, torch.full((n,), tau, dtype=torch.float32))
     g = eps_low * np.float32(1 / math.sqrt(k)) - F.avg_pool2d(eps, factor)
-    return eps + g.repeat_interleave(factor, 2).repeat_interleave(factor, 3)
+    eps = eps + up(g, factor)
+    return block_clamp_eps(x, eps, sched.abar[int(t)], factor)
+
+
+def up(v, f):
+    """Nearest repetition by f on both image axes (U)."""
+    return v.repeat_interleave(f, 2).repeat_interleave(f, 3)
+
+
+def block_clamp_eps(x, eps, at, f, r=1.0):
+    """guidance.UpsampleOptions.ClipSampleRange written out independently:
+    the x0 that eps implies is clamped per f x f block (block mean clamped to
+    [-r, r], deviations from the mean scaled down just enough to fit) and eps
+    rewritten to imply it, on the elements that change."""
+    a, s = at ** 0.5, (1 - at) ** 0.5
+    x0 = (x - s * eps) / a
+    m = F.avg_pool2d(x0, f)
+    mc, um = up(m.clamp(-r, r), f), up(m, f)
+    d = x0 - um
+    cand = mc + d
+    one = torch.ones_like(x0)
+    scale = torch.where(cand > r, (r - mc) / d, torch.where(cand < -r, (-r - mc) / d, one))
+    scale = torch.where((x0 > r) | (x0 < -r), scale, one)  # only out-of-range elements limit a block
+    sb = up(-F.max_pool2d(-scale, f), f).clamp(min=0)
+    x0c = (mc + sb * d).clamp(-r, r)
+    moved = ((sb < 1) | (um > r) | (um < -r)) & (x0c != x0)
+    return torch.where(moved, (x - a * x0c) / s, eps)
 
 
 def sample(model, sched, seeds, size, steps, guided):
-    """DDIM (eta 0, clip_sample, set_alpha_to_one) from per-image seeds."""
+    """DDIM (eta 0, clip_sample, set_alpha_to_one, use_clipped_model_output)
+    from per-image seeds."""
     factor = size // 28
     x = initial_noise(seeds, size)
     ts, ratio = ddim_timesteps(steps)
@@ -212,6 +241,7 @@ def sample(model, sched, seeds, size, steps, guided):
         at = sched.abar[t]
         ap = sched.abar[prev] if prev >= 0 else one
         x0 = ((x - (1 - at) ** 0.5 * eps) / at ** 0.5).clamp(-1, 1)
+        eps = (x - at ** 0.5 * x0) / (1 - at) ** 0.5  # use_clipped_model_output
         x = ap ** 0.5 * x0 + (1 - ap) ** 0.5 * eps
     return x
 
