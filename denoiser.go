@@ -3,6 +3,7 @@ package ugo
 import (
 	"context"
 	"fmt"
+	"slices"
 
 	"gorgonia.org/tensor"
 )
@@ -93,7 +94,7 @@ func CheckPrediction(dst, x *tensor.Dense, t []float32) error {
 	if err != nil {
 		return err
 	}
-	if !sameShape(xs, ds) {
+	if !slices.Equal([]int(xs), []int(ds)) {
 		return &ShapeError{What: "dst", Got: ds, Want: fmt.Sprintf("the shape of x %v", xs)}
 	}
 	if len(t) != 1 && len(t) != xs[0] {
@@ -121,16 +122,4 @@ func TimestepAt(t []float32, i int) float32 {
 // float32; callers validate with CheckSample first.
 func Float32s(x *tensor.Dense) []float32 {
 	return x.Float32s()
-}
-
-func sameShape(a, b []int) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for i := range a {
-		if a[i] != b[i] {
-			return false
-		}
-	}
-	return true
 }

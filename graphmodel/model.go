@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"sync"
 	"sync/atomic"
 
@@ -185,7 +186,7 @@ func (e *entry) compile(build BuildFunc, shape []int) (err error) {
 	if dt := out.Dtype(); dt != tensor.Float32 {
 		return fmt.Errorf("graphmodel: building the graph for shape %v: output %v has dtype %v, want float32", shape, out, dt)
 	}
-	if !sameInts(out.Shape(), shape) {
+	if !slices.Equal([]int(out.Shape()), []int(shape)) {
 		return fmt.Errorf("graphmodel: building the graph for shape %v: output %v has shape %v, want the shape of x", shape, out, out.Shape())
 	}
 	prog, locMap, err := gorgonia.Compile(g)
@@ -215,7 +216,7 @@ func (e *entry) readOutput(dst *tensor.Dense, shape []int) error {
 	if !ok || v == nil {
 		return fmt.Errorf("graphmodel: the output node %v holds %T, want a *tensor.Dense", e.out, e.out.Value())
 	}
-	if !sameInts(v.Shape(), shape) || v.Dtype() != tensor.Float32 {
+	if !slices.Equal([]int(v.Shape()), []int(shape)) || v.Dtype() != tensor.Float32 {
 		return fmt.Errorf("graphmodel: the output value has shape %v and dtype %v, want %v float32", v.Shape(), v.Dtype(), shape)
 	}
 	if v.RequiresIterator() {
@@ -272,16 +273,4 @@ func shapeSize(shape []int) int {
 		n *= d
 	}
 	return n
-}
-
-func sameInts(a, b []int) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for i := range a {
-		if a[i] != b[i] {
-			return false
-		}
-	}
-	return true
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"math"
 	"math/rand/v2"
+	"slices"
 	"sync"
 	"sync/atomic"
 
@@ -61,7 +62,7 @@ type spy struct {
 }
 
 func (s *spy) PredictNoise(ctx context.Context, dst, x *tensor.Dense, t []float32) error {
-	if sameShape(x.Shape(), s.high) {
+	if slices.Equal([]int(x.Shape()), []int(s.high)) {
 		s.highCalls.Add(1)
 	} else {
 		s.lowCalls.Add(1)
@@ -71,18 +72,6 @@ func (s *spy) PredictNoise(ctx context.Context, dst, x *tensor.Dense, t []float3
 		s.mu.Unlock()
 	}
 	return s.model.PredictNoise(ctx, dst, x, t)
-}
-
-func sameShape(a, b []int) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for i := range a {
-		if a[i] != b[i] {
-			return false
-		}
-	}
-	return true
 }
 
 func predict(d ugo.Denoiser, x *tensor.Dense, t ...float32) ([]float32, error) {

@@ -158,22 +158,3 @@ func TestUpsampleSequentialErrors(t *testing.T) {
 		t.Errorf("cancelled: got %v, want context.Canceled", err)
 	}
 }
-
-func TestUpsampleSequentialDoesNotAllocate(t *testing.T) {
-	opts := DefaultUpsampleOptions()
-	opts.Sequential = true
-	d, _ := Upsample(pointwise{1, 0.5}, testSchedule, opts)
-	x := randTensor(rand.New(rand.NewPCG(6, 6)), 2, 4, 16, 16)
-	dst := tensorOf(2, 4, 16, 16)
-	ts := []float32{800}
-	ctx := context.Background()
-	_ = d.PredictNoise(ctx, dst, x, ts)
-	allocs := testing.AllocsPerRun(50, func() {
-		if err := d.PredictNoise(ctx, dst, x, ts); err != nil {
-			t.Fatal(err)
-		}
-	})
-	if allocs != 0 {
-		t.Errorf("%v allocations per sequential guided call, want 0", allocs)
-	}
-}

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"math"
 	"math/rand/v2"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -331,7 +332,7 @@ type consistent struct {
 }
 
 func (m *consistent) PredictNoise(ctx context.Context, dst, x *tensor.Dense, t []float32) error {
-	if sameShape(x.Shape(), m.high) {
+	if slices.Equal([]int(x.Shape()), []int(m.high)) {
 		copy(dst.Float32s(), m.h)
 	} else {
 		copy(dst.Float32s(), m.lowH)
@@ -524,10 +525,13 @@ func TestUpsampleConcurrentUse(t *testing.T) {
 	wg.Wait()
 }
 
+// TestUpsampleDoesNotAllocate checks steady-state guided calls, concurrent
+// and sequential, with and without the block-wise x0 clamp.
 func TestUpsampleDoesNotAllocate(t *testing.T) {
-	for _, clip := range []float64{0, 1} {
+	for i := range 4 {
+		clip, seq := float64(i%2), i >= 2
 		opts := DefaultUpsampleOptions()
-		opts.ClipSampleRange = clip
+		opts.ClipSampleRange, opts.Sequential = clip, seq
 		d, _ := Upsample(pointwise{1, 0.5}, testSchedule, opts)
 		x := randTensor(rand.New(rand.NewPCG(6, 6)), 2, 4, 16, 16)
 		dst := tensorOf(2, 4, 16, 16)
@@ -540,7 +544,7 @@ func TestUpsampleDoesNotAllocate(t *testing.T) {
 			}
 		})
 		if allocs != 0 {
-			t.Errorf("ClipSampleRange %v: %v allocations per guided call, want 0", clip, allocs)
+			t.Errorf("ClipSampleRange %v, Sequential %v: %v allocations per guided call, want 0", clip, seq, allocs)
 		}
 	}
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 
 	"gorgonia.org/tensor"
 
@@ -136,7 +137,7 @@ func Sample(ctx context.Context, model ugo.Denoiser, s Solver, x *tensor.Dense, 
 		if err != nil {
 			return err
 		}
-		if !sameShape(tensor.Shape(ps), shape) {
+		if !slices.Equal([]int(tensor.Shape(ps)), []int(shape)) {
 			return &ugo.ShapeError{What: "PrevX0", Got: ps, Want: fmt.Sprintf("the shape of x %v", shape)}
 		}
 	}
@@ -231,7 +232,7 @@ func Sample(ctx context.Context, model ugo.Denoiser, s Solver, x *tensor.Dense, 
 		if err := model.PredictNoise(ctx, epsT, in, tbuf); err != nil {
 			return fail(err)
 		}
-		if !sameShape(epsT.Shape(), shape) || epsT.DataSize() != size {
+		if !slices.Equal([]int(epsT.Shape()), []int(shape)) || epsT.DataSize() != size {
 			return fail(&ugo.ShapeError{What: "model output", Got: epsT.Shape().Clone(), Want: fmt.Sprintf("the shape of x %v", shape)})
 		}
 		if j := firstNonFinite(eps); j >= 0 {
@@ -272,18 +273,6 @@ func Sample(ctx context.Context, model ugo.Denoiser, s Solver, x *tensor.Dense, 
 		}
 	}
 	return nil
-}
-
-func sameShape(a tensor.Shape, b []int) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for i := range a {
-		if a[i] != b[i] {
-			return false
-		}
-	}
-	return true
 }
 
 // firstNonFinite returns the index of the first NaN or infinity in v, or -1.

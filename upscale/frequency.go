@@ -3,6 +3,7 @@ package upscale
 import (
 	"fmt"
 	"math"
+	"slices"
 
 	"gorgonia.org/tensor"
 
@@ -95,7 +96,7 @@ func MixFrequencies(low, high *tensor.Dense, sf float64) (*tensor.Dense, error) 
 	if err != nil {
 		return nil, err
 	}
-	if !sameInts(ls, hs) {
+	if !slices.Equal([]int(ls), []int(hs)) {
 		return nil, &ugo.ShapeError{What: "high", Got: hs, Want: fmt.Sprintf("the shape of low %v", ls)}
 	}
 	r := len(ls)
@@ -137,16 +138,4 @@ func checkAny(name string, x *tensor.Dense) ([]int, error) {
 		return nil, &ugo.ShapeError{What: name, Got: shape, Want: "a dense float32 tensor whose backing slice matches its shape"}
 	}
 	return shape, nil
-}
-
-func sameInts(a, b []int) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for i := range a {
-		if a[i] != b[i] {
-			return false
-		}
-	}
-	return true
 }

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"slices"
 
 	"gorgonia.org/tensor"
 
@@ -404,7 +405,7 @@ func (st Interpolate) Run(ctx context.Context, _ *Sampling, x *tensor.Dense) (*t
 	want[r-2], want[r-1] = st.Height, st.Width
 	if zs, err := ugo.CheckSample("encoded latents", z); err != nil {
 		return nil, err
-	} else if !sameInts(zs, want) {
+	} else if !slices.Equal([]int(zs), []int(want)) {
 		return nil, &ugo.ShapeError{What: "encoded latents", Got: zs, Want: fmt.Sprintf("%v", want)}
 	}
 	return z, nil

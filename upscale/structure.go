@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"slices"
 	"sync"
 
 	"gorgonia.org/tensor"
@@ -134,7 +135,7 @@ func (g *structure) PredictNoise(ctx context.Context, dst, x *tensor.Dense, t []
 	if err := ugo.CheckPrediction(dst, x, t); err != nil {
 		return err
 	}
-	if xs := []int(x.Shape()); !sameInts(xs, g.shape) {
+	if xs := []int(x.Shape()); !slices.Equal([]int(xs), []int(g.shape)) {
 		return &ugo.ShapeError{What: "x", Got: xs, Want: fmt.Sprintf("the shape of the structure reference %v", g.shape)}
 	}
 	if err := g.model.PredictNoise(ctx, dst, x, t); err != nil {
