@@ -7,7 +7,7 @@ export ONNXRUNTIME_SHARED_LIBRARY_PATH ?= $(ORT_LIB)
 # Every package except onnx (and the programs that use it) must build without cgo.
 NOCGO_PKGS = $(shell $(GO) list ./... | grep -v -e '/onnx$$' -e '/pipeline$$' -e '/examples/') ./examples/gotrain
 
-.PHONY: ort data test vet staticcheck nocgo gotest demo eval
+.PHONY: ort data test vet staticcheck nocgo gotest demo eval sweep
 
 ort:
 	@./scripts/ort.sh >/dev/null
@@ -43,3 +43,8 @@ demo: ort
 # The quality table (long: about an hour on 2 cores).
 eval: ort data
 	$(GO) run ./examples/eval -out out/eval
+
+# Frechet distance vs sampling steps for each sampler with UG at 2x (about
+# 25 minutes on 2 cores); the table in BENCHMARKS.md.
+sweep: ort data
+	$(GO) run ./examples/eval -out out/sweep -n56 300 -n112 2 -sweep 10,20,30,50
