@@ -52,7 +52,12 @@
 // A Model is safe for concurrent use. Each cached graph has its own mutex:
 // calls at different shapes (guidance's two calls of a step) run in
 // parallel, calls at the same shape one after the other. The cache itself
-// is guarded by another mutex, held only for the lookup.
+// is guarded by another mutex, held only for the lookup. Building and
+// compiling a graph (the first call at a shape) holds a package-wide lock:
+// gorgonia v0.9.18 builds nodes with package-level state that is not safe
+// for concurrent use (the race detector found two first calls racing in
+// internal/encoding). Code that builds gorgonia graphs of its own (a
+// training graph, say) must not do so while a Model builds one.
 //
 // # Errors
 //

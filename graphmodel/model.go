@@ -153,9 +153,18 @@ func (m *Model) PredictNoise(ctx context.Context, dst, x *tensor.Dense, t []floa
 	return e.readOutput(dst, shape)
 }
 
+// buildMu serialises graph construction: gorgonia v0.9.18 builds nodes with
+// package-level state (internal/encoding.NewGroup's counter, among others)
+// that is not safe for concurrent use, so two Models, or one Model at two
+// new shapes, must not build graphs at the same time (the race detector
+// caught guidance's two first calls doing so).
+var buildMu sync.Mutex
+
 // compile builds and compiles the graph for shape. Panics raised by the
 // BuildFunc or by gorgonia are returned as errors.
 func (e *entry) compile(build BuildFunc, shape []int) (err error) {
+	buildMu.Lock()
+	defer buildMu.Unlock()
 	defer func() {
 		if r := recover(); r != nil {
 			err = fmt.Errorf("graphmodel: building the graph for shape %v: panic: %v", shape, r)
