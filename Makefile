@@ -7,7 +7,7 @@ export ONNXRUNTIME_SHARED_LIBRARY_PATH ?= $(ORT_LIB)
 # Every package except onnx (and the programs that use it) must build without cgo.
 NOCGO_PKGS = $(shell $(GO) list ./... | grep -v -e '/onnx$$' -e '/pipeline$$' -e '/examples/') ./examples/gotrain
 
-.PHONY: ort data test vet staticcheck nocgo gotest demo eval sweep
+.PHONY: ort data test fmtcheck vet staticcheck nocgo gotest demo eval sweep
 
 ort:
 	@./scripts/ort.sh >/dev/null
@@ -21,6 +21,10 @@ data:
 		if [ "$$(id -u)" = 0 ]; then SUDO=; else SUDO=sudo; fi; \
 		$$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq dataset-fashion-mnist >/dev/null; }
 
+fmtcheck:
+	@files=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go' -not -path './.cache/*')); \
+	if [ -n "$$files" ]; then echo "gofmt needed:" $$files >&2; exit 1; fi
+
 vet:
 	$(GO) vet ./...
 
@@ -33,7 +37,7 @@ nocgo:
 gotest:
 	$(GO) test -race -timeout 30m ./...
 
-test: ort data vet staticcheck nocgo gotest
+test: ort data fmtcheck vet staticcheck nocgo gotest
 
 # The demo: samples the shipped Fashion-MNIST model at 28, 56 and 112 pixels,
 # without and with Upsample Guidance, into out/demo/.

@@ -514,7 +514,7 @@ func TestDenoiserAllocations(t *testing.T) {
 			}
 		})
 	}
-	one := measure(plain) // one batched cond+uncond UNet call
+	one := measure(plain)  // one batched cond+uncond UNet call
 	two := measure(guided) // plus one low-resolution call
 	t.Logf("allocations per call: CFG %v, CFG + Upsample Guidance %v", one, two)
 	require.LessOrEqual(t, two, 2*one+1)

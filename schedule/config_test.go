@@ -83,7 +83,9 @@ func TestParseConfigValid(t *testing.T) {
 		{"unknown and private keys ignored", `{"_class_name":"EulerDiscreteScheduler","use_karras_sigmas":true,"interpolation_type":"linear","timestep_type":"discrete","_x":{"y":[1,2]}}`,
 			func(c *Config) bool { return c.NumTrainTimesteps == 1000 }},
 		{"nulls keep defaults", `{"trained_betas":null,"variance_type":null,"beta_start":null}`,
-			func(c *Config) bool { return c.TrainedBetas == nil && c.VarianceType == "fixed_small" && c.BetaStart == 0.0001 }},
+			func(c *Config) bool {
+				return c.TrainedBetas == nil && c.VarianceType == "fixed_small" && c.BetaStart == 0.0001
+			}},
 		{"integral float for an int", `{"num_train_timesteps":1000.0,"steps_offset":1e0}`,
 			func(c *Config) bool { return c.NumTrainTimesteps == 1000 && c.StepsOffset == 1 }},
 		{"beta range unused by the cosine schedule", `{"beta_schedule":"squaredcos_cap_v2","beta_start":0,"beta_end":0}`,

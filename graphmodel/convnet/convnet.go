@@ -134,9 +134,9 @@ type Net struct {
 	ones   *tensor.Dense // (1, 2, 1, 2), constant
 	// The ramp basis of sqrt(abar_t) and sqrt(1-abar_t), constants:
 	// f(t) = f(0) + sum_k max(0, t-k) * slopes[k], k = 0..T-2.
-	knots            *tensor.Dense // (1, T-1): 0, 1, .., T-2
-	slopeA, slopeB   *tensor.Dense // (T-1, 1): slope changes of sqrt(abar), sqrt(1-abar)
-	startA, startB   float32       // sqrt(abar_0), sqrt(1-abar_0)
+	knots          *tensor.Dense // (1, T-1): 0, 1, .., T-2
+	slopeA, slopeB *tensor.Dense // (T-1, 1): slope changes of sqrt(abar), sqrt(1-abar)
+	startA, startB float32       // sqrt(abar_0), sqrt(1-abar_0)
 }
 
 // paramShapes lists the parameters of a configuration in their canonical

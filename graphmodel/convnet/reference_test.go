@@ -219,7 +219,7 @@ func TestBuildMatchesReference(t *testing.T) {
 			}
 			s := tc.shape
 			x, dst := dense(s[:]...), dense(s[:]...)
-			noise.NewPCG(uint64(i+50)).Normal(x.Float32s())
+			noise.NewPCG(uint64(i + 50)).Normal(x.Float32s())
 			if err := model.PredictNoise(context.Background(), dst, x, tc.t); err != nil {
 				t.Fatal(err)
 			}

@@ -42,13 +42,13 @@ func TestTransformersTestVocabulary(t *testing.T) {
 // apply. With 48894 merges the special tokens get ids 49406 and 49407.
 func clipLayout(t testing.TB) (map[string]int, [][2]string) {
 	want := map[int][2]string{ // rank -> merge
-		27:   {"o", "f</w>"},   // of</w> = 539
-		100:  {"p", "h"},       // ph
-		101:  {"ph", "o"},      // pho
-		102:  {"t", "o</w>"},   // to</w>
+		27:   {"o", "f</w>"},    // of</w> = 539
+		100:  {"p", "h"},        // ph
+		101:  {"ph", "o"},       // pho
+		102:  {"t", "o</w>"},    // to</w>
 		613:  {"pho", "to</w>"}, // photo</w> = 1125
-		200:  {"c", "a"},       // ca
-		1856: {"ca", "t</w>"},  // cat</w> = 2368
+		200:  {"c", "a"},        // ca
+		1856: {"ca", "t</w>"},   // cat</w> = 2368
 	}
 	merges := make([][2]string, maxMerges)
 	for r := range merges {
@@ -150,7 +150,7 @@ func TestNormalize(t *testing.T) {
 		{"xa\u0303y", "x\u00e3y"}, // NFC
 		{"x\u00e3y", "x\u00e3y"},
 		{"a\u200eb\u0000c\ufffdd\u0007e", "abcde"}, // format and control characters dropped
-		{"a\u00a0b\u3000c", "a b c"},                // Zs spaces
+		{"a\u00a0b\u3000c", "a b c"},               // Zs spaces
 		{"a\u2028b", "a b"},
 		{"日本語", "日 本 語"},
 		{"ΟΔΥΣΣΕΥΣ", "οδυσσευς"},
