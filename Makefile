@@ -22,7 +22,8 @@ data:
 		$$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq dataset-fashion-mnist >/dev/null; }
 
 fmtcheck:
-	@files=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go' -not -path './.cache/*')); \
+	@gofmt="$$($(GO) env GOROOT)/bin/gofmt"; \
+	files=$$("$$gofmt" -l $$(git ls-files '*.go')) || exit 1; \
 	if [ -n "$$files" ]; then echo "gofmt needed:" $$files >&2; exit 1; fi
 
 vet:
