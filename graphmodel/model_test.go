@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"math"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -246,7 +247,7 @@ func TestConcurrentCalls(t *testing.T) {
 		t.Errorf("stats %+v, want 2 compiles and %d hits", st, workers*calls)
 	}
 	for _, p := range net.Params() {
-		if !equalInts(p.Value.Shape(), shapes[p.Name]) {
+		if !slices.Equal([]int(p.Value.Shape()), shapes[p.Name]) {
 			t.Errorf("%s: shape changed from %v to %v", p.Name, shapes[p.Name], p.Value.Shape())
 		}
 		for j, v := range p.Value.Float32s() {
@@ -255,18 +256,6 @@ func TestConcurrentCalls(t *testing.T) {
 			}
 		}
 	}
-}
-
-func equalInts(a, b []int) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for i := range a {
-		if a[i] != b[i] {
-			return false
-		}
-	}
-	return true
 }
 
 func TestPredictNoiseErrors(t *testing.T) {
@@ -419,7 +408,7 @@ func TestWeightErrors(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !equalInts(n.Shape(), []int{2, 3}) {
+	if !slices.Equal([]int(n.Shape()), []int{2, 3}) {
 		t.Errorf("node shape %v", n.Shape())
 	}
 	// The node shares w's numbers but not its header.

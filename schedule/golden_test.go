@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"testing"
 )
 
@@ -188,7 +189,7 @@ func TestDiffusersTimesteps(t *testing.T) {
 			}
 			want = want[:c.N]
 		}
-		if !equalInts(got, want) {
+		if !slices.Equal(got, want) {
 			t.Errorf("Timesteps(%d, %d, %s, %d) = %v, want %v", c.T, c.N, c.Spacing, c.Offset, got, want)
 		}
 	}
@@ -208,16 +209,4 @@ func TestDiffusersTimesteps(t *testing.T) {
 			}
 		}
 	}
-}
-
-func equalInts(a, b []int) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for i := range a {
-		if a[i] != b[i] {
-			return false
-		}
-	}
-	return true
 }

@@ -9,6 +9,7 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 )
@@ -35,7 +36,7 @@ func sameNet(t *testing.T, a, b *Net) {
 	t.Helper()
 	ca, cb := a.Config(), b.Config()
 	if ca.Channels != cb.Channels || ca.Width != cb.Width || ca.EmbedDim != cb.EmbedDim ||
-		ca.TimeHidden != cb.TimeHidden || !equalInts(ca.Dilations, cb.Dilations) {
+		ca.TimeHidden != cb.TimeHidden || !slices.Equal(ca.Dilations, cb.Dilations) {
 		t.Fatalf("configs differ: %+v and %+v", ca, cb)
 	}
 	pb := b.Params()
@@ -46,18 +47,6 @@ func sameNet(t *testing.T, a, b *Net) {
 			}
 		}
 	}
-}
-
-func equalInts(a, b []int) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for i := range a {
-		if a[i] != b[i] {
-			return false
-		}
-	}
-	return true
 }
 
 func TestSaveLoadRoundTrip(t *testing.T) {
