@@ -4,8 +4,9 @@ GO ?= go
 ORT_LIB := $(CURDIR)/.cache/ort/1.30.0/libonnxruntime.so.1
 export ONNXRUNTIME_SHARED_LIBRARY_PATH ?= $(ORT_LIB)
 
-# Every package except onnx (and the programs that use it) must build without cgo.
-NOCGO_PKGS = $(shell $(GO) list ./... | grep -v -e '/onnx$$' -e '/pipeline$$' -e '/examples/') ./examples/gotrain
+# Every package except onnx (and pipeline, the test helper internal/ortest and the programs that use
+# them) must build without cgo.
+NOCGO_PKGS = $(shell $(GO) list ./... | grep -v -e '/onnx$$' -e '/pipeline$$' -e '/internal/ortest$$' -e '/examples/') ./examples/gotrain
 
 .PHONY: ort data test fmtcheck vet staticcheck nocgo gotest demo eval sweep
 

@@ -12,6 +12,8 @@ import (
 
 	"github.com/stretchr/testify/require"
 	"gorgonia.org/tensor"
+
+	"github.com/ugo-diffusion/ugo/internal/ortest"
 )
 
 func TestTileStarts(t *testing.T) {
@@ -194,7 +196,7 @@ func TestDecodeMemory(t *testing.T) {
 	if os.Getenv("UGO_MEMORY_REPORT") != "1" {
 		t.Skip("set UGO_MEMORY_REPORT=1 to measure decoding memory")
 	}
-	requireRuntime(t)
+	ortest.Require(t)
 	peak := map[string]int{}
 	for _, mode := range []string{"baseline", "whole", "tiled"} {
 		cmd := exec.Command(os.Args[0], "-test.run=^TestDecodeMemory$", "-test.v")

@@ -8,33 +8,13 @@ import (
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/ugo-diffusion/ugo/internal/ortest"
 	"github.com/ugo-diffusion/ugo/onnx"
 )
 
-// repoLib is the library `make ort` installs, relative to this package.
-const repoLib = "../.cache/ort/1.30.0/libonnxruntime.so.1"
-
 func TestMain(m *testing.M) {
-	if os.Getenv(onnx.LibraryEnv) == "" {
-		if abs, err := filepath.Abs(repoLib); err == nil {
-			if _, err := os.Stat(abs); err == nil {
-				os.Setenv(onnx.LibraryEnv, abs)
-			}
-		}
-	}
+	ortest.UseRepoLibrary()
 	os.Exit(m.Run())
-}
-
-// requireRuntime initialises ONNX Runtime or skips the test; under CI
-// (CI=true) a missing runtime fails the test instead.
-func requireRuntime(tb testing.TB) {
-	tb.Helper()
-	if err := onnx.InitRuntime(""); err != nil {
-		if os.Getenv("CI") == "true" {
-			tb.Fatalf("ONNX Runtime is required under CI: %v", err)
-		}
-		tb.Skipf("ONNX Runtime not available (run `make ort` and set %s): %v", onnx.LibraryEnv, err)
-	}
 }
 
 // tinyDir is a tiny SD-shaped model folder made by tools/sdtiny/gen.py.
@@ -44,7 +24,7 @@ func tinyDir(variant string) string { return filepath.Join("..", "testdata", "sd
 // machine with -race) and closes it at the end of the test.
 func load(tb testing.TB, dir string, opts ...Option) *Model {
 	tb.Helper()
-	requireRuntime(tb)
+	ortest.Require(tb)
 	opts = append([]Option{WithONNXOptions(onnx.WithThreads(1, 1))}, opts...)
 	m, err := Load(dir, opts...)
 	require.NoError(tb, err)

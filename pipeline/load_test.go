@@ -10,6 +10,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/ugo-diffusion/ugo/internal/ortest"
 	"github.com/ugo-diffusion/ugo/onnx"
 	"github.com/ugo-diffusion/ugo/schedule"
 )
@@ -56,7 +57,7 @@ func TestLoadOptions(t *testing.T) {
 	require.Equal(t, "option", m.Info().ScalingFactorSource)
 	require.Equal(t, 256, m.Info().SampleSize)
 
-	requireRuntime(t)
+	ortest.Require(t)
 	_, err := Load(tinyDir("fp32"), WithSampleSize(100))
 	require.ErrorContains(t, err, "multiple of the VAE scale")
 	_, err = Load(tinyDir("fp32"), WithScalingFactor(-1))
@@ -67,7 +68,7 @@ func TestLoadOptions(t *testing.T) {
 
 // TestLoadMissing removes each required file in turn: the error names it.
 func TestLoadMissing(t *testing.T) {
-	requireRuntime(t)
+	ortest.Require(t)
 	cases := []struct {
 		remove []string
 		want   []string
@@ -126,7 +127,7 @@ func TestLoadMissing(t *testing.T) {
 // TestLoadTokenizerJSON replaces vocab.json and merges.txt by an equivalent
 // tokenizer.json, as optimum may write.
 func TestLoadTokenizerJSON(t *testing.T) {
-	requireRuntime(t)
+	ortest.Require(t)
 	dir := copyDir(t, tinyDir("fp32"))
 	tokDir := filepath.Join(dir, "tokenizer")
 	var vocab map[string]int
@@ -152,7 +153,7 @@ func TestLoadTokenizerJSON(t *testing.T) {
 
 // TestLoadMismatch breaks one part of a folder at a time.
 func TestLoadMismatch(t *testing.T) {
-	requireRuntime(t)
+	ortest.Require(t)
 	write := func(rel, content string) func(t *testing.T, dir string) {
 		return func(t *testing.T, dir string) {
 			require.NoError(t, os.MkdirAll(filepath.Dir(filepath.Join(dir, rel)), 0o755))

@@ -11,30 +11,11 @@ import (
 
 	"github.com/stretchr/testify/require"
 
-	"github.com/ugo-diffusion/ugo/onnx"
+	"github.com/ugo-diffusion/ugo/internal/ortest"
 )
 
-const repoLib = "../../.cache/ort/1.30.0/libonnxruntime.so.1"
-
-func requireRuntime(t *testing.T) {
-	t.Helper()
-	if os.Getenv(onnx.LibraryEnv) == "" {
-		if abs, err := filepath.Abs(repoLib); err == nil {
-			if _, err := os.Stat(abs); err == nil {
-				t.Setenv(onnx.LibraryEnv, abs)
-			}
-		}
-	}
-	if err := onnx.InitRuntime(""); err != nil {
-		if os.Getenv("CI") == "true" {
-			t.Fatalf("ONNX Runtime is required under CI: %v", err)
-		}
-		t.Skipf("ONNX Runtime not available: %v", err)
-	}
-}
-
 func TestRun(t *testing.T) {
-	requireRuntime(t)
+	ortest.Require(t)
 	out := filepath.Join(t.TempDir(), "out.png")
 	var stdout, stderr bytes.Buffer
 	err := run(context.Background(), []string{"-model", "../../testdata/sdtiny/fp16", "-prompt", "a photo of a cat",
@@ -89,7 +70,7 @@ func TestParse(t *testing.T) {
 }
 
 func TestRunMissingModel(t *testing.T) {
-	requireRuntime(t)
+	ortest.Require(t)
 	err := run(context.Background(), []string{"-model", t.TempDir(), "-quiet"}, &bytes.Buffer{}, &bytes.Buffer{})
 	require.ErrorContains(t, err, "missing scheduler/scheduler_config.json")
 }

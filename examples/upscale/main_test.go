@@ -11,27 +11,8 @@ import (
 
 	"github.com/stretchr/testify/require"
 
-	"github.com/ugo-diffusion/ugo/onnx"
+	"github.com/ugo-diffusion/ugo/internal/ortest"
 )
-
-const repoLib = "../../.cache/ort/1.30.0/libonnxruntime.so.1"
-
-func requireRuntime(t *testing.T) {
-	t.Helper()
-	if os.Getenv(onnx.LibraryEnv) == "" {
-		if abs, err := filepath.Abs(repoLib); err == nil {
-			if _, err := os.Stat(abs); err == nil {
-				t.Setenv(onnx.LibraryEnv, abs)
-			}
-		}
-	}
-	if err := onnx.InitRuntime(""); err != nil {
-		if os.Getenv("CI") == "true" {
-			t.Fatalf("ONNX Runtime is required under CI: %v", err)
-		}
-		t.Skipf("ONNX Runtime not available: %v", err)
-	}
-}
 
 func pngSize(t *testing.T, path string) (int, int) {
 	t.Helper()
@@ -46,7 +27,7 @@ func pngSize(t *testing.T, path string) (int, int) {
 // A pixel-space model: the small convolutional test model, "trained" at
 // 8x8 with 2 channels, upscaled 8 -> 16 -> 32 by every method.
 func TestPixelModel(t *testing.T) {
-	requireRuntime(t)
+	ortest.Require(t)
 	out := t.TempDir()
 	var stdout, stderr bytes.Buffer
 	err := run(context.Background(), []string{"-model", "../../testdata/onnx/dynamic.onnx", "-trained", "8", "-channels", "2",
@@ -66,7 +47,7 @@ func TestPixelModel(t *testing.T) {
 // A latent model: the tiny random-weight Stable Diffusion folder at 64
 // pixels (8x8 latents), upscaled to 128 through its VAE.
 func TestLatentModel(t *testing.T) {
-	requireRuntime(t)
+	ortest.Require(t)
 	out := t.TempDir()
 	var stdout, stderr bytes.Buffer
 	err := run(context.Background(), []string{"-model", "../../testdata/sdtiny/fp32", "-sample-size", "64", "-prompt", "a cat",

@@ -4,7 +4,6 @@ import (
 	"context"
 	"math"
 	"os"
-	"path/filepath"
 	"testing"
 
 	"github.com/stretchr/testify/require"
@@ -12,6 +11,7 @@ import (
 
 	"github.com/ugo-diffusion/ugo"
 	"github.com/ugo-diffusion/ugo/guidance"
+	"github.com/ugo-diffusion/ugo/internal/ortest"
 	"github.com/ugo-diffusion/ugo/noise"
 	"github.com/ugo-diffusion/ugo/onnx"
 )
@@ -23,22 +23,13 @@ const (
 )
 
 func TestMain(m *testing.M) {
-	if os.Getenv(onnx.LibraryEnv) == "" {
-		if abs, err := filepath.Abs("../../../.cache/ort/1.30.0/libonnxruntime.so.1"); err == nil {
-			os.Setenv(onnx.LibraryEnv, abs)
-		}
-	}
+	ortest.UseRepoLibrary()
 	os.Exit(m.Run())
 }
 
 func openModel(t *testing.T) *onnx.Model {
 	t.Helper()
-	if err := onnx.InitRuntime(""); err != nil {
-		if os.Getenv("CI") == "true" {
-			t.Fatalf("ONNX Runtime is required under CI: %v", err)
-		}
-		t.Skipf("ONNX Runtime not available (make ort): %v", err)
-	}
+	ortest.Require(t)
 	m, err := onnx.Open(modelFile)
 	require.NoError(t, err)
 	t.Cleanup(func() { _ = m.Close() })
