@@ -54,7 +54,6 @@ import (
 
 	"github.com/ugo-diffusion/ugo"
 	"github.com/ugo-diffusion/ugo/examples/internal/fashion"
-	"github.com/ugo-diffusion/ugo/noise"
 	"github.com/ugo-diffusion/ugo/onnx"
 )
 
@@ -172,10 +171,7 @@ func run(out io.Writer) error {
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
 	defer stop()
-	seeds := make([]uint64, c.n)
-	for i := range seeds {
-		seeds[i] = c.seed + uint64(i)
-	}
+	seeds := fashion.Seeds(c.seed, c.n)
 	var results []*result
 	for _, size := range c.sizes {
 		for _, m := range modes {
@@ -415,11 +411,8 @@ func dump(c *config, path string, results []*result) error {
 		Noise: map[int]string{},
 	}
 	for _, size := range c.sizes {
-		per := size * size
-		x := make([]float32, c.n*per)
-		for i := range c.n {
-			noise.NewTorchCPU(c.seed + uint64(i)).Normal(x[i*per : (i+1)*per])
-		}
+		x := make([]float32, c.n*size*size)
+		fashion.SeedNoise(x, fashion.Seeds(c.seed, c.n))
 		name := fmt.Sprintf("noise_%d.npy", size)
 		if err := saveNPY(filepath.Join(c.dump, name), []int{c.n, 1, size, size}, x); err != nil {
 			return err

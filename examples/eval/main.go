@@ -268,10 +268,7 @@ func evaluate(ctx context.Context, model ugo.Denoiser, steps, workers int, cls *
 			smp := &fashion.Sampler{Model: model, Steps: steps, Progress: func(_, step, steps int) { progress(step, steps) }}
 			for start := range starts {
 				nb := min(batch, count-start)
-				seeds := make([]uint64, nb)
-				for i := range seeds {
-					seeds[i] = seed + uint64(start+i)
-				}
+				seeds := fashion.Seeds(seed+uint64(start), nb)
 				x, err := smp.Sample(ctx, set, seeds, start)
 				if err == nil && start == 0 {
 					name := strings.NewReplacer(" ", "_", "=", "", ",", "", ".", "", "θ", "theta").Replace(set.Name)

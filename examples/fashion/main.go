@@ -65,10 +65,7 @@ func run() error {
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
 	defer stop()
-	seeds := make([]uint64, *n)
-	for i := range seeds {
-		seeds[i] = *seed + uint64(i)
-	}
+	seeds := fashion.Seeds(*seed, *n)
 	ug := fashion.Guided(1)
 	s := &fashion.Sampler{Model: model, Steps: *steps}
 	grid := func(set fashion.Setting) (image.Image, error) {

@@ -44,7 +44,6 @@ import (
 	"github.com/ugo-diffusion/ugo/examples/internal/fashion"
 	"github.com/ugo-diffusion/ugo/graphmodel/convnet"
 	"github.com/ugo-diffusion/ugo/guidance"
-	"github.com/ugo-diffusion/ugo/noise"
 	"github.com/ugo-diffusion/ugo/picture"
 	"github.com/ugo-diffusion/ugo/sampler"
 	"github.com/ugo-diffusion/ugo/schedule"
@@ -291,13 +290,11 @@ func sample(ctx context.Context, o *options, net *convnet.Net, sched *schedule.S
 	// x0 clamp (ClipSampleRange below) keeps the pooled sample on the
 	// native path (see guidance.UpsampleOptions.ClipSampleRange).
 	ddim.UseClippedModelOutput = true
+	seeds := fashion.Seeds(o.seed, o.n)
 	draw := func(name string, m ugo.Denoiser, size int) (image.Image, error) {
 		start := time.Now()
-		per := size * size
-		data := make([]float32, o.n*per)
-		for i := range o.n {
-			noise.NewTorchCPU(o.seed + uint64(i)).Normal(data[i*per : (i+1)*per])
-		}
+		data := make([]float32, o.n*size*size)
+		fashion.SeedNoise(data, seeds)
 		x := tensor.New(tensor.WithShape(o.n, 1, size, size), tensor.WithBacking(data))
 		if err := sampler.Sample(ctx, m, ddim, x, sampler.Options{Steps: o.steps}); err != nil {
 			return nil, fmt.Errorf("%s: %w", name, err)

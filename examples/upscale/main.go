@@ -329,10 +329,7 @@ func openPixel(path string, o *options) (*setup, error) {
 		return nil, err
 	}
 	ddim.Schedule = sched
-	seeds := make([]uint64, o.n)
-	for i := range seeds {
-		seeds[i] = o.seed + uint64(i)
-	}
+	seeds := fashion.Seeds(o.seed, o.n)
 	ug := guidance.DefaultUpsampleOptions()
 	ug.Factors = nil // derived from the training size at each stage
 	return &setup{

@@ -122,6 +122,23 @@ func (s Setting) Factor() (int, error) {
 	return s.Size / TrainedSize, nil
 }
 
+// Seeds returns the n seeds first, first+1, ...: image i of the examples'
+// batches is drawn from seed first+i.
+func Seeds(first uint64, n int) []uint64 {
+	s := make([]uint64, n)
+	for i := range s {
+		s[i] = first + uint64(i)
+	}
+	return s
+}
+
+// SeedNoise fills dst, len(seeds) images of equal size, with each image's
+// initial noise: image i is noise.NewTorchCPU(seeds[i]) drawn over that
+// image alone, as torch.manual_seed(seeds[i]); torch.randn(1, C, H, W).
+func SeedNoise(dst []float32, seeds []uint64) {
+	upscale.PerImage(upscale.TorchSeeds(seeds...)...).Normal(dst)
+}
+
 // Sampler draws batches of images with the Setting's sampler (by default
 // DDIM, eta 0, diffusers' defaults).
 type Sampler struct {
@@ -177,9 +194,7 @@ func (p *Sampler) Sample(ctx context.Context, s Setting, seeds []uint64, imagesD
 	n, per := len(seeds), s.Size*s.Size
 	data := make([]float32, n*per)
 	x := tensor.New(tensor.WithShape(n, 1, s.Size, s.Size), tensor.WithBacking(data))
-	for i, seed := range seeds {
-		noise.NewTorchCPU(seed).Normal(data[i*per : (i+1)*per])
-	}
+	SeedNoise(data, seeds)
 	// Stochastic samplers (Euler a) draw their per-step noise over the whole
 	// batch from the first seed: their images depend on the batch, not only
 	// on their own seed.
