@@ -8,7 +8,7 @@
 //	res, err := m.Generate(ctx, pipeline.Request{
 //		Prompt: "a photo of a cat sitting on a wooden table",
 //		Width:  1024, Height: 1024, // 2x SD 1.5's 512: Upsample Guidance 2x2
-//		Steps:  50, GuidanceScale: 7.5, Seed: 42,
+//		Steps:  50, GuidanceScale: new(7.5), Seed: 42,
 //	})
 //	if err != nil { ... }
 //	err = res.WritePNG("cat.png")

@@ -39,7 +39,7 @@ const (
 // Samplers lists the accepted Request.Sampler values.
 var Samplers = []string{SamplerDDIM, SamplerDDPM, SamplerEuler, SamplerEulerAncestral, SamplerDPMSolver}
 
-// Defaults of Request fields left at zero.
+// Defaults of Request fields left at zero (Steps) or nil (GuidanceScale).
 const (
 	DefaultSteps         = 50
 	DefaultGuidanceScale = 7.5
@@ -95,10 +95,14 @@ type Request struct {
 	Sampler string
 	// DDIMEta is DDIM's eta (0, the default, is deterministic DDIM).
 	DDIMEta float64
-	// GuidanceScale is the classifier-free guidance scale s in
-	// eps_u + s*(eps_c - eps_u) (default DefaultGuidanceScale). As in
-	// diffusers, a scale <= 1 runs the conditional branch alone.
-	GuidanceScale float64
+	// GuidanceScale points to the classifier-free guidance scale s in
+	// eps_u + s*(eps_c - eps_u). As in diffusers, CFG runs only when
+	// s > 1: a scale <= 1, 0 included (diffusers' guidance_scale=0.0 for
+	// SD-Turbo and LCM), runs the conditional branch alone and skips the
+	// negative prompt. nil means DefaultGuidanceScale, diffusers' default
+	// when guidance_scale is not passed; new(0.0) turns CFG off. The scale
+	// must be finite.
+	GuidanceScale *float64
 	// Seed seeds the default noise source, noise.NewTorchCPU(Seed), which
 	// draws the same initial latents as torch.randn(shape,
 	// generator=torch.manual_seed(Seed)) on the CPU.
@@ -189,7 +193,10 @@ type Plan struct {
 // factors and the sampler. It runs nothing.
 func (m *Model) Plan(req Request) (*Plan, error) {
 	info := &m.info
-	p := &Plan{Width: req.Width, Height: req.Height, Steps: req.Steps, Sampler: req.Sampler, GuidanceScale: req.GuidanceScale}
+	p := &Plan{Width: req.Width, Height: req.Height, Steps: req.Steps, Sampler: req.Sampler, GuidanceScale: DefaultGuidanceScale}
+	if req.GuidanceScale != nil {
+		p.GuidanceScale = *req.GuidanceScale
+	}
 	if p.Width == 0 {
 		p.Width = info.SampleSize
 	}
@@ -221,9 +228,6 @@ func (m *Model) Plan(req Request) (*Plan, error) {
 	}
 	if p.Steps == 0 {
 		p.Steps = DefaultSteps
-	}
-	if p.GuidanceScale == 0 {
-		p.GuidanceScale = DefaultGuidanceScale
 	}
 	if math.IsNaN(p.GuidanceScale) || math.IsInf(p.GuidanceScale, 0) {
 		return nil, fmt.Errorf("pipeline: guidance scale %v is not finite", p.GuidanceScale)

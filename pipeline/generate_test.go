@@ -42,7 +42,9 @@ func TestPlan(t *testing.T) {
 		{"explicit 1x2 panorama", Request{Width: 1024, Height: 512, Upsample: &UpsampleOptions{Factors: []int{1, 2}, Theta: 1, Eta: 1}}, []int{1, 4, 64, 128}, []int{1, 2}, 50, 1, true},
 		{"UG off", Request{Width: 1024, Height: 1024, Upsample: off}, []int{1, 4, 128, 128}, nil, 0, 1, true},
 		{"eta 0.3, 10 steps", Request{Width: 1024, Height: 1024, Steps: 10, Upsample: &UpsampleOptions{Theta: 1, Eta: 0.3}}, []int{1, 4, 128, 128}, []int{2, 2}, 3, 1, true},
-		{"no CFG at scale 1", Request{GuidanceScale: 1, Images: 3}, []int{3, 4, 64, 64}, nil, 0, 1, false},
+		{"no CFG at scale 1", Request{GuidanceScale: new(1.0), Images: 3}, []int{3, 4, 64, 64}, nil, 0, 1, false},
+		{"no CFG at scale 0, as diffusers' guidance_scale=0.0", Request{GuidanceScale: new(0.0)}, []int{1, 4, 64, 64}, nil, 0, 1, false},
+		{"no CFG at a negative scale", Request{GuidanceScale: new(-2.0)}, []int{1, 4, 64, 64}, nil, 0, 1, false},
 		{"never tile", Request{Width: 2048, Height: 2048, Decode: DecodeOptions{Tiling: TileNever}}, []int{1, 4, 256, 256}, []int{4, 4}, 30, 1, true},
 	}
 	for _, c := range cases {
@@ -76,8 +78,9 @@ func TestPlan(t *testing.T) {
 	require.Equal(t, 1.2, p.Theta)
 	require.Equal(t, 0.6, p.Eta)
 	require.Equal(t, schedule.Continuous, p.TimeMatching)
-	require.Equal(t, DefaultGuidanceScale, p.GuidanceScale)
+	require.Equal(t, DefaultGuidanceScale, p.GuidanceScale, "nil GuidanceScale means diffusers' default")
 	require.Equal(t, SamplerDDIM, p.Sampler)
+	require.Zero(t, mustPlan(t, m, Request{GuidanceScale: new(0.0)}).GuidanceScale, "0 is a scale, not a request for the default")
 }
 
 func mustPlan(t *testing.T, m *Model, req Request) *Plan {
@@ -100,7 +103,7 @@ func TestPlanErrors(t *testing.T) {
 		{"sampler", Request{Sampler: "heun"}, `unknown sampler "heun"`},
 		{"ddim eta", Request{DDIMEta: -1}, "DDIM eta"},
 		{"steps", Request{Steps: 1001}, "1001 steps"},
-		{"scale", Request{GuidanceScale: math.NaN()}, "not finite"},
+		{"scale", Request{GuidanceScale: new(math.NaN())}, "not finite"},
 		{"factors length", Request{Width: 1024, Upsample: &UpsampleOptions{Theta: 1, Factors: []int{2}}}, "want two"},
 		{"factor divides", Request{Width: 1024, Height: 1024, Upsample: &UpsampleOptions{Theta: 1, Factors: []int{3, 2}}}, "factor 3 does not divide the latent height 128"},
 		{"factor zero", Request{Width: 1024, Upsample: &UpsampleOptions{Theta: 1, Factors: []int{0, 2}}}, "factor 0"},
@@ -191,8 +194,8 @@ func TestCFGArithmetic(t *testing.T) {
 	require.NoError(t, ru.PredictNoise(ctx, eu, x, ts))
 	require.Greater(t, maxAbsDiff(t, ec.Float32s(), eu.Float32s()), 1e-3, "the embeddings must matter")
 
-	for _, scale := range []float64{7.5, 3, 1, 0.5} {
-		p := mustPlan(t, m, Request{Width: 192, Height: 256, GuidanceScale: scale, Images: 2, Upsample: &UpsampleOptions{}})
+	for _, scale := range []float64{7.5, 3, 1, 0.5, 0} {
+		p := mustPlan(t, m, Request{Width: 192, Height: 256, GuidanceScale: &scale, Images: 2, Upsample: &UpsampleOptions{}})
 		d, err := m.Denoiser(p, cond, uncond)
 		require.NoError(t, err)
 		got := tensor.New(tensor.WithShape(2, 4, 32, 24), tensor.Of(tensor.Float32))

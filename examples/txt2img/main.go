@@ -106,10 +106,7 @@ func parse(args []string, stderr io.Writer) (*options, error) {
 	}
 	r := &o.req
 	*r = pipeline.Request{Prompt: o.prompt, NegativePrompt: o.negative, Width: o.width, Height: o.height,
-		Steps: *steps, Sampler: *samp, DDIMEta: *ddimEta, GuidanceScale: *cfg, Seed: uint64(s), Images: *images}
-	if *cfg == 0 {
-		r.GuidanceScale = 1 // 0 would mean the default
-	}
+		Steps: *steps, Sampler: *samp, DDIMEta: *ddimEta, GuidanceScale: cfg, Seed: uint64(s), Images: *images}
 	ug := &pipeline.UpsampleOptions{Theta: *theta, Eta: *eta}
 	if *nearest {
 		ug.TimeMatching = schedule.Nearest

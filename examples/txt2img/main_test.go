@@ -62,7 +62,7 @@ func TestParse(t *testing.T) {
 	require.Equal(t, 1536, o.req.Width)
 	require.Equal(t, 1024, o.req.Height)
 	require.Equal(t, []int{2, 3}, o.req.Upsample.Factors)
-	require.Equal(t, 1.0, o.req.GuidanceScale, "-cfg 0 turns CFG off")
+	require.Equal(t, 0.0, *o.req.GuidanceScale, "-cfg 0 turns CFG off, as guidance_scale=0.0 in diffusers")
 	require.Equal(t, uint64(7), o.req.Seed)
 	o, err = parse([]string{"-model", "m", "-ug-factor", "off"}, &bytes.Buffer{})
 	require.NoError(t, err)

@@ -379,7 +379,7 @@ func openLatent(ctx context.Context, dir string, o *options) (*setup, error) {
 	if err != nil {
 		return nil, err
 	}
-	plan, err := m.Plan(pipeline.Request{Steps: o.steps, GuidanceScale: o.cfg, Images: o.n, Upsample: &pipeline.UpsampleOptions{}})
+	plan, err := m.Plan(pipeline.Request{Steps: o.steps, GuidanceScale: &o.cfg, Images: o.n, Upsample: &pipeline.UpsampleOptions{}})
 	if err != nil {
 		vae.Close()
 		return nil, err
