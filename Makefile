@@ -1,14 +1,15 @@
 # ugo: see README.md. `make test` is what CI runs.
 SHELL := /bin/bash
 GO ?= go
-ORT_LIB := $(CURDIR)/.cache/ort/1.30.0/libonnxruntime.so.1
+# scripts/ort.sh pins the version and links the library here.
+ORT_LIB := $(CURDIR)/.cache/ort/libonnxruntime.so.1
 export ONNXRUNTIME_SHARED_LIBRARY_PATH ?= $(ORT_LIB)
 
 # Every package except onnx (and pipeline, the test helper internal/ortest and the programs that use
 # them) must build without cgo.
 NOCGO_PKGS = $(shell $(GO) list ./... | grep -v -e '/onnx$$' -e '/pipeline$$' -e '/internal/ortest$$' -e '/examples/') ./examples/gotrain
 
-.PHONY: ort data test fmtcheck vet staticcheck nocgo gotest demo eval sweep
+.PHONY: ort data test fmtcheck tidycheck vet staticcheck nocgo gotest demo eval sweep
 
 ort:
 	@./scripts/ort.sh >/dev/null
@@ -27,6 +28,10 @@ fmtcheck:
 	files=$$("$$gofmt" -l $$(git ls-files '*.go')) || exit 1; \
 	if [ -n "$$files" ]; then echo "gofmt needed:" $$files >&2; exit 1; fi
 
+# go.mod and go.sum must be what `go mod tidy` makes of them.
+tidycheck:
+	@$(GO) mod tidy -diff >/dev/null || { echo "go.mod/go.sum are not tidy: run go mod tidy" >&2; $(GO) mod tidy -diff >&2; exit 1; }
+
 vet:
 	$(GO) vet ./...
 
@@ -39,7 +44,7 @@ nocgo:
 gotest:
 	$(GO) test -race -timeout 30m ./...
 
-test: ort data fmtcheck vet staticcheck nocgo gotest
+test: ort data fmtcheck tidycheck vet staticcheck nocgo gotest
 
 # The demo: samples the shipped Fashion-MNIST model at 28, 56 and 112 pixels,
 # without and with Upsample Guidance, into out/demo/.

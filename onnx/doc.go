@@ -67,9 +67,9 @@
 // WithLibraryPath when given, else from the ONNXRUNTIME_SHARED_LIBRARY_PATH
 // environment variable, else from the usual system names and paths. The
 // library must be ONNX Runtime 1.29 or newer. In the ugo repository, `make
-// ort` fetches the Linux x64 CPU build 1.30.0 (from the npm package
-// onnxruntime-node) into .cache/ort/1.30.0/ and `make test` points the
-// environment variable at it. When no library is found, the error (a
+// ort` fetches the Linux x64 CPU build that scripts/ort.sh pins (from the npm
+// package onnxruntime-node), links it as .cache/ort/libonnxruntime.so.1, and
+// `make test` points the environment variable at it. When no library is found, the error (a
 // *LibraryError) lists every path tried.
 //
 // # GPUs

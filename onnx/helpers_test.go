@@ -12,8 +12,9 @@ import (
 	"gorgonia.org/tensor"
 )
 
-// repoLib is the library `make ort` installs, relative to this package.
-const repoLib = "../.cache/ort/1.30.0/libonnxruntime.so.1"
+// repoLib is the link to the library `make ort` installs (scripts/ort.sh
+// pins the version), relative to this package.
+const repoLib = "../.cache/ort/libonnxruntime.so.1"
 
 func TestMain(m *testing.M) {
 	// Let tests and examples find the library `make ort` fetched when the

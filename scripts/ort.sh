@@ -38,5 +38,6 @@ else
 	mv "$lib.part" "$lib"
 	echo "ort: installed ONNX Runtime $ORT_VERSION at $lib" >&2
 fi
-echo "ort: export ONNXRUNTIME_SHARED_LIBRARY_PATH=$lib" >&2
-echo "$lib"
+ln -sfn "$ORT_VERSION/libonnxruntime.so.1" "$root/.cache/ort/libonnxruntime.so.1"
+echo "ort: export ONNXRUNTIME_SHARED_LIBRARY_PATH=$root/.cache/ort/libonnxruntime.so.1" >&2
+echo "$root/.cache/ort/libonnxruntime.so.1"

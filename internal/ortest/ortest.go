@@ -12,9 +12,10 @@ import (
 	"github.com/ugo-diffusion/ugo/onnx"
 )
 
-// RepoLibrary is where `make ort` installs ONNX Runtime, relative to the
-// repository root.
-const RepoLibrary = ".cache/ort/1.30.0/libonnxruntime.so.1"
+// RepoLibrary is where `make ort` links the ONNX Runtime library it
+// installs (scripts/ort.sh pins the version), relative to the repository
+// root.
+const RepoLibrary = ".cache/ort/libonnxruntime.so.1"
 
 // UseRepoLibrary points onnx.LibraryEnv at the repository's library when
 // the environment names none: it looks for RepoLibrary in the working
