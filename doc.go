@@ -8,21 +8,41 @@
 // Data flows one way: noise -> sampler loop -> (guidance -> denoiser) -> sample.
 //
 //   - ugo (this package): the Denoiser interface, which every model backend,
-//     every guidance and every test model implements, and the DenoiserFunc
-//     adapter. PredictNoise is dst-first: it writes into a caller buffer, so a
-//     sampling loop allocates nothing per step.
+//     every guidance and every test model implements, the DenoiserFunc
+//     adapter, and the argument checks every implementation shares
+//     (CheckSample, CheckPrediction, ShapeError). PredictNoise is dst-first:
+//     it writes into a caller buffer, so a sampling loop allocates nothing
+//     per step.
 //   - schedule: diffusers-exact beta schedules, alpha-bar and SNR at
 //     fractional times, SNR matching (the time adjustment of Upsample
 //     Guidance), timestep spacings and scheduler_config.json.
 //   - noise: reproducible Gaussian sources, including one bit-compatible with
-//     torch.manual_seed(seed); torch.randn(...) on CPU.
+//     torch.manual_seed(seed); torch.randn(...) on CPU and one that follows
+//     torch's CUDA Philox stream.
 //   - guidance: Denoiser middleware. Upsample wraps a model trained at a low
 //     resolution so that it predicts noise at a multiple of it; CFG is
 //     classifier-free guidance. They compose by wrapping.
-//   - sampler: DDPM and DDIM loops matching diffusers, with progress,
-//     cancellation and resume.
-//   - onnx: a Denoiser on ONNX Runtime (CPU, CUDA), the only package that
-//     needs cgo.
+//   - sampler: the solvers of diffusers (DDIM, DDPM, DPM-Solver++, Euler,
+//     Euler ancestral) and the loop that drives a Denoiser with them, with
+//     progress, cancellation, resume and img2img.
+//   - onnx: a Denoiser, and any other graph, on ONNX Runtime (CPU, CUDA,
+//     TensorRT); the only package that needs cgo.
+//   - pipeline: Stable Diffusion-style ONNX model folders (tokenizer, text
+//     encoder, UNet, VAE) for text-to-image at and above the training size;
+//     pipeline/clip is CLIP's byte-pair tokenizer.
+//   - upscale: upscaling as stages (sample, SDEdit refinement, interpolation)
+//     run one after another, with ScaleDiff's Latent Frequency Mixing and
+//     Structure Guidance.
+//   - resize: resampling strategies as values (nearest, bilinear, antialiased
+//     bilinear, bicubic, Lanczos3, area) with precomputed plans.
+//   - graphmodel: a Denoiser over gorgonia expression graphs, in pure Go;
+//     graphmodel/convnet is a small network trainable with it.
+//   - metrics: the Frechet distance between feature sets, for quality
+//     tables.
+//   - picture: PNG grids of sample batches.
+//
+// The example programs in examples/ (the demo, the evaluation, text-to-image,
+// upscaling, benchmarks, training in Go) use only these public packages.
 //
 // # Tensors
 //
