@@ -12,8 +12,26 @@
 // Local Nash Equilibrium", 2017). The trace of the matrix square root is
 // computed from the eigenvalues of the symmetric matrix S1^(1/2) S2 S1^(1/2),
 // which has the same spectrum as S1 S2, so no non-symmetric square root is
-// needed and the result is never complex.
+// needed and the result is never complex. A FrechetReference computes the
+// reference's square root once for many distances against it.
 //
 // The estimate is biased upward for small sample counts; compare only
 // distances computed with the same number of samples.
+//
+// # Kernel inception distance
+//
+// KID (Binkowski et al., "Demystifying MMD GANs", 2018) is the unbiased
+// estimate of the squared maximum mean discrepancy between the two feature
+// distributions with the kernel k(x, y) = (x.y/dim + 1)^3, averaged over
+// random subsets of the reference. Unlike FD it has no bias in the number of
+// samples, so it can be near zero or slightly negative for matching
+// distributions. A KIDReference holds the subsets; KIDSample.KID evaluates a
+// generated set under any weighting of its vectors without new kernel
+// evaluations, which makes bootstrap intervals cheap.
+//
+// # Error bars
+//
+// Bootstrap returns a percentile bootstrap confidence interval of any
+// statistic of n items, handing the statistic each resample as per-item
+// multiplicities; FitGaussianWeighted and KIDSample.KID take them directly.
 package metrics

@@ -59,12 +59,106 @@ func FitGaussian(features []float32, dim int) (*Gaussian, error) {
 	return &Gaussian{Mean: mean, Cov: cov, N: n}, nil
 }
 
+// FitGaussianWeighted fits a Gaussian to the n feature vectors in features
+// (n*dim values, row-major) with frequency weights: vector i counts
+// weights[i] times (a bootstrap resample's multiplicities), so the result
+// equals FitGaussian on the data with each vector repeated that often; the
+// covariance is normalised by sum(weights) - 1. The weights must be
+// non-negative and sum to more than 1.
+func FitGaussianWeighted(features []float32, dim int, weights []float64) (*Gaussian, error) {
+	n, err := checkFeatures(features, dim)
+	if err != nil {
+		return nil, err
+	}
+	if len(weights) != n {
+		return nil, fmt.Errorf("metrics: %d weights for %d vectors", len(weights), n)
+	}
+	var wsum float64
+	for i, w := range weights {
+		if w < 0 || math.IsNaN(w) || math.IsInf(w, 0) {
+			return nil, fmt.Errorf("metrics: weight %d is %v", i, w)
+		}
+		wsum += w
+	}
+	if !(wsum > 1) {
+		return nil, fmt.Errorf("metrics: weights sum to %v, need more than 1", wsum)
+	}
+	mean := make([]float64, dim)
+	for r := 0; r < n; r++ {
+		w := weights[r]
+		for j := 0; j < dim; j++ {
+			mean[j] += w * float64(features[r*dim+j])
+		}
+	}
+	for j := range mean {
+		mean[j] /= wsum
+	}
+	// cov = A^T A / (wsum-1) with rows sqrt(w_r) (x_r - mean).
+	a := mat.NewDense(n, dim, nil)
+	for r := 0; r < n; r++ {
+		sw := math.Sqrt(weights[r])
+		row := a.RawRowView(r)
+		for j := range row {
+			row[j] = sw * (float64(features[r*dim+j]) - mean[j])
+		}
+	}
+	cov := mat.NewSymDense(dim, nil)
+	cov.SymOuterK(1/(wsum-1), a.T())
+	return &Gaussian{Mean: mean, Cov: cov, N: n}, nil
+}
+
+// FrechetReference is a reference Gaussian with its covariance's square
+// root computed once, for many distances against the same reference (the
+// real test set, bootstrap resamples).
+type FrechetReference struct {
+	g    *Gaussian
+	sqrt *mat.Dense
+	tr   float64
+}
+
+// NewFrechetReference prepares g as a reference.
+func NewFrechetReference(g *Gaussian) (*FrechetReference, error) {
+	if g == nil {
+		return nil, errors.New("metrics: nil Gaussian")
+	}
+	s, err := symSqrt(g.Cov)
+	if err != nil {
+		return nil, err
+	}
+	var tr float64
+	for i := 0; i < g.Dim(); i++ {
+		tr += g.Cov.At(i, i)
+	}
+	return &FrechetReference{g: g, sqrt: s, tr: tr}, nil
+}
+
+// Distance returns the Frechet distance between b and the reference; it
+// equals FrechetDistance(reference, b).
+func (r *FrechetReference) Distance(b *Gaussian) (float64, error) {
+	if b == nil {
+		return 0, errors.New("metrics: nil Gaussian")
+	}
+	return frechet(r.g, r.sqrt, r.tr, b)
+}
+
 // FrechetDistance returns the Frechet distance between two Gaussians of the
 // same dimension (see the package documentation).
 func FrechetDistance(a, b *Gaussian) (float64, error) {
 	if a == nil || b == nil {
 		return 0, errors.New("metrics: nil Gaussian")
 	}
+	sqrtA, err := symSqrt(a.Cov)
+	if err != nil {
+		return 0, err
+	}
+	var trA float64
+	for i := 0; i < a.Dim(); i++ {
+		trA += a.Cov.At(i, i)
+	}
+	return frechet(a, sqrtA, trA, b)
+}
+
+func frechet(a *Gaussian, sqrtA *mat.Dense, trA float64, b *Gaussian) (float64, error) {
 	if a.Dim() != b.Dim() {
 		return 0, fmt.Errorf("metrics: dimensions differ: %d and %d", a.Dim(), b.Dim())
 	}
@@ -73,10 +167,6 @@ func FrechetDistance(a, b *Gaussian) (float64, error) {
 	for i := range a.Mean {
 		diff := a.Mean[i] - b.Mean[i]
 		meanTerm += diff * diff
-	}
-	sqrtA, err := symSqrt(a.Cov)
-	if err != nil {
-		return 0, err
 	}
 	// M = sqrt(A) B sqrt(A) is symmetric PSD with the spectrum of A B.
 	var tmp, m mat.Dense
@@ -98,9 +188,8 @@ func FrechetDistance(a, b *Gaussian) (float64, error) {
 			trSqrt += math.Sqrt(v)
 		}
 	}
-	var trA, trB float64
+	var trB float64
 	for i := 0; i < d; i++ {
-		trA += a.Cov.At(i, i)
 		trB += b.Cov.At(i, i)
 	}
 	fd := meanTerm + trA + trB - 2*trSqrt

@@ -100,3 +100,83 @@ func TestFitGaussianErrors(t *testing.T) {
 	_, err = FrechetDistance(nil, nil)
 	require.Error(t, err)
 }
+
+// Integer frequency weights equal fitting the data with each vector
+// repeated that often.
+func TestFitGaussianWeightedIsRepetition(t *testing.T) {
+	rapid.Check(t, func(t *rapid.T) {
+		d := rapid.IntRange(1, 4).Draw(t, "d")
+		n := rapid.IntRange(2, 8).Draw(t, "n")
+		f := make([]float32, n*d)
+		for i := range f {
+			f[i] = float32(rapid.Float64Range(-3, 3).Draw(t, "f"))
+		}
+		w := make([]float64, n)
+		var rep []float32
+		for i := range w {
+			w[i] = float64(rapid.IntRange(0, 3).Draw(t, "w"))
+			for k := 0; k < int(w[i]); k++ {
+				rep = append(rep, f[i*d:(i+1)*d]...)
+			}
+		}
+		if len(rep) < 2*d {
+			w[0]++
+			w[1]++
+			rep = append(rep, f[:2*d]...)
+		}
+		got, err := FitGaussianWeighted(f, d, w)
+		if err != nil {
+			t.Fatal(err)
+		}
+		want, err := FitGaussian(rep, d)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for i := 0; i < d; i++ {
+			if math.Abs(got.Mean[i]-want.Mean[i]) > 1e-9 {
+				t.Fatalf("mean %v, want %v", got.Mean, want.Mean)
+			}
+			for j := 0; j < d; j++ {
+				if math.Abs(got.Cov.At(i, j)-want.Cov.At(i, j)) > 1e-9 {
+					t.Fatalf("cov(%d,%d) %v, want %v", i, j, got.Cov.At(i, j), want.Cov.At(i, j))
+				}
+			}
+		}
+	})
+}
+
+func TestFitGaussianWeightedErrors(t *testing.T) {
+	f := []float32{1, 2, 3, 4}
+	for _, w := range [][]float64{{1}, {1, -1}, {0.5, 0.5}, {math.Inf(1), 1}} {
+		_, err := FitGaussianWeighted(f, 2, w)
+		require.Error(t, err, "weights %v", w)
+	}
+}
+
+func TestFrechetReferenceMatchesFrechetDistance(t *testing.T) {
+	rng := rand.New(rand.NewPCG(11, 12))
+	const n, d = 300, 6
+	a := make([]float32, n*d)
+	b := make([]float32, n*d)
+	for i := range a {
+		a[i] = float32(rng.NormFloat64())
+		b[i] = float32(rng.NormFloat64()*0.7 - 0.4)
+	}
+	ga, err := FitGaussian(a, d)
+	require.NoError(t, err)
+	gb, err := FitGaussian(b, d)
+	require.NoError(t, err)
+	ref, err := NewFrechetReference(ga)
+	require.NoError(t, err)
+	got, err := ref.Distance(gb)
+	require.NoError(t, err)
+	want, err := FrechetDistance(ga, gb)
+	require.NoError(t, err)
+	require.InDelta(t, want, got, 1e-12*want)
+	_, err = ref.Distance(gaussianFromMoments([]float64{0}, []float64{1}))
+	require.Error(t, err)
+	_, err = ref.Distance(nil)
+	require.Error(t, err)
+	_, err = NewFrechetReference(nil)
+	require.Error(t, err)
+}
