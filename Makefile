@@ -5,14 +5,25 @@ GO ?= go
 ORT_LIB := $(CURDIR)/.cache/ort/libonnxruntime.so.1
 export ONNXRUNTIME_SHARED_LIBRARY_PATH ?= $(ORT_LIB)
 
-# Every package except onnx (and pipeline, the test helper internal/ortest and the programs that use
-# them) must build without cgo.
-NOCGO_PKGS = $(shell $(GO) list ./... | grep -v -e '/onnx$$' -e '/pipeline$$' -e '/internal/ortest$$' -e '/examples/') ./examples/gotrain
+# Every package except onnx (and pipeline, superres, the test helper internal/ortest and the programs
+# that use them) must build without cgo.
+NOCGO_PKGS = $(shell $(GO) list ./... | grep -v -e '/onnx$$' -e '/pipeline$$' -e '/superres$$' -e '/internal/ortest$$' -e '/examples/') ./examples/gotrain
 
-.PHONY: ort data test fmtcheck tidycheck vet staticcheck nocgo gotest demo eval sweep
+.PHONY: ort data test fmtcheck tidycheck vet staticcheck nocgo gotest demo eval sweep esrgan esrgan-goldens esrgan-eval
 
 ort:
 	@./scripts/ort.sh >/dev/null
+
+# UpscalerJS's esrgan-slim super-resolution models (npm, MIT), converted to
+# ONNX into testdata/models/ (committed; this re-creates them identically).
+# esrgan-goldens also rewrites testdata/esrgan/; esrgan-eval prints PSNR and
+# SSIM against bicubic on photographs and Fashion-MNIST (about 10 minutes).
+esrgan:
+	@./scripts/esrgan.sh
+esrgan-goldens:
+	@./scripts/esrgan.sh goldens
+esrgan-eval: data
+	@./scripts/esrgan.sh eval
 
 # Fashion-MNIST (Debian's dataset-fashion-mnist), used by the tests of the
 # shipped model and by the eval program.
