@@ -43,6 +43,24 @@
 // 1/k of the elements (25% more compute at 2x2), which runs concurrently
 // with the full-resolution call.
 //
+// # Velocity and clean-sample models
+//
+// The formula above is in eps-space. A model that predicts the velocity v
+// = sqrt(abar_t) eps - sqrt(1-abar_t) x0 (Stable Diffusion 2.x 768-v) or
+// the clean sample x0 says so in UpsampleOptions.Prediction. Each output
+// is then read as the noise it implies, eps = sqrt(abar_t) v +
+// sqrt(1-abar_t) x_t for the high-resolution call and the same with
+// abar_tau and the low-resolution input for the other, the correction is
+// formed in eps-space, and the guided output is returned in the model's
+// own type (the output whose implied noise is eps~). Feeding v outputs to
+// the eps formula directly would be wrong twice over: the low-resolution
+// term would be off by sqrt(P_t), and the term in D(x_t) that v lacks would
+// be lost. With w_t = 1 the pooled guided output implies the
+// low-resolution call's noise (over sqrt(k)) and, where tau matches the
+// SNR exactly, its clean sample, for every prediction type. Where an
+// output does not determine the noise (v at abar_t = 0, the last step of a
+// zero-terminal-SNR schedule; x0 at abar_t = 1) it is returned unguided.
+//
 // # Clipping x0 in pixel space
 //
 // Pixel-space samplers usually clip the predicted clean sample x0 to the

@@ -74,6 +74,18 @@ type UpsampleOptions struct {
 	// measures both. 0 leaves eps~ alone. It assumes x_t = sqrt(abar_t) x0
 	// + sqrt(1-abar_t) eps, as ugo's samplers give a Denoiser.
 	ClipSampleRange float64
+	// Prediction says what the model predicts, as diffusers'
+	// prediction_type: schedule.PredictEpsilon (the noise, the
+	// ugo.Denoiser contract; "" means this), schedule.PredictV (the
+	// velocity v = sqrt(abar_t) eps - sqrt(1-abar_t) x0, SD 2.x 768-v
+	// models) or schedule.PredictSample (the clean sample x0). The
+	// guidance term is defined on the noise: the model's outputs at both
+	// resolutions are read as the noise they imply (with abar_t at the
+	// high resolution and abar_tau at the low one), guided, and the
+	// returned prediction is of the same type as the model's. The
+	// returned Denoiser then outputs what the model outputs: pass it to a
+	// sampler configured with the same prediction type.
+	Prediction string
 }
 
 // DefaultUpsampleOptions returns the options of the paper's pixel-space
@@ -92,6 +104,8 @@ type upsampler struct {
 	theta   float64
 	onFrom  float64 // guidance is on for t >= onFrom
 	opts    UpsampleOptions
+	param   parameterization
+	eps     bool // the model predicts the noise: no conversion
 
 	// forceGuide disables the k = 1 shortcut (tests only).
 	forceGuide bool
@@ -105,6 +119,7 @@ type upWork struct {
 	lowX    *tensor.Dense // D(x_t)/sqrt(P_t), whole batch
 	lowEps  *tensor.Dense // eps(lowX, tau), whole batch
 	scratch []float32     // D(eps) of one batch element
+	poolX   []float32     // D(x_t) of one batch element
 	tau     []float32
 	call    call
 
@@ -114,9 +129,13 @@ type upWork struct {
 }
 
 // Upsample returns a Denoiser that applies Upsample Guidance (Hwang, Park
-// and Jo, arXiv 2404.01709) to model, a noise predictor trained at a lower
-// resolution, for samples opts.Factors times larger than that resolution.
-// s is the schedule the model was trained with.
+// and Jo, arXiv 2404.01709) to model, trained at a lower resolution, for
+// samples opts.Factors times larger than that resolution. s is the
+// schedule the model was trained with. model predicts the noise unless
+// opts.Prediction says it predicts the velocity or the clean sample; the
+// formula below is then applied to the noise its outputs imply, and the
+// result is returned in the model's own type (see the package
+// documentation).
 //
 // For a sample x_t it computes, per batch element,
 //
@@ -169,6 +188,9 @@ func Upsample(model ugo.Denoiser, s *schedule.Schedule, opts UpsampleOptions) (u
 	if opts.TimeMatching != schedule.Continuous && opts.TimeMatching != schedule.Nearest {
 		return nil, fmt.Errorf("guidance: Upsample: unknown TimeMatching %d", int(opts.TimeMatching))
 	}
+	if err := checkPrediction(opts.Prediction); err != nil {
+		return nil, err
+	}
 	opts.Factors = append([]int(nil), factors...)
 	return &upsampler{
 		model:   model,
@@ -178,6 +200,8 @@ func Upsample(model ugo.Denoiser, s *schedule.Schedule, opts UpsampleOptions) (u
 		theta:   opts.Theta,
 		onFrom:  (1 - opts.Eta) * float64(s.Len()),
 		opts:    opts,
+		param:   vp{s: s, pred: opts.Prediction},
+		eps:     opts.Prediction == "" || opts.Prediction == schedule.PredictEpsilon,
 	}, nil
 }
 
@@ -258,27 +282,68 @@ func (u *upsampler) PredictNoise(ctx context.Context, dst, x *tensor.Dense, t []
 	ds, lowEps := dst.Float32s(), ws.lowEps.Float32s()
 	invSqrtK := float32(1 / math.Sqrt(u.k))
 	for b := range n {
-		w := u.weight(ugo.TimestepAt(t, b))
+		tb := ugo.TimestepAt(t, b)
+		w := u.weight(tb)
 		if w == 0 {
 			continue
 		}
-		d := ds[b*hi : (b+1)*hi]
+		d, xb := ds[b*hi:(b+1)*hi], xs[b*hi:(b+1)*hi]
 		g := ws.scratch
-		ws.plan.Pool(g, d, 1)
-		for i, e := range lowEps[b*lo : (b+1)*lo] {
-			g[i] = e*invSqrtK - g[i]
+		if u.eps {
+			ws.plan.Pool(g, d, 1)
+			for i, e := range lowEps[b*lo : (b+1)*lo] {
+				g[i] = e*invSqrtK - g[i]
+			}
+			ws.plan.AddRepeated(d, g, float32(w))
+		} else if !u.guideConverted(ws, d, xb, lowEps[b*lo:(b+1)*lo], lowX[b*lo:(b+1)*lo], tb, ugo.TimestepAt(tau, b), w) {
+			continue
 		}
-		ws.plan.AddRepeated(d, g, float32(w))
 		if u.opts.ClipSampleRange > 0 {
-			u.clampX0(ws, d, xs[b*hi:(b+1)*hi], ugo.TimestepAt(t, b))
+			u.clampX0(ws, d, xb, tb)
 		}
 	}
 	return nil
 }
 
-// clampX0 rewrites eps (one batch element, in place) so that the clean
-// sample it implies for x at t is block-clamped to ClipSampleRange.
+// guideConverted adds the guidance term to the output d of a model that
+// does not predict the noise (one batch element, in place): with eps =
+// A m + B x at each resolution,
+//
+//	m~ = m + (w/A_t) U( (A_tau m_low + B_tau x~)/sqrt(k) - (A_t D(m) + B_t D(x)) )
+//
+// which is the output whose implied noise is the guided eps~. It reports
+// false, leaving d alone, where an output does not determine the noise
+// (v at abar = 0, x0 at abar = 1).
+func (u *upsampler) guideConverted(ws *upWork, d, x, lowOut, lowX []float32, t, tau float32, w float64) bool {
+	hc, ok := u.param.at(float64(t))
+	if !ok {
+		return false
+	}
+	lc, ok := u.param.at(float64(tau))
+	if !ok {
+		return false
+	}
+	g, dx := ws.scratch, ws.poolX
+	ws.plan.Pool(g, d, 1)
+	ws.plan.Pool(dx, x, 1)
+	invSqrtK := 1 / math.Sqrt(u.k)
+	la, lb := float32(lc.epsM*invSqrtK), float32(lc.epsX*invSqrtK)
+	ha, hb := float32(hc.epsM), float32(hc.epsX)
+	for i, m := range lowOut {
+		g[i] = (la*m + lb*lowX[i]) - (ha*g[i] + hb*dx[i])
+	}
+	ws.plan.AddRepeated(d, g, float32(w/hc.epsM))
+	return true
+}
+
+// clampX0 rewrites the output eps (one batch element, in place) so that
+// the clean sample it implies for x at t is block-clamped to
+// ClipSampleRange.
 func (u *upsampler) clampX0(ws *upWork, eps, x []float32, t float32) {
+	if !u.eps {
+		u.clampX0Converted(ws, eps, x, t)
+		return
+	}
 	ab := u.s.AlphaBar(float64(t))
 	if !(ab > 0 && ab < 1) {
 		return // x0 is x itself (ab = 1) or not defined (ab = 0)
@@ -294,6 +359,29 @@ func (u *upsampler) clampX0(ws *upWork, eps, x []float32, t float32) {
 	for i, c := range ws.x0c {
 		if c != ws.x0[i] {
 			eps[i] = (x[i] - a*c) / sg
+		}
+	}
+}
+
+// clampX0Converted is clampX0 for a model that does not predict the
+// noise: x0 = C m + E x, so the output implying the clamped x0 c is
+// (c - E x)/C.
+func (u *upsampler) clampX0Converted(ws *upWork, out, x []float32, t float32) {
+	r, ok := u.param.at(float64(t))
+	if !ok || r.x0M == 0 || math.IsInf(r.x0X, 0) {
+		return
+	}
+	c, e := float32(r.x0M), float32(r.x0X)
+	for i, v := range x {
+		ws.x0[i] = c*out[i] + e*v
+	}
+	copy(ws.x0c, ws.x0)
+	if !ws.plan.ClampBlocks(ws.x0c, ws.means, ws.scales, float32(u.opts.ClipSampleRange)) {
+		return
+	}
+	for i, v := range ws.x0c {
+		if v != ws.x0[i] {
+			out[i] = (v - e*x[i]) / c
 		}
 	}
 }
@@ -348,6 +436,7 @@ func (u *upsampler) workspace(shape []int) (*upWork, error) {
 		lowX:    newTensor(low),
 		lowEps:  newTensor(low),
 		scratch: make([]float32, plan.LowLen()),
+		poolX:   make([]float32, plan.LowLen()),
 		tau:     make([]float32, shape[0]),
 		x0:      make([]float32, plan.HighLen()),
 		x0c:     make([]float32, plan.HighLen()),

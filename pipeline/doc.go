@@ -40,12 +40,15 @@
 //     text-encoder call.
 //  2. The initial latents, [Images, 4, H/8, W/8], are one draw from the
 //     noise source (noise.NewTorchCPU(Seed) by default).
-//  3. The UNet predicts the noise under classifier-free guidance,
-//     eps_u + s*(eps_c - eps_u), with both branches in one batched UNet call
-//     (separate concurrent calls when the export has a fixed batch size); a
-//     scale s <= 1 runs the conditional branch alone, as diffusers does.
+//  3. The UNet predicts what scheduler_config.json's prediction_type says
+//     (the noise, or the velocity of SD 2.x 768-v models, or the clean
+//     sample) under classifier-free guidance, u + s*(c - u), with both
+//     branches in one batched UNet call (separate concurrent calls when the
+//     export has a fixed batch size); CFG runs only when s > 1 (a scale of
+//     0 or 1 runs the conditional branch alone), as diffusers does.
 //  4. Upsample Guidance wraps that prediction when the size is an integer
-//     multiple of the training size (see below).
+//     multiple of the training size (see below), reading it as the noise it
+//     implies for the prediction type and returning the same type.
 //  5. A sampler samples the latents: DDIM (default), DDPM, Euler, Euler
 //     ancestral or DPM-Solver++ 2M (package sampler), configured from
 //     scheduler_config.json as diffusers' from_config would configure them.

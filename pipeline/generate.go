@@ -350,7 +350,8 @@ func (m *Model) factors(latent, given []int) ([]int, error) {
 	return f, nil
 }
 
-// Denoiser returns the noise predictor a plan samples with, conditioned on
+// Denoiser returns the predictor (of the scheduler config's prediction
+// type) a plan samples with, conditioned on
 // the prompt embeddings cond and uncond ([1 or N, sequence, hidden], from
 // EncodePrompts): the UNet under classifier-free guidance (both branches in
 // one batched UNet call when the export allows it, else two concurrent
@@ -387,6 +388,7 @@ func (m *Model) Denoiser(p *Plan, cond, uncond *tensor.Dense) (ugo.Denoiser, err
 	}
 	g, err := guidance.Upsample(model, m.sched, guidance.UpsampleOptions{
 		Factors: p.Factors, Theta: p.Theta, Eta: p.Eta, TimeMatching: p.TimeMatching,
+		Prediction: m.info.Scheduler.PredictionType,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("pipeline: %w", err)

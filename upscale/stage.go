@@ -19,11 +19,18 @@ import (
 
 // Sampling is what every stage samples with: a model, its schedule, a
 // solver and the noise of each image. Stages wrap Model in Upsample
-// Guidance and Structure Guidance themselves, so Model is the plain noise
+// Guidance and Structure Guidance themselves, so Model is the plain
 // predictor (with classifier-free guidance for text-to-image models).
 type Sampling struct {
-	// Model predicts the noise at any size. Required.
+	// Model predicts, at any size, what Prediction says. Required.
 	Model ugo.Denoiser
+	// Prediction is what Model predicts: the noise (sampler.Epsilon, the
+	// default ""), the velocity (sampler.VPrediction) or the clean sample
+	// (sampler.SamplePred); the Solver must read the model output the
+	// same way. Upsample Guidance and Structure Guidance convert around
+	// their terms accordingly; options of theirs that name another
+	// prediction type are refused.
+	Prediction sampler.PredictionType
 	// Schedule is the model's training schedule, required by Upsample
 	// Guidance and Structure Guidance.
 	Schedule *schedule.Schedule
@@ -125,6 +132,10 @@ func (s *Sampling) upsample(model ugo.Denoiser, opts *guidance.UpsampleOptions, 
 		return nil, errors.New("upscale: Upsample Guidance needs Sampling.Schedule")
 	}
 	o := *opts
+	if err := samePrediction("UpsampleOptions", o.Prediction, s.Prediction); err != nil {
+		return nil, err
+	}
+	o.Prediction = string(s.Prediction)
 	if th, tw := s.Trained[0], s.Trained[1]; th > 0 && tw > 0 {
 		if h%th != 0 || w%tw != 0 {
 			return nil, fmt.Errorf("upscale: Upsample Guidance at %dx%d: not a multiple of the trained %dx%d", h, w, th, tw)
@@ -143,6 +154,21 @@ func (s *Sampling) upsample(model ugo.Denoiser, opts *guidance.UpsampleOptions, 
 		return nil, fmt.Errorf("upscale: %w", err)
 	}
 	return g, nil
+}
+
+// samePrediction refuses a stage option naming a prediction type other than
+// the Sampling's ("" in either means epsilon).
+func samePrediction(what, opt string, s sampler.PredictionType) error {
+	norm := func(p string) string {
+		if p == "" {
+			return string(sampler.Epsilon)
+		}
+		return p
+	}
+	if opt != "" && norm(opt) != norm(string(s)) {
+		return fmt.Errorf("upscale: %s.Prediction %q, but Sampling.Prediction is %q", what, opt, norm(string(s)))
+	}
+	return nil
 }
 
 // A Stage is one step of an upscaling pipeline: it turns a batch of
@@ -335,6 +361,10 @@ func (st Refine) Run(ctx context.Context, s *Sampling, x *tensor.Dense) (*tensor
 			return nil, fmt.Errorf("upscale: the solver planned %d steps for %d", p.Len(), steps)
 		}
 		o := *st.Structure
+		if err := samePrediction("StructureOptions", string(o.Prediction), s.Prediction); err != nil {
+			return nil, err
+		}
+		o.Prediction = s.Prediction
 		o.From = p.Timesteps[steps-int(float64(steps)*st.Strength)]
 		o.To = p.Timesteps[steps-1]
 		if model, err = StructureGuidance(model, s.Schedule, ref, o); err != nil {

@@ -405,7 +405,8 @@ func openLatent(ctx context.Context, dir string, o *options) (*setup, error) {
 	return &setup{
 		sampling: func() upscale.Sampling {
 			return upscale.Sampling{
-				Model: model, Schedule: m.Schedule(), Solver: plan.Solver(), Steps: plan.Steps,
+				Model: model, Prediction: sampler.PredictionType(info.Scheduler.PredictionType),
+				Schedule: m.Schedule(), Solver: plan.Solver(), Steps: plan.Steps,
 				Channels: info.LatentChannels, Trained: [2]int{base, base},
 				Noise: upscale.TorchSeeds(o.seed), Batch: o.n, // one draw over the batch, as diffusers
 			}
