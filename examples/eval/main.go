@@ -35,6 +35,7 @@ import (
 	"github.com/ugo-diffusion/ugo/metrics"
 	"github.com/ugo-diffusion/ugo/onnx"
 	"github.com/ugo-diffusion/ugo/picture"
+	"github.com/ugo-diffusion/ugo/superres"
 	"github.com/ugo-diffusion/ugo/upscale"
 )
 
@@ -64,6 +65,7 @@ func main() {
 func run() error {
 	modelPath := flag.String("model", "", "ONNX eps-prediction model (default: testdata/models/fashion_unet.onnx)")
 	clsPath := flag.String("classifier", "", "ONNX classifier with outputs logits and features (default: testdata/models/fashion_classifier.onnx)")
+	srPath := flag.String("esrgan", "", "ONNX 4x super-resolution model of the ESRGAN settings, NHWC RGB in [0, 255] (default: testdata/models/esrgan_slim_x4.onnx)")
 	dataDir := flag.String("data", "/usr/share/datasets/fashion-mnist", "folder with t10k-images-idx3-ubyte.gz (Debian package dataset-fashion-mnist)")
 	out := flag.String("out", "out/eval", "output folder: results.jsonl, table.md, sample grids")
 	n56 := flag.Int("n56", 500, "images per setting at 28x28 and 56x56")
@@ -81,7 +83,8 @@ func run() error {
 		return errors.New("-n56 and -n112 must be at least 2; -steps, -batch and -workers positive")
 	}
 
-	paths := map[string]*string{"testdata/models/fashion_unet.onnx": modelPath, "testdata/models/fashion_classifier.onnx": clsPath}
+	paths := map[string]*string{"testdata/models/fashion_unet.onnx": modelPath, "testdata/models/fashion_classifier.onnx": clsPath,
+		"testdata/models/esrgan_slim_x4.onnx": srPath}
 	for def, p := range paths {
 		if *p == "" {
 			found, err := fashion.FindFile(def)
@@ -105,6 +108,11 @@ func run() error {
 		return err
 	}
 	defer cls.Close()
+	esrgan, err := superres.Open(*srPath, superres.Options{Scale: 4}, opts...)
+	if err != nil {
+		return err
+	}
+	defer esrgan.Close()
 	if err := os.MkdirAll(*out, 0o755); err != nil {
 		return err
 	}
@@ -164,6 +172,21 @@ func run() error {
 			upscale.Refine{Height: 112, Width: 112, Strength: r, Mix: &upscale.MixOptions{}, Structure: &upscale.StructureOptions{}}}},
 		fashion.Setting{Name: "56 UG θ=1.5", Size: 56, Guide: ug(1.5, nil)},
 		fashion.Setting{Name: "28 native, diffusers DDIM", Size: 28, DiffusersDDIM: true},
+	)
+	// A pretrained super-resolution network on the native samples, alone
+	// and followed by the same refinement.
+	settings = append(settings,
+		fashion.Setting{Name: "112 ESRGAN", Size: 112, Stages: []upscale.Stage{
+			upscale.Sample{Height: 28, Width: 28},
+			superres.Stage{Model: esrgan}}},
+		fashion.Setting{Name: "112 ESRGAN+refine", Size: 112, Stages: []upscale.Stage{
+			upscale.Sample{Height: 28, Width: 28},
+			superres.Stage{Model: esrgan},
+			upscale.Refine{Height: 112, Width: 112, Strength: r}}},
+		fashion.Setting{Name: "112 ESRGAN+refine+SG", Size: 112, Stages: []upscale.Stage{
+			upscale.Sample{Height: 28, Width: 28},
+			superres.Stage{Model: esrgan},
+			upscale.Refine{Height: 112, Width: 112, Strength: r, Structure: &upscale.StructureOptions{}}}},
 	)
 	if *sweep != "" {
 		if settings, err = sweepSettings(settings[0], settings[2], *sweep, *samplers, *steps); err != nil {

@@ -8,12 +8,17 @@
 //     size (the hires fix: -filter upscale, noise to -strength, denoise);
 //   - scalediff: as refine, with ScaleDiff's Latent Frequency Mixing and
 //     Structure Guidance (Neighborhood Patch Attention needs the network's
-//     attention and is not available; see package upscale).
+//     attention and is not available; see package upscale);
+//   - sr and sr-refine, with -sr: a native sample enlarged to the final
+//     size by a super-resolution model (package superres; resized when its
+//     scale does not land there), then, for sr-refine, SDEdit refinement
+//     at that size with Structure Guidance.
 //
 // For the shipped Fashion-MNIST model (a pixel-space model trained at 28x28):
 //
 //	go run ./examples/upscale -out out/upscale                # 28 -> 56 -> 112
 //	go run ./examples/upscale -sizes 112 -methods refine,scalediff
+//	go run ./examples/upscale -sizes 112 -sr testdata/models/esrgan_slim_x4.onnx
 //
 // For a Stable Diffusion ONNX folder (a latent model: the refinements mix
 // frequencies through its VAE, vae_encoder/ included), sizes are in pixels:
@@ -50,6 +55,7 @@ import (
 	"github.com/ugo-diffusion/ugo/resize"
 	"github.com/ugo-diffusion/ugo/sampler"
 	"github.com/ugo-diffusion/ugo/schedule"
+	"github.com/ugo-diffusion/ugo/superres"
 	"github.com/ugo-diffusion/ugo/upscale"
 )
 
@@ -65,6 +71,10 @@ func main() {
 // methods are the pipelines the program compares, in their default order.
 var methods = []string{"ug", "ug-stages", "refine", "scalediff"}
 
+// srMethods need a super-resolution model (-sr); they join the default
+// methods when one is given.
+var srMethods = []string{"sr", "sr-refine"}
+
 type options struct {
 	model, out, prompt, negative string
 	methods                      []string
@@ -76,6 +86,8 @@ type options struct {
 	trained, channels            int
 	sampleSize                   int
 	onnx                         []onnx.Option
+	sr                           string
+	srScale                      int
 }
 
 func parse(args []string, stderr io.Writer) (*options, error) {
@@ -100,6 +112,8 @@ func parse(args []string, stderr io.Writer) (*options, error) {
 	fs.Float64Var(&o.cfg, "cfg", pipeline.DefaultGuidanceScale, "classifier-free guidance scale (latent models)")
 	fs.IntVar(&o.sampleSize, "sample-size", 0, "training size of a latent model in pixels (default: from its config)")
 	threads := fs.Int("threads", 0, "ONNX Runtime intra-op threads (0: runtime default)")
+	fs.StringVar(&o.sr, "sr", "", "ONNX super-resolution model (NHWC RGB in [0, 255], as testdata/models/esrgan_slim_x4.onnx) for the methods sr and sr-refine")
+	fs.IntVar(&o.srScale, "sr-scale", 4, "upscaling factor of the -sr model")
 	if err := fs.Parse(args); err != nil {
 		return nil, err
 	}
@@ -119,10 +133,21 @@ func parse(args []string, stderr io.Writer) (*options, error) {
 	if o.filter, err = resize.ByName(*filter); err != nil {
 		return nil, err
 	}
+	if o.sr != "" && o.srScale <= 0 {
+		return nil, fmt.Errorf("-sr-scale %d, want a positive factor", o.srScale)
+	}
+	methodsSet := false
+	fs.Visit(func(f *flag.Flag) { methodsSet = methodsSet || f.Name == "methods" })
+	if o.sr != "" && !methodsSet {
+		*meth += "," + strings.Join(srMethods, ",")
+	}
 	for _, m := range strings.Split(*meth, ",") {
 		m = strings.TrimSpace(m)
-		if !contains(methods, m) {
-			return nil, fmt.Errorf("unknown method %q, want some of %s", m, strings.Join(methods, ", "))
+		if contains(srMethods, m) && o.sr == "" {
+			return nil, fmt.Errorf("method %q needs a super-resolution model (-sr)", m)
+		}
+		if !contains(methods, m) && !contains(srMethods, m) {
+			return nil, fmt.Errorf("unknown method %q, want some of %s", m, strings.Join(append(methods, srMethods...), ", "))
 		}
 		o.methods = append(o.methods, m)
 	}
@@ -173,6 +198,7 @@ type setup struct {
 	ug          guidance.UpsampleOptions
 	toImage     func(context.Context, *tensor.Dense) (*tensor.Dense, error)
 	closeModels func()
+	sr          *superres.Model // nil without -sr
 }
 
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
@@ -185,6 +211,12 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	defer st.closeModels()
+	if o.sr != "" {
+		if st.sr, err = superres.Open(o.sr, superres.Options{Scale: o.srScale}, o.onnx...); err != nil {
+			return err
+		}
+		defer st.sr.Close()
+	}
 	if err := os.MkdirAll(o.out, 0o755); err != nil {
 		return err
 	}
@@ -255,6 +287,14 @@ func (st *setup) stages(m string, o *options) ([]upscale.Stage, error) {
 				r.Structure = &upscale.StructureOptions{Cutoff: o.cutoff}
 			}
 			out = append(out, r)
+		}
+	case "sr", "sr-refine":
+		last := st.sizes[len(st.sizes)-1]
+		out = append(out, upscale.Sample{Height: st.trained, Width: st.trained},
+			superres.Stage{Model: st.sr, Height: last, Width: last, Filter: o.filter, Codec: st.codec})
+		if m == "sr-refine" {
+			out = append(out, upscale.Refine{Height: last, Width: last, Strength: o.strength, Filter: o.filter, Codec: st.codec,
+				Structure: &upscale.StructureOptions{Cutoff: o.cutoff}})
 		}
 	default:
 		return nil, fmt.Errorf("unknown method %q", m)

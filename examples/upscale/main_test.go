@@ -60,6 +60,23 @@ func TestLatentModel(t *testing.T) {
 	require.Equal(t, [2]int{2*128 + 3*2, 128 + 2*2}, [2]int{w, h})
 }
 
+// The shipped Fashion-MNIST model with the shipped ESRGAN x4 model: 28 ->
+// 112 by the network, then refined.
+func TestSuperResolution(t *testing.T) {
+	ortest.Require(t)
+	out := t.TempDir()
+	var stdout, stderr bytes.Buffer
+	err := run(context.Background(), []string{"-sr", "../../testdata/models/esrgan_slim_x4.onnx", "-sizes", "112",
+		"-methods", "refine,sr,sr-refine", "-n", "2", "-cols", "2", "-steps", "4", "-threads", "1", "-out", out}, &stdout, &stderr)
+	require.NoError(t, err, "%s", stderr.String())
+	for _, f := range []string{"sr_1_112.png", "sr-refine_1_112.png", "sr-refine_2_112.png"} {
+		require.Contains(t, stdout.String(), filepath.Join(out, f))
+	}
+	w, h := pngSize(t, filepath.Join(out, "sr-refine_2_112.png"))
+	require.Equal(t, [2]int{2*112 + 3*2, 112 + 2*2}, [2]int{w, h})
+	require.Contains(t, stdout.String(), "(refine, sr, sr-refine)")
+}
+
 func TestParseErrors(t *testing.T) {
 	for _, tc := range []struct {
 		args []string
@@ -73,6 +90,8 @@ func TestParseErrors(t *testing.T) {
 		{[]string{"-filter", "spline"}, "unknown strategy"},
 		{[]string{"-n", "0"}, "positive"},
 		{[]string{"extra"}, "unexpected"},
+		{[]string{"-methods", "sr"}, "needs a super-resolution model"},
+		{[]string{"-sr", "m.onnx", "-sr-scale", "0"}, "-sr-scale"},
 	} {
 		_, err := parse(tc.args, &bytes.Buffer{})
 		require.Error(t, err, "%v", tc.args)
