@@ -56,12 +56,18 @@ func (e *ShapeError) Error() string {
 
 // CheckSample verifies that x is a non-nil float32 tensor of rank 4 (N, C, H,
 // W) or rank 5 (N, C, F, H, W) with positive dimensions and a dense backing
-// slice, and returns its shape. name is used in the error.
+// slice stored in row-major logical order, and returns its shape. A lazily
+// transposed tensor (x.T without Materialize), a column-major one and a
+// zero tensor.Dense are refused, since every consumer reads the backing
+// slice in storage order. name is used in the error, a *ShapeError.
 func CheckSample(name string, x *tensor.Dense) ([]int, error) {
 	if x == nil {
 		return nil, &ShapeError{What: name, Want: "a tensor, got nil"}
 	}
 	shape := []int(x.Shape())
+	if x.Dtype().Type == nil {
+		return nil, &ShapeError{What: name, Want: "an initialised tensor, got a zero tensor.Dense (no dtype, no data)"}
+	}
 	if x.Dtype() != tensor.Float32 {
 		return nil, &ShapeError{What: name, Got: shape, Want: fmt.Sprintf("dtype float32, got %v", x.Dtype())}
 	}
@@ -78,13 +84,17 @@ func CheckSample(name string, x *tensor.Dense) ([]int, error) {
 	if data := x.Float32s(); len(data) != n {
 		return nil, &ShapeError{What: name, Got: shape, Want: "a dense float32 tensor whose backing slice matches its shape"}
 	}
+	if x.RequiresIterator() || !x.DataOrder().IsRowMajor() {
+		return nil, &ShapeError{What: name, Got: shape, Want: "a row-major tensor stored in its logical order, not a lazily transposed or column-major view (call Materialize or copy it first)"}
+	}
 	return shape, nil
 }
 
 // CheckPrediction validates the arguments of a PredictNoise call: x and dst
 // must pass CheckSample with identical shapes, and len(t) must be 1 or the
-// batch size N. Every t must be finite. Backends and middleware call it
-// first so that bad input becomes an error, never a panic.
+// batch size N. Every t must be finite. dst must not share memory with x
+// (an error wrapping ErrAlias). Backends and middleware call it first so
+// that bad input becomes an error, never a panic.
 func CheckPrediction(dst, x *tensor.Dense, t []float32) error {
 	xs, err := CheckSample("x", x)
 	if err != nil {
@@ -96,6 +106,9 @@ func CheckPrediction(dst, x *tensor.Dense, t []float32) error {
 	}
 	if !slices.Equal([]int(xs), []int(ds)) {
 		return &ShapeError{What: "dst", Got: ds, Want: fmt.Sprintf("the shape of x %v", xs)}
+	}
+	if Overlapping(dst, x) {
+		return fmt.Errorf("ugo: %w: PredictNoise writes dst while it reads x; pass a separate buffer", ErrAlias)
 	}
 	if len(t) != 1 && len(t) != xs[0] {
 		return fmt.Errorf("ugo: got %d timesteps for a batch of %d, want 1 or %d", len(t), xs[0], xs[0])

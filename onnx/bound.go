@@ -38,12 +38,18 @@ type boundValue struct {
 // equals x's is passed as is, and any other batch is an error at predict
 // time.
 func (m *Model) With(name string, value *tensor.Dense) (*Bound, error) {
+	if m == nil {
+		return nil, errNil
+	}
 	return m.root.With(name, value)
 }
 
 // With returns a copy of b that also binds value to the extra input name;
 // see Model.With.
 func (b *Bound) With(name string, value *tensor.Dense) (*Bound, error) {
+	if b == nil || b.m == nil {
+		return nil, errNil
+	}
 	m := b.m
 	i, ok := m.extraIx[name]
 	if !ok {
@@ -54,8 +60,8 @@ func (b *Bound) With(name string, value *tensor.Dense) (*Bound, error) {
 		return nil, fmt.Errorf("onnx: the model has no extra input %q; its extra inputs are [%s]", name, names(m.info.Extra))
 	}
 	in := m.info.Extra[i]
-	if value == nil {
-		return nil, fmt.Errorf("onnx: binding %s: value is nil", in)
+	if err := checkArg("binding", in.String(), value); err != nil {
+		return nil, err
 	}
 	shape := []int(value.Shape())
 	if value.IsScalar() {
@@ -84,11 +90,19 @@ func (b *Bound) With(name string, value *tensor.Dense) (*Bound, error) {
 }
 
 // Model returns the model b was derived from.
-func (b *Bound) Model() *Model { return b.m }
+func (b *Bound) Model() *Model {
+	if b == nil {
+		return nil
+	}
+	return b.m
+}
 
 // PredictNoise implements ugo.Denoiser; see Model.PredictNoise. Every extra
 // input of the model must be bound.
 func (b *Bound) PredictNoise(ctx context.Context, dst, x *tensor.Dense, t []float32) error {
+	if b == nil || b.m == nil {
+		return errNil
+	}
 	bd, out, err := b.m.call(ctx, dst, x, t, []*Bound{b})
 	if err != nil {
 		return err
@@ -118,8 +132,8 @@ type CFG struct {
 // Batched reports which. The result is a ugo.Denoiser, so Upsample Guidance
 // can wrap it.
 func BatchedCFG(cond, uncond *Bound, scale float32) (*CFG, error) {
-	if cond == nil || uncond == nil {
-		return nil, fmt.Errorf("onnx: BatchedCFG: cond and uncond must not be nil")
+	if cond == nil || uncond == nil || cond.m == nil || uncond.m == nil {
+		return nil, fmt.Errorf("onnx: BatchedCFG: cond and uncond must not be nil: %w", errNil)
 	}
 	if cond.m != uncond.m {
 		return nil, fmt.Errorf("onnx: BatchedCFG: cond and uncond are bound to different models (%s, %s)", cond.m.info.Path, uncond.m.info.Path)
@@ -142,10 +156,13 @@ func BatchedCFG(cond, uncond *Bound, scale float32) (*CFG, error) {
 }
 
 // Batched reports whether cond and uncond run in one session call.
-func (g *CFG) Batched() bool { return g.batched }
+func (g *CFG) Batched() bool { return g != nil && g.batched }
 
 // PredictNoise implements ugo.Denoiser.
 func (g *CFG) PredictNoise(ctx context.Context, dst, x *tensor.Dense, t []float32) error {
+	if g == nil || g.cond == nil || g.cond.m == nil {
+		return errNil
+	}
 	m := g.m()
 	if g.batched {
 		bd, out, err := m.call(ctx, dst, x, t, []*Bound{g.cond, g.uncond})
@@ -155,7 +172,7 @@ func (g *CFG) PredictNoise(ctx context.Context, dst, x *tensor.Dense, t []float3
 		n := len(out) / 2
 		combineCFG(dst.Float32s(), out[:n], out[n:], g.scale)
 		m.done(bd)
-		return nil
+		return ugo.CheckFinite("onnx: CFG combination", dst.Float32s())
 	}
 	bc, c, err := m.call(ctx, dst, x, t, []*Bound{g.cond})
 	if err != nil {
@@ -168,7 +185,7 @@ func (g *CFG) PredictNoise(ctx context.Context, dst, x *tensor.Dense, t []float3
 	}
 	combineCFG(dst.Float32s(), c, u, g.scale)
 	m.done(bu)
-	return nil
+	return ugo.CheckFinite("onnx: CFG combination", dst.Float32s())
 }
 
 func (g *CFG) m() *Model { return g.cond.m }

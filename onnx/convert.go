@@ -228,3 +228,30 @@ func copySlice(dst any, off int, src any) int {
 	}
 	return 0
 }
+
+// checkArg refuses the tensors no conversion can read correctly: nil, a
+// zero tensor.Dense, a lazily transposed or column-major view (whose
+// backing slice is not in logical order) and one whose backing slice does
+// not match its shape. kind and name go into the error.
+func checkArg(kind, name string, d *tensor.Dense) error {
+	if d == nil {
+		return fmt.Errorf("onnx: %s %s is nil", kind, name)
+	}
+	if d.Dtype().Type == nil {
+		return fmt.Errorf("onnx: %s %s is a zero tensor.Dense (no dtype, no data)", kind, name)
+	}
+	if d.RequiresIterator() || !d.DataOrder().IsRowMajor() {
+		return fmt.Errorf("onnx: %s %s is a lazily transposed or column-major view; Materialize or copy it first", kind, name)
+	}
+	n := 1
+	for _, k := range d.Shape() {
+		if k < 0 {
+			return fmt.Errorf("onnx: %s %s has shape %v", kind, name, []int(d.Shape()))
+		}
+		n *= k
+	}
+	if d.DataSize() != n {
+		return fmt.Errorf("onnx: %s %s has %d values for shape %v", kind, name, d.DataSize(), []int(d.Shape()))
+	}
+	return nil
+}

@@ -59,7 +59,26 @@
 // stops between operators and PredictNoise returns an error wrapping
 // ctx.Err().
 //
-// A NaN or infinite output is an error wrapping ErrNonFinite.
+// # Errors
+//
+// Bad input is an error, never a panic:
+//
+//   - *ugo.ShapeError: a sample the model cannot take (rank, channels, a
+//     fixed dimension, a size WithSpatialMultiple excludes, a lazily
+//     transposed view);
+//   - ugo.ErrAlias: dst sharing memory with x;
+//   - ErrNonFinite (which is ugo.ErrNonFinite, so sampler.ErrNonFinite too):
+//     a NaN or infinite model output or CFG combination;
+//   - ErrClosed: a call on a closed model; the methods of a nil *Model,
+//     *Bound, *CFG, *Graph or *Session (what a failed Open returns) return
+//     an error wrapping both ErrClosed and ugo.ErrNilDenoiser, and their
+//     Close returns nil;
+//   - *RunError: ONNX Runtime failed inside the graph (a size its dynamic
+//     axes admit but its operators do not), with the runtime's message, the
+//     model and the sample shape;
+//   - *LibraryError: no usable ONNX Runtime library; *ProviderError
+//     (ErrProviderUnavailable): an execution provider that cannot be used;
+//   - ctx.Err(), wrapped, when the context ended a call.
 //
 // # The ONNX Runtime library
 //

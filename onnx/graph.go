@@ -83,10 +83,18 @@ func OpenGraphOutputs(path string, outputs []string, opts ...Option) (*Graph, er
 
 // Info describes the graph's inputs and the outputs it can return, and the
 // providers in use.
-func (g *Graph) Info() SessionInfo { return g.infoCopy() }
+func (g *Graph) Info() SessionInfo {
+	if g == nil {
+		return SessionInfo{}
+	}
+	return g.infoCopy()
+}
 
 // Input returns the description of the graph input name.
 func (g *Graph) Input(name string) (TensorInfo, bool) {
+	if g == nil {
+		return TensorInfo{}, false
+	}
 	i, ok := g.ins[name]
 	if !ok {
 		return TensorInfo{}, false
@@ -96,6 +104,9 @@ func (g *Graph) Input(name string) (TensorInfo, bool) {
 
 // Output returns the description of the graph output name.
 func (g *Graph) Output(name string) (TensorInfo, bool) {
+	if g == nil {
+		return TensorInfo{}, false
+	}
 	i, ok := g.outs[name]
 	if !ok {
 		return TensorInfo{}, false
@@ -127,6 +138,9 @@ func checkDims(kind, name string, shape []int, ti TensorInfo) ([]int64, error) {
 // NaN or infinite output is an error wrapping ErrNonFinite. ctx cancellation
 // stops a running call.
 func (g *Graph) Run(ctx context.Context, inputs, outputs map[string]*tensor.Dense) error {
+	if g == nil {
+		return errNil
+	}
 	g.mu.RLock()
 	defer g.mu.RUnlock()
 	if err := g.ready(ctx, outputs); err != nil {
@@ -141,8 +155,8 @@ func (g *Graph) Run(ctx context.Context, inputs, outputs map[string]*tensor.Dens
 			return err
 		}
 		ti := g.info.Inputs[i]
-		if d == nil {
-			return fmt.Errorf("onnx: Run: input %s is nil", ti)
+		if err := checkArg("Run: input", ti.String(), d); err != nil {
+			return err
 		}
 		shape := []int(d.Shape())
 		if d.IsScalar() {
@@ -182,7 +196,10 @@ func (g *Graph) Run(ctx context.Context, inputs, outputs map[string]*tensor.Dens
 			return err
 		}
 		ti := g.info.Outputs[i]
-		if d == nil || d.Dtype() != tensor.Float32 {
+		if err := checkArg("Run: output", ti.String(), d); err != nil {
+			return err
+		}
+		if d.Dtype() != tensor.Float32 {
 			return fmt.Errorf("onnx: Run: output %s: want a float32 destination tensor", ti)
 		}
 		// Declared output shapes are only advisory (exporters often record
@@ -225,7 +242,7 @@ func (g *Graph) Run(ctx context.Context, inputs, outputs map[string]*tensor.Dens
 					g.info.Path, g.info.Outputs[i], err)
 			}
 		}
-		return fmt.Errorf("onnx: inference failed (model %s): %w", g.info.Path, err)
+		return &RunError{Model: g.info.Path, Inputs: describeInputs(inputs), Err: err}
 	})
 	if err != nil {
 		return err
@@ -257,4 +274,9 @@ func numel(dims []int64) int {
 }
 
 // Close releases the graph. Calls after Close return ErrClosed.
-func (g *Graph) Close() error { return g.close() }
+func (g *Graph) Close() error {
+	if g == nil {
+		return nil
+	}
+	return g.close()
+}

@@ -139,6 +139,9 @@ type ModelInfo struct {
 	Providers []string
 	// RuntimeVersion is the version of the loaded ONNX Runtime library.
 	RuntimeVersion string
+	// SpatialMultiple is the number the spatial axes of a sample must be
+	// multiples of (WithSpatialMultiple); 0 or 1 when any size goes.
+	SpatialMultiple int
 }
 
 // DynamicBatch reports whether the model accepts any batch size.
@@ -164,6 +167,14 @@ func (mi ModelInfo) CheckShape(shape []int) error {
 		if d >= 0 && int64(shape[i]) != d {
 			return &ugo.ShapeError{What: "x", Got: shape,
 				Want: fmt.Sprintf("%s = %d: model input %s has a fixed %s", axes[i], d, mi.Sample, axisWord(axes[i]))}
+		}
+	}
+	if k := mi.SpatialMultiple; k > 1 {
+		for i := 2; i < len(shape); i++ {
+			if shape[i]%k != 0 {
+				return &ugo.ShapeError{What: "x", Got: shape,
+					Want: fmt.Sprintf("%s a multiple of %d: the model takes spatial sizes divisible by %d (WithSpatialMultiple)", axes[i], k, k)}
+			}
 		}
 	}
 	return nil

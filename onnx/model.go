@@ -18,9 +18,15 @@ import (
 // ErrClosed is returned by calls on a closed Model.
 var ErrClosed = errors.New("onnx: model is closed")
 
-// ErrNonFinite is wrapped by the error PredictNoise returns when the model
-// produced a NaN or an infinity.
-var ErrNonFinite = errors.New("non-finite model output")
+// ErrNonFinite is wrapped by the error PredictNoise and Graph.Run return
+// when the model produced a NaN or an infinity. It is ugo.ErrNonFinite, so
+// errors.Is(err, sampler.ErrNonFinite) holds for it too.
+var ErrNonFinite = ugo.ErrNonFinite
+
+// errNil is returned by the methods of a nil *Model, *Bound, *CFG, *Graph
+// or *Session (such as the result of a failed Open): it wraps both
+// ugo.ErrNilDenoiser and ErrClosed.
+var errNil = fmt.Errorf("onnx: %w (a nil model, as a failed Open returns): %w", ugo.ErrNilDenoiser, ErrClosed)
 
 // Cache bounds: idle pre-allocated bindings kept per shape, and distinct
 // shapes (times bound-input sets) kept before older ones are dropped.
@@ -64,6 +70,9 @@ func Open(path string, opts ...Option) (*Model, error) {
 // Info describes the model: inputs, outputs, the roles assigned to them,
 // fixed and dynamic dimensions, and the execution providers in use.
 func (m *Model) Info() ModelInfo {
+	if m == nil {
+		return ModelInfo{}
+	}
 	mi := m.info
 	mi.Inputs = slices.Clone(mi.Inputs)
 	mi.Outputs = slices.Clone(mi.Outputs)
@@ -84,6 +93,9 @@ func (m *Model) Info() ModelInfo {
 // (the running inference is stopped through RunOptions.Terminate), and is a
 // *ugo.ShapeError when x has a size the model cannot take.
 func (m *Model) PredictNoise(ctx context.Context, dst, x *tensor.Dense, t []float32) error {
+	if m == nil {
+		return errNil
+	}
 	return m.root.PredictNoise(ctx, dst, x, t)
 }
 
@@ -92,6 +104,9 @@ func (m *Model) PredictNoise(ctx context.Context, dst, x *tensor.Dense, t []floa
 // derived from the model stop working too. Close is idempotent. The
 // process-wide ONNX Runtime environment stays loaded.
 func (m *Model) Close() error {
+	if m == nil {
+		return nil
+	}
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	if m.closed {
@@ -406,7 +421,7 @@ func (b *binding) run(ctx context.Context, sess *ort.DynamicAdvancedSession) err
 		if cerr := ctx.Err(); cerr != nil {
 			return fmt.Errorf("onnx: inference stopped: %w", cerr)
 		}
-		return fmt.Errorf("onnx: inference failed: %w", err)
+		return &RunError{Err: err}
 	}
 	return nil
 }
@@ -481,6 +496,10 @@ func (m *Model) call(ctx context.Context, dst, x *tensor.Dense, t []float32, mem
 	}
 	if err := b.run(ctx, m.sess); err != nil {
 		m.release(b)
+		if re, ok := err.(*RunError); ok {
+			re.Model, re.Shape = m.info.Path, slices.Clone(shape)
+			return nil, nil, re
+		}
 		return nil, nil, fmt.Errorf("%w (model %s)", err, m.info.Path)
 	}
 	out, err := b.output(m.info.Output.Name)

@@ -139,7 +139,7 @@ func openModel(path string, opts []Option, readBytes bool) (*Model, error) {
 	if err != nil {
 		return nil, err
 	}
-	mi := ModelInfo{Path: path, RuntimeVersion: src.runtimeVer, Inputs: src.ins, Outputs: src.outs}
+	mi := ModelInfo{Path: path, RuntimeVersion: src.runtimeVer, Inputs: src.ins, Outputs: src.outs, SpatialMultiple: src.cfg.multiple}
 	if err := assignRoles(&mi, src.cfg); err != nil {
 		return nil, fmt.Errorf("%w (model %s)", err, path)
 	}

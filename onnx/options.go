@@ -55,7 +55,24 @@ type config struct {
 	providers    []provider
 	fallback     Fallback
 	logger       *slog.Logger
+	multiple     int
 	errs         []error
+}
+
+// WithSpatialMultiple declares that the model takes only samples whose
+// spatial axes (H and W, and F for video) are multiples of n, as a U-net
+// with k downsampling stages needs multiples of 2^k (8 for Stable
+// Diffusion's UNet on latents). ModelInfo.CheckShape and PredictNoise then
+// refuse other sizes with a *ugo.ShapeError before the call, instead of the
+// runtime failing inside the graph (a *RunError). n must be at least 1.
+func WithSpatialMultiple(n int) Option {
+	return func(c *config) {
+		if n < 1 {
+			c.errs = append(c.errs, fmt.Errorf("onnx: WithSpatialMultiple(%d): want at least 1", n))
+			return
+		}
+		c.multiple = n
+	}
 }
 
 // WithLibraryPath loads the ONNX Runtime shared library from path instead of

@@ -60,7 +60,12 @@ func OpenSession(path string, opts ...Option) (*Session, error) {
 }
 
 // Info describes the graph's inputs and outputs and the providers in use.
-func (s *Session) Info() SessionInfo { return s.infoCopy() }
+func (s *Session) Info() SessionInfo {
+	if s == nil {
+		return SessionInfo{}
+	}
+	return s.infoCopy()
+}
 
 // Run evaluates the graph. inputs must name every graph input; outputs names
 // the outputs wanted (at least one), each a float32 tensor of the shape the
@@ -69,6 +74,9 @@ func (s *Session) Info() SessionInfo { return s.infoCopy() }
 // fixed dimensions before the call and by the runtime during it. ctx
 // cancellation stops a running call.
 func (s *Session) Run(ctx context.Context, inputs, outputs map[string]*tensor.Dense) error {
+	if s == nil {
+		return errNil
+	}
 	s.mu.RLock()
 	defer s.mu.RUnlock()
 	if err := s.ready(ctx, outputs); err != nil {
@@ -78,7 +86,10 @@ func (s *Session) Run(ctx context.Context, inputs, outputs map[string]*tensor.De
 	outVals := make([]ort.Value, len(s.info.Outputs))
 	defer destroyValues(inVals, outVals)
 	wrap := func(kind, name string, d *tensor.Dense, ti TensorInfo) (ort.Value, error) {
-		if d == nil || d.Dtype() != tensor.Float32 {
+		if err := checkArg(kind, name, d); err != nil {
+			return nil, err
+		}
+		if d.Dtype() != tensor.Float32 {
 			return nil, fmt.Errorf("onnx: %s %s: want a float32 tensor", kind, name)
 		}
 		shape := d.Shape()
@@ -122,12 +133,17 @@ func (s *Session) Run(ctx context.Context, inputs, outputs map[string]*tensor.De
 	// Outputs that were not requested are allocated by the runtime (nil
 	// entries) and destroyed by the deferred cleanup.
 	return s.run(ctx, inVals, outVals, func(err error) error {
-		return fmt.Errorf("onnx: inference failed: %w", err)
+		return &RunError{Model: s.info.Path, Inputs: describeInputs(inputs), Err: err}
 	})
 }
 
 // Close releases the session. Calls after Close return ErrClosed.
-func (s *Session) Close() error { return s.close() }
+func (s *Session) Close() error {
+	if s == nil {
+		return nil
+	}
+	return s.close()
+}
 
 // namedSession is what Session and Graph share: a session over named
 // inputs and outputs, and the bookkeeping of their Run calls.

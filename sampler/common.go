@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"math"
 
+	"github.com/ugo-diffusion/ugo"
 	"github.com/ugo-diffusion/ugo/schedule"
 )
 
@@ -36,9 +37,11 @@ func (p PredictionType) validate() error {
 	return fmt.Errorf("sampler: unknown prediction type %q, want %q, %q or %q", string(p), Epsilon, VPrediction, SamplePred)
 }
 
-// ErrNonFinite is wrapped by the error Sample returns when a model output
-// holds a NaN or an infinity.
-var ErrNonFinite = errors.New("non-finite value")
+// ErrNonFinite is wrapped by the error Sample returns when a model output,
+// a step's result or the sample it starts from holds a NaN or an infinity.
+// It is ugo.ErrNonFinite, so errors.Is matches the non-finite errors of
+// every package, the onnx backend's included.
+var ErrNonFinite = ugo.ErrNonFinite
 
 // Scheduler is one sampling algorithm in diffusers' set_timesteps + step
 // form over integer training timesteps, stateless so that one value may

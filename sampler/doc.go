@@ -83,10 +83,26 @@
 //
 // # Errors
 //
-// Bad configurations, shapes and options are errors, never panics. Once the
-// run has started, every failure is a *StepError that names the step and
-// timestep: a model error, a NaN or infinity in the model output
-// (ErrNonFinite), cancellation (wrapping ctx.Err()), or an error from the
-// progress callback. The tensor then holds the consistent state from which
-// Options{StartStep: err.Resume} continues, never a half-updated sample.
+// Bad configurations, shapes and options are errors, never panics. The typed
+// errors and sentinels:
+//
+//   - *ugo.ShapeError: x, PrevX0 or a model output of the wrong shape, rank
+//     or element type, or a lazily transposed view;
+//   - ugo.ErrNilDenoiser: a nil model, including a typed nil such as the
+//     *onnx.Model of a failed Open;
+//   - *ugo.MemoryError (ugo.ErrTooLarge): the run's buffers would exceed
+//     ugo.MemoryLimit; nothing is allocated or changed;
+//   - ErrNonFinite (which is ugo.ErrNonFinite): a NaN or infinity in x or
+//     PrevX0 on entry, in a model output, or in a step's result (a
+//     configuration that divides by zero, such as zero terminal SNR with
+//     epsilon prediction, or a float32 overflow);
+//   - *StepError: any failure once the run has started, naming the step
+//     and timestep and wrapping the cause: a model error, ErrNonFinite,
+//     cancellation (wrapping ctx.Err()), or an error from the progress
+//     callback.
+//
+// After a *StepError the tensor holds the finite, consistent state from
+// which Options{StartStep: err.Resume} continues, never a half-updated or
+// non-finite sample: each step is computed into a separate buffer and
+// copied into x only once it is known to be finite.
 package sampler

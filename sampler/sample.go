@@ -110,8 +110,11 @@ func (e *StepError) Unwrap() error { return e.Err }
 // Any error after the run has started is a *StepError; see there for what x
 // holds then.
 func Sample(ctx context.Context, model ugo.Denoiser, s Solver, x *tensor.Dense, opts Options) error {
-	if model == nil || s == nil {
-		return errors.New("sampler: Sample needs a model and a solver")
+	if err := ugo.CheckDenoiser("model", model); err != nil {
+		return fmt.Errorf("sampler: Sample needs a model and a solver: %w", err)
+	}
+	if ugo.IsNil(s) {
+		return errors.New("sampler: Sample needs a model and a solver, got a nil solver")
 	}
 	shape, err := ugo.CheckSample("x", x)
 	if err != nil {
@@ -167,7 +170,32 @@ func Sample(ctx context.Context, model ugo.Denoiser, s Solver, x *tensor.Dense, 
 
 	xs := ugo.Float32s(x)
 	size, batch := len(xs), shape[0]
+	if err := ugo.CheckFinite("sampler: x on entry", xs); err != nil {
+		return err
+	}
+	if opts.PrevX0 != nil {
+		if err := ugo.CheckFinite("sampler: Options.PrevX0", ugo.Float32s(opts.PrevX0)); err != nil {
+			return err
+		}
+	}
+	// eps, next, x0 (one or two), the noise and the normalised input.
+	copies := 3
+	if p.Multistep {
+		copies++
+	}
+	if needNoise {
+		copies++
+	}
+	if p.InputNorm != nil {
+		copies++
+	}
+	if need := ugo.TensorBytes(copies, shape...); need > ugo.MemoryLimit() {
+		return ugo.CheckMemory(fmt.Sprintf("sampler: the buffers of a %v sample", shape), need)
+	}
 	eps := make([]float32, size)
+	// next receives each step's result, which replaces x only once it is
+	// known to be finite: an error leaves x at the last good state.
+	next := make([]float32, size)
 	scratch := make([]float32, size/batch)
 	var z []float32
 	if needNoise {
@@ -205,14 +233,22 @@ func Sample(ctx context.Context, model ugo.Denoiser, s Solver, x *tensor.Dense, 
 			return fmt.Errorf("sampler: %w", err)
 		}
 		opts.Noise.Normal(z)
-		if err := s.AddNoiseAt(xs, xs, z, p, start); err != nil {
+		if err := s.AddNoiseAt(next, xs, z, p, start); err != nil {
 			return err
 		}
+		if err := ugo.CheckFinite("sampler: noised sample (Strength)", next); err != nil {
+			return err
+		}
+		copy(xs, next)
 	case start == 0:
 		if sigma := p.initSigma(); sigma != 1 {
 			for j, v := range xs {
-				xs[j] = v * sigma
+				next[j] = v * sigma
 			}
+			if ugo.FirstNonFinite(next) >= 0 {
+				return ugo.CheckFinite(fmt.Sprintf("sampler: initial noise times InitNoiseSigma %v", sigma), next)
+			}
+			copy(xs, next)
 		}
 	}
 	for i := start; i < n; i++ {
@@ -235,8 +271,8 @@ func Sample(ctx context.Context, model ugo.Denoiser, s Solver, x *tensor.Dense, 
 		if !slices.Equal([]int(epsT.Shape()), []int(shape)) || epsT.DataSize() != size {
 			return fail(&ugo.ShapeError{What: "model output", Got: epsT.Shape().Clone(), Want: fmt.Sprintf("the shape of x %v", shape)})
 		}
-		if j := firstNonFinite(eps); j >= 0 {
-			return fail(fmt.Errorf("model output: %w %v at index %d", ErrNonFinite, eps[j], j))
+		if err := ugo.CheckFinite("model output", eps); err != nil {
+			return fail(err)
 		}
 		prev := -1
 		if i+1 < n {
@@ -258,9 +294,16 @@ func Sample(ctx context.Context, model ugo.Denoiser, s Solver, x *tensor.Dense, 
 			opts.Noise.Normal(z)
 			stepIn.Noise = z
 		}
-		if err := s.StepAt(xs, p, i, stepIn); err != nil {
+		if err := s.StepAt(next, p, i, stepIn); err != nil {
 			return fail(err)
 		}
+		if err := ugo.CheckFinite("solver step result", next); err != nil {
+			// A configuration the solver cannot divide by (such as zero
+			// terminal SNR with epsilon prediction) or an overflow; x is
+			// still the input of this step.
+			return fail(err)
+		}
+		copy(xs, next)
 		x0Done := x0T[cur]
 		if p.Multistep {
 			cur, hasPrev = 1-cur, true
@@ -273,14 +316,4 @@ func Sample(ctx context.Context, model ugo.Denoiser, s Solver, x *tensor.Dense, 
 		}
 	}
 	return nil
-}
-
-// firstNonFinite returns the index of the first NaN or infinity in v, or -1.
-func firstNonFinite(v []float32) int {
-	for i, f := range v {
-		if f-f != 0 { // NaN - NaN and Inf - Inf are NaN
-			return i
-		}
-	}
-	return -1
 }

@@ -333,7 +333,7 @@ func TestZeroTerminalSNR(t *testing.T) {
 		if err := Sample(context.Background(), analyticModel(s, 0.2), sol, x, Options{Steps: 10, Noise: noise.NewPCG(2)}); err != nil {
 			t.Fatalf("%T: %v", sol, err)
 		}
-		if j := firstNonFinite(ugo.Float32s(x)); j >= 0 {
+		if j := ugo.FirstNonFinite(ugo.Float32s(x)); j >= 0 {
 			t.Errorf("%T: non-finite result at %d", sol, j)
 		}
 	}

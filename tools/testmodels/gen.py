@@ -30,6 +30,15 @@ Models (all opset 17, weights inline, each a few KB):
     extra.onnx    diffusers names: sample, timestep [N] f32, encoder_hidden_states
                   [N,L,4] f32 -> out_sample; dynamic N, H, W, L
 
+Hostile models (built node by node with onnx.helper; they test how the
+backend fails, not what it computes):
+
+    nan.onnx      x [N,2,H,W], t [N] -> eps = sqrt(-1 - x*x): NaN everywhere
+    pool2.onnx    x [N,2,H,W], t [N] -> eps = x - up2(avgpool2(x)): dynamic H, W
+                  that must be even (odd sizes fail inside ONNX Runtime)
+    shrink.onnx   x [N,2,H,W], t [N] -> eps [N,2,H/2,W/2]: an output the shape
+                  of x cannot hold
+
 Only Debian's torch 1.13 and onnx are needed (/usr/bin/python3).
 """
 import argparse
@@ -119,6 +128,38 @@ def to_fp16(src, dst):
     onnx.save(m, dst)
 
 
+def hostile(out):
+    """The hostile models: see the module docstring."""
+    f = TensorProto.FLOAT
+    x = helper.make_tensor_value_info("x", f, ["N", C, "H", "W"])
+    t = helper.make_tensor_value_info("t", f, ["N"])
+
+    def save(name, nodes, out_shape, inits=()):
+        eps = helper.make_tensor_value_info("eps", f, out_shape)
+        g = helper.make_graph(nodes, name, [x, t], [eps], initializer=list(inits))
+        m = helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)], producer_name="ugo-testmodels")
+        m.ir_version = 8
+        onnx.checker.check_model(m)
+        onnx.save(m, os.path.join(out, name))
+
+    one = numpy_helper.from_array(np.array(1, dtype=np.float32), "one")
+    save("nan.onnx", [
+        helper.make_node("Mul", ["x", "x"], ["xx"]),
+        helper.make_node("Add", ["xx", "one"], ["xx1"]),
+        helper.make_node("Neg", ["xx1"], ["neg"]),
+        helper.make_node("Sqrt", ["neg"], ["eps"]),
+    ], ["N", C, "H", "W"], [one])
+    scales = numpy_helper.from_array(np.array([1, 1, 2, 2], dtype=np.float32), "scales")
+    save("pool2.onnx", [
+        helper.make_node("AveragePool", ["x"], ["p"], kernel_shape=[2, 2], strides=[2, 2]),
+        helper.make_node("Resize", ["p", "", "scales"], ["u"], mode="nearest"),
+        helper.make_node("Sub", ["x", "u"], ["eps"]),
+    ], ["N", C, "H", "W"], [scales])
+    save("shrink.onnx", [
+        helper.make_node("AveragePool", ["x"], ["eps"], kernel_shape=[2, 2], strides=[2, 2]),
+    ], ["N", C, "H2", "W2"])
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--out", default="testdata/onnx")
@@ -147,6 +188,8 @@ def main():
            ["sample", "timestep", "encoder_hidden_states"], ["out_sample"],
            {"sample": {0: "N", 2: "H", 3: "W"}, "timestep": {0: "N"},
             "encoder_hidden_states": {0: "N", 1: "L"}, "out_sample": {0: "N", 2: "H", 3: "W"}})
+
+    hostile(args.out)
 
     for name in sorted(os.listdir(args.out)):
         if name.endswith(".onnx"):
