@@ -70,3 +70,11 @@ eval: ort data
 # 25 minutes on 2 cores); the table in BENCHMARKS.md.
 sweep: ort data
 	$(GO) run ./examples/eval -out out/sweep -n56 300 -n112 2 -sweep 10,20,30,50
+
+# Fuzzing beyond the seed corpora that `make test` runs: FUZZTIME per target.
+FUZZTIME ?= 1m
+fuzz: fuzz-clip
+
+fuzz-clip:
+	for f in FuzzParseVocab FuzzParseMerges FuzzParseTokenizerJSON FuzzParseSpecial FuzzEncode; do \
+		$(GO) test ./pipeline/clip -run '^$$' -fuzz "^$$f$$" -fuzztime $(FUZZTIME) -parallel 1 || exit 1; done

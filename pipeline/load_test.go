@@ -137,7 +137,7 @@ func TestLoadTokenizerJSON(t *testing.T) {
 	mt, err := os.ReadFile(filepath.Join(tokDir, "merges.txt"))
 	require.NoError(t, err)
 	merges := strings.Split(strings.TrimSpace(string(mt)), "\n")[1:]
-	tj, err := json.Marshal(map[string]any{"model": map[string]any{"type": "BPE", "vocab": vocab, "merges": merges}})
+	tj, err := json.Marshal(map[string]any{"model": map[string]any{"type": "BPE", "end_of_word_suffix": "</w>", "vocab": vocab, "merges": merges}})
 	require.NoError(t, err)
 	require.NoError(t, os.WriteFile(filepath.Join(tokDir, "tokenizer.json"), tj, 0o644))
 	ref := load(t, tinyDir("fp32"))

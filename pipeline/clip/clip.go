@@ -1,17 +1,12 @@
 package clip
 
 import (
-	"encoding/json"
-	"errors"
+	"cmp"
 	"fmt"
-	"os"
-	"path/filepath"
-	"regexp"
 	"slices"
 	"strings"
 	"unicode"
-
-	"golang.org/x/text/unicode/norm"
+	"unicode/utf8"
 )
 
 // Default special tokens and length of CLIP's tokenizer.
@@ -26,6 +21,8 @@ const (
 	// maxMerges is how many merges CLIPTokenizer reads from merges.txt
 	// (49152 - 256 - 2), ignoring any further lines.
 	maxMerges = 49152 - 256 - 2
+	// MaxSequenceLength bounds Options.MaxLength.
+	MaxSequenceLength = 1 << 16
 )
 
 // Options sets the special tokens and the padded length of a Tokenizer.
@@ -35,7 +32,8 @@ type Options struct {
 	// the vocabulary. Defaults: StartToken, EndToken, EndToken, EndToken
 	// (Stable Diffusion 2 pads with "!" instead).
 	Start, End, Pad, Unknown string
-	// MaxLength is the padded length of EncodePadded (default MaxLength).
+	// MaxLength is the padded length of EncodePadded (default MaxLength;
+	// at least 2, at most MaxSequenceLength).
 	MaxLength int
 }
 
@@ -49,15 +47,16 @@ type Tokenizer struct {
 	pad     int
 	unk     int
 	maxLen  int
-	special []string // special token strings split out of the text
+	special []string // the special tokens' strings, longest first
 }
 
 // New returns a tokenizer over vocab (token -> id) and merges (in rank
-// order). Each merge's pair must be made of non-empty symbols without
-// spaces.
+// order). The ids of a vocabulary of n tokens must be 0..n-1, each once;
+// each merge must be two non-empty symbols without white space, and no
+// merge may repeat. Errors are *FormatError.
 func New(vocab map[string]int, merges [][2]string, opts Options) (*Tokenizer, error) {
-	if len(vocab) == 0 {
-		return nil, errors.New("clip: empty vocabulary")
+	if err := checkVocab(vocab); err != nil {
+		return nil, err
 	}
 	def := func(s, d string) string {
 		if s == "" {
@@ -72,210 +71,72 @@ func New(vocab map[string]int, merges [][2]string, opts Options) (*Tokenizer, er
 	if opts.MaxLength == 0 {
 		opts.MaxLength = MaxLength
 	}
-	if opts.MaxLength < 2 {
-		return nil, fmt.Errorf("clip: max length %d leaves no room for the start and end tokens", opts.MaxLength)
+	if opts.MaxLength < 2 || opts.MaxLength > MaxSequenceLength {
+		return nil, &FormatError{Item: "max length", Reason: fmt.Sprintf("%d is outside [2, %d]: the start and end tokens need 2", opts.MaxLength, MaxSequenceLength)}
 	}
 	t := &Tokenizer{vocab: vocab, ranks: make(map[[2]string]int, len(merges)), maxLen: opts.MaxLength}
 	for _, sp := range []struct {
-		name string
-		id   *int
-	}{{opts.Start, &t.start}, {opts.End, &t.end}, {opts.Pad, &t.pad}, {opts.Unknown, &t.unk}} {
-		id, ok := vocab[sp.name]
+		name, token string
+		id          *int
+	}{{"start token", opts.Start, &t.start}, {"end token", opts.End, &t.end}, {"pad token", opts.Pad, &t.pad}, {"unknown token", opts.Unknown, &t.unk}} {
+		id, ok := vocab[sp.token]
 		if !ok {
-			return nil, fmt.Errorf("clip: special token %q is not in the vocabulary", sp.name)
+			return nil, &FormatError{Item: sp.name, Reason: fmt.Sprintf("%q is not in the vocabulary", sp.token)}
 		}
 		*sp.id = id
+		if !slices.Contains(t.special, sp.token) {
+			t.special = append(t.special, sp.token)
+		}
 	}
+	slices.SortStableFunc(t.special, func(a, b string) int { return cmp.Compare(len(b), len(a)) })
 	for i, m := range merges {
-		if m[0] == "" || m[1] == "" || strings.ContainsAny(m[0]+m[1], " \t\n") {
-			return nil, fmt.Errorf("clip: merge %d %q is not a pair of symbols", i, m)
+		if err := checkMerge(m); err != nil {
+			err.Item = fmt.Sprintf("merge %d %q", i, m[0]+" "+m[1])
+			return nil, err
 		}
-		if _, dup := t.ranks[m]; !dup {
-			t.ranks[m] = i
+		if prev, dup := t.ranks[m]; dup {
+			return nil, &FormatError{Item: fmt.Sprintf("merge %d %q", i, m[0]+" "+m[1]), Reason: fmt.Sprintf("repeats merge %d", prev)}
 		}
-	}
-	for _, s := range []string{opts.Start, opts.End, opts.Pad, opts.Unknown} {
-		if !slices.Contains(t.special, s) {
-			t.special = append(t.special, s)
-		}
+		t.ranks[m] = i
 	}
 	return t, nil
 }
 
-// Load reads the tokenizer of a diffusers or optimum model folder's
-// tokenizer/ directory: vocab.json and merges.txt (CLIPTokenizer's files),
-// or else tokenizer.json (CLIPTokenizerFast's), with the special tokens
-// and model_max_length of special_tokens_map.json and tokenizer_config.json
-// when present. Errors name the missing or malformed file.
-func Load(dir string) (*Tokenizer, error) {
-	var opts Options
-	if err := readSpecial(dir, &opts); err != nil {
-		return nil, err
+// checkVocab requires the ids of n tokens to be 0..n-1, each once.
+func checkVocab(vocab map[string]int) error {
+	if len(vocab) == 0 {
+		return &FormatError{Item: "vocabulary", Reason: "empty"}
 	}
-	vocabPath, mergesPath := filepath.Join(dir, "vocab.json"), filepath.Join(dir, "merges.txt")
-	_, verr := os.Stat(vocabPath)
-	_, merr := os.Stat(mergesPath)
-	if verr == nil && merr == nil {
-		vocab, err := readVocab(vocabPath)
-		if err != nil {
-			return nil, err
-		}
-		f, err := os.ReadFile(mergesPath)
-		if err != nil {
-			return nil, fmt.Errorf("clip: %w", err)
-		}
-		merges, err := ParseMerges(string(f))
-		if err != nil {
-			return nil, fmt.Errorf("clip: %s: %w", mergesPath, err)
-		}
-		return New(vocab, merges, opts)
+	owner := make([]string, len(vocab))
+	seen := make([]bool, len(vocab))
+	// Visit tokens in a fixed order so that the error names the same
+	// token every time.
+	tokens := make([]string, 0, len(vocab))
+	for tok := range vocab {
+		tokens = append(tokens, tok)
 	}
-	jsonPath := filepath.Join(dir, "tokenizer.json")
-	if _, err := os.Stat(jsonPath); err == nil {
-		data, err := os.ReadFile(jsonPath)
-		if err != nil {
-			return nil, fmt.Errorf("clip: %w", err)
-		}
-		vocab, merges, err := parseTokenizerJSON(data)
-		if err != nil {
-			return nil, fmt.Errorf("clip: %s: %w", jsonPath, err)
-		}
-		return New(vocab, merges, opts)
-	}
-	var missing []string
-	if verr != nil {
-		missing = append(missing, vocabPath)
-	}
-	if merr != nil {
-		missing = append(missing, mergesPath)
-	}
-	return nil, fmt.Errorf("clip: no tokenizer in %s: missing %s (and no tokenizer.json)", dir, strings.Join(missing, " and "))
-}
-
-func readVocab(path string) (map[string]int, error) {
-	data, err := os.ReadFile(path)
-	if err != nil {
-		return nil, fmt.Errorf("clip: %w", err)
-	}
-	var vocab map[string]int
-	if err := json.Unmarshal(data, &vocab); err != nil {
-		return nil, fmt.Errorf("clip: %s: %w", path, err)
-	}
-	return vocab, nil
-}
-
-// ParseMerges parses a merges.txt file: a "#version" header line, then one
-// merge per line, two symbols separated by a space, in rank order. As in
-// CLIPTokenizer, only the first 48894 merges are used.
-func ParseMerges(text string) ([][2]string, error) {
-	lines := strings.Split(strings.TrimSpace(text), "\n")
-	if len(lines) > 0 && strings.HasPrefix(lines[0], "#version") {
-		lines = lines[1:]
-	}
-	if len(lines) > maxMerges {
-		lines = lines[:maxMerges]
-	}
-	merges := make([][2]string, 0, len(lines))
-	for i, l := range lines {
-		f := strings.Fields(l)
-		if len(f) != 2 {
-			return nil, fmt.Errorf("line %d: %q is not a merge of two symbols", i+2, l)
-		}
-		merges = append(merges, [2]string{f[0], f[1]})
-	}
-	return merges, nil
-}
-
-// parseTokenizerJSON reads the BPE model of a Hugging Face tokenizer.json:
-// model.vocab, model.merges (as "a b" strings or [a, b] pairs) and the
-// added tokens.
-func parseTokenizerJSON(data []byte) (map[string]int, [][2]string, error) {
-	var tj struct {
-		Model struct {
-			Type   string            `json:"type"`
-			Vocab  map[string]int    `json:"vocab"`
-			Merges []json.RawMessage `json:"merges"`
-		} `json:"model"`
-		AddedTokens []struct {
-			ID      int    `json:"id"`
-			Content string `json:"content"`
-		} `json:"added_tokens"`
-	}
-	if err := json.Unmarshal(data, &tj); err != nil {
-		return nil, nil, err
-	}
-	if tj.Model.Type != "" && tj.Model.Type != "BPE" {
-		return nil, nil, fmt.Errorf("model type %q, want BPE", tj.Model.Type)
-	}
-	if len(tj.Model.Vocab) == 0 {
-		return nil, nil, errors.New("no model.vocab")
-	}
-	vocab := tj.Model.Vocab
-	for _, a := range tj.AddedTokens {
-		vocab[a.Content] = a.ID
-	}
-	merges := make([][2]string, 0, len(tj.Model.Merges))
-	for i, raw := range tj.Model.Merges {
-		var s string
-		var pair []string
+	slices.Sort(tokens)
+	for _, tok := range tokens {
+		id := vocab[tok]
 		switch {
-		case json.Unmarshal(raw, &s) == nil:
-			pair = strings.Fields(s)
-		case json.Unmarshal(raw, &pair) == nil:
-		default:
-			return nil, nil, fmt.Errorf("merge %d: %s is neither \"a b\" nor [a, b]", i, raw)
+		case id < 0:
+			return &FormatError{Item: fmt.Sprintf("token %q", tok), Reason: fmt.Sprintf("negative id %d", id)}
+		case id >= len(vocab):
+			return &FormatError{Item: fmt.Sprintf("token %q", tok), Reason: fmt.Sprintf("id %d is out of range for a vocabulary of %d tokens (ids must be 0..%d)", id, len(vocab), len(vocab)-1)}
+		case seen[id]:
+			return &FormatError{Item: fmt.Sprintf("token %q", tok), Reason: fmt.Sprintf("id %d is also the id of %q", id, owner[id])}
 		}
-		if len(pair) != 2 {
-			return nil, nil, fmt.Errorf("merge %d: %s is not a pair", i, raw)
-		}
-		merges = append(merges, [2]string{pair[0], pair[1]})
+		seen[id], owner[id] = true, tok
 	}
-	return vocab, merges, nil
+	return nil
 }
 
-// readSpecial fills opts from special_tokens_map.json and
-// tokenizer_config.json, where the tokens are strings or {"content": ...}
-// objects.
-func readSpecial(dir string, opts *Options) error {
-	token := func(raw json.RawMessage) string {
-		var s string
-		if json.Unmarshal(raw, &s) == nil {
-			return s
-		}
-		var o struct {
-			Content string `json:"content"`
-		}
-		if json.Unmarshal(raw, &o) == nil {
-			return o.Content
-		}
-		return ""
+func checkMerge(m [2]string) *FormatError {
+	if m[0] == "" || m[1] == "" {
+		return &FormatError{Reason: "a symbol is empty"}
 	}
-	for _, name := range []string{"tokenizer_config.json", "special_tokens_map.json"} {
-		path := filepath.Join(dir, name)
-		data, err := os.ReadFile(path)
-		if errors.Is(err, os.ErrNotExist) {
-			continue
-		}
-		if err != nil {
-			return fmt.Errorf("clip: %w", err)
-		}
-		var m map[string]json.RawMessage
-		if err := json.Unmarshal(data, &m); err != nil {
-			return fmt.Errorf("clip: %s: %w", path, err)
-		}
-		for key, dst := range map[string]*string{"bos_token": &opts.Start, "eos_token": &opts.End, "pad_token": &opts.Pad, "unk_token": &opts.Unknown} {
-			if raw, ok := m[key]; ok {
-				if s := token(raw); s != "" {
-					*dst = s
-				}
-			}
-		}
-		if raw, ok := m["model_max_length"]; ok {
-			var n float64 // transformers writes huge floats (1e30) when unset
-			if json.Unmarshal(raw, &n) == nil && n >= 2 && n <= 1<<16 {
-				opts.MaxLength = int(n)
-			}
-		}
+	if strings.ContainsFunc(m[0]+m[1], unicode.IsSpace) {
+		return &FormatError{Reason: "a symbol contains white space"}
 	}
 	return nil
 }
@@ -292,192 +153,82 @@ func (t *Tokenizer) EndID() int { return t.end }
 // PadID returns the id of the padding token.
 func (t *Tokenizer) PadID() int { return t.pad }
 
-// VocabSize returns the number of tokens in the vocabulary.
+// VocabSize returns the number of tokens in the vocabulary; every id is
+// below it.
 func (t *Tokenizer) VocabSize() int { return len(t.vocab) }
 
-// pattern is CLIP's pre-tokenisation: contractions, runs of letters,
-// single digits, runs of other non-space characters. It is applied to
-// normalised (lower-case, single-spaced) text, where \s can only be a space.
-var pattern = regexp.MustCompile(`'s|'t|'re|'ve|'m|'ll|'d|\p{L}+|\p{N}|[^\s\p{L}\p{N}]+`)
-
-// Normalize applies CLIPTokenizer's text clean-up (transformers' path
-// without ftfy, which CLIPTokenizerFast also follows): control characters,
-// NUL and U+FFFD are dropped, whitespace becomes single spaces, CJK
-// ideographs are set apart by spaces, the text is put in Unicode NFC and
-// lower-cased.
-func Normalize(text string) string {
-	var b strings.Builder
-	for _, r := range text {
-		switch {
-		case r == 0 || r == unicode.ReplacementChar:
-		case r == ' ' || r == '\t' || r == '\n' || r == '\r' || unicode.Is(unicode.Zs, r):
-			b.WriteByte(' ')
-		case isControl(r):
-		case isCJK(r):
-			b.WriteByte(' ')
-			b.WriteRune(r)
-			b.WriteByte(' ')
-		default:
-			b.WriteRune(r)
-		}
-	}
-	words := strings.Fields(norm.NFC.String(b.String()))
-	for i, w := range words {
-		words[i] = lower(w)
-	}
-	return strings.Join(words, " ")
-}
-
-// isControl reports the characters Python's unicodedata puts in a category
-// starting with C (other than tab, newline and carriage return): control,
-// format, surrogate, private use and unassigned.
-func isControl(r rune) bool {
-	if unicode.In(r, unicode.Cc, unicode.Cf, unicode.Co, unicode.Cs) {
-		return true
-	}
-	return !unicode.In(r, unicode.L, unicode.M, unicode.N, unicode.P, unicode.S, unicode.Z)
-}
-
-func isCJK(r rune) bool {
-	return (r >= 0x4E00 && r <= 0x9FFF) || (r >= 0x3400 && r <= 0x4DBF) ||
-		(r >= 0x20000 && r <= 0x2A6DF) || (r >= 0x2A700 && r <= 0x2B73F) ||
-		(r >= 0x2B740 && r <= 0x2B81F) || (r >= 0x2B820 && r <= 0x2CEAF) ||
-		(r >= 0xF900 && r <= 0xFAFF) || (r >= 0x2F800 && r <= 0x2FA1F)
-}
-
-// lower lower-cases a word as Python's str.lower does: Go's simple case
-// mapping plus Unicode's two special cases that matter here, capital I with
-// dot above (to i + combining dot) and a word-final capital sigma (to ς).
-func lower(w string) string {
-	rs := []rune(w)
-	var b strings.Builder
-	for i, r := range rs {
-		switch {
-		case r == 'İ':
-			b.WriteString("i\u0307")
-		case r == 'Σ' && i > 0 && unicode.IsLetter(rs[i-1]) && (i+1 == len(rs) || !unicode.IsLetter(rs[i+1])):
-			b.WriteRune('ς')
-		default:
-			b.WriteRune(unicode.ToLower(r))
-		}
-	}
-	return b.String()
-}
-
-// byteRunes is CLIP's bytes_to_unicode table: printable bytes map to
-// themselves, the others to code points from 256 on, in byte order.
-var byteRunes = func() [256]rune {
-	var t [256]rune
-	n := 0
-	for b := range 256 {
-		if (b >= '!' && b <= '~') || (b >= 0xA1 && b <= 0xAC) || (b >= 0xAE && b <= 0xFF) {
-			t[b] = rune(b)
-		} else {
-			t[b] = rune(256 + n)
-			n++
-		}
-	}
-	return t
-}()
-
-// ByteSymbols returns CLIP's 256 base symbols in vocabulary order (the
-// order of the first 256 entries of CLIP's vocab.json): the printable bytes
-// '!'..'~', '¡'..'¬', '®'..'ÿ', then the remaining bytes mapped from U+0100 on.
-func ByteSymbols() []string {
-	var out []string
-	var rest []string
-	for b := range 256 {
-		s := string(byteRunes[b])
-		if byteRunes[b] < 256 {
-			out = append(out, s)
-		} else {
-			rest = append(rest, s)
-		}
-	}
-	return append(out, rest...)
-}
-
-// Tokenize returns the BPE tokens of text, without start and end tokens.
-// The special tokens' own strings in text (exactly, case-sensitive) are kept
-// as single tokens, as transformers does.
+// Tokenize returns the BPE tokens of text, without start and end tokens, as
+// CLIPTokenizer.tokenize does:
+//
+//  1. The strings of the special tokens (start, end, pad, unknown) are
+//     split out of text exactly as written, each kept as one token.
+//  2. Each piece of text between them is normalised (Normalize) and
+//     pre-tokenised with CLIP's pattern, which keeps "<|startoftext|>" and
+//     "<|endoftext|>" written in any case as those tokens where a
+//     pre-token may start (not right after other punctuation, as in
+//     "!<|ENDOFTEXT|>").
+//  3. Every other pre-token's UTF-8 bytes become byte symbols
+//     (ByteSymbols), the last one marked with EndOfWord, merged by BPE.
 func (t *Tokenizer) Tokenize(text string) []string {
 	var out []string
-	for _, chunk := range t.splitSpecial(text) {
-		if chunk.special {
-			out = append(out, chunk.text)
-			continue
+	t.splitSpecial(text, func(chunk string, special bool) {
+		if special {
+			out = append(out, chunk)
+			return
 		}
-		for _, piece := range pattern.FindAllString(Normalize(chunk.text), -1) {
-			var sym strings.Builder
-			for i := 0; i < len(piece); i++ {
-				sym.WriteRune(byteRunes[piece[i]])
+		var sym []byte
+		for _, piece := range pattern.FindAllString(Normalize(chunk), -1) {
+			if piece == StartToken || piece == EndToken {
+				out = append(out, piece)
+				continue
 			}
-			out = append(out, t.bpe(sym.String())...)
+			sym = sym[:0]
+			for i := 0; i < len(piece); i++ {
+				sym = utf8.AppendRune(sym, byteRunes[piece[i]])
+			}
+			sym = append(sym, EndOfWord...)
+			out = t.bpe(string(sym), out)
 		}
-	}
+	})
 	return out
 }
 
-type chunk struct {
-	text    string
-	special bool
-}
-
-func (t *Tokenizer) splitSpecial(text string) []chunk {
-	var out []chunk
-	for text != "" {
-		at, which := -1, ""
-		for _, s := range t.special {
-			if i := strings.Index(text, s); i >= 0 && (at < 0 || i < at) {
-				at, which = i, s
+// splitSpecial calls f on the pieces of text between the special tokens'
+// strings (special false, empty pieces skipped) and on those strings
+// (special true), in order. At each point the earliest occurrence wins, the
+// longest of those starting there.
+func (t *Tokenizer) splitSpecial(text string, f func(chunk string, special bool)) {
+	// next[i] caches the offset of the next occurrence of special[i] at or
+	// after pos (-1: none), so the scan is linear in len(text).
+	next := make([]int, len(t.special))
+	pos := 0
+	for i, s := range t.special {
+		next[i] = strings.Index(text, s)
+	}
+	for pos < len(text) {
+		at, which := -1, -1
+		for i, s := range t.special {
+			if next[i] >= 0 && next[i] < pos {
+				if j := strings.Index(text[pos:], s); j >= 0 {
+					next[i] = pos + j
+				} else {
+					next[i] = -1
+				}
+			}
+			if next[i] >= 0 && (at < 0 || next[i] < at) {
+				at, which = next[i], i
 			}
 		}
 		if at < 0 {
-			out = append(out, chunk{text: text})
-			break
+			f(text[pos:], false)
+			return
 		}
-		if at > 0 {
-			out = append(out, chunk{text: text[:at]})
+		if at > pos {
+			f(text[pos:at], false)
 		}
-		out = append(out, chunk{text: which, special: true})
-		text = text[at+len(which):]
+		f(t.special[which], true)
+		pos = at + len(t.special[which])
 	}
-	return out
-}
-
-// bpe splits one pre-token (already mapped to byte symbols) into BPE
-// tokens: start from its characters, the last one carrying EndOfWord, and
-// repeatedly merge every occurrence of the adjacent pair of lowest rank.
-func (t *Tokenizer) bpe(token string) []string {
-	rs := []rune(token)
-	word := make([]string, len(rs))
-	for i, r := range rs {
-		word[i] = string(r)
-	}
-	word[len(word)-1] += EndOfWord
-	for len(word) > 1 {
-		best, bestRank := [2]string{}, -1
-		for i := 0; i+1 < len(word); i++ {
-			p := [2]string{word[i], word[i+1]}
-			if r, ok := t.ranks[p]; ok && (bestRank < 0 || r < bestRank) {
-				best, bestRank = p, r
-			}
-		}
-		if bestRank < 0 {
-			break
-		}
-		merged := word[:0:0]
-		for i := 0; i < len(word); i++ {
-			if i+1 < len(word) && word[i] == best[0] && word[i+1] == best[1] {
-				merged = append(merged, best[0]+best[1])
-				i++
-			} else {
-				merged = append(merged, word[i])
-			}
-		}
-		word = merged
-	}
-	return word
 }
 
 // IDs maps tokens to ids; tokens missing from the vocabulary become the
@@ -495,7 +246,7 @@ func (t *Tokenizer) IDs(tokens []string) []int {
 }
 
 // Encode returns the ids of text between the start and end tokens, neither
-// truncated nor padded.
+// truncated nor padded: tokenizer(text).input_ids.
 func (t *Tokenizer) Encode(text string) []int {
 	ids := append([]int{t.start}, t.IDs(t.Tokenize(text))...)
 	return append(ids, t.end)
@@ -503,8 +254,9 @@ func (t *Tokenizer) Encode(text string) []int {
 
 // EncodePadded returns the MaxLength ids that Stable Diffusion pipelines
 // feed the text encoder, tokenizer(text, padding="max_length",
-// truncation=True): the start token, at most MaxLength-2 text tokens, the end
-// token, then padding. truncated reports whether text tokens were dropped.
+// max_length=MaxLength, truncation=True).input_ids: the start token, at most
+// MaxLength-2 text tokens, the end token, then padding. truncated reports
+// whether text tokens were dropped.
 func (t *Tokenizer) EncodePadded(text string) (ids []int, truncated bool) {
 	body := t.IDs(t.Tokenize(text))
 	if len(body) > t.maxLen-2 {
