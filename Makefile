@@ -9,7 +9,7 @@ export ONNXRUNTIME_SHARED_LIBRARY_PATH ?= $(ORT_LIB)
 # that use them) must build without cgo.
 NOCGO_PKGS = $(shell $(GO) list ./... | grep -v -e '/onnx$$' -e '/pipeline$$' -e '/superres$$' -e '/internal/ortest$$' -e '/examples/') ./examples/gotrain
 
-.PHONY: ort data test fmtcheck tidycheck vet staticcheck nocgo gotest demo eval sweep esrgan esrgan-goldens esrgan-eval
+.PHONY: ort vulkan-debs data test fmtcheck tidycheck vet staticcheck nocgo gotest demo eval sweep esrgan esrgan-goldens esrgan-eval
 
 ort:
 	@./scripts/ort.sh >/dev/null
@@ -24,6 +24,13 @@ esrgan-goldens:
 	@./scripts/esrgan.sh goldens
 esrgan-eval: data
 	@./scripts/esrgan.sh eval
+
+# Debian's Vulkan loader and Mesa's Vulkan drivers as .deb files in
+# .cache/vulkan/, for the onnx WebGPU tests (which skip the cases they need
+# them for when absent: a failed download does not stop `make test`) and for
+# scripts/gpu-check.sh.
+vulkan-debs:
+	-@./scripts/vulkan-debs.sh >/dev/null
 
 # Fashion-MNIST (Debian's dataset-fashion-mnist), used by the tests of the
 # shipped model and by the eval program.
@@ -55,7 +62,7 @@ nocgo:
 gotest:
 	$(GO) test -race -timeout 30m ./...
 
-test: ort data fmtcheck tidycheck vet staticcheck nocgo gotest
+test: ort data vulkan-debs fmtcheck tidycheck vet staticcheck nocgo gotest
 
 # The demo: samples the shipped Fashion-MNIST model at 28, 56 and 112 pixels,
 # without and with Upsample Guidance, into out/demo/.

@@ -93,15 +93,34 @@
 //
 // # GPUs
 //
-// WithCUDA(deviceID, options) and WithTensorRT(deviceID, options) append
-// the CUDA and TensorRT execution providers; WithFallback chooses what
-// happens when they cannot be used: FallbackFail (the default) makes Open
-// fail with an error wrapping ErrProviderUnavailable, FallbackCPU logs a
-// warning through log/slog and runs on the CPU. Model.Info().Providers says
-// which providers the session has.
+// WithCUDA(deviceID, options), WithTensorRT(deviceID, options) and
+// WithWebGPU(options) append the CUDA, TensorRT and WebGPU execution
+// providers; WithFallback chooses what happens when they cannot be used:
+// FallbackFail (the default) makes Open fail with a *ProviderError wrapping
+// ErrProviderUnavailable, FallbackCPU logs a warning through log/slog and
+// runs on the CPU. Model.Info().Providers says which providers the session
+// has. Device and ParseDevice turn a command-line name ("cpu", "cuda:1",
+// "tensorrt", "webgpu") into these options.
 //
-// The CPU build fetched by `make ort` has no GPU providers: asking it for
-// CUDA fails with ONNX Runtime's "Failed to load library
+// WebGPU is the GPU path that needs no CUDA. The Linux x64 library that
+// `make ort` fetches contains ONNX Runtime's WebGPU provider with Dawn, which
+// drives the GPU through Vulkan; a user installs only the Vulkan loader
+// (libvulkan.so.1: Debian and Ubuntu package libvulkan1) and the GPU's
+// Vulkan driver (NVIDIA's proprietary driver includes one and registers its
+// ICD file, nvidia_icd.json; AMD and Intel GPUs use Mesa's RADV and ANV). The
+// loader finds drivers through their ICD files in /usr/share/vulkan/icd.d
+// and /etc/vulkan/icd.d, or through VK_DRIVER_FILES. Whatever is missing,
+// ONNX Runtime reports only "Failed to get a WebGPU adapter: No supported
+// adapters" (Dawn prints the detail on standard error: "Couldn't load
+// Vulkan" without the loader, "Found no drivers" from a loader without a
+// driver, the missing feature for a driver Dawn rejects, such as Debian 12's
+// lavapipe software driver); the *ProviderError's Hint says whether the
+// loader could be loaded. Nothing in this package has been measured on a
+// GPU yet: scripts/gpu-check.sh is a prepared check that compares WebGPU
+// with the CPU and times both on a Linux machine with an NVIDIA GPU.
+//
+// The CPU build fetched by `make ort` has no CUDA or TensorRT providers:
+// asking it for CUDA fails with ONNX Runtime's "Failed to load library
 // .../libonnxruntime_providers_shared.so" (or falls back, under
 // FallbackCPU). For CUDA, use an official GPU release of ONNX Runtime >= 1.29
 // from https://github.com/microsoft/onnxruntime/releases: the Linux asset is

@@ -14,7 +14,7 @@ import (
 type Option func(*config)
 
 // Fallback is the policy applied when a requested execution provider (CUDA,
-// TensorRT) cannot be used.
+// TensorRT, WebGPU) cannot be used.
 type Fallback int
 
 const (
@@ -42,7 +42,7 @@ var ErrProviderUnavailable = errors.New("execution provider unavailable")
 
 type provider struct {
 	name    string // ORT provider name, e.g. CUDAExecutionProvider
-	kind    string // "cuda" or "tensorrt"
+	kind    string // "cuda", "tensorrt" or "webgpu"
 	options map[string]string
 }
 
@@ -179,13 +179,20 @@ type ProviderError struct {
 	Provider string
 	// Err is the error ONNX Runtime returned.
 	Err error
+	// Hint says what to install or check, when the cause could be narrowed
+	// down (for WebGPU: whether the Vulkan loader could be loaded). Empty
+	// when nothing more specific than the package documentation is known.
+	Hint string
 }
 
 // Error implements error.
 func (e *ProviderError) Error() string {
-	return fmt.Sprintf("onnx: %s unavailable: %v (a GPU provider needs a GPU build of ONNX Runtime, "+
-		"its provider library next to libonnxruntime, and matching CUDA/cuDNN; see the package documentation, "+
-		"or use WithFallback(FallbackCPU))", e.Provider, e.Err)
+	hint := e.Hint
+	if hint == "" {
+		hint = "a GPU provider needs a GPU build of ONNX Runtime, " +
+			"its provider library next to libonnxruntime, and matching CUDA/cuDNN; see the package documentation"
+	}
+	return fmt.Sprintf("onnx: %s unavailable: %v (%s; or use WithFallback(FallbackCPU))", e.Provider, e.Err, hint)
 }
 
 // Unwrap returns ErrProviderUnavailable and the runtime's error.
@@ -221,7 +228,11 @@ func sessionOptions(c *config, providers []provider) (*ort.SessionOptions, error
 	}
 	for _, p := range providers {
 		if err := appendProvider(so, p); err != nil {
-			return fail(&ProviderError{Provider: p.name, Err: err})
+			pe := &ProviderError{Provider: p.name, Err: err}
+			if p.kind == "webgpu" {
+				pe.Hint = webGPUHint()
+			}
+			return fail(pe)
 		}
 	}
 	return so, nil
@@ -249,6 +260,8 @@ func appendProvider(so *ort.SessionOptions, p provider) error {
 			return err
 		}
 		return so.AppendExecutionProviderTensorRT(o)
+	case "webgpu":
+		return so.AppendExecutionProvider("WebGPU", p.options)
 	}
 	return fmt.Errorf("unknown provider kind %q", p.kind)
 }

@@ -127,9 +127,10 @@ func TestInitRuntimeTwice(t *testing.T) {
 	}
 }
 
-// TestGPUProviders checks both fallback policies for CUDA and TensorRT. On
-// a machine with the CPU-only library the providers cannot be appended; on
-// a GPU build they can, and the test checks they were.
+// TestGPUProviders checks both fallback policies for CUDA, TensorRT and
+// WebGPU. On a machine with the CPU-only library (or, for WebGPU, without a
+// Vulkan GPU) the providers cannot be appended; where they can, the test
+// checks they were.
 func TestGPUProviders(t *testing.T) {
 	requireRuntime(t)
 	cases := []struct {
@@ -139,6 +140,7 @@ func TestGPUProviders(t *testing.T) {
 	}{
 		{"CUDA", WithCUDA(0, map[string]string{"cudnn_conv_algo_search": "DEFAULT"}), "CUDAExecutionProvider"},
 		{"TensorRT", WithTensorRT(0, map[string]string{"trt_fp16_enable": "0"}), "TensorrtExecutionProvider"},
+		{"WebGPU", WithWebGPU(map[string]string{"powerPreference": "high-performance"}), WebGPUProvider},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name+"/fail", func(t *testing.T) {
