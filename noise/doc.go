@@ -46,7 +46,19 @@
 // torch.randn on the generator's device, so with a CPU generator every draw
 // above is a TorchCPU.Normal call. Pipelines that pass one generator per
 // batch element draw each element's latents separately; reproduce them with
-// one source per element.
+// one source per element: PerImage(TorchSeeds(seeds...)...) splits every
+// call over a batch into one call per element, each from its own source, so
+// an image's noise does not depend on the batch it is drawn in.
+//
+// # Saving and restoring a stream
+//
+// Every source implements encoding.BinaryMarshaler and
+// encoding.BinaryUnmarshaler (as math/rand/v2's PCG does): MarshalBinary
+// saves the whole state, UnmarshalBinary restores it into a source of the
+// same kind, so that a run resumed in another process continues the same
+// stream of noise. A state that is not one this package wrote for that kind
+// of source is refused with an error wrapping ErrState, and the source is
+// left unchanged.
 //
 // # Tensors
 //

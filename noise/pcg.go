@@ -10,7 +10,8 @@ import "math/rand/v2"
 //
 // A PCG source is not safe for concurrent use.
 type PCG struct {
-	r *rand.Rand
+	pcg *rand.PCG
+	r   *rand.Rand
 }
 
 // pcgStream is the second PCG seed word, fixed so that one uint64 seed
@@ -19,7 +20,8 @@ const pcgStream = 0x5547_4f5f_6e6f_6973 // "UGO_nois"
 
 // NewPCG returns a PCG source seeded with seed.
 func NewPCG(seed uint64) *PCG {
-	return &PCG{r: rand.New(rand.NewPCG(seed, pcgStream))}
+	g := rand.NewPCG(seed, pcgStream)
+	return &PCG{pcg: g, r: rand.New(g)}
 }
 
 // Normal fills dst with standard normal values.

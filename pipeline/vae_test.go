@@ -11,6 +11,7 @@ import (
 	"github.com/stretchr/testify/require"
 	"gorgonia.org/tensor"
 
+	"github.com/ugo-diffusion/ugo/noise"
 	"github.com/ugo-diffusion/ugo/onnx"
 	"github.com/ugo-diffusion/ugo/upscale"
 )
@@ -115,7 +116,7 @@ func TestUpscaleWithVAE(t *testing.T) {
 	s := upscale.Sampling{
 		Model: model, Schedule: m.Schedule(), Solver: p.Solver(), Steps: p.Steps,
 		Channels: m.Info().LatentChannels, Trained: [2]int{base, base},
-		Noise: upscale.TorchSeeds(5),
+		Noise: noise.TorchSeeds(5),
 	}
 	outs, err := upscale.Run(context.Background(), s, nil,
 		upscale.Sample{Height: 8, Width: 8},

@@ -33,7 +33,9 @@ type Options struct {
 	// step StartStep-1), and sampling continues from step StartStep. No
 	// noise is added and x is not scaled. For a stochastic solver, the
 	// result equals the uninterrupted run's when Noise continues the same
-	// stream; for a multistep solver, when PrevX0 is given too.
+	// stream (in another process: save the source's state with its
+	// MarshalBinary in the Progress callback and restore it with
+	// UnmarshalBinary); for a multistep solver, when PrevX0 is given too.
 	StartStep int
 	// PrevX0 completes a resume for multistep solvers (Plan.Multistep,
 	// such as the second-order DPMSolverMultistep): the ProgressInfo.X0 of

@@ -25,7 +25,7 @@
 // Run chains stages and returns every stage's output:
 //
 //	s := upscale.Sampling{Model: model, Schedule: sched, Solver: ddim, Steps: 50,
-//		Channels: 1, Trained: [2]int{28, 28}, Noise: upscale.TorchSeeds(seeds...)}
+//		Channels: 1, Trained: [2]int{28, 28}, Noise: noise.TorchSeeds(seeds...)}
 //	ug := guidance.DefaultUpsampleOptions()
 //	ug.Factors = nil // derived from Trained at each size
 //	outs, err := upscale.Run(ctx, s, nil,

@@ -9,6 +9,7 @@ import (
 
 	"github.com/ugo-diffusion/ugo/guidance"
 	"github.com/ugo-diffusion/ugo/internal/analytic"
+	"github.com/ugo-diffusion/ugo/noise"
 	"github.com/ugo-diffusion/ugo/resize"
 	"github.com/ugo-diffusion/ugo/sampler"
 	"github.com/ugo-diffusion/ugo/schedule"
@@ -34,7 +35,7 @@ func ExampleRun() {
 		Steps:    20,
 		Channels: 1,
 		Trained:  [2]int{16, 16},
-		Noise:    upscale.TorchSeeds(1, 2), // two images
+		Noise:    noise.TorchSeeds(1, 2), // two images
 	}
 	outs, err := upscale.Run(context.Background(), s, nil,
 		upscale.Sample{Height: 16, Width: 16},
@@ -106,7 +107,7 @@ func ExampleStructureGuidance() {
 	}
 	x := tensor.New(tensor.WithShape(1, 1, 16, 16), tensor.WithBacking(append([]float32(nil), ref.Float32s()...)))
 	err = sampler.Sample(context.Background(), g, ddim, x, sampler.Options{
-		Steps: 10, Strength: 0.5, Noise: upscale.TorchSeeds(7)[0],
+		Steps: 10, Strength: 0.5, Noise: noise.TorchSeeds(7)[0],
 	})
 	fmt.Println(x.Shape(), err)
 	// Output:

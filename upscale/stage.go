@@ -45,7 +45,7 @@ type Sampling struct {
 	// space (latent pixels for latent models). When set, Upsample
 	// Guidance factors are derived from it: size / Trained per axis.
 	Trained [2]int
-	// Noise holds one source per image (see PerImage and TorchSeeds),
+	// Noise holds one source per image (see noise.PerImage and noise.TorchSeeds),
 	// which every stage draws from in turn: the initial noise of Sample,
 	// the noise that Refine adds, the noise of stochastic solver steps.
 	// A single source serves the whole batch with one call per draw
@@ -112,7 +112,7 @@ func (s *Sampling) check() error {
 
 // options returns the sampler options of a run of steps steps.
 func (s *Sampling) options(steps int, strength float64) sampler.Options {
-	o := sampler.Options{Steps: steps, Strength: strength, Noise: PerImage(s.Noise...)}
+	o := sampler.Options{Steps: steps, Strength: strength, Noise: noise.PerImage(s.Noise...)}
 	if s.Progress != nil {
 		stage, stages := s.stage, max(s.stages, 1)
 		o.Progress = func(p sampler.ProgressInfo) error {

@@ -22,7 +22,7 @@ var seeds = []uint64{11, 12, 13}
 func testSampling(model ugo.Denoiser) Sampling {
 	return Sampling{
 		Model: model, Schedule: testSchedule, Solver: ddim(), Steps: 10,
-		Channels: 1, Trained: [2]int{8, 8}, Noise: TorchSeeds(seeds...),
+		Channels: 1, Trained: [2]int{8, 8}, Noise: noise.TorchSeeds(seeds...),
 	}
 }
 
@@ -81,7 +81,7 @@ func TestRefineIsResizeThenImg2Img(t *testing.T) {
 		o.Factors = []int{2, 2}
 		m, err := guidance.Upsample(model, testSchedule, o)
 		require.NoError(t, err)
-		src := PerImage(TorchSeeds(seeds...)...)
+		src := noise.PerImage(noise.TorchSeeds(seeds...)...)
 		require.NoError(t, sampler.Sample(context.Background(), m, ddim(), want, sampler.Options{Steps: 10, Strength: strength, Noise: src}))
 		require.Equal(t, want.Float32s(), got.Float32s(), "strength %v", strength)
 	}
@@ -98,7 +98,7 @@ func TestRefineIsResizeThenImg2Img(t *testing.T) {
 	g, err := StructureGuidance(model, testSchedule, ref, StructureOptions{Cutoff: 0.5, From: plan.Timesteps[7], To: plan.Timesteps[9]})
 	require.NoError(t, err)
 	want := clone(ref)
-	require.NoError(t, sampler.Sample(context.Background(), g, ddim(), want, sampler.Options{Steps: 10, Strength: 0.3, Noise: PerImage(TorchSeeds(seeds...)...)}))
+	require.NoError(t, sampler.Sample(context.Background(), g, ddim(), want, sampler.Options{Steps: 10, Strength: 0.3, Noise: noise.PerImage(noise.TorchSeeds(seeds...)...)}))
 	require.Equal(t, want.Float32s(), got.Float32s())
 }
 
@@ -129,7 +129,7 @@ func TestRefineMixesThroughTheCodec(t *testing.T) {
 	require.NoError(t, err)
 	want := clone(ref)
 	require.NoError(t, sampler.Sample(context.Background(), pointwise{0.4, 0.3}, ddim(), want,
-		sampler.Options{Steps: 10, Strength: 0.5, Noise: PerImage(TorchSeeds(seeds...)...)}))
+		sampler.Options{Steps: 10, Strength: 0.5, Noise: noise.PerImage(noise.TorchSeeds(seeds...)...)}))
 	require.Equal(t, want.Float32s(), got.Float32s())
 }
 
@@ -146,7 +146,7 @@ func TestStructureGuidanceKeepsLowFrequencies(t *testing.T) {
 	x := randTensor(r, n, 1, 16, 16)
 	lowDev := func(st Refine) float64 {
 		s := testSampling(model)
-		s.Noise = TorchSeeds(seeds[0])
+		s.Noise = noise.TorchSeeds(seeds[0])
 		s.Batch = n
 		s.Trained = [2]int{16, 16}
 		out, err := st.Run(context.Background(), &s, x)
@@ -197,14 +197,14 @@ func TestRunStages(t *testing.T) {
 	require.Equal(t, Progress{Stage: 3, Stages: 4, Step: 20, Steps: 20}, seen[len(seen)-1])
 
 	s.Progress = nil
-	s.Noise = TorchSeeds(seeds...) // the run advanced the sources
+	s.Noise = noise.TorchSeeds(seeds...) // the run advanced the sources
 	first, err := Sample{Height: 8, Width: 8}.Run(context.Background(), &s, nil)
 	require.NoError(t, err)
 	require.Equal(t, first.Float32s(), outs[0].Float32s())
 
 	// An image's result does not depend on its batch.
 	one := testSampling(pointwise{0.4, 0.3})
-	one.Noise = TorchSeeds(seeds[1])
+	one.Noise = noise.TorchSeeds(seeds[1])
 	single, err := Run(context.Background(), one, nil,
 		Sample{Height: 8, Width: 8},
 		Refine{Height: 16, Width: 16, Strength: 0.5, Upsample: ugOptions()})

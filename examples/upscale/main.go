@@ -49,6 +49,7 @@ import (
 
 	"github.com/ugo-diffusion/ugo/examples/internal/fashion"
 	"github.com/ugo-diffusion/ugo/guidance"
+	"github.com/ugo-diffusion/ugo/noise"
 	"github.com/ugo-diffusion/ugo/onnx"
 	"github.com/ugo-diffusion/ugo/picture"
 	"github.com/ugo-diffusion/ugo/pipeline"
@@ -377,7 +378,7 @@ func openPixel(path string, o *options) (*setup, error) {
 			return upscale.Sampling{
 				Model: model, Schedule: sched, Solver: ddim, Steps: o.steps,
 				Channels: o.channels, Trained: [2]int{o.trained, o.trained},
-				Noise: upscale.TorchSeeds(seeds...),
+				Noise: noise.TorchSeeds(seeds...),
 			}
 		},
 		trained: o.trained, sizes: sizes, scale: 1, ug: ug,
@@ -448,7 +449,7 @@ func openLatent(ctx context.Context, dir string, o *options) (*setup, error) {
 				Model: model, Prediction: sampler.PredictionType(info.Scheduler.PredictionType),
 				Schedule: m.Schedule(), Solver: plan.Solver(), Steps: plan.Steps,
 				Channels: info.LatentChannels, Trained: [2]int{base, base},
-				Noise: upscale.TorchSeeds(o.seed), Batch: o.n, // one draw over the batch, as diffusers
+				Noise: noise.TorchSeeds(o.seed), Batch: o.n, // one draw over the batch, as diffusers
 			}
 		},
 		trained: base, sizes: latent, scale: vs, codec: vae, ug: ug,

@@ -136,7 +136,7 @@ func Seeds(first uint64, n int) []uint64 {
 // initial noise: image i is noise.NewTorchCPU(seeds[i]) drawn over that
 // image alone, as torch.manual_seed(seeds[i]); torch.randn(1, C, H, W).
 func SeedNoise(dst []float32, seeds []uint64) {
-	upscale.PerImage(upscale.TorchSeeds(seeds...)...).Normal(dst)
+	noise.PerImage(noise.TorchSeeds(seeds...)...).Normal(dst)
 }
 
 // Sampler draws batches of images with the Setting's sampler (by default
@@ -173,7 +173,7 @@ func (p *Sampler) Sample(ctx context.Context, s Setting, seeds []uint64, imagesD
 	}
 	if len(s.Stages) > 0 {
 		us := upscale.Sampling{Model: p.Model, Schedule: sched, Solver: solver, Steps: steps, Channels: 1,
-			Trained: [2]int{TrainedSize, TrainedSize}, Noise: upscale.TorchSeeds(seeds...)}
+			Trained: [2]int{TrainedSize, TrainedSize}, Noise: noise.TorchSeeds(seeds...)}
 		if p.Progress != nil {
 			us.Progress = func(q upscale.Progress) error { p.Progress(imagesDone, q.Step, q.Steps); return nil }
 		}
