@@ -8,6 +8,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/ugo-diffusion/ugo/guidance"
+	"github.com/ugo-diffusion/ugo/noise"
 	"github.com/ugo-diffusion/ugo/resize"
 	"github.com/ugo-diffusion/ugo/sampler"
 )
@@ -44,7 +45,7 @@ func TestRefinePassesThePredictionType(t *testing.T) {
 		g, err := StructureGuidance(m, testSchedule, ref, StructureOptions{Cutoff: 0.5, From: plan.Timesteps[5], To: plan.Timesteps[9], Prediction: sampler.VPrediction})
 		require.NoError(t, err)
 		want := clone(ref)
-		require.NoError(t, sampler.Sample(context.Background(), g, vDDIM(), want, sampler.Options{Steps: 10, Strength: 0.5, Noise: PerImage(TorchSeeds(seeds...)...)}))
+		require.NoError(t, sampler.Sample(context.Background(), g, vDDIM(), want, sampler.Options{Steps: 10, Strength: 0.5, Noise: noise.PerImage(noise.TorchSeeds(seeds...)...)}))
 		return want.Float32s()
 	}
 	require.Equal(t, run(string(sampler.VPrediction)), got.Float32s())
