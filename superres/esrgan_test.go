@@ -17,6 +17,7 @@ import (
 
 	"github.com/ugo-diffusion/ugo/guidance"
 	"github.com/ugo-diffusion/ugo/internal/ortest"
+	"github.com/ugo-diffusion/ugo/noise"
 	"github.com/ugo-diffusion/ugo/onnx"
 	"github.com/ugo-diffusion/ugo/resize"
 	"github.com/ugo-diffusion/ugo/sampler"
@@ -217,7 +218,7 @@ func TestESRGANThenRefine(t *testing.T) {
 	require.NoError(t, err)
 	m := open(t, 4, superres.Options{})
 	s := upscale.Sampling{Model: unet, Schedule: schedule.Linear(1000, 1e-4, 0.02), Solver: ddim, Steps: 10,
-		Channels: 1, Trained: [2]int{28, 28}, Noise: upscale.TorchSeeds(1, 2)}
+		Channels: 1, Trained: [2]int{28, 28}, Noise: noise.TorchSeeds(1, 2)}
 	ug := guidance.DefaultUpsampleOptions()
 	ug.Factors = nil
 	outs, err := upscale.Run(ctx, s, nil,
