@@ -75,6 +75,7 @@
 // tokens and ids transformers' own CLIPTokenizer code gives for 51 prompts
 // (tools/clip/golden.py): punctuation, numbers, contractions, many scripts,
 // emoji, control characters, special tokens in every case, long prompts
-// truncated at 77, with SD 1.x's and SD 2.x's padding. Fuzz targets cover
+// truncated at 77, with SD 1.x's and SD 2.x's padding; and the ids of 2,000
+// random strings of tricky characters. Fuzz targets cover
 // every file parser and Encode (make fuzz).
 package clip

@@ -134,3 +134,32 @@ func TestFtfyPathDifferences(t *testing.T) {
 	}
 	require.Equal(t, 51, n, "golden.json has the ftfy path's ids of every prompt")
 }
+
+// TestTransformersRandom checks the text ids of 2,000 random strings of
+// tricky characters (tools/clip/golden.py's random_texts: control and
+// format characters, combining marks, special lower-casing, special token
+// pieces, any assigned code point) against CLIPTokenizer's.
+func TestTransformersRandom(t *testing.T) {
+	tok := realTokenizer(t)
+	data, err := os.ReadFile(filepath.Join(realDir, "golden.json"))
+	require.NoError(t, err)
+	var g struct {
+		Random []struct {
+			Text string `json:"text"`
+			IDs  []int  `json:"ids"`
+		} `json:"random"`
+	}
+	require.NoError(t, json.Unmarshal(data, &g))
+	require.Len(t, g.Random, 2000)
+	bad := 0
+	for _, c := range g.Random {
+		got := tok.IDs(tok.Tokenize(c.Text))
+		if !slices.Equal(c.IDs, got) && (len(c.IDs) > 0 || len(got) > 0) {
+			bad++
+			t.Errorf("%+q: ids %v, CLIPTokenizer %v", c.Text, got, c.IDs)
+		}
+		if bad > 10 {
+			t.Fatal("too many differences")
+		}
+	}
+}

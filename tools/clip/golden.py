@@ -42,6 +42,10 @@ padding="max_length", max_length=77, truncation=True).input_ids. The last
 are computed here as transformers' truncation and padding do for one
 sequence (truncation_side and padding_side "right"): keep the first 75 ids,
 add the start and end tokens, pad with pad_token_id.
+
+It also writes "random": the text ids (tokenizer.tokenize, then
+convert_tokens_to_ids) of 2,000 random strings (random_texts, seeded), in
+the sd1 configuration.
 """
 import ast
 import json
@@ -118,6 +122,49 @@ PROMPTS = [
     "people in colorful clothing, steam rising from street food stalls, cinematic lighting, volumetric fog, "
     "8k resolution, trending on artstation, by Syd Mead and Moebius, ultra sharp focus, intricate details",
 ]
+
+
+def random_texts(n, seed=17):
+    """n random strings mixing the characters a tokenizer gets wrong first.
+
+    Characters are drawn from pools: ASCII, white space and control
+    characters, Latin-1 and other cased letters with special lower-casing,
+    combining marks, CJK, kana, Hangul, emoji with joiners, format
+    characters, digits of other scripts, full-width forms, pieces of special
+    tokens and contractions, and any code point that Unicode 14 assigns in
+    the BMP and SMP (Python's tables; Go's are Unicode 15, whose additions
+    are left out) or that no version assigns (planes 4 to 13).
+    """
+    import random
+    import unicodedata
+    rng = random.Random(seed)
+    pools = [
+        [chr(c) for c in range(0x20, 0x7F)] * 4,
+        list(" \t\n\r\x0b\x0c\x85\xa0\u1680\u2000\u2028\u2029\u202f\u3000\x00\x07\x1b\x7f\x9f\ufffd"),
+        [chr(c) for c in range(0xC0, 0x250)],
+        list("ΣσςΑΒΓΔΕαβγİıIiẞßǅǄǆǈǋſKÅΩ\u0130\u0345\u0307\u0301\u0300\u0308\u0327'.:·’"),
+        [chr(c) for c in range(0x300, 0x370)],
+        [chr(c) for c in range(0x4E00, 0x4E40)] + [chr(c) for c in range(0x3040, 0x30A0)] + [chr(c) for c in range(0xAC00, 0xAC40)],
+        list("😀🐱🎩❤️👍🏽👨‍👩‍👧\u200d\ufe0f\U0001F3FB"),
+        list("\u200b\u200c\u200e\u200f\u00ad\u2060\ufeff\u180e\U000E0001\ue000"),
+        list("٠١٢۳४५໖༧߈①²½ⅫⅰⓐⒶ") + [chr(c) for c in range(0xFF01, 0xFF5F)],
+        ["<|startoftext|>", "<|endoftext|>", "<|ENDOFTEXT|>", "<|StartOfText|>", "<|", "|>", "'s", "'S", "'ll", "'LL",
+         "'ſ", "'re", "'d", "'t", "'m", "'ve", "!", "!!", "...", "(((", "_", "-", "1.5", "  "],
+    ]
+    assigned = [c for c in range(0x20000) if not 0xD800 <= c <= 0xDFFF and unicodedata.category(chr(c)) != "Cn"]
+    out = []
+    for _ in range(n):
+        parts = []
+        for _ in range(rng.randint(0, 16)):
+            k = rng.random()
+            if k < 0.15:
+                parts.append(chr(rng.choice(assigned)))
+            elif k < 0.17:
+                parts.append(chr(rng.randint(0x40000, 0xDFFFF)))
+            else:
+                parts.append(rng.choice(rng.choice(pools)))
+        out.append("".join(parts))
+    return out
 
 
 def extract(path, names, within=None):
@@ -242,6 +289,10 @@ def main():
             padded = tok.build_inputs_with_special_tokens(ids[:75])
             padded += [tok.pad_token_id] * (77 - len(padded))
             cases.append({"config": name, "text": text, "tokens": tokens, "ids": full, "padded": padded})
+    randoms = []
+    for text in random_texts(2000):
+        tokens = configs["sd1"].tokenize(text)
+        randoms.append({"text": text, "ids": configs["sd1"].convert_tokens_to_ids(tokens)})
     out = {
         "source": {
             "transformers": label,
@@ -256,6 +307,8 @@ def main():
     # One case per line.
     sys.stdout.write('{"source": ' + json.dumps(out["source"], ensure_ascii=False) + ',\n"cases": [\n')
     sys.stdout.write(",\n".join(json.dumps(c, ensure_ascii=False) for c in cases))
+    sys.stdout.write('\n],\n"random": [\n')
+    sys.stdout.write(",\n".join(json.dumps(c, ensure_ascii=False) for c in randoms))
     sys.stdout.write("\n]}\n")
 
 
