@@ -2,7 +2,6 @@ package guidance
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"math"
 
@@ -40,8 +39,10 @@ type cfgWork struct {
 // up to rounding, CFG of the two Upsample'd branches, with the same four
 // model calls per step but one pooling and one combination.
 //
-// Errors from either model are returned; a nil model or a non-finite scale
-// makes every call fail. The result is safe for concurrent use when cond
+// Errors from either model are returned; a nil model (ugo.ErrNilDenoiser,
+// typed nils included) or a scale outside the float32 range makes every
+// call fail, and a combination that overflows float32 is an error wrapping
+// ugo.ErrNonFinite. The result is safe for concurrent use when cond
 // and uncond are, and allocates nothing per call in steady state.
 func CFG(cond, uncond ugo.Denoiser, scale float64) ugo.Denoiser {
 	return &cfg{cond: cond, uncond: uncond, scale: scale}
@@ -49,11 +50,11 @@ func CFG(cond, uncond ugo.Denoiser, scale float64) ugo.Denoiser {
 
 // PredictNoise implements ugo.Denoiser.
 func (g *cfg) PredictNoise(ctx context.Context, dst, x *tensor.Dense, t []float32) error {
-	if g.cond == nil || g.uncond == nil {
-		return errors.New("guidance: CFG: nil model")
+	if ugo.IsNil(g.cond) || ugo.IsNil(g.uncond) {
+		return fmt.Errorf("guidance: CFG: nil model: %w", ugo.ErrNilDenoiser)
 	}
-	if math.IsNaN(g.scale) || math.IsInf(g.scale, 0) {
-		return fmt.Errorf("guidance: CFG: scale is %v, want a finite number", g.scale)
+	if !(math.Abs(g.scale) <= math.MaxFloat32) {
+		return fmt.Errorf("guidance: CFG: scale is %v, want a finite float32 number", g.scale)
 	}
 	shape, err := checkCall(dst, x, t)
 	if err != nil {
@@ -61,6 +62,9 @@ func (g *cfg) PredictNoise(ctx context.Context, dst, x *tensor.Dense, t []float3
 	}
 	ws, ok := g.work.get(shape)
 	if !ok {
+		if need := ugo.TensorBytes(1, shape...); need > ugo.MemoryLimit() {
+			return ugo.CheckMemory(fmt.Sprintf("guidance: CFG: the unconditional buffer of a %v sample", shape), need)
+		}
 		ws = &cfgWork{uncond: newTensor(shape)}
 	}
 	defer g.work.put(shape, ws)
@@ -82,6 +86,10 @@ func (g *cfg) PredictNoise(ctx context.Context, dst, x *tensor.Dense, t []float3
 	d = d[:len(u)]
 	for i, e := range u {
 		d[i] = e + s*(d[i]-e)
+	}
+	if ugo.FirstNonFinite(d) >= 0 {
+		// A scale or outputs so large that the combination overflows.
+		return ugo.CheckFinite("guidance: CFG: combined prediction", d)
 	}
 	return nil
 }

@@ -97,4 +97,21 @@
 // model call runs on a small set of helper goroutines that exit after 30
 // seconds without work. A panic in a wrapped model is re-raised on the
 // caller's goroutine.
+//
+// # Errors
+//
+// Bad input is an error, never a panic:
+//
+//   - Upsample refuses a nil model (ugo.ErrNilDenoiser, typed nils such as
+//     a nil *onnx.Model included), a nil or empty schedule (a zero
+//     schedule.Schedule), and invalid options (factors outside [1, 65536],
+//     Theta outside the float32 range, Eta outside [0, 1], an unknown time
+//     matching or prediction type);
+//   - a call with a sample whose axes the factors do not divide, or of the
+//     wrong rank, shape or layout (a lazily transposed view) is a
+//     *ugo.ShapeError; dst sharing memory with x is ugo.ErrAlias;
+//   - a guided or CFG-combined prediction that overflows float32 is an
+//     error wrapping ugo.ErrNonFinite;
+//   - a workspace beyond ugo.MemoryLimit is a *ugo.MemoryError;
+//   - errors of the wrapped models are returned, wrapped.
 package guidance

@@ -56,6 +56,9 @@ func fastValid(dst, x *tensor.Dense, t []float32) (bool, []int) {
 	if len(x.Float32s()) != n || len(dst.Float32s()) != n {
 		return false, nil
 	}
+	if x.RequiresIterator() || dst.RequiresIterator() || !x.DataOrder().IsRowMajor() || !dst.DataOrder().IsRowMajor() || ugo.Overlapping(dst, x) {
+		return false, nil
+	}
 	if len(t) != 1 && len(t) != xs[0] {
 		return false, nil
 	}

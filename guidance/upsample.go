@@ -156,11 +156,14 @@ type upWork struct {
 // *ugo.ShapeError) for samples whose axes are not divisible by the
 // factors, or whose rank the factors do not fit.
 func Upsample(model ugo.Denoiser, s *schedule.Schedule, opts UpsampleOptions) (ugo.Denoiser, error) {
-	if model == nil {
-		return nil, errors.New("guidance: Upsample: nil model")
+	if ugo.IsNil(model) {
+		return nil, fmt.Errorf("guidance: Upsample: nil model: %w", ugo.ErrNilDenoiser)
 	}
 	if s == nil {
 		return nil, errors.New("guidance: Upsample: nil schedule")
+	}
+	if s.Len() == 0 {
+		return nil, errors.New("guidance: Upsample: empty schedule (a zero schedule.Schedule; build one with schedule.FromConfig, FromBetas or a named constructor)")
 	}
 	factors := opts.Factors
 	if factors == nil {
@@ -171,13 +174,13 @@ func Upsample(model ugo.Denoiser, s *schedule.Schedule, opts UpsampleOptions) (u
 	}
 	k := 1
 	for _, f := range factors {
-		if f < 1 {
-			return nil, fmt.Errorf("guidance: Upsample: factors %v: every factor must be at least 1", factors)
+		if f < 1 || f > maxFactor {
+			return nil, fmt.Errorf("guidance: Upsample: factors %v: every factor must be at least 1 and at most %d", factors, maxFactor)
 		}
 		k *= f
 	}
-	if math.IsNaN(opts.Theta) || math.IsInf(opts.Theta, 0) {
-		return nil, fmt.Errorf("guidance: Upsample: Theta is %v, want a finite number", opts.Theta)
+	if !(math.Abs(opts.Theta) <= math.MaxFloat32) {
+		return nil, fmt.Errorf("guidance: Upsample: Theta is %v, want a finite float32 number", opts.Theta)
 	}
 	if !(opts.Eta >= 0 && opts.Eta <= 1) {
 		return nil, fmt.Errorf("guidance: Upsample: Eta is %v, want a value in [0, 1]", opts.Eta)
@@ -204,6 +207,10 @@ func Upsample(model ugo.Denoiser, s *schedule.Schedule, opts UpsampleOptions) (u
 		eps:     opts.Prediction == "" || opts.Prediction == schedule.PredictEpsilon,
 	}, nil
 }
+
+// maxFactor bounds each upsampling factor (so that their product fits any
+// int); a factor must divide its axis anyway.
+const maxFactor = 1 << 16
 
 // weight returns w_t for timestep t.
 func (u *upsampler) weight(t float32) float64 {
@@ -301,6 +308,9 @@ func (u *upsampler) PredictNoise(ctx context.Context, dst, x *tensor.Dense, t []
 		if u.opts.ClipSampleRange > 0 {
 			u.clampX0(ws, d, xb, tb)
 		}
+	}
+	if ugo.FirstNonFinite(ds) >= 0 {
+		return ugo.CheckFinite("guidance: Upsample: guided prediction", ds)
 	}
 	return nil
 }
@@ -431,6 +441,12 @@ func (u *upsampler) workspace(shape []int) (*upWork, error) {
 		return nil, &ugo.ShapeError{What: "x", Got: shape, Want: err.Error()}
 	}
 	low := plan.LowShape(nil, len(shape), shape[0], shape[1])
+	// Two low-resolution tensors, four low-resolution and two
+	// high-resolution vectors of one batch element.
+	need := ugo.TensorBytes(2, low...) + ugo.TensorBytes(4, plan.LowLen()) + ugo.TensorBytes(2, plan.HighLen())
+	if need < 0 || need > ugo.MemoryLimit() {
+		return nil, ugo.CheckMemory(fmt.Sprintf("guidance: Upsample: the workspace of a %v sample", shape), need)
+	}
 	return &upWork{
 		plan:    plan,
 		lowX:    newTensor(low),
