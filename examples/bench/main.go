@@ -77,6 +77,7 @@ type config struct {
 	allocSteps int
 	dump       string
 	cpuProfile string
+	device     onnx.Device
 }
 
 func parseFlags() (*config, error) {
@@ -92,6 +93,7 @@ func parseFlags() (*config, error) {
 	flag.IntVar(&c.allocSteps, "alloc-steps", 5, "steps of the allocation-counting runs (0 skips them)")
 	flag.StringVar(&c.dump, "dump", "", "folder for noise, final samples and bench.json (for tools/reference)")
 	flag.StringVar(&c.cpuProfile, "cpuprofile", "", "write a CPU profile of the timed runs to this file")
+	flag.Var(&c.device, "device", "where the model runs: cpu, cuda, cuda:N, tensorrt, tensorrt:N or webgpu")
 	flag.Parse()
 	if flag.NArg() > 0 {
 		return nil, fmt.Errorf("unexpected arguments %q", flag.Args())
@@ -162,7 +164,7 @@ func run(out io.Writer) error {
 	if c.threads > 0 || c.inter > 0 {
 		opts = append(opts, onnx.WithThreads(c.threads, c.inter))
 	}
-	model, err := onnx.Open(path, opts...)
+	model, err := onnx.Open(path, append(opts, c.device.Options()...)...)
 	if err != nil {
 		return err
 	}

@@ -37,6 +37,8 @@ func run() error {
 	steps := flag.Int("steps", 50, "DDIM steps")
 	seed := flag.Uint64("seed", 1, "seed of the first image; image i uses seed+i")
 	threads := flag.Int("threads", 0, "ONNX Runtime intra-op threads (0: runtime default)")
+	var device onnx.Device
+	flag.Var(&device, "device", "where the model runs: cpu, cuda, cuda:N, tensorrt, tensorrt:N or webgpu")
 	flag.Parse()
 	if *n <= 0 || *cols <= 0 || *steps <= 0 {
 		return errors.New("-n, -cols and -steps must be positive")
@@ -54,11 +56,12 @@ func run() error {
 	if *threads > 0 {
 		opts = append(opts, onnx.WithThreads(*threads, 1))
 	}
-	model, err := onnx.Open(path, opts...)
+	model, err := onnx.Open(path, append(opts, device.Options()...)...)
 	if err != nil {
 		return err
 	}
 	defer model.Close()
+	fmt.Fprintf(os.Stderr, "%s on %v\n", path, model.Info().Providers)
 	if err := os.MkdirAll(*out, 0o755); err != nil {
 		return err
 	}

@@ -50,6 +50,7 @@ type options struct {
 	width, height                int
 	req                          pipeline.Request
 	onnx                         []onnx.Option
+	device                       onnx.Device
 	sampleSize                   int
 	memstats, quiet              bool
 }
@@ -77,8 +78,8 @@ func parse(args []string, stderr io.Writer) (*options, error) {
 	tile := fs.String("tile", "auto", "VAE decoding: auto (tiles above 1024x1024), always or never")
 	tileSize := fs.Int("tile-size", pipeline.DefaultTileSize, "tile side in latent pixels (x8 image pixels)")
 	overlap := fs.Int("tile-overlap", pipeline.DefaultTileOverlap, "minimum tile overlap in latent pixels")
-	provider := fs.String("provider", "cpu", "execution provider: cpu, cuda or tensorrt")
-	device := fs.Int("device", 0, "GPU device id for cuda and tensorrt")
+	device := fs.String("device", "cpu", "where the models run: cpu, cuda, cuda:N, tensorrt, tensorrt:N or webgpu (a bare N is the GPU index of -provider)")
+	provider := fs.String("provider", "", "deprecated spelling of the -device kind: cpu, cuda or tensorrt")
 	fallback := fs.Bool("fallback", false, "fall back to the CPU when the GPU provider is unavailable")
 	threads := fs.Int("threads", 0, "ONNX Runtime intra-op threads (0: runtime default)")
 	fs.IntVar(&o.sampleSize, "sample-size", 0, "training size in pixels, if the folder's configs do not say (default 512)")
@@ -138,19 +139,42 @@ func parse(args []string, stderr io.Writer) (*options, error) {
 	if *threads > 0 {
 		o.onnx = append(o.onnx, onnx.WithThreads(*threads, 1))
 	}
-	switch *provider {
-	case "cpu":
-	case "cuda":
-		o.onnx = append(o.onnx, onnx.WithCUDA(*device, nil))
-	case "tensorrt":
-		o.onnx = append(o.onnx, onnx.WithTensorRT(*device, nil), onnx.WithCUDA(*device, nil))
-	default:
-		return nil, fmt.Errorf("-provider %q: want cpu, cuda or tensorrt", *provider)
+	var err error
+	if o.device, err = parseDevice(*device, *provider); err != nil {
+		return nil, err
 	}
+	o.onnx = append(o.onnx, o.device.Options()...)
 	if *fallback {
 		o.onnx = append(o.onnx, onnx.WithFallback(onnx.FallbackCPU))
 	}
 	return o, nil
+}
+
+// parseDevice reads -device, which names a device ("cuda:1") or, as the
+// flag used to, a bare GPU index for the kind that -provider names.
+func parseDevice(device, provider string) (onnx.Device, error) {
+	if provider != "" && provider != onnx.DeviceCPU && provider != onnx.DeviceCUDA && provider != onnx.DeviceTensorRT {
+		return onnx.Device{}, fmt.Errorf("-provider %q: want cpu, cuda or tensorrt (or use -device)", provider)
+	}
+	if n, err := strconv.Atoi(device); err == nil {
+		if (provider == "" || provider == onnx.DeviceCPU) && n == 0 {
+			return onnx.Device{Kind: onnx.DeviceCPU}, nil
+		}
+		if provider == "" || provider == onnx.DeviceCPU {
+			return onnx.Device{}, fmt.Errorf("-device %d: a bare GPU index needs -provider cuda or tensorrt (or write -device cuda:%d)", n, n)
+		}
+		device = provider + ":" + device
+	}
+	d, err := onnx.ParseDevice(device)
+	if err != nil {
+		return onnx.Device{}, fmt.Errorf("-device: %w", err)
+	}
+	if provider != "" && device == "cpu" {
+		d.Kind = provider
+	} else if provider != "" && d.Kind != provider {
+		return onnx.Device{}, fmt.Errorf("-provider %s and -device %s disagree", provider, d)
+	}
+	return d, nil
 }
 
 // parsePair parses "AxB".

@@ -12,6 +12,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/ugo-diffusion/ugo/internal/ortest"
+	"github.com/ugo-diffusion/ugo/onnx"
 )
 
 func TestRun(t *testing.T) {
@@ -45,6 +46,11 @@ func TestParseErrors(t *testing.T) {
 		{[]string{"-model", "m", "-ug-factor", "2y"}, "-ug-factor"},
 		{[]string{"-model", "m", "-tile", "sometimes"}, "-tile"},
 		{[]string{"-model", "m", "-provider", "tpu"}, "-provider"},
+		{[]string{"-model", "m", "-device", "tpu"}, "invalid device"},
+		{[]string{"-model", "m", "-device", "webgpu:1"}, "invalid device"},
+		{[]string{"-model", "m", "-device", "cuda:-1"}, "invalid device"},
+		{[]string{"-model", "m", "-device", "2"}, "needs -provider"},
+		{[]string{"-model", "m", "-provider", "tensorrt", "-device", "cuda"}, "disagree"},
 		{[]string{"-model", "m", "extra"}, "unexpected arguments"},
 		{[]string{"-nope"}, "not defined"},
 	}
@@ -53,6 +59,28 @@ func TestParseErrors(t *testing.T) {
 			_, err := parse(c.args, &bytes.Buffer{})
 			require.ErrorContains(t, err, c.want)
 		})
+	}
+}
+
+func TestParseDevice(t *testing.T) {
+	cases := []struct {
+		args []string
+		want onnx.Device
+	}{
+		{nil, onnx.Device{Kind: onnx.DeviceCPU}},
+		{[]string{"-device", "webgpu"}, onnx.Device{Kind: onnx.DeviceWebGPU}},
+		{[]string{"-device", "cuda:2"}, onnx.Device{Kind: onnx.DeviceCUDA, ID: 2}},
+		{[]string{"-device", "TensorRT"}, onnx.Device{Kind: onnx.DeviceTensorRT}},
+		{[]string{"-provider", "cuda"}, onnx.Device{Kind: onnx.DeviceCUDA}},
+		{[]string{"-provider", "cuda", "-device", "1"}, onnx.Device{Kind: onnx.DeviceCUDA, ID: 1}},
+		{[]string{"-provider", "tensorrt", "-device", "tensorrt:3"}, onnx.Device{Kind: onnx.DeviceTensorRT, ID: 3}},
+		{[]string{"-provider", "cpu", "-device", "0"}, onnx.Device{Kind: onnx.DeviceCPU}},
+	}
+	for _, c := range cases {
+		o, err := parse(append([]string{"-model", "m"}, c.args...), &bytes.Buffer{})
+		require.NoError(t, err, "%v", c.args)
+		require.Equal(t, c.want, o.device, "%v", c.args)
+		require.Len(t, o.onnx, len(c.want.Options()), "%v: the device's options are passed on", c.args)
 	}
 }
 

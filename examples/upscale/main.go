@@ -87,6 +87,7 @@ type options struct {
 	trained, channels            int
 	sampleSize                   int
 	onnx                         []onnx.Option
+	device                       onnx.Device
 	sr                           string
 	srScale                      int
 }
@@ -113,6 +114,7 @@ func parse(args []string, stderr io.Writer) (*options, error) {
 	fs.Float64Var(&o.cfg, "cfg", pipeline.DefaultGuidanceScale, "classifier-free guidance scale (latent models)")
 	fs.IntVar(&o.sampleSize, "sample-size", 0, "training size of a latent model in pixels (default: from its config)")
 	threads := fs.Int("threads", 0, "ONNX Runtime intra-op threads (0: runtime default)")
+	fs.Var(&o.device, "device", "where the models run: cpu, cuda, cuda:N, tensorrt, tensorrt:N or webgpu")
 	fs.StringVar(&o.sr, "sr", "", "ONNX super-resolution model (NHWC RGB in [0, 255], as testdata/models/esrgan_slim_x4.onnx) for the methods sr and sr-refine")
 	fs.IntVar(&o.srScale, "sr-scale", 4, "upscaling factor of the -sr model")
 	if err := fs.Parse(args); err != nil {
@@ -167,6 +169,7 @@ func parse(args []string, stderr io.Writer) (*options, error) {
 	if *threads > 0 {
 		o.onnx = append(o.onnx, onnx.WithThreads(*threads, 1))
 	}
+	o.onnx = append(o.onnx, o.device.Options()...)
 	return o, nil
 }
 

@@ -92,6 +92,8 @@ func TestParseErrors(t *testing.T) {
 		{[]string{"extra"}, "unexpected"},
 		{[]string{"-methods", "sr"}, "needs a super-resolution model"},
 		{[]string{"-sr", "m.onnx", "-sr-scale", "0"}, "-sr-scale"},
+		{[]string{"-device", "gpu"}, "invalid device"},
+		{[]string{"-device", "webgpu:0"}, "invalid device"},
 	} {
 		_, err := parse(tc.args, &bytes.Buffer{})
 		require.Error(t, err, "%v", tc.args)
@@ -102,4 +104,9 @@ func TestParseErrors(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, methods, o.methods)
 	require.Equal(t, "bicubic", o.filter.String())
+	require.Equal(t, "cpu", o.device.String())
+	o, err = parse([]string{"-device", "webgpu", "-threads", "2"}, &bytes.Buffer{})
+	require.NoError(t, err)
+	require.Equal(t, "webgpu", o.device.String())
+	require.Len(t, o.onnx, 2, "threads and the WebGPU provider")
 }
