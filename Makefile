@@ -83,5 +83,5 @@ FUZZTIME ?= 1m
 fuzz: fuzz-clip
 
 fuzz-clip:
-	for f in FuzzParseVocab FuzzParseMerges FuzzParseTokenizerJSON FuzzParseSpecial FuzzEncode; do \
+	for f in FuzzParseVocab FuzzParseMerges FuzzParseTokenizerJSON FuzzParseSpecial FuzzParseAddedTokens FuzzEncode; do \
 		$(GO) test ./pipeline/clip -run '^$$' -fuzz "^$$f$$" -fuzztime $(FUZZTIME) -parallel 1 || exit 1; done

@@ -3,6 +3,7 @@ package clip
 import (
 	"cmp"
 	"fmt"
+	"maps"
 	"slices"
 	"strings"
 	"unicode"
@@ -35,6 +36,12 @@ type Options struct {
 	// MaxLength is the padded length of EncodePadded (default MaxLength;
 	// at least 2, at most MaxSequenceLength).
 	MaxLength int
+	// AddedTokens are transformers' added tokens (textual-inversion
+	// tokens, additional special tokens), token -> id. Like the special
+	// tokens, each is split out of the text exactly as written and kept as
+	// one token. A token already in the vocabulary must have the same id
+	// there; the others join the vocabulary, whose ids must stay 0..n-1.
+	AddedTokens map[string]int
 }
 
 // Tokenizer is CLIP's byte-level BPE tokenizer. It is immutable and safe for
@@ -47,14 +54,31 @@ type Tokenizer struct {
 	pad     int
 	unk     int
 	maxLen  int
-	special []string // the special tokens' strings, longest first
+	special []string // the special and added tokens' strings, longest first
 }
 
 // New returns a tokenizer over vocab (token -> id) and merges (in rank
 // order). The ids of a vocabulary of n tokens must be 0..n-1, each once;
-// each merge must be two non-empty symbols without white space, and no
-// merge may repeat. Errors are *FormatError.
+// each merge must be two non-empty UTF-8 symbols without white space, and
+// no merge may repeat. Errors are *FormatError.
 func New(vocab map[string]int, merges [][2]string, opts Options) (*Tokenizer, error) {
+	if len(opts.AddedTokens) > 0 {
+		full := make(map[string]int, len(vocab)+len(opts.AddedTokens))
+		for tok, id := range vocab {
+			full[tok] = id
+		}
+		for _, tok := range slices.Sorted(maps.Keys(opts.AddedTokens)) {
+			id := opts.AddedTokens[tok]
+			if tok == "" {
+				return nil, &FormatError{Item: "added token", Reason: "empty"}
+			}
+			if old, ok := vocab[tok]; ok && old != id {
+				return nil, &FormatError{Item: fmt.Sprintf("added token %q", tok), Reason: fmt.Sprintf("id %d, but the vocabulary has %d", id, old)}
+			}
+			full[tok] = id
+		}
+		vocab = full
+	}
 	if err := checkVocab(vocab); err != nil {
 		return nil, err
 	}
@@ -86,6 +110,11 @@ func New(vocab map[string]int, merges [][2]string, opts Options) (*Tokenizer, er
 		*sp.id = id
 		if !slices.Contains(t.special, sp.token) {
 			t.special = append(t.special, sp.token)
+		}
+	}
+	for _, tok := range slices.Sorted(maps.Keys(opts.AddedTokens)) {
+		if !slices.Contains(t.special, tok) {
+			t.special = append(t.special, tok)
 		}
 	}
 	slices.SortStableFunc(t.special, func(a, b string) int { return cmp.Compare(len(b), len(a)) })
@@ -135,7 +164,10 @@ func checkMerge(m [2]string) *FormatError {
 	if m[0] == "" || m[1] == "" {
 		return &FormatError{Reason: "a symbol is empty"}
 	}
-	if strings.ContainsFunc(m[0]+m[1], unicode.IsSpace) {
+	if !utf8.ValidString(m[0]) || !utf8.ValidString(m[1]) {
+		return &FormatError{Reason: "a symbol is not valid UTF-8"}
+	}
+	if strings.ContainsFunc(m[0], unicode.IsSpace) || strings.ContainsFunc(m[1], unicode.IsSpace) {
 		return &FormatError{Reason: "a symbol contains white space"}
 	}
 	return nil
@@ -160,8 +192,9 @@ func (t *Tokenizer) VocabSize() int { return len(t.vocab) }
 // Tokenize returns the BPE tokens of text, without start and end tokens, as
 // CLIPTokenizer.tokenize does:
 //
-//  1. The strings of the special tokens (start, end, pad, unknown) are
-//     split out of text exactly as written, each kept as one token.
+//  1. The strings of the special tokens (start, end, pad, unknown) and of
+//     the added tokens are split out of text exactly as written, each kept
+//     as one token.
 //  2. Each piece of text between them is normalised (Normalize) and
 //     pre-tokenised with CLIP's pattern, which keeps "<|startoftext|>" and
 //     "<|endoftext|>" written in any case as those tokens where a

@@ -34,7 +34,10 @@
 //     diffusers' pipelines feed the text encoder.
 //
 // Load reads a model folder's tokenizer/ directory: vocab.json + merges.txt,
-// or tokenizer.json.
+// or tokenizer.json, and the added tokens (textual-inversion tokens,
+// additional special tokens) of tokenizer_config.json, added_tokens.json
+// or tokenizer.json, which are split out of the text like the special
+// tokens.
 //
 // # Where it differs from CLIPTokenizer with ftfy, and from openai/CLIP
 //
@@ -60,11 +63,12 @@
 //
 // New and Load refuse tokenizer data that cannot be CLIP's with a
 // *FormatError naming the file, line and item: ids that are not 0..n-1
-// each once (negative, repeated or out-of-range ids), merges that are not
-// two non-empty symbols or that repeat, a tokenizer.json that is not a CLIP
-// BPE model or whose added tokens contradict its vocabulary, special tokens
-// missing from the vocabulary, malformed special_tokens_map.json or
-// tokenizer_config.json values, files larger than MaxFileSize. A missing
+// each once (negative, repeated or out-of-range ids, added tokens that
+// leave a gap or contradict the vocabulary), merges that are not two
+// non-empty symbols or that repeat, files that are not UTF-8, a
+// tokenizer.json that is not a CLIP BPE model, special tokens missing from
+// the vocabulary, malformed special_tokens_map.json, tokenizer_config.json
+// or added_tokens.json values, files larger than MaxFileSize. A missing
 // or unreadable file gives the *fs.PathError of the read. Encode,
 // EncodePadded and Tokenize accept any string.
 //

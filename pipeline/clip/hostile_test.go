@@ -6,6 +6,7 @@ import (
 	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"unicode/utf8"
@@ -74,6 +75,18 @@ func TestLoadRefuses(t *testing.T) {
 		{"tokenizer.json added token negative", map[string]string{"tokenizer.json": smallJSON(smallVocab, `[]`, `[{"id": -8, "content": "<x>"}]`)}, "tokenizer.json", 0, "negative id -8"},
 		{"tokenizer.json added token huge", map[string]string{"tokenizer.json": smallJSON(smallVocab, `[]`, `[{"id": 1000000000, "content": "<x>"}]`)}, "tokenizer.json", 0, "out of range"},
 		{"tokenizer.json added token without id", map[string]string{"tokenizer.json": smallJSON(smallVocab, `[]`, `[{"content": "<x>"}]`)}, "tokenizer.json", 0, "needs an id and a content"},
+		{"added token conflicts", map[string]string{"vocab.json": smallVocab, "merges.txt": smallMerges, "added_tokens.json": `{"ab</w>": 8}`}, "vocab.json", 0, `added token "ab</w>": id 8, but the vocabulary has 4`},
+		{"added token leaves a hole", map[string]string{"vocab.json": smallVocab, "merges.txt": smallMerges, "added_tokens.json": `{"<x>": 9}`}, "vocab.json", 0, "ids must be 0..8"},
+		{"added token reuses an id", map[string]string{"vocab.json": smallVocab, "merges.txt": smallMerges, "added_tokens.json": `{"<x>": 3}`}, "vocab.json", 0, "is also the id of"},
+		{"added_tokens.json not an object", map[string]string{"vocab.json": smallVocab, "merges.txt": smallMerges, "added_tokens.json": `["<x>"]`}, "added_tokens.json", 0, "want a JSON object"},
+		{"added_tokens_decoder key not an id", map[string]string{"vocab.json": smallVocab, "merges.txt": smallMerges, "tokenizer_config.json": `{"added_tokens_decoder": {"x": {"content": "<x>"}}}`}, "tokenizer_config.json", 0, "not an integer id"},
+		{"added_tokens_decoder token twice", map[string]string{"vocab.json": smallVocab, "merges.txt": smallMerges, "tokenizer_config.json": `{"added_tokens_decoder": {"8": "<x>", "9": {"content": "<x>"}}}`}, "tokenizer_config.json", 0, "also added with id 8"},
+		{"added_tokens_decoder empty token", map[string]string{"vocab.json": smallVocab, "merges.txt": smallMerges, "tokenizer_config.json": `{"added_tokens_decoder": {"8": {"content": ""}}}`}, "tokenizer_config.json", 0, "empty token"},
+		{"additional special token unknown", map[string]string{"vocab.json": smallVocab, "merges.txt": smallMerges, "special_tokens_map.json": `{"additional_special_tokens": ["<y>"]}`}, "vocab.json", 0, `"<y>" is neither in the vocabulary nor an added token`},
+		{"additional special tokens not a list", map[string]string{"vocab.json": smallVocab, "merges.txt": smallMerges, "special_tokens_map.json": `{"additional_special_tokens": "<y>"}`}, "special_tokens_map.json", 0, "want a list"},
+		{"merges not UTF-8", map[string]string{"vocab.json": smallVocab, "merges.txt": "#version: 0.2\n\xe3 \x80\x80\n"}, "merges.txt", 2, "not valid UTF-8"},
+		{"vocab not UTF-8", map[string]string{"vocab.json": "{\"\xff\": 0}", "merges.txt": smallMerges}, "vocab.json", 0, "not valid UTF-8"},
+		{"tokenizer.json added token twice", map[string]string{"tokenizer.json": smallJSON(smallVocab, `[]`, `[{"id": 8, "content": "<x>"}, {"id": 9, "content": "<x>"}]`)}, "tokenizer.json", 0, "id 9, but model.vocab has 8"},
 		{"tokenizer.json vocab with a duplicate id", map[string]string{"tokenizer.json": smallJSON(`{"a": 0, "b": 0}`, `[]`, `[]`)}, "tokenizer.json", 0, "is also the id of"},
 	}
 	for _, c := range cases {
@@ -95,6 +108,47 @@ func TestLoadRefuses(t *testing.T) {
 			require.Equal(t, c.line, fe.Line)
 		})
 	}
+}
+
+// TestAddedTokens loads folders with added tokens (textual-inversion
+// tokens, additional special tokens) in each place transformers reads them
+// from. As CLIPTokenizer.tokenize does, each is split out of the text
+// exactly as written and becomes its id.
+func TestAddedTokens(t *testing.T) {
+	cases := []struct {
+		name  string
+		files map[string]string
+	}{
+		{"added_tokens_decoder", map[string]string{"tokenizer_config.json": `{"added_tokens_decoder": {"8": {"content": "<cat-toy>", "lstrip": false, "special": false}}}`}},
+		{"added_tokens.json", map[string]string{"added_tokens.json": `{"<cat-toy>": 8}`}},
+		{"added_tokens_decoder wins over added_tokens.json", map[string]string{
+			"tokenizer_config.json": `{"added_tokens_decoder": {"8": "<cat-toy>"}}`, "added_tokens.json": `{"<dog>": 8}`}},
+		{"additional special token", map[string]string{
+			"added_tokens.json": `{"<cat-toy>": 8}`, "special_tokens_map.json": `{"additional_special_tokens": [{"content": "<cat-toy>"}, "ab</w>"]}`}},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			c.files["vocab.json"], c.files["merges.txt"] = smallVocab, smallMerges
+			tok, err := Load(writeFiles(t, c.files))
+			require.NoError(t, err)
+			require.Equal(t, 9, tok.VocabSize())
+			require.Equal(t, []string{"a</w>", "<cat-toy>", "b</w>", "<cat-toy>", "<</w>", "c", "a", "t</w>"}, tok.Tokenize("a<cat-toy>b <cat-toy> <CAT"))
+			require.Equal(t, []int{6, 2, 8, 3, 7}, tok.Encode("a<cat-toy>b"))
+			require.Equal(t, []int{6, 7, 8, 7}, tok.Encode("<|endoftext|><cat-toy>"))
+		})
+	}
+	t.Run("tokenizer.json", func(t *testing.T) {
+		tok, err := Load(writeFiles(t, map[string]string{"tokenizer.json": smallJSON(smallVocab, `["a b</w>"]`, `[{"id": 7, "content": "<|endoftext|>"}, {"id": 8, "content": "<cat-toy>"}]`)}))
+		require.NoError(t, err)
+		require.Equal(t, []int{6, 2, 8, 4, 7}, tok.Encode("a<cat-toy>ab"))
+	})
+	t.Run("New does not change the caller's vocabulary", func(t *testing.T) {
+		vocab := map[string]int{StartToken: 0, EndToken: 1}
+		tok, err := New(vocab, nil, Options{AddedTokens: map[string]int{"<x>": 2}})
+		require.NoError(t, err)
+		require.Len(t, vocab, 2)
+		require.Equal(t, []int{0, 2, 1}, tok.Encode("<x>"))
+	})
 }
 
 func TestLoadRefusesHugeFile(t *testing.T) {
@@ -365,7 +419,7 @@ func FuzzParseTokenizerJSON(f *testing.F) {
 		f.Add([]byte(s))
 	}
 	f.Fuzz(func(t *testing.T, data []byte) {
-		vocab, merges, err := parseTokenizerJSON(data)
+		vocab, merges, _, err := parseTokenizerJSON(data)
 		if err != nil {
 			var fe *FormatError
 			if !errors.As(err, &fe) {
@@ -388,16 +442,14 @@ func FuzzParseTokenizerJSON(f *testing.F) {
 	})
 }
 
-func FuzzParseSpecial(f *testing.F) {
-	for _, s := range []string{
-		`{"pad_token": "!", "model_max_length": 77}`, `{"bos_token": {"content": "<s>"}}`, `{"eos_token": 3}`,
-		`{"model_max_length": 1e30}`, `{"model_max_length": -1}`, `{"unk_token": null}`, "[]", "{",
-	} {
+func FuzzParseAddedTokens(f *testing.F) {
+	for _, s := range []string{`{"<x>": 8}`, `{}`, `[]`, `{"<x>": -1}`, `{"": 0}`, "null", `{"a": 1e40}`} {
 		f.Add([]byte(s))
 	}
+	vocab, err := parseVocab([]byte(smallVocab))
+	require.NoError(f, err)
 	f.Fuzz(func(t *testing.T, data []byte) {
-		var opts Options
-		err := parseSpecial(data, &opts)
+		added, err := parseAddedTokens(data)
 		if err != nil {
 			var fe *FormatError
 			if !errors.As(err, &fe) {
@@ -405,8 +457,47 @@ func FuzzParseSpecial(f *testing.F) {
 			}
 			return
 		}
-		if opts.MaxLength != 0 && (opts.MaxLength < 2 || opts.MaxLength > MaxSequenceLength) {
-			t.Fatalf("accepted max length %d", opts.MaxLength)
+		tok, err := New(vocab, nil, Options{AddedTokens: added})
+		if err != nil {
+			var fe *FormatError
+			if !errors.As(err, &fe) {
+				t.Fatalf("New: error %v is not a *FormatError", err)
+			}
+			return
+		}
+		for s, id := range added {
+			if got := tok.Encode(s); !slices.Equal(got, []int{6, id, 7}) {
+				t.Fatalf("Encode(%q) = %v, want [6 %d 7]", s, got, id)
+			}
+		}
+	})
+}
+
+func FuzzParseSpecial(f *testing.F) {
+	for _, s := range []string{
+		`{"pad_token": "!", "model_max_length": 77}`, `{"bos_token": {"content": "<s>"}}`, `{"eos_token": 3}`,
+		`{"model_max_length": 1e30}`, `{"model_max_length": -1}`, `{"unk_token": null}`, "[]", "{",
+		`{"added_tokens_decoder": {"8": {"content": "<x>"}}, "additional_special_tokens": ["<x>", {"content": "<y>"}]}`,
+	} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, data []byte) {
+		var c config
+		err := c.parse(data, true)
+		if err != nil {
+			var fe *FormatError
+			if !errors.As(err, &fe) {
+				t.Fatalf("error %v is not a *FormatError", err)
+			}
+			return
+		}
+		if n := c.opts.MaxLength; n != 0 && (n < 2 || n > MaxSequenceLength) {
+			t.Fatalf("accepted max length %d", n)
+		}
+		for tok := range c.added {
+			if tok == "" {
+				t.Fatal("accepted an empty added token")
+			}
 		}
 	})
 }
