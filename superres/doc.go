@@ -36,7 +36,7 @@
 // network sees only a bounded neighbourhood of each pixel (10 input pixels
 // for esrgan-slim), so with an overlap at least that radius the tiled result
 // equals the whole-image one to float rounding: the tests check it
-// exactly for a network in Go and to 1e-4 (of 255) for the ONNX models.
+// exactly for a network in Go and to 1.2e-4 (of 255) for the ONNX models.
 //
 // # Pipelines
 //

@@ -323,3 +323,41 @@ func TestStage(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, want.Float32s(), outs[1].Float32s())
 }
+
+// pixelCodec is a codec whose latents are the images average-pooled by 2
+// (decode: nearest-neighbour repeat; encode: area pooling), the exact U and
+// D pair of Upsample Guidance.
+type pixelCodec struct{}
+
+func (pixelCodec) Decode(_ context.Context, z *tensor.Dense) (*tensor.Dense, error) {
+	s := z.Shape()
+	return resize.To(resize.Nearest, z, s[2]*2, s[3]*2)
+}
+
+func (pixelCodec) Encode(_ context.Context, x *tensor.Dense) (*tensor.Dense, error) {
+	s := x.Shape()
+	return resize.To(resize.Area, x, s[2]/2, s[3]/2)
+}
+
+// With a Codec the stage upscales decoded images and encodes the result.
+func TestStageCodec(t *testing.T) {
+	ctx := context.Background()
+	m, err := newModel(newLocalNet(3, 3, NHWC, 2), Options{Scale: 3, Tile: 5})
+	require.NoError(t, err)
+	z := tensor.New(tensor.WithShape(1, 3, 4, 4), tensor.WithBacking(make([]float32, 48)))
+	for i := range z.Float32s() {
+		z.Float32s()[i] = float32(math.Cos(float64(i) / 2))
+	}
+	got, err := Stage{Model: m, Height: 8, Width: 8, Codec: pixelCodec{}}.Run(ctx, nil, z)
+	require.NoError(t, err)
+	img, err := pixelCodec{}.Decode(ctx, z) // 8x8
+	require.NoError(t, err)
+	up, err := m.Upscale(ctx, img) // 24x24
+	require.NoError(t, err)
+	up, err = resize.To(resize.Bicubic, up, 16, 16)
+	require.NoError(t, err)
+	want, err := pixelCodec{}.Encode(ctx, up)
+	require.NoError(t, err)
+	require.Equal(t, []int{1, 3, 8, 8}, []int(got.Shape()))
+	require.Equal(t, want.Float32s(), got.Float32s())
+}
