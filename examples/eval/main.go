@@ -187,6 +187,10 @@ func run() error {
 			upscale.Sample{Height: 28, Width: 28},
 			superres.Stage{Model: esrgan},
 			upscale.Refine{Height: 112, Width: 112, Strength: r, Structure: &upscale.StructureOptions{}}}},
+		fashion.Setting{Name: "112 ESRGAN+refine+UG", Size: 112, Stages: []upscale.Stage{
+			upscale.Sample{Height: 28, Width: 28},
+			superres.Stage{Model: esrgan},
+			upscale.Refine{Height: 112, Width: 112, Strength: r, Upsample: &ugAt}}},
 	)
 	if *sweep != "" {
 		if settings, err = sweepSettings(settings[0], settings[2], *sweep, *samplers, *steps); err != nil {
