@@ -2,7 +2,6 @@ package guidance
 
 import (
 	"context"
-	"fmt"
 	"math"
 	"math/rand/v2"
 	"strings"
@@ -292,7 +291,7 @@ func TestConvertedGuidanceDoesNotAllocate(t *testing.T) {
 			t.Fatal(err)
 		}
 		if n := testing.AllocsPerRun(20, func() { _ = d.PredictNoise(ctx, dst, x, ts) }); n != 0 {
-			t.Error(fmt.Sprintf("%s: %v allocations per call", pred, n))
+			t.Errorf("%s: %v allocations per call", pred, n)
 		}
 	}
 }

@@ -77,11 +77,12 @@ func (b *Bound) With(name string, value *tensor.Dense) (*Bound, error) {
 			return nil, &ugo.ShapeError{What: name, Got: shape, Want: fmt.Sprintf("dimension %d = %d (model input %s)", j, in.Dims[j], in)}
 		}
 	}
-	if len(dims) == 0 && in.DType == Float16 {
-		return nil, fmt.Errorf("onnx: binding %s: onnxruntime_go cannot feed a float16 scalar", in)
-	}
 	data, err := convertDense(value, in.DType)
 	if err != nil {
+		if re, ok := err.(*RangeError); ok {
+			re.Input = in.Name
+			return nil, re
+		}
 		return nil, fmt.Errorf("onnx: binding %s: %w", in, err)
 	}
 	nb := &Bound{m: m, id: m.nextID.Add(1), values: slices.Clone(b.values)}

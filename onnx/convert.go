@@ -34,6 +34,72 @@ func u16Bytes(s []uint16) []byte {
 	return unsafe.Slice((*byte)(unsafe.Pointer(&s[0])), 2*len(s))
 }
 
+// isHalfInf reports whether half-precision bits h are an infinity.
+func isHalfInf(h uint16) bool { return h&0x7fff == 0x7c00 }
+
+// toFloat16Checked is toFloat16 that stops at the first finite value beyond
+// float16's range (its magnitude rounds to infinity, from 65520 on) and
+// returns its index, or -1.
+func toFloat16Checked(dst []uint16, src []float32) int {
+	for i, v := range src {
+		h := float16.Fromfloat32(v).Bits()
+		if isHalfInf(h) && !math.IsInf(float64(v), 0) {
+			return i
+		}
+		dst[i] = h
+	}
+	return -1
+}
+
+// RangeError reports an input value that the model input's element type
+// cannot hold: a timestep beyond int64 or int32 for an integer-timestep
+// model, or a finite value beyond float16's range (magnitude 65520 and up
+// rounds to infinity) for a float16 input. Nothing is run: the value is not
+// converted to something else, and the model is not blamed for an output
+// that such an input would make non-finite.
+type RangeError struct {
+	// Input is the model input's name (empty where the value is being
+	// converted for binding before the name is known).
+	Input string
+	// DType is the input's element type.
+	DType DType
+	// Index is the element's index in the value given; Value the element.
+	Index int
+	Value float64
+}
+
+// Error implements error.
+func (e *RangeError) Error() string {
+	in := ""
+	if e.Input != "" {
+		in = " for input " + e.Input
+	}
+	return fmt.Sprintf("onnx: element %d (%v) is out of the range of %s%s", e.Index, e.Value, e.DType, in)
+}
+
+// checkRange returns a *RangeError when the finite value v, as an element
+// of an input of type dt (integers rounded as roundTimestep does), cannot be
+// represented.
+func checkRange(dt DType, v float64, i int) *RangeError {
+	ok := true
+	switch dt {
+	case Float16:
+		ok = !isHalfInf(float16.Fromfloat32(float32(v)).Bits())
+	case Float32:
+		ok = math.Abs(v) <= math.MaxFloat32 || math.Abs(float64(float32(v))) <= math.MaxFloat32
+	case Int64:
+		r := math.RoundToEven(v)
+		ok = r >= -(1<<63) && r < 1<<63
+	case Int32:
+		r := math.RoundToEven(v)
+		ok = r >= math.MinInt32 && r <= math.MaxInt32
+	}
+	if ok {
+		return nil
+	}
+	return &RangeError{DType: dt, Index: i, Value: v}
+}
+
 // roundTimestep rounds a fractional timestep for an integer-timestep model:
 // to nearest, ties to even, like torch.round.
 func roundTimestep(v float32) float64 { return math.RoundToEven(float64(v)) }
@@ -53,8 +119,10 @@ func newValue(dt DType, dims []int64, data any) (ort.Value, error) {
 			return ort.NewScalar(d[0])
 		case []int32:
 			return ort.NewScalar(d[0])
+		case []uint16:
+			return newHalfScalar(d[0])
 		}
-		return nil, fmt.Errorf("onnx: cannot create a rank-0 %s tensor (onnxruntime_go has no float16 scalar)", dt)
+		return nil, fmt.Errorf("onnx: internal: no scalar for %T", data)
 	}
 	switch d := data.(type) {
 	case []float32:
@@ -141,8 +209,14 @@ func convertDense(d *tensor.Dense, dt DType) (any, error) {
 		return float64(is[i])
 	}
 	for i := range n {
-		if v := get(i); math.IsNaN(v) || math.IsInf(v, 0) {
+		v := get(i)
+		if math.IsNaN(v) || math.IsInf(v, 0) {
 			return nil, fmt.Errorf("element %d is %v, want a finite number", i, v)
+		}
+		if fs != nil || dt == Float16 || dt == Int32 {
+			if re := checkRange(dt, v, i); re != nil {
+				return nil, re
+			}
 		}
 	}
 	out := makeSlice(dt, n)
@@ -169,9 +243,6 @@ func convertDense(d *tensor.Dense, dt DType) (any, error) {
 			return nil, fmt.Errorf("a %v tensor cannot feed an int32 input; pass integers", d.Dtype())
 		}
 		for i, v := range is {
-			if v != int64(int32(v)) {
-				return nil, fmt.Errorf("element %d (%d) overflows int32", i, v)
-			}
 			o[i] = int32(v)
 		}
 	default:

@@ -2,7 +2,9 @@
 // ugo.Denoiser values.
 //
 // It is ugo's only cgo package, built on github.com/yalue/onnxruntime_go,
-// which loads the ONNX Runtime shared library at run time.
+// which loads the ONNX Runtime shared library at run time. A small C shim
+// here (not built on Windows) creates the one kind of tensor the binding
+// cannot: a rank-0 float16 tensor, through ONNX Runtime's C API.
 //
 // # Opening a model
 //
@@ -33,8 +35,18 @@
 // rounded to the nearest integer, ties to even, as torch.round does: the
 // fractional times Upsample Guidance asks for are then quantised, which
 // matches the "nearest" time-adjustment mode of the public implementations.
-// A float16 scalar timestep cannot be fed (the binding has no float16
-// scalar); Open says so.
+// Every timestep form real exporters write loads and runs: int64 [N]
+// (diffusers' conversion script of 2022, optimum up to 1.23), float32 [N]
+// (diffusers' script since November 2022), and rank-0 float32 or float16
+// (optimum from 1.24; float16 for its float16 exports).
+//
+// A value the input's type cannot hold is refused, before anything runs,
+// with a *RangeError: a timestep beyond int64 or int32 for an
+// integer-timestep model, a timestep or sample value from 65520 up in
+// magnitude (which rounds to infinity) for a float16 model, and likewise for
+// the values given to Model.With and Graph.Run. Such an input is not
+// converted to something else, and is not reported as a non-finite model
+// output.
 //
 // # Extra inputs and classifier-free guidance
 //

@@ -170,6 +170,10 @@ func (g *Graph) Run(ctx context.Context, inputs, outputs map[string]*tensor.Dens
 		if ti.DType == Float32 && d.Dtype() == tensor.Float32 {
 			data = d.Float32s() // fed as is: the runtime does not write inputs
 		} else if data, err = convertDense(d, ti.DType); err != nil {
+			if re, ok := err.(*RangeError); ok {
+				re.Input = ti.Name
+				return re
+			}
 			return fmt.Errorf("onnx: Run: input %s: %w", ti, err)
 		}
 		if sliceLen(data) != numel(dims) {

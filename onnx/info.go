@@ -307,10 +307,6 @@ func assignRoles(mi *ModelInfo, cfg *config) error {
 	switch {
 	case len(t.Dims) == 0:
 		mi.TimestepShape = TimestepScalar
-		if t.DType == Float16 {
-			// The binding cannot create a rank-0 float16 tensor.
-			return fmt.Errorf("onnx: timestep input %s is a float16 scalar, which onnxruntime_go cannot feed; re-export it with shape [N] or [1]", t)
-		}
 	case len(t.Dims) == 1 && t.Dims[0] == 1 && !(len(x.Dims) > 0 && x.Dims[0] == 1):
 		mi.TimestepShape = TimestepSingle
 	case len(t.Dims) == 1:

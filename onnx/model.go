@@ -153,9 +153,13 @@ type binding struct {
 	t64     []float64
 	ti64    []int64
 	ti32    []int32
-	tScalar bool // the timestep value is created per call
-	out32   []float32
-	out16   []uint16
+	tScalar bool // the timestep is a rank-0 tensor
+	// ts16 is a float16 scalar timestep, created once and rewritten per
+	// call; scalars of other types are created per call (the binding's
+	// Scalar.Set does not reach the memory ONNX Runtime reads).
+	ts16  *halfScalar
+	out32 []float32
+	out16 []uint16
 
 	ro        *ort.RunOptions
 	termDone  chan struct{}
@@ -275,10 +279,17 @@ func (m *Model) newBinding(key bindKey, members []*Bound, xshape []int, n int) (
 	case []int32:
 		b.ti32 = s
 	}
-	if !b.tScalar {
-		if tv, err = own(newValue(b.tdt, []int64{int64(b.tlen)}, ts)); err != nil {
-			return nil, fmt.Errorf("onnx: allocating timestep tensor: %w", err)
+	switch {
+	case b.tScalar && b.tdt == Float16:
+		b.ts16, err = newHalfScalar(0)
+		if err == nil {
+			tv, _ = own(b.ts16, nil)
 		}
+	case !b.tScalar:
+		tv, err = own(newValue(b.tdt, []int64{int64(b.tlen)}, ts))
+	}
+	if err != nil {
+		return nil, fmt.Errorf("onnx: allocating timestep tensor: %w", err)
 	}
 	b.inputs = []ort.Value{xv, tv}
 
@@ -341,12 +352,15 @@ func (m *Model) newBinding(key bindKey, members []*Bound, xshape []int, n int) (
 	return b, nil
 }
 
-// setInputs copies x (once per member) and the timesteps into b.
+// setInputs copies x (once per member) and the timesteps into b. A sample
+// value beyond a float16 input's range is a *RangeError.
 func (b *binding) setInputs(x []float32, t []float32, n, nmem int) error {
 	per := len(x)
 	for k := range nmem {
 		if b.x16 != nil {
-			toFloat16(b.x16[k*per:(k+1)*per], x)
+			if i := toFloat16Checked(b.x16[k*per:(k+1)*per], x); i >= 0 {
+				return &RangeError{DType: Float16, Index: i, Value: float64(x[i])}
+			}
 		} else {
 			copy(b.x32[k*per:], x)
 		}
@@ -366,18 +380,19 @@ func (b *binding) setInputs(x []float32, t []float32, n, nmem int) error {
 			b.ti32[i] = int32(roundTimestep(v))
 		}
 	}
-	if b.tScalar {
-		v := t[0]
+	if b.ts16 != nil {
+		b.ts16.set(b.t16[0])
+	} else if b.tScalar {
 		var err error
 		switch b.tdt {
 		case Float32:
-			b.inputs[1], err = ort.NewScalar(v)
+			b.inputs[1], err = ort.NewScalar(b.t32[0])
 		case Float64:
-			b.inputs[1], err = ort.NewScalar(float64(v))
+			b.inputs[1], err = ort.NewScalar(b.t64[0])
 		case Int64:
-			b.inputs[1], err = ort.NewScalar(int64(roundTimestep(v)))
+			b.inputs[1], err = ort.NewScalar(b.ti64[0])
 		case Int32:
-			b.inputs[1], err = ort.NewScalar(int32(roundTimestep(v)))
+			b.inputs[1], err = ort.NewScalar(b.ti32[0])
 		default:
 			err = fmt.Errorf("onnx: no scalar timestep of type %s", b.tdt)
 		}
@@ -402,7 +417,7 @@ func (b *binding) run(ctx context.Context, sess *ort.DynamicAdvancedSession) err
 		stop = context.AfterFunc(ctx, b.terminate)
 	}
 	err := sess.RunWithOptions(b.inputs, b.outputs, b.ro)
-	if b.tScalar {
+	if b.tScalar && b.ts16 == nil {
 		b.inputs[1].Destroy()
 		b.inputs[1] = nil
 	}
@@ -463,6 +478,12 @@ func (m *Model) call(ctx context.Context, dst, x *tensor.Dense, t []float32, mem
 			}
 		}
 	}
+	for i, v := range t {
+		if re := checkRange(m.info.Timestep.DType, float64(v), i); re != nil {
+			re.Input = m.info.Timestep.Name
+			return nil, nil, re
+		}
+	}
 	if !m.info.DynamicBatch() && len(members)*n != int(m.info.Sample.Dims[0]) {
 		return nil, nil, &ugo.ShapeError{What: "x", Got: shape,
 			Want: fmt.Sprintf("a batch of %d: model input %s has a fixed batch size", m.info.Sample.Dims[0], m.info.Sample)}
@@ -492,6 +513,9 @@ func (m *Model) call(ctx context.Context, dst, x *tensor.Dense, t []float32, mem
 	}
 	if err := b.setInputs(x.Float32s(), t, n, len(members)); err != nil {
 		m.release(b)
+		if re, ok := err.(*RangeError); ok {
+			re.Input = m.info.Sample.Name
+		}
 		return nil, nil, err
 	}
 	if err := b.run(ctx, m.sess); err != nil {

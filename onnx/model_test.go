@@ -55,6 +55,8 @@ func TestPredictMatchesReference(t *testing.T) {
 		{"fp16/2x8x8", "fp16.onnx", []int{2, 2, 8, 8}, []float32{100, 900}, nil, true, [2]int{}, 0.06},
 		{"extra/cond batch 1 repeated", "extra.onnx", []int{3, 2, 6, 5}, []float32{1, 2, 3}, nil, false, [2]int{1, 3}, 1e-4},
 		{"extra/cond per element", "extra.onnx", []int{2, 2, 6, 5}, []float32{500}, nil, false, [2]int{2, 7}, 1e-4},
+		{"fp16scalar/optimum fp16, rank-0 float16 t", "fp16scalar.onnx", []int{3, 2, 6, 5}, []float32{640}, nil, true, [2]int{1, 3}, 0.06},
+		{"fp16scalar/batch 2 equal ts", "fp16scalar.onnx", []int{2, 2, 4, 4}, []float32{7.25, 7.25}, nil, true, [2]int{2, 5}, 0.06},
 	}
 	for i, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -126,6 +128,7 @@ func TestInfo(t *testing.T) {
 		{"fp16.onnx", "x", "t", "eps", Float16, Float16, Float16, TimestepBatch, true, true, nil},
 		{"scalar.onnx", "x", "t", "eps", Float32, Float32, Float32, TimestepScalar, true, true, nil},
 		{"extra.onnx", "sample", "timestep", "out_sample", Float32, Float32, Float32, TimestepBatch, true, true, []string{"encoder_hidden_states"}},
+		{"fp16scalar.onnx", "sample", "timestep", "out_sample", Float16, Float16, Float16, TimestepScalar, true, true, []string{"encoder_hidden_states"}},
 	}
 	for _, tc := range cases {
 		t.Run(tc.model, func(t *testing.T) {

@@ -23,7 +23,8 @@
 // merges.txt, or tokenizer.json), text_encoder/model.onnx (input_ids int32
 // or int64 [batch, 77] -> last_hidden_state [batch, 77, 768]),
 // unet/model.onnx (sample [batch, 4, H/8, W/8], timestep [batch] int64 or
-// float, encoder_hidden_states [batch, 77, 768] -> out_sample) and
+// float, or rank-0 float32 or float16 as optimum >= 1.24 writes it,
+// encoder_hidden_states [batch, 77, 768] -> out_sample) and
 // vae_decoder/model.onnx (latent_sample -> sample [batch, 3, H, W]). UNet
 // weights stored beside the graph (unet/weights.pb, model.onnx_data) are
 // found. Optional config.json files give the VAE scaling factor (0.18215 for

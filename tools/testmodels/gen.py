@@ -29,6 +29,21 @@ Models (all opset 17, weights inline, each a few KB):
     scalar.onnx   x [N,2,H,W] f32, t scalar f32 (one timestep for the whole batch)
     extra.onnx    diffusers names: sample, timestep [N] f32, encoder_hidden_states
                   [N,L,4] f32 -> out_sample; dynamic N, H, W, L
+    fp16scalar.onnx  optimum >= 1.24's float16 UNet signature: sample [N,2,H,W] f16,
+                  timestep [] f16 (rank 0), encoder_hidden_states [N,L,4] f16
+                  -> out_sample f16; built from a scalar-timestep extra.onnx
+
+With int64.onnx (diffusers' script 2022, optimum <= 1.23), dynamic.onnx
+(float32 [N], diffusers' script since Nov 2022), scalar.onnx (rank-0 float32)
+and fp16scalar.onnx these cover the timestep forms real exporters write.
+
+One VAE encoder, for package pipeline:
+
+    vae_encoder_params.onnx  sample [N,3,H,W] f32 -> latent_parameters [N,8,H/8,W/8]:
+                  optimum >= 1.23's output, the posterior's mean (channels 0-3)
+                  and log-variance (4-7) stacked; the mean is the latent_sample
+                  of testdata/sdtiny/fp32/vae_encoder/model.onnx (its weights are
+                  read from there), the log-variance a second convolution
 
 Hostile models (built node by node with onnx.helper; they test how the
 backend fails, not what it computes):
@@ -160,9 +175,38 @@ def hostile(out):
     ], ["N", C, "H2", "W2"])
 
 
+class ParamsEncoder(torch.nn.Module):
+    """A VAE encoder returning the posterior's parameters, as optimum >= 1.23."""
+
+    def __init__(self, weight, bias):
+        super().__init__()
+        self.mean = torch.nn.Conv2d(3, weight.shape[0], 8, stride=8)
+        self.logvar = torch.nn.Conv2d(3, weight.shape[0], 8, stride=8)
+        with torch.no_grad():
+            self.mean.weight.copy_(torch.from_numpy(weight.copy()))
+            self.mean.bias.copy_(torch.from_numpy(bias.copy()))
+            self.logvar.weight.copy_(-torch.from_numpy(weight.copy()) / 2)
+            self.logvar.bias.fill_(-1.0)
+
+    def forward(self, sample):
+        return torch.cat([self.mean(sample), self.logvar(sample)], dim=1)
+
+
+def vae_encoder_params(src, dst):
+    m = onnx.load(src)
+    inits = {i.name: numpy_helper.to_array(i) for i in m.graph.initializer}
+    weight = next(v for v in inits.values() if v.ndim == 4)
+    bias = next(v for v in inits.values() if v.ndim == 1)
+    export(ParamsEncoder(weight, bias), (torch.randn(1, 3, 16, 16),), dst, ["sample"], ["latent_parameters"],
+           {"sample": {0: "batch", 2: "height", 3: "width"},
+            "latent_parameters": {0: "batch", 2: "height", 3: "width"}})
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--out", default="testdata/onnx")
+    ap.add_argument("--sdtiny", default="testdata/sdtiny/fp32/vae_encoder/model.onnx",
+                    help="the latent_sample VAE encoder whose weights vae_encoder_params.onnx reuses")
     args = ap.parse_args()
     os.makedirs(args.out, exist_ok=True)
     torch.manual_seed(0)
@@ -190,6 +234,15 @@ def main():
             "encoder_hidden_states": {0: "N", 1: "L"}, "out_sample": {0: "N", 2: "H", 3: "W"}})
 
     hostile(args.out)
+
+    scalar_extra = os.path.join(args.out, "fp16scalar.onnx")
+    export(Net(extra=True), (x, torch.tensor(10.0), c), scalar_extra,
+           ["sample", "timestep", "encoder_hidden_states"], ["out_sample"],
+           {"sample": {0: "N", 2: "H", 3: "W"},
+            "encoder_hidden_states": {0: "N", 1: "L"}, "out_sample": {0: "N", 2: "H", 3: "W"}})
+    to_fp16(scalar_extra, scalar_extra)
+
+    vae_encoder_params(args.sdtiny, os.path.join(args.out, "vae_encoder_params.onnx"))
 
     for name in sorted(os.listdir(args.out)):
         if name.endswith(".onnx"):
