@@ -125,6 +125,30 @@
 // sampling step allocates nothing beyond the few small values the ONNX
 // Runtime binding allocates per UNet call.
 //
+// # Errors
+//
+// Load and Plan check everything they can before any model runs:
+//
+//   - *MissingError: required files absent from the folder;
+//   - *ConfigError: a configuration value outside what the pipeline can use
+//     (a sample size that is not a positive multiple of the VAE scale or
+//     exceeds MaxSampleSize, latent channels beyond MaxLatentChannels, a
+//     scaling factor that is not positive, too many block_out_channels);
+//     malformed JSON is an error naming the file; scheduler and tokenizer
+//     files fail with the schedule and clip packages' errors;
+//   - parts that do not fit together (hidden sizes, latent channels, input
+//     names) are errors naming both parts;
+//   - *ugo.ShapeError from Plan: a size the UNet cannot take, including
+//     latent sizes that are not multiples of 2^(len(block_out_channels)-1)
+//     from unet/config.json (Info.LatentMultiple), at full size or in the
+//     low-resolution branch of Upsample Guidance;
+//   - *ugo.MemoryError (ugo.ErrTooLarge) from Plan: a request whose latents,
+//     images and buffers would exceed ugo.MemoryLimit, with the bytes it
+//     would need;
+//   - during Generate, the sampler's *sampler.StepError (ugo.ErrNonFinite
+//     for NaN or infinite predictions), ctx.Err(), and *onnx.RunError when
+//     ONNX Runtime fails inside a graph.
+//
 // # What was and was not tested
 //
 // Real Stable Diffusion weights cannot be downloaded where ugo is developed,

@@ -211,8 +211,8 @@ func (m *Model) Plan(req Request) (*Plan, error) {
 		if d.v < vs || d.v%vs != 0 {
 			return nil, fmt.Errorf("pipeline: %s %d is not a positive multiple of %d (the VAE scale)", d.name, d.v, vs)
 		}
-		if d.v > 1<<16 {
-			return nil, fmt.Errorf("pipeline: %s %d is too large", d.name, d.v)
+		if d.v > MaxSampleSize {
+			return nil, fmt.Errorf("pipeline: %s %d is too large (at most %d)", d.name, d.v, MaxSampleSize)
 		}
 	}
 	n := req.Images
@@ -223,6 +223,9 @@ func (m *Model) Plan(req Request) (*Plan, error) {
 		return nil, fmt.Errorf("pipeline: Images is %d, want 1 to 64", req.Images)
 	}
 	p.Latent = []int{n, info.LatentChannels, p.Height / vs, p.Width / vs}
+	if need := requestBytes(p.Latent, p.Width, p.Height); need > ugo.MemoryLimit() {
+		return nil, ugo.CheckMemory(fmt.Sprintf("pipeline: %d %dx%d images", n, p.Width, p.Height), need)
+	}
 	if err := m.checkUNetShape(p.Latent, nil); err != nil {
 		return nil, fmt.Errorf("pipeline: the UNet cannot take %dx%d images: %w", p.Width, p.Height, err)
 	}
@@ -307,6 +310,23 @@ func (m *Model) Plan(req Request) (*Plan, error) {
 	}
 	p.TilesPerImage = len(tiles.ys) * len(tiles.xs)
 	return p, nil
+}
+
+// requestBytes estimates the memory of a request's own buffers: the latents
+// with the sampler's and guidance's copies of them (8 in all, CFG's doubled
+// batch included), the decoded float32 images with their tile blending
+// weights, and the 8-bit RGBA pictures. The models' activations inside ONNX
+// Runtime are not counted.
+func requestBytes(latent []int, width, height int) int64 {
+	n := latent[0]
+	need := ugo.TensorBytes(8, latent...)
+	for _, b := range []int64{ugo.TensorBytes(2, n, 3, height, width), ugo.TensorBytes(1, n, height, width)} {
+		if b == math.MaxInt64 || need > math.MaxInt64-b {
+			return math.MaxInt64
+		}
+		need += b
+	}
+	return need
 }
 
 // checkUNetShape checks a latent shape, divided by factors when given,

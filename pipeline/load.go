@@ -4,7 +4,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"math"
 	"os"
 	"path/filepath"
 	"slices"
@@ -95,6 +94,11 @@ type Info struct {
 	VAEScale int
 	// LatentChannels is the number of latent channels.
 	LatentChannels int
+	// LatentMultiple is the number the latent height and width must be
+	// multiples of for the UNet: 2^(len(block_out_channels)-1) from
+	// unet/config.json (8 for SD 1.x and 2.x), or 1 when the file does not
+	// say. Plan refuses other sizes.
+	LatentMultiple int
 	// HiddenSize is the width of the text encoder's states (768 for SD 1.x,
 	// 1024 for SD 2.x), and SequenceLength the tokenizer's padded length.
 	HiddenSize, SequenceLength int
@@ -118,6 +122,37 @@ type Model struct {
 	// hook, when set (by tests), wraps the classifier-free-guided UNet
 	// before Upsample Guidance.
 	hook func(ugo.Denoiser) ugo.Denoiser
+}
+
+// Limits on what a model folder's configuration may declare. Real models
+// are far inside them; they keep a corrupted or hostile file from turning
+// into a division by zero, an overflow or an absurd allocation.
+const (
+	// MaxSampleSize bounds the training size, and Request.Width and
+	// Height, in pixels.
+	MaxSampleSize = 1 << 16
+	// MaxLatentChannels bounds the latent channels of vae/config.json.
+	MaxLatentChannels = 1024
+	// MaxScalingFactor bounds the VAE scaling factor.
+	MaxScalingFactor = 1e6
+)
+
+// ConfigError reports a value in a model folder's configuration files (or
+// a Load option) that the pipeline cannot use: a size that is not a positive
+// multiple of the VAE scale, a count beyond the limits above, a malformed
+// file.
+type ConfigError struct {
+	// File is the file, relative to the folder, or "option" for a Load
+	// option; Field the key; Value the offending value.
+	File, Field string
+	Value       any
+	// Want describes what is accepted.
+	Want string
+}
+
+// Error implements error.
+func (e *ConfigError) Error() string {
+	return fmt.Sprintf("pipeline: %s: %s = %v, want %s", e.File, e.Field, e.Value, e.Want)
 }
 
 // MissingError reports the files a model folder lacks.
@@ -199,7 +234,11 @@ func Load(dir string, opts ...Option) (_ *Model, err error) {
 	if m.text, err = onnx.OpenGraphOutputs(filepath.Join(dir, TextEncoderPath), []string{textOutput}, cfg.onnx...); err != nil {
 		return nil, fmt.Errorf("pipeline: text encoder: %w", err)
 	}
-	if m.unet, err = onnx.OpenFile(filepath.Join(dir, UNetPath), cfg.onnx...); err != nil {
+	unetOpts := cfg.onnx
+	if k := m.info.LatentMultiple; k > 1 {
+		unetOpts = append(slices.Clip(unetOpts), onnx.WithSpatialMultiple(k))
+	}
+	if m.unet, err = onnx.OpenFile(filepath.Join(dir, UNetPath), unetOpts...); err != nil {
 		return nil, fmt.Errorf("pipeline: unet: %w", err)
 	}
 	if m.vae, err = onnx.OpenGraphOutputs(filepath.Join(dir, VAEDecoderPath), []string{vaeOutput}, cfg.onnx...); err != nil {
@@ -272,8 +311,9 @@ func (m *Model) readConfigs(dir string, cfg *loadConfig) error {
 		}
 	}
 	var unet struct {
-		SampleSize json.RawMessage `json:"sample_size"`
-		InChannels int             `json:"in_channels"`
+		SampleSize       json.RawMessage `json:"sample_size"`
+		InChannels       int             `json:"in_channels"`
+		BlockOutChannels []int           `json:"block_out_channels"`
 	}
 	if _, err := readJSON(dir, "unet/config.json", &unet); err != nil {
 		return err
@@ -286,33 +326,51 @@ func (m *Model) readConfigs(dir string, cfg *loadConfig) error {
 	if cfg.scaling != 0 {
 		info.ScalingFactor, info.ScalingFactorSource = cfg.scaling, "option"
 	}
-	if f := info.ScalingFactor; !(f > 0) || math.IsInf(f, 0) {
-		return fmt.Errorf("pipeline: VAE scaling factor %v (%s) must be positive", f, info.ScalingFactorSource)
+	if f := info.ScalingFactor; !(f > 0 && f <= MaxScalingFactor) {
+		return &ConfigError{File: info.ScalingFactorSource, Field: "scaling_factor", Value: f,
+			Want: fmt.Sprintf("a positive number up to %g (SD 1.x and 2.x use 0.18215)", float64(MaxScalingFactor))}
 	}
 	info.VAEScale = DefaultVAEScale
 	if n := len(vae.BlockOutChannels); n > 0 && n < 8 {
 		info.VAEScale = 1 << (n - 1)
+	} else if n >= 8 {
+		return &ConfigError{File: vaeFile, Field: "block_out_channels", Value: vae.BlockOutChannels, Want: "1 to 7 entries"}
 	}
 	info.LatentChannels = DefaultLatentChannels
-	if vae.LatentChannels > 0 {
+	if vae.LatentChannels != 0 {
+		if vae.LatentChannels < 0 || vae.LatentChannels > MaxLatentChannels {
+			return &ConfigError{File: vaeFile, Field: "latent_channels", Value: vae.LatentChannels, Want: fmt.Sprintf("1 to %d", MaxLatentChannels)}
+		}
 		info.LatentChannels = vae.LatentChannels
+	}
+	info.LatentMultiple = 1
+	if n := len(unet.BlockOutChannels); n > 0 && n <= 8 {
+		info.LatentMultiple = 1 << (n - 1)
+	} else if n > 8 {
+		return &ConfigError{File: "unet/config.json", Field: "block_out_channels", Value: unet.BlockOutChannels, Want: "1 to 8 entries"}
 	}
 	if unet.InChannels > 0 && unet.InChannels != info.LatentChannels {
 		return fmt.Errorf("pipeline: unet/config.json in_channels %d != %d latent channels: an inpainting or other non-text-to-image UNet?",
 			unet.InChannels, info.LatentChannels)
 	}
 	info.SampleSize = DefaultSampleSize
+	sizeFrom := "default"
 	var ss int
-	if json.Unmarshal(unet.SampleSize, &ss) == nil && ss > 0 {
-		info.SampleSize = ss * info.VAEScale
-	} else if vae.SampleSize > 0 {
-		info.SampleSize = vae.SampleSize
+	if len(unet.SampleSize) > 0 && string(unet.SampleSize) != "null" {
+		if err := json.Unmarshal(unet.SampleSize, &ss); err != nil || ss <= 0 || ss > MaxSampleSize/info.VAEScale {
+			return &ConfigError{File: "unet/config.json", Field: "sample_size", Value: string(unet.SampleSize),
+				Want: fmt.Sprintf("a latent size from 1 to %d", MaxSampleSize/info.VAEScale)}
+		}
+		info.SampleSize, sizeFrom = ss*info.VAEScale, "unet/config.json"
+	} else if vae.SampleSize != 0 {
+		info.SampleSize, sizeFrom = vae.SampleSize, vaeFile
 	}
 	if cfg.sampleSize != 0 {
-		if cfg.sampleSize < info.VAEScale || cfg.sampleSize%info.VAEScale != 0 {
-			return fmt.Errorf("pipeline: sample size %d is not a positive multiple of the VAE scale %d", cfg.sampleSize, info.VAEScale)
-		}
-		info.SampleSize = cfg.sampleSize
+		info.SampleSize, sizeFrom = cfg.sampleSize, "option"
+	}
+	if s := info.SampleSize; s < info.VAEScale || s%info.VAEScale != 0 || s > MaxSampleSize {
+		return &ConfigError{File: sizeFrom, Field: "sample_size", Value: s,
+			Want: fmt.Sprintf("a positive multiple of the VAE scale %d up to %d pixels", info.VAEScale, MaxSampleSize)}
 	}
 	return nil
 }

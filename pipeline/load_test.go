@@ -61,7 +61,9 @@ func TestLoadOptions(t *testing.T) {
 	_, err := Load(tinyDir("fp32"), WithSampleSize(100))
 	require.ErrorContains(t, err, "multiple of the VAE scale")
 	_, err = Load(tinyDir("fp32"), WithScalingFactor(-1))
-	require.ErrorContains(t, err, "must be positive")
+	var ce *ConfigError
+	require.ErrorAs(t, err, &ce)
+	require.Equal(t, "scaling_factor", ce.Field)
 	_, err = Load(tinyDir("fp32"), WithONNXOptions(onnx.WithCUDA(0, nil)))
 	require.ErrorIs(t, err, onnx.ErrProviderUnavailable, "CUDA on the CPU-only runtime")
 }
@@ -181,7 +183,7 @@ func TestLoadMismatch(t *testing.T) {
 			require.NoError(t, os.Remove(filepath.Join(dir, "unet", "config.json")))
 		}, []string{"out_sample[?,4,?,?]float16 has 4 latent channels, want 8"}},
 		{"inpainting unet", write("unet/config.json", `{"in_channels": 9}`), []string{"in_channels 9", "inpainting"}},
-		{"zero scaling", write("vae_decoder/config.json", `{"scaling_factor": 0}`), []string{"scaling factor 0", "vae_decoder/config.json"}},
+		{"zero scaling", write("vae_decoder/config.json", `{"scaling_factor": 0}`), []string{"scaling_factor = 0", "vae_decoder/config.json"}},
 		{"unet is a vae", swap(UNetPath, VAEDecoderPath), []string{"unet:", "timestep"}},
 		{"vae decoder is an encoder", swap(VAEDecoderPath, "vae_encoder/model.onnx"), []string{"vae decoder:", `no output "sample"`}},
 		{"text encoder is a unet", swap(TextEncoderPath, "vae_decoder/model.onnx"), []string{"text encoder:", `no output "last_hidden_state"`}},
