@@ -24,10 +24,12 @@ const (
 	PredictSample  = "sample"
 )
 
-// Config holds the fields of a diffusers scheduler_config.json that
-// DDPMScheduler, DDIMScheduler and PNDMScheduler understand. Field
-// comments give the JSON key. The zero Config is not useful; start from
-// DefaultConfig or ParseConfig.
+// Config holds the keys of a diffusers scheduler_config.json that the
+// schedulers package sampler reproduces understand (DDPMScheduler,
+// DDIMScheduler, PNDMScheduler, EulerDiscreteScheduler,
+// EulerAncestralDiscreteScheduler, DPMSolverMultistepScheduler,
+// UniPCMultistepScheduler). Field comments give the JSON key. The zero
+// Config is not useful; start from DefaultConfig or ParseConfig.
 type Config struct {
 	NumTrainTimesteps int       // num_train_timesteps: T, in [1, MaxTrainTimesteps]
 	BetaStart         float32   // beta_start, in (0, 1]
@@ -52,6 +54,59 @@ type Config struct {
 	VarianceType string
 	SkipPRKSteps bool // skip_prk_steps (PNDM)
 
+	// ClassName (_class_name) names the diffusers scheduler class the
+	// file configures, such as "PNDMScheduler"; sampler.FromConfig builds
+	// the sampler it names. Empty when absent.
+	ClassName string
+
+	// The keys below belong to the multistep and k-diffusion-style
+	// schedulers (DPMSolverMultistepScheduler, UniPCMultistepScheduler,
+	// EulerDiscreteScheduler). Their defaults are those of diffusers;
+	// where a key's default differs between classes (solver_type), the
+	// zero value stands for the class's own default.
+
+	SolverOrder     int    // solver_order: 1, 2 or 3 (0 = the class default, 2)
+	AlgorithmType   string // algorithm_type: dpmsolver++ (default), sde-dpmsolver++, dpmsolver, sde-dpmsolver
+	SolverType      string // solver_type: midpoint, heun (DPM-Solver); bh1, bh2 (UniPC); "" = the class default
+	LowerOrderFinal bool   // lower_order_final (default true)
+	EulerAtFinal    bool   // euler_at_final
+	PredictX0       bool   // predict_x0 (UniPC, default true)
+	// DisableCorrector (disable_corrector, UniPC) lists the step indices
+	// whose corrector is skipped.
+	DisableCorrector []int
+	UseKarrasSigmas  bool   // use_karras_sigmas
+	FinalSigmasType  string // final_sigmas_type: zero (default) or sigma_min
+	// SigmaMin and SigmaMax (sigma_min, sigma_max; Euler, UniPC) bound
+	// Karras sigmas; nil (JSON null, the default) means the schedule's
+	// own smallest and largest sigma.
+	SigmaMin, SigmaMax *float64
+	// LambdaMinClipped (lambda_min_clipped, DPM-Solver) clips the log-SNR
+	// half lambda = log(alpha_t/sigma_t) of the timesteps from below;
+	// -Inf, the default, clips nothing.
+	LambdaMinClipped  float64
+	InterpolationType string // interpolation_type (Euler): linear (default) or log_linear
+	TimestepType      string // timestep_type (Euler): discrete (default) or continuous
+
+	// Options of diffusers that no sampler of this module implements.
+	// They are parsed so that a sampler can refuse a configuration that
+	// turns them on rather than silently ignore them.
+	UseExponentialSigmas bool    // use_exponential_sigmas
+	UseBetaSigmas        bool    // use_beta_sigmas
+	UseLuLambdas         bool    // use_lu_lambdas
+	UseFlowSigmas        bool    // use_flow_sigmas
+	FlowShift            float64 // flow_shift (default 1), used with use_flow_sigmas
+	UseDynamicShifting   bool    // use_dynamic_shifting
+	// Unsupported holds the keys with a non-default value that this
+	// module recognises but does not implement and that have no field
+	// above, such as solver_p or shift_terminal, with their raw JSON
+	// value; the samplers whose diffusers class reads the key refuse
+	// them.
+	Unsupported map[string]string
+
+	// given records the keys ParseConfig read (nil for a Config built in
+	// Go): see Given.
+	given map[string]bool
+
 	// The float64 values of beta_start and beta_end as read from JSON:
 	// diffusers takes square roots and differences of them in float64.
 	// Used only while they still round to BetaStart and BetaEnd.
@@ -62,7 +117,11 @@ type Config struct {
 // DDIMScheduler: 1000 steps, linear betas from 1e-4 to 0.02, leading
 // spacing, offset 0, epsilon prediction, clip_sample on with range 1,
 // set_alpha_to_one on (DDIM), no thresholding (ratio 0.995, max 1), no
-// zero-SNR rescaling, fixed_small variance (DDPM).
+// zero-SNR rescaling, fixed_small variance (DDPM); and the defaults of the
+// multistep schedulers' keys (lower_order_final and predict_x0 on,
+// final_sigmas_type zero, lambda_min_clipped -Inf, linear interpolation,
+// discrete timesteps, flow_shift 1). Like every Config built in Go, it
+// counts all its keys as given (see Given).
 func DefaultConfig() Config {
 	return Config{
 		NumTrainTimesteps:        1000,
@@ -77,6 +136,13 @@ func DefaultConfig() Config {
 		DynamicThresholdingRatio: 0.995,
 		SampleMaxValue:           1,
 		VarianceType:             "fixed_small",
+		LowerOrderFinal:          true,
+		PredictX0:                true,
+		FinalSigmasType:          "zero",
+		LambdaMinClipped:         math.Inf(-1),
+		InterpolationType:        "linear",
+		TimestepType:             "discrete",
+		FlowShift:                1,
 		betaStart64:              0.0001,
 		betaEnd64:                0.02,
 	}
@@ -107,21 +173,31 @@ func LoadConfig(path string) (*Config, error) {
 }
 
 // ParseConfig parses a diffusers scheduler_config.json. It starts from
-// DefaultConfig and overlays the keys present. Unknown keys (those of
-// other schedulers) and keys starting with "_" (_class_name,
-// _diffusers_version) are ignored; a null value keeps the default. Invalid
-// values, such as a string where a number belongs, a beta outside (0, 1],
-// an unknown beta_schedule or a trained_betas list whose length differs
-// from num_train_timesteps, are rejected with a *FieldError naming the
-// key. When trained_betas is given without num_train_timesteps, T is its
-// length.
+// DefaultConfig and overlays the keys present, recording them (Given).
+// _class_name sets ClassName; other keys starting with "_"
+// (_diffusers_version) and keys that no scheduler of this module's
+// diffusers classes reads are ignored, as diffusers' from_config ignores
+// the keys a class does not take; a null value keeps the default. Python's
+// json module writes -Infinity, Infinity and NaN for non-finite floats (a
+// saved DPMSolverMultistepScheduler has "lambda_min_clipped": -Infinity);
+// they are read as such. Invalid values, such as a string where a number
+// belongs, a beta outside (0, 1], an unknown beta_schedule or a
+// trained_betas list whose length differs from num_train_timesteps, are
+// rejected with a *FieldError naming the key. When trained_betas is given
+// without num_train_timesteps, T is its length.
+//
+// Whether a key's value is supported is the sampler's decision, since
+// diffusers' classes read different keys: sampler.FromConfig refuses, with
+// a *FieldError naming the key, a value that the class named by
+// _class_name reads and this module does not implement.
 func ParseConfig(data []byte) (*Config, error) {
 	var raw map[string]json.RawMessage
-	if err := json.Unmarshal(data, &raw); err != nil {
+	if err := json.Unmarshal(pythonJSON(data), &raw); err != nil {
 		return nil, fmt.Errorf("schedule: config is not a JSON object: %w", err)
 	}
 	c := DefaultConfig()
 	p := parser{raw: raw}
+	p.str("_class_name", &c.ClassName)
 	p.int("num_train_timesteps", &c.NumTrainTimesteps, 1, MaxTrainTimesteps)
 	p.float("beta_start", &c.BetaStart, &c.betaStart64)
 	p.float("beta_end", &c.BetaEnd, &c.betaEnd64)
@@ -142,8 +218,45 @@ func ParseConfig(data []byte) (*Config, error) {
 	p.bool("rescale_betas_zero_snr", &c.RescaleBetasZeroSNR)
 	p.enum("variance_type", &c.VarianceType, "fixed_small", "fixed_small_log", "fixed_large", "fixed_large_log", "learned", "learned_range")
 	p.bool("skip_prk_steps", &c.SkipPRKSteps)
+
+	p.int("solver_order", &c.SolverOrder, 1, 3)
+	p.enum("algorithm_type", &c.AlgorithmType, "dpmsolver++", "sde-dpmsolver++", "dpmsolver", "sde-dpmsolver")
+	p.enum("solver_type", &c.SolverType, "midpoint", "heun", "bh1", "bh2", "logrho")
+	p.bool("lower_order_final", &c.LowerOrderFinal)
+	p.bool("euler_at_final", &c.EulerAtFinal)
+	p.bool("predict_x0", &c.PredictX0)
+	p.ints("disable_corrector", &c.DisableCorrector)
+	p.bool("use_karras_sigmas", &c.UseKarrasSigmas)
+	p.enum("final_sigmas_type", &c.FinalSigmasType, "zero", "sigma_min")
+	p.optFloat("sigma_min", &c.SigmaMin)
+	p.optFloat("sigma_max", &c.SigmaMax)
+	p.float64("lambda_min_clipped", &c.LambdaMinClipped)
+	p.enum("interpolation_type", &c.InterpolationType, "linear", "log_linear")
+	p.enum("timestep_type", &c.TimestepType, "discrete", "continuous")
+	p.bool("use_exponential_sigmas", &c.UseExponentialSigmas)
+	p.bool("use_beta_sigmas", &c.UseBetaSigmas)
+	p.bool("use_lu_lambdas", &c.UseLuLambdas)
+	p.bool("use_flow_sigmas", &c.UseFlowSigmas)
+	p.float64("flow_shift", &c.FlowShift)
+	p.bool("use_dynamic_shifting", &c.UseDynamicShifting)
+	// Keys without a field: recorded in Unsupported when not at their
+	// default.
+	for key, def := range unsupportedDefaults {
+		if v := p.value(key); v != nil && string(bytes.TrimSpace(v)) != def {
+			if c.Unsupported == nil {
+				c.Unsupported = map[string]string{}
+			}
+			c.Unsupported[key] = abbrev(v)
+		}
+	}
 	if p.err != nil {
 		return nil, p.err
+	}
+	c.given = map[string]bool{}
+	for key := range raw {
+		if p.present(key) {
+			c.given[key] = true
+		}
 	}
 	if c.TrainedBetas != nil && !p.present("num_train_timesteps") {
 		c.NumTrainTimesteps = len(c.TrainedBetas)
@@ -152,6 +265,32 @@ func ParseConfig(data []byte) (*Config, error) {
 		return nil, err
 	}
 	return &c, nil
+}
+
+// unsupportedDefaults holds the keys of the supported diffusers classes
+// that no field of Config represents, with their default JSON value.
+var unsupportedDefaults = map[string]string{
+	"solver_p":        "null",          // UniPC: a second scheduler as predictor
+	"shift_terminal":  "null",          // UniPC: flow-matching shift
+	"time_shift_type": `"exponential"`, // DPM-Solver, UniPC: dynamic shifting
+}
+
+// Given reports whether the configuration gives key a value. For a
+// Config from ParseConfig, the keys present (not null) in the JSON are
+// given, and the others keep the defaults of DefaultConfig only as
+// placeholders: a sampler built from it applies its own diffusers class's
+// defaults to them, as diffusers' from_config does (it drops the keys
+// that took defaults when the file was loaded). A Config built in Go
+// counts every key as given.
+//
+// A field changed after ParseConfig keeps the given status of its key:
+// set it to the value intended for every sampler, or parse a modified
+// JSON.
+func (c *Config) Given(key string) bool {
+	if c.given == nil {
+		return true
+	}
+	return c.given[key]
 }
 
 // Validate checks every field of c and returns a *FieldError for the first
@@ -188,6 +327,26 @@ func (c *Config) Validate() error {
 		return bad("sample_max_value", "%v is not a positive finite number", c.SampleMaxValue)
 	case !oneOf(c.VarianceType, "fixed_small", "fixed_small_log", "fixed_large", "fixed_large_log", "learned", "learned_range"):
 		return bad("variance_type", "unknown variance type %q", c.VarianceType)
+	case c.SolverOrder < 0 || c.SolverOrder > 3:
+		return bad("solver_order", "%d is outside [1, 3]", c.SolverOrder)
+	case !oneOf(c.AlgorithmType, "", "dpmsolver++", "sde-dpmsolver++", "dpmsolver", "sde-dpmsolver"):
+		return bad("algorithm_type", "unknown algorithm %q", c.AlgorithmType)
+	case !oneOf(c.SolverType, "", "midpoint", "heun", "bh1", "bh2", "logrho"):
+		return bad("solver_type", "unknown solver type %q", c.SolverType)
+	case !oneOf(c.FinalSigmasType, "", "zero", "sigma_min"):
+		return bad("final_sigmas_type", "unknown final sigmas type %q", c.FinalSigmasType)
+	case c.SigmaMin != nil && !(*c.SigmaMin >= 0 && *c.SigmaMin <= math.MaxFloat32):
+		return bad("sigma_min", "%v is not a finite number >= 0", *c.SigmaMin)
+	case c.SigmaMax != nil && !(*c.SigmaMax > 0 && *c.SigmaMax <= math.MaxFloat32):
+		return bad("sigma_max", "%v is not a positive finite number", *c.SigmaMax)
+	case math.IsNaN(c.LambdaMinClipped):
+		return bad("lambda_min_clipped", "NaN")
+	case !oneOf(c.InterpolationType, "", "linear", "log_linear"):
+		return bad("interpolation_type", "unknown interpolation %q", c.InterpolationType)
+	case !oneOf(c.TimestepType, "", "discrete", "continuous"):
+		return bad("timestep_type", "unknown timestep type %q", c.TimestepType)
+	case math.IsNaN(c.FlowShift) || math.IsInf(c.FlowShift, 0):
+		return bad("flow_shift", "%v is not a finite number", c.FlowShift)
 	}
 	for i, b := range c.TrainedBetas {
 		if !unitInterval(b) {
@@ -357,6 +516,71 @@ func (p *parser) enum(key string, dst *string, allowed ...string) bool {
 	return true
 }
 
+func (p *parser) str(key string, dst *string) {
+	v := p.value(key)
+	if v == nil {
+		return
+	}
+	if err := json.Unmarshal(v, dst); err != nil {
+		p.fail(key, "want a string, got %s", abbrev(v))
+	}
+}
+
+// float64 decodes a number, or one of Python's -Infinity, Infinity.
+func (p *parser) float64(key string, dst *float64) {
+	v := p.value(key)
+	if v == nil {
+		return
+	}
+	switch string(bytes.TrimSpace(v)) {
+	case `"` + pyNegInf + `"`:
+		*dst = math.Inf(-1)
+		return
+	case `"` + pyInf + `"`:
+		*dst = math.Inf(1)
+		return
+	}
+	if f, ok := p.number(key, v); ok {
+		*dst = f
+	}
+}
+
+// optFloat decodes a number into a new float64; null leaves dst nil.
+func (p *parser) optFloat(key string, dst **float64) {
+	v := p.value(key)
+	if v == nil {
+		return
+	}
+	if f, ok := p.number(key, v); ok {
+		*dst = &f
+	}
+}
+
+func (p *parser) ints(key string, dst *[]int) {
+	v := p.value(key)
+	if v == nil {
+		return
+	}
+	var xs []json.RawMessage
+	if err := json.Unmarshal(v, &xs); err != nil {
+		p.fail(key, "want a list of integers, got %s", abbrev(v))
+		return
+	}
+	out := make([]int, len(xs))
+	for i, x := range xs {
+		f, ok := p.number(key, x)
+		if !ok {
+			return
+		}
+		if f != math.Trunc(f) || math.Abs(f) > MaxTrainTimesteps {
+			p.fail(key, "value %d = %s is not an integer in [-%d, %d]", i, abbrev(x), MaxTrainTimesteps, MaxTrainTimesteps)
+			return
+		}
+		out[i] = int(f)
+	}
+	*dst = out
+}
+
 func (p *parser) betas(key string, dst *[]float32) {
 	v := p.value(key)
 	if v == nil {
@@ -384,6 +608,61 @@ func (p *parser) betas(key string, dst *[]float32) {
 		}
 	}
 	*dst = out
+}
+
+// Python's json module writes these tokens for non-finite floats;
+// pythonJSON turns them into these strings.
+const (
+	pyNegInf = "-Infinity"
+	pyInf    = "Infinity"
+	pyNaN    = "NaN"
+)
+
+// pythonJSON returns data with the bare tokens -Infinity, Infinity and NaN
+// outside strings replaced by JSON strings, so that encoding/json accepts
+// what Python's json.dump writes. Other data is returned unchanged.
+func pythonJSON(data []byte) []byte {
+	if !bytes.Contains(data, []byte(pyInf)) && !bytes.Contains(data, []byte(pyNaN)) {
+		return data
+	}
+	out := make([]byte, 0, len(data)+16)
+	inString := false
+	for i := 0; i < len(data); i++ {
+		ch := data[i]
+		if inString {
+			out = append(out, ch)
+			switch ch {
+			case '\\':
+				if i+1 < len(data) {
+					i++
+					out = append(out, data[i])
+				}
+			case '"':
+				inString = false
+			}
+			continue
+		}
+		if ch == '"' {
+			inString = true
+			out = append(out, ch)
+			continue
+		}
+		replaced := false
+		for _, tok := range []string{pyNegInf, pyInf, pyNaN} {
+			if bytes.HasPrefix(data[i:], []byte(tok)) {
+				out = append(out, '"')
+				out = append(out, tok...)
+				out = append(out, '"')
+				i += len(tok) - 1
+				replaced = true
+				break
+			}
+		}
+		if !replaced {
+			out = append(out, ch)
+		}
+	}
+	return out
 }
 
 // abbrev shortens a raw JSON value for an error message.

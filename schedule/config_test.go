@@ -24,6 +24,7 @@ func TestLoadConfigSD15(t *testing.T) {
 	want.SkipPRKSteps = true
 	want.StepsOffset = 1
 	want.ClipSample = false
+	want.ClassName = "PNDMScheduler"
 	if diff := cmp.Diff(want, *c, cmpopts.IgnoreUnexported(Config{})); diff != "" {
 		t.Errorf("SD 1.5 config (-want +got):\n%s", diff)
 	}
@@ -162,6 +163,26 @@ func TestParseConfigInvalid(t *testing.T) {
 		{`{"rescale_betas_zero_snr":0}`, "rescale_betas_zero_snr"},
 		{`{"variance_type":"fixed"}`, "variance_type"},
 		{`{"skip_prk_steps":"true"}`, "skip_prk_steps"},
+		{`{"_class_name":5}`, "_class_name"},
+		{`{"solver_order":4}`, "solver_order"},
+		{`{"solver_order":0}`, "solver_order"},
+		{`{"algorithm_type":"deis"}`, "algorithm_type"},
+		{`{"solver_type":"rk4"}`, "solver_type"},
+		{`{"lower_order_final":"no"}`, "lower_order_final"},
+		{`{"euler_at_final":1}`, "euler_at_final"},
+		{`{"predict_x0":null,"use_karras_sigmas":"true"}`, "use_karras_sigmas"},
+		{`{"disable_corrector":[1.5]}`, "disable_corrector"},
+		{`{"disable_corrector":3}`, "disable_corrector"},
+		{`{"final_sigmas_type":"one"}`, "final_sigmas_type"},
+		{`{"sigma_min":-1}`, "sigma_min"},
+		{`{"sigma_max":0}`, "sigma_max"},
+		{`{"sigma_max":"10"}`, "sigma_max"},
+		{`{"lambda_min_clipped":NaN}`, "lambda_min_clipped"},
+		{`{"lambda_min_clipped":"-5"}`, "lambda_min_clipped"},
+		{`{"interpolation_type":"cubic"}`, "interpolation_type"},
+		{`{"timestep_type":"fractional"}`, "timestep_type"},
+		{`{"use_exponential_sigmas":"yes"}`, "use_exponential_sigmas"},
+		{`{"flow_shift":Infinity}`, "flow_shift"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.json, func(t *testing.T) {
@@ -209,5 +230,72 @@ func TestConfigValidateProgrammatic(t *testing.T) {
 	}
 	if !cmp.Equal(s.Betas(), ScaledLinear(1000, 0.00085, 0.012).Betas()) {
 		t.Error("Config.Schedule and ScaledLinear differ")
+	}
+}
+
+// TestParseConfigMultistepKeys reads the keys of the multistep and
+// k-diffusion schedulers, the non-finite floats Python's json writes, and
+// records which keys the file gives.
+func TestParseConfigMultistepKeys(t *testing.T) {
+	// As diffusers' save_config writes a DPMSolverMultistepScheduler.
+	js := `{"_class_name": "DPMSolverMultistepScheduler", "_diffusers_version": "0.31.0",
+		"algorithm_type": "sde-dpmsolver++", "beta_end": 0.012, "beta_schedule": "scaled_linear",
+		"beta_start": 0.00085, "dynamic_thresholding_ratio": 0.995, "euler_at_final": true,
+		"final_sigmas_type": "sigma_min", "lambda_min_clipped": -Infinity, "lower_order_final": false,
+		"num_train_timesteps": 1000, "prediction_type": "epsilon", "rescale_betas_zero_snr": false,
+		"sample_max_value": 1.0, "solver_order": 3, "solver_type": "heun", "steps_offset": 1,
+		"thresholding": false, "timestep_spacing": "leading", "trained_betas": null,
+		"use_karras_sigmas": true, "use_lu_lambdas": false, "variance_type": null,
+		"sigma_min": 0.03, "sigma_max": null, "disable_corrector": [0, 2], "predict_x0": true,
+		"flow_shift": 1.0, "use_flow_sigmas": false, "time_shift_type": "exponential",
+		"note": "a string with Infinity and NaN inside"}`
+	c, err := ParseConfig([]byte(js))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.ClassName != "DPMSolverMultistepScheduler" || c.AlgorithmType != "sde-dpmsolver++" || !c.EulerAtFinal ||
+		c.FinalSigmasType != "sigma_min" || !math.IsInf(c.LambdaMinClipped, -1) || c.LowerOrderFinal ||
+		c.SolverOrder != 3 || c.SolverType != "heun" || !c.UseKarrasSigmas || c.SigmaMin == nil || *c.SigmaMin != 0.03 ||
+		c.SigmaMax != nil || len(c.DisableCorrector) != 2 || c.DisableCorrector[1] != 2 || c.Unsupported != nil {
+		t.Errorf("parsed %+v", c)
+	}
+	for key, want := range map[string]bool{"solver_order": true, "lambda_min_clipped": true, "variance_type": false,
+		"sigma_max": false, "timestep_spacing": true, "set_alpha_to_one": false, "_class_name": true} {
+		if c.Given(key) != want {
+			t.Errorf("Given(%q) = %v, want %v", key, !want, want)
+		}
+	}
+	d := DefaultConfig()
+	if !d.Given("timestep_spacing") || !d.Given("anything") {
+		t.Error("a Config built in Go must count every key as given")
+	}
+	u, err := ParseConfig([]byte(`{"solver_p": {"_class_name": "DDIMScheduler"}, "shift_terminal": 0.02, "time_shift_type": "linear"}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(u.Unsupported) != 3 || u.Unsupported["shift_terminal"] != "0.02" {
+		t.Errorf("Unsupported = %v", u.Unsupported)
+	}
+	v, err := ParseConfig([]byte(`{"lambda_min_clipped": Infinity, "solver_p": null, "shift_terminal": null}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !math.IsInf(v.LambdaMinClipped, 1) || v.Unsupported != nil {
+		t.Errorf("parsed %+v", v)
+	}
+}
+
+// TestPythonJSON checks the rewriting of Python's non-finite tokens
+// against strings holding them and escaped quotes.
+func TestPythonJSON(t *testing.T) {
+	for in, want := range map[string]string{
+		`{"a": -Infinity}`:                 `{"a": "-Infinity"}`,
+		`{"a": [Infinity, NaN, 1]}`:        `{"a": ["Infinity", "NaN", 1]}`,
+		`{"a": "Infinity", "b": "x\"NaN"}`: `{"a": "Infinity", "b": "x\"NaN"}`,
+		`{"a": 1}`:                         `{"a": 1}`,
+	} {
+		if got := string(pythonJSON([]byte(in))); got != want {
+			t.Errorf("pythonJSON(%s) = %s, want %s", in, got, want)
+		}
 	}
 }

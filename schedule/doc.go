@@ -52,8 +52,15 @@
 // # Inference timesteps and configuration
 //
 // Timesteps reproduces diffusers' leading, trailing and linspace spacings,
-// including steps_offset. Config mirrors the fields of DDPMScheduler,
-// DDIMScheduler and PNDMScheduler configurations; ParseConfig and
-// LoadConfig read scheduler_config.json with field-level validation, and
-// Config.Schedule builds the schedule it describes.
+// including steps_offset. Config mirrors the keys of the configurations of
+// diffusers' DDPMScheduler, DDIMScheduler, PNDMScheduler,
+// EulerDiscreteScheduler, EulerAncestralDiscreteScheduler,
+// DPMSolverMultistepScheduler and UniPCMultistepScheduler, _class_name
+// included; ParseConfig and LoadConfig read scheduler_config.json (with
+// the -Infinity that Python writes for lambda_min_clipped) with field-level
+// validation and record which keys the file gives (Config.Given), and
+// Config.Schedule builds the schedule it describes. Which values a sampler
+// supports is decided by package sampler, whose FromConfig builds the
+// sampler that _class_name names and refuses, key by key, what it does not
+// implement.
 package schedule
