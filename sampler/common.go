@@ -96,6 +96,15 @@ type StepInput struct {
 	// none (the first step, an img2img start, a resume without it). It
 	// must not alias X0. Scheduler.Step ignores it.
 	PrevX0 []float32
+	// State holds the Plan.State buffers of the run (each of the
+	// sample's length), which the solver reads and writes as its own
+	// across steps; it may also swap the buffers within the slice. A run
+	// allocates them once and passes the same slice at every step.
+	// StateSteps is the number of steps of the run before this one that
+	// were given this State: 0 at the first step, after an img2img start
+	// or a resume, where the solver starts its history afresh.
+	State      [][]float32
+	StateSteps int
 }
 
 func (in *StepInput) check(T int, needNoise bool) error {

@@ -67,7 +67,7 @@ func NewDDIM(cfg schedule.Config) (*DDIM, error) {
 		DynamicThresholdingRatio: cfg.DynamicThresholdingRatio,
 		SampleMaxValue:           cfg.SampleMaxValue,
 		SetAlphaToOne:            cfg.SetAlphaToOne,
-		Spacing:                  cfg.TimestepSpacing,
+		Spacing:                  spacingFor(&cfg, schedule.Leading),
 		StepsOffset:              cfg.StepsOffset,
 	}
 	if _, err := d.check(); err != nil {

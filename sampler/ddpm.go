@@ -32,8 +32,10 @@ const (
 
 // DDPM is the ancestral sampler of denoising diffusion probabilistic models
 // (Ho et al., arXiv 2006.11239) with the semantics of diffusers'
-// DDPMScheduler: the previous timestep is t - T/n, the last step lands on
-// alphas_cumprod = 1, and every step but the one at t = 0 draws noise.
+// DDPMScheduler: a step lands on the next timestep of the run's list (the
+// rule of diffusers since v0.16; for leading spacing that is t - T/n), the
+// last step lands on alphas_cumprod = 1, and every step but one at t = 0
+// draws noise.
 //
 // Fields left at their zero value take diffusers' defaults where noted. A
 // DDPM holds no per-run state.
@@ -58,22 +60,31 @@ type DDPM struct {
 }
 
 // NewDDPM returns a DDPM configured from a diffusers scheduler
-// configuration.
+// configuration, with DDPMScheduler's defaults for the keys cfg does not
+// give (schedule.Config.Given). The learned variance types are refused
+// with a *schedule.FieldError.
 func NewDDPM(cfg schedule.Config) (*DDPM, error) {
+	if err := refuseLearnedVariance(&cfg, "DDPMScheduler"); err != nil {
+		return nil, err
+	}
 	s, err := cfg.Schedule()
 	if err != nil {
 		return nil, err
 	}
+	vt := FixedSmall
+	if cfg.Given("variance_type") {
+		vt = VarianceType(cfg.VarianceType)
+	}
 	d := &DDPM{
 		Schedule:                 s,
-		VarianceType:             VarianceType(cfg.VarianceType),
+		VarianceType:             vt,
 		PredictionType:           PredictionType(cfg.PredictionType),
 		ClipSample:               cfg.ClipSample,
 		ClipSampleRange:          cfg.ClipSampleRange,
 		Thresholding:             cfg.Thresholding,
 		DynamicThresholdingRatio: cfg.DynamicThresholdingRatio,
 		SampleMaxValue:           cfg.SampleMaxValue,
-		Spacing:                  cfg.TimestepSpacing,
+		Spacing:                  spacingFor(&cfg, schedule.Leading),
 		StepsOffset:              cfg.StepsOffset,
 	}
 	if _, err := d.check(); err != nil {
@@ -106,9 +117,21 @@ func (d *DDPM) Timesteps(n int) ([]int, error) {
 	return discreteTimesteps(d.Schedule, n, d.Spacing, d.StepsOffset)
 }
 
-// PrevTimestep returns t - T/n (integer division), diffusers' rule.
+// PrevTimestep returns the timestep after t in Timesteps(n), or -1 when t
+// is the last one or not in the list (diffusers' previous_timestep). It
+// computes the list, so a loop that steps many times should take it from
+// Timesteps (or use StepAt, which reads the plan).
 func (d *DDPM) PrevTimestep(t, n int) int {
-	return prevTimestep(d.Schedule, t, n)
+	ts, err := d.Timesteps(n)
+	if err != nil {
+		return -1
+	}
+	for i, v := range ts {
+		if v == t && i+1 < len(ts) {
+			return ts[i+1]
+		}
+	}
+	return -1
 }
 
 // NeedsNoise reports whether a step draws noise: at every t > 0.

@@ -1,7 +1,8 @@
 // Package sampler turns a noise-predicting model into samples: the DDIM
-// and DDPM samplers of diffusers, the fast samplers that users run for
-// 20-30 steps (DPM-Solver++(2M), Euler, Euler ancestral), and the loop that
-// drives any ugo.Denoiser with them.
+// and DDPM samplers of diffusers, the PNDM (PLMS) sampler that Stable
+// Diffusion folders name, the fast samplers that users run for 20-30 steps
+// (DPM-Solver++, UniPC, Euler, Euler ancestral), and the loop that drives
+// any ugo.Denoiser with them.
 //
 // # Solvers and schedulers
 //
@@ -16,32 +17,100 @@
 // schedule.Config:
 //
 //   - DDIM and DDPM (NewDDIM, NewDDPM) reproduce diffusers' DDIMScheduler
-//     and DDPMScheduler, quirks included (the previous timestep is t - T/n
-//     whatever the spacing; DDIM's final step lands on abar = 1 or abar_0
-//     per SetAlphaToOne). They also implement Scheduler, the lower-level
+//     and DDPMScheduler, quirks included (DDIM's previous timestep is
+//     t - T/n whatever the spacing, and its final step lands on abar = 1 or
+//     abar_0 per SetAlphaToOne; DDPM steps to the next timestep of its
+//     list). They also implement Scheduler, the lower-level
 //     integer-timestep interface; FromScheduler makes a Solver of any other
 //     Scheduler.
+//   - PNDM (NewPNDM) is diffusers' PNDMScheduler with skip_prk_steps, the
+//     PLMS sampler of Stable Diffusion 1.x and 2.x: n+1 model calls for n
+//     steps.
 //   - DPMSolverMultistep (NewDPMSolverMultistep) is diffusers'
-//     DPMSolverMultistepScheduler with solver order 1 or 2: DPM-Solver++ or
-//     its SDE variant, midpoint or Heun rule, Karras sigmas, final sigma
-//     zero or sigma_min, lower_order_final, euler_at_final, thresholding.
+//     DPMSolverMultistepScheduler with solver orders 1 to 3: DPM-Solver++
+//     or its SDE variant, midpoint or Heun rule, Karras sigmas, final sigma
+//     zero or sigma_min, lower_order_final, euler_at_final,
+//     lambda_min_clipped, thresholding.
+//   - UniPC (NewUniPC) is diffusers' UniPCMultistepScheduler (data
+//     prediction, B(h) variants bh1 and bh2, orders 1 to 3, corrector
+//     skipping, Karras sigmas).
 //   - Euler and EulerAncestral (NewEuler, NewEulerAncestral) are diffusers'
 //     EulerDiscreteScheduler and EulerAncestralDiscreteScheduler, that is
 //     k-diffusion's samplers over a sigma list derived from the training
 //     schedule, with Karras sigmas and Euler's churn.
 //
-// All of them match, in float32, the full-loop results that diffusers'
-// scheduler tests publish, and whole pipeline-style runs of a torch
-// reference (testdata/ksamplers_torch.json) to within an ulp or so.
+// All of them match diffusers in float32: the full-loop results that
+// diffusers' scheduler tests publish, and whole pipeline-style runs of
+// diffusers' own scheduler code (testdata/diffusers_runs.json, written by
+// tools/goldens/diffusers_runs.py) to within a few float32 ulps.
+//
+// # Choosing a sampler from scheduler_config.json
+//
+// Kinds is the one name table of the package: each sampler's short name
+// (used by command lines and pipeline requests) and the diffusers class it
+// reproduces:
+//
+//	ddim     DDIMScheduler
+//	ddpm     DDPMScheduler
+//	pndm     PNDMScheduler (skip_prk_steps true)
+//	euler    EulerDiscreteScheduler
+//	euler_a  EulerAncestralDiscreteScheduler
+//	dpm++2m  DPMSolverMultistepScheduler
+//	unipc    UniPCMultistepScheduler
+//
+// FromConfig builds the sampler that a configuration's _class_name names,
+// and New the one a short name or class names, from any configuration, as
+// diffusers' SomeScheduler.from_config(pipe.scheduler.config) does: the
+// keys the file gives (schedule.Config.Given) take effect, and the keys it
+// does not give take the defaults of the class built, not of the class the
+// file names (so Stable Diffusion 1.5's PNDM file, which gives no
+// timestep_spacing, runs Euler with Euler's linspace default). A class that
+// Kinds does not list is an *UnknownSamplerError that lists the supported
+// ones.
+//
+// No key is dropped silently. The keys each class reads are those of its
+// diffusers __init__; a key that the class reads either takes effect or,
+// for a value this package does not implement, makes FromConfig fail with
+// a *schedule.FieldError naming it. Keys of other classes are ignored, as
+// diffusers ignores them. Implemented: num_train_timesteps, beta_start,
+// beta_end, beta_schedule, trained_betas, rescale_betas_zero_snr,
+// prediction_type (epsilon, v_prediction, sample), timestep_spacing,
+// steps_offset, clip_sample, clip_sample_range, set_alpha_to_one,
+// thresholding, dynamic_thresholding_ratio, sample_max_value, variance_type
+// (DDPM's fixed types), skip_prk_steps (true), solver_order, algorithm_type
+// (dpmsolver++, sde-dpmsolver++), solver_type (midpoint, heun; bh1, bh2;
+// each class maps the other's names to its default as diffusers does),
+// lower_order_final, euler_at_final, use_karras_sigmas, sigma_min,
+// sigma_max, final_sigmas_type, lambda_min_clipped, predict_x0 (true),
+// disable_corrector, interpolation_type (linear), timestep_type (discrete,
+// or continuous without v-prediction, where it changes nothing). Refused:
+// the learned variance types, PNDM's Runge-Kutta warm-up (skip_prk_steps
+// false, the class default), noise-prediction DPM-Solver (dpmsolver,
+// sde-dpmsolver) and UniPC (predict_x0 false), use_exponential_sigmas,
+// use_beta_sigmas, use_lu_lambdas, use_flow_sigmas and flow-matching
+// options (use_dynamic_shifting, time_shift_type, shift_terminal),
+// solver_p, log_linear interpolation, continuous timesteps with
+// v-prediction, and prediction types diffusers does not implement for a
+// class (sample for PNDM and Euler ancestral). flow_shift is read and
+// changes nothing without use_flow_sigmas, as in diffusers.
+//
+// Known difference: diffusers computes numpy's float32 log of the training
+// sigmas with a vectorised routine that is not always correctly rounded;
+// this package rounds correctly, so the fractional timesteps of Karras
+// sigmas may differ from diffusers' in the seventh digit, and in rare
+// cases a timestep rounded (or, for DPM-Solver on squaredcos_cap_v2,
+// truncated) to an integer may differ by one.
 //
 // A solver keeps no per-run state, so one value may drive concurrent runs:
-// the plan belongs to the run, and the one piece of history a multistep
-// solver needs, the previous step's prediction of the clean sample, travels
-// in the caller's buffers (StepInput.PrevX0), which Sample double-buffers.
+// the plan belongs to the run, and the history of a multistep solver
+// travels in the caller's buffers: the previous step's prediction of the
+// clean sample (StepInput.PrevX0), which Sample double-buffers, and the
+// Plan.State buffers of third-order and predictor-corrector solvers
+// (StepInput.State), which Sample allocates once per run.
 //
 // # Timesteps and sigmas
 //
-// DDIM, DDPM and DPMSolverMultistep work on the variance-preserving sample
+// DDIM, DDPM, PNDM, DPMSolverMultistep and UniPC work on the variance-preserving sample
 // x_t = sqrt(abar) x0 + sqrt(1-abar) eps, which the model sees as it is.
 // The Euler samplers work on k-diffusion's x0 + sigma eps, sigma =
 // sqrt((1-abar)/abar): the model sees it divided by Plan.InputNorm[i] =
@@ -60,8 +129,8 @@
 // # The loop
 //
 // Sample runs a whole trajectory in place on an N,C,H,W (or N,C,F,H,W)
-// float32 tensor: one model call per step with the batch sharing the
-// timestep. It allocates its buffers once per call and nothing per step.
+// float32 tensor: one model call per step (PNDM: one more) with the batch
+// sharing the timestep. It allocates its buffers once per call and nothing per step.
 // Options select the number of steps, the noise source, a progress
 // callback that sees each step's predicted clean sample, resumption from a
 // checkpoint (StartStep, plus PrevX0 for multistep solvers) and

@@ -64,8 +64,10 @@ type DPMSolverMultistep struct {
 	// Schedule is the training noise schedule. Required. A zero terminal
 	// alphas_cumprod (zero SNR) is replaced by 2^-24, as diffusers does.
 	Schedule *schedule.Schedule
-	// SolverOrder is 1 or 2 (0 means 2). diffusers' order 3 is not
-	// supported.
+	// SolverOrder is 1, 2 or 3 (0 means 2). Order 3 keeps the prediction
+	// of two steps back in the run's state (Plan.State); a resumed run
+	// restarts that part of the history, so it takes a second-order step
+	// where the uninterrupted run takes a third-order one.
 	SolverOrder int
 	// Algorithm is DPMSolverPP ("") or SDEDPMSolverPP.
 	Algorithm DPMAlgorithm
@@ -85,6 +87,19 @@ type DPMSolverMultistep struct {
 	EulerAtFinal    bool
 	// UseKarrasSigmas spaces the sigmas as Karras et al. propose.
 	UseKarrasSigmas bool
+	// KarrasTruncate calls the model at the integer part of the
+	// fractional timestep of each Karras sigma instead of the nearest
+	// integer. diffusers does so for the squaredcos_cap_v2 beta schedule
+	// (it skips the rounding and the int64 conversion truncates), and
+	// NewDPMSolverMultistep sets it for that schedule.
+	KarrasTruncate bool
+	// LambdaMinClipped clips the timesteps to those whose lambda =
+	// log(alpha_t/sigma_t) is at least this value (diffusers'
+	// lambda_min_clipped, useful for the cosine schedule, whose last
+	// steps have a very low SNR). 0 and -Inf clip nothing; the default of
+	// diffusers is -Inf. It applies to the spaced timesteps, not to
+	// Karras sigmas.
+	LambdaMinClipped float64
 	// FinalSigmas is the level of the final sample ("" = FinalZero,
 	// diffusers' default; its tests use FinalSigmaMin).
 	FinalSigmas FinalSigmas
@@ -94,25 +109,67 @@ type DPMSolverMultistep struct {
 	StepsOffset int
 }
 
-// NewDPMSolverMultistep returns a second-order DPM-Solver++ configured
-// from a diffusers scheduler configuration (schedule, prediction type,
-// thresholding, spacing and offset) with diffusers' defaults for the rest:
-// midpoint rule, LowerOrderFinal on, final sigma zero. See NewEuler about
-// cfg.TimestepSpacing: diffusers' default for this scheduler is linspace.
+// NewDPMSolverMultistep returns a DPM-Solver++ configured from a diffusers
+// scheduler configuration with the keys DPMSolverMultistepScheduler reads:
+// the schedule, prediction_type, thresholding (with its ratio and maximum),
+// solver_order, algorithm_type, solver_type, lower_order_final,
+// euler_at_final, use_karras_sigmas, final_sigmas_type, lambda_min_clipped,
+// timestep_spacing and steps_offset, with the class's defaults (order 2,
+// dpmsolver++, midpoint, lower_order_final on, final sigma zero, linspace
+// spacing) for the keys cfg does not give; see NewEuler about the defaults.
+// As in diffusers, the UniPC solver types bh1, bh2 and logrho mean
+// midpoint. The algorithm types dpmsolver and sde-dpmsolver (noise
+// prediction), the learned variance types, use_exponential_sigmas,
+// use_beta_sigmas, use_lu_lambdas, use_flow_sigmas and dynamic shifting are
+// refused with a *schedule.FieldError.
 func NewDPMSolverMultistep(cfg schedule.Config) (*DPMSolverMultistep, error) {
+	const class = "DPMSolverMultistepScheduler"
+	if err := refuseUnsupported(&cfg, class, "use_exponential_sigmas", "use_beta_sigmas", "use_lu_lambdas",
+		"use_flow_sigmas", "use_dynamic_shifting", "time_shift_type"); err != nil {
+		return nil, err
+	}
+	if err := refuseLearnedVariance(&cfg, class); err != nil {
+		return nil, err
+	}
+	alg := DPMSolverPP
+	if cfg.Given("algorithm_type") && cfg.AlgorithmType != "" {
+		alg = DPMAlgorithm(cfg.AlgorithmType)
+		if alg != DPMSolverPP && alg != SDEDPMSolverPP {
+			return nil, fieldError("algorithm_type", "%q (noise-prediction DPM-Solver) is not supported; use dpmsolver++ or sde-dpmsolver++", cfg.AlgorithmType)
+		}
+	}
+	st := Midpoint
+	if cfg.Given("solver_type") && cfg.SolverType == string(Heun) {
+		st = Heun
+	}
+	order := 2
+	if cfg.Given("solver_order") && cfg.SolverOrder != 0 {
+		order = cfg.SolverOrder
+	}
+	lowerFinal := true
+	if cfg.Given("lower_order_final") {
+		lowerFinal = cfg.LowerOrderFinal
+	}
 	s, err := cfg.Schedule()
 	if err != nil {
 		return nil, err
 	}
 	d := &DPMSolverMultistep{
 		Schedule:                 s,
-		SolverOrder:              2,
+		SolverOrder:              order,
+		Algorithm:                alg,
+		SolverType:               st,
 		PredictionType:           PredictionType(cfg.PredictionType),
 		Thresholding:             cfg.Thresholding,
 		DynamicThresholdingRatio: cfg.DynamicThresholdingRatio,
 		SampleMaxValue:           cfg.SampleMaxValue,
-		LowerOrderFinal:          true,
-		Spacing:                  cfg.TimestepSpacing,
+		LowerOrderFinal:          lowerFinal,
+		EulerAtFinal:             cfg.Given("euler_at_final") && cfg.EulerAtFinal,
+		UseKarrasSigmas:          cfg.UseKarrasSigmas,
+		KarrasTruncate:           cfg.BetaSchedule == schedule.BetaSquaredCos,
+		FinalSigmas:              finalSigmasFor(&cfg),
+		LambdaMinClipped:         lambdaClip(&cfg),
+		Spacing:                  spacingFor(&cfg, schedule.Linspace),
 		StepsOffset:              cfg.StepsOffset,
 	}
 	if _, err := d.check(); err != nil {
@@ -125,8 +182,11 @@ func (d *DPMSolverMultistep) check() (clipping, error) {
 	if d == nil || d.Schedule == nil || d.Schedule.Len() == 0 {
 		return clipping{}, errors.New("sampler: DPMSolverMultistep needs a non-empty Schedule")
 	}
-	if d.SolverOrder < 0 || d.SolverOrder > 2 {
-		return clipping{}, fmt.Errorf("sampler: DPM-Solver order %d not supported, want 1 or 2", d.SolverOrder)
+	if d.SolverOrder < 0 || d.SolverOrder > 3 {
+		return clipping{}, fmt.Errorf("sampler: DPM-Solver order %d not supported, want 1, 2 or 3", d.SolverOrder)
+	}
+	if math.IsNaN(d.LambdaMinClipped) {
+		return clipping{}, errors.New("sampler: DPM-Solver lambda_min_clipped is NaN")
 	}
 	switch d.Algorithm {
 	case "", DPMSolverPP, SDEDPMSolverPP:
@@ -154,24 +214,41 @@ func (d *DPMSolverMultistep) order() int {
 func (d *DPMSolverMultistep) sde() bool { return d.Algorithm == SDEDPMSolverPP }
 
 // dpmTimesteps returns the timesteps of diffusers' DPMSolverMultistepScheduler
-// (without Karras sigmas).
-func dpmTimesteps(T, n int, sp schedule.Spacing, offset int) ([]int, error) {
+// (without Karras sigmas) for timesteps below last (T when nothing is
+// clipped by lambda_min_clipped).
+func dpmTimesteps(T, last, n int, sp schedule.Spacing, offset int) ([]int, error) {
 	ts := make([]int, n)
 	switch sp {
 	case "", schedule.Linspace:
-		// np.linspace(0, T-1, n+1).round()[::-1][:-1]
-		v := linspace(0, float64(T-1), n+1)
+		// np.linspace(0, last-1, n+1).round()[::-1][:-1]
+		v := linspace(0, float64(last-1), n+1)
 		for i := range n {
 			ts[i] = int(math.RoundToEven(v[n-i]))
 		}
 	case schedule.Leading:
-		// (np.arange(0, n+1) * (T // (n+1))).round()[::-1][:-1] + offset
-		ratio := T / (n + 1)
+		// (np.arange(0, n+1) * (last // (n+1))).round()[::-1][:-1] + offset
+		ratio := last / (n + 1)
 		for i := range n {
 			ts[i] = (n-i)*ratio + offset
 		}
 	case schedule.Trailing:
-		return schedule.Timesteps(T, n, sp, 0)
+		if last == T {
+			return schedule.Timesteps(T, n, sp, 0)
+		}
+		// np.arange(last, 0, -T/n).round() - 1: fewer than n values when
+		// last < T.
+		ratio := float64(T) / float64(n)
+		if k := int(math.Ceil(float64(last) / ratio)); k != n {
+			return nil, fmt.Errorf("sampler: lambda_min_clipped leaves %d trailing timesteps for %d steps", k, n)
+		}
+		delta := (float64(last) - ratio) - float64(last)
+		for i := range n {
+			v := float64(last) + float64(i)*delta
+			if i == 1 {
+				v = float64(last) - ratio
+			}
+			ts[i] = int(math.RoundToEven(v)) - 1
+		}
 	default:
 		return nil, fmt.Errorf("sampler: unknown timestep spacing %q", string(sp))
 	}
@@ -203,7 +280,7 @@ func (d *DPMSolverMultistep) Plan(n int) (*Plan, error) {
 	}
 	var ts []int
 	if !d.UseKarrasSigmas { // Karras sigmas bring their own timesteps
-		if ts, err = dpmTimesteps(T, n, d.Spacing, d.StepsOffset); err != nil {
+		if ts, err = dpmTimesteps(T, d.lastTimestep(), n, d.Spacing, d.StepsOffset); err != nil {
 			return nil, err
 		}
 	}
@@ -211,13 +288,22 @@ func (d *DPMSolverMultistep) Plan(n int) (*Plan, error) {
 		Timesteps: make([]float32, n),
 		Sigmas:    make([]float32, n+1),
 		Noisy:     make([]bool, n),
-		Multistep: d.order() == 2,
+		Multistep: d.order() >= 2,
+	}
+	if d.order() == 3 {
+		p.State = 1 // the prediction two steps back
 	}
 	if d.UseKarrasSigmas {
 		sig := karras(float64(st.sig[0]), float64(st.sig[T-1]), n)
 		for i, v := range sig {
 			p.Sigmas[i] = float32(v)
-			p.Timesteps[i] = float32(math.RoundToEven(st.sigmaToT(v)))
+			t := st.sigmaToT(v)
+			if d.KarrasTruncate {
+				t = math.Trunc(t)
+			} else {
+				t = math.RoundToEven(t)
+			}
+			p.Timesteps[i] = float32(t)
 		}
 	} else {
 		for i, t := range ts {
@@ -235,6 +321,30 @@ func (d *DPMSolverMultistep) Plan(n int) (*Plan, error) {
 		return nil, err
 	}
 	return p, nil
+}
+
+// lastTimestep returns diffusers' last_timestep: T less the number of
+// training steps whose lambda = log(sqrt(abar)) - log(sqrt(1-abar)), in
+// float32, is below LambdaMinClipped.
+func (d *DPMSolverMultistep) lastTimestep() int {
+	ac := d.Schedule.AlphasCumprod()
+	T := len(ac)
+	if d.LambdaMinClipped == 0 || math.IsInf(d.LambdaMinClipped, -1) {
+		return T
+	}
+	clip := float32(d.LambdaMinClipped)
+	clipped := 0
+	for i, a := range ac {
+		if i == T-1 && a == 0 {
+			a = 1.0 / (1 << 24)
+		}
+		at, st := sqrt32(a), sqrt32(1-a)
+		lambda := float32(math.Log(float64(at))) - float32(math.Log(float64(st)))
+		if lambda < clip {
+			clipped++
+		}
+	}
+	return T - clipped
 }
 
 // alphaSigma is diffusers' _sigma_to_alpha_sigma_t and the log-SNR
@@ -266,7 +376,12 @@ func (d *DPMSolverMultistep) StepAt(dst []float32, p *Plan, i int, in StepInput)
 	}
 	n := p.Len()
 	lowerFinal := i == n-1 && (d.EulerAtFinal || (d.LowerOrderFinal && n < 15) || d.FinalSigmas.orZero() == FinalZero)
-	second := d.order() == 2 && in.PrevX0 != nil && !lowerFinal
+	second := d.order() >= 2 && in.PrevX0 != nil && !lowerFinal
+	// Third order needs the prediction of two steps back, which the
+	// previous step of this run kept in the state, and is not taken on
+	// the second-to-last step of a short run with LowerOrderFinal.
+	lowerSecond := i == n-2 && d.LowerOrderFinal && n < 15
+	third := second && d.order() == 3 && in.StateSteps >= 2 && !lowerSecond
 	if second && i == 0 {
 		return errors.New("sampler: DPM-Solver history (PrevX0) given at the first step of the plan")
 	}
@@ -301,8 +416,37 @@ func (d *DPMSolverMultistep) StepAt(dst []float32, p *Plan, i int, in StepInput)
 			c1 = -(0.5 * (alphaT * em))
 		}
 	}
-	var invR float32
-	if second {
+	var invR, invR0, invR1, rr, rs, c2 float32
+	c1Second := c1
+	if third {
+		sigP, sigQ := p.Sigmas[i-1], p.Sigmas[i-2]
+		if !(sigQ >= sigP && sigP >= sigS) {
+			return fmt.Errorf("sampler: DPM-Solver step %d: sigmas %v, %v, %v do not decrease", i, sigQ, sigP, sigS)
+		}
+		_, _, lambdaP := alphaSigma(sigP)
+		_, _, lambdaQ := alphaSigma(sigQ)
+		r0 := (lambdaS - lambdaP) / h
+		r1 := (lambdaP - lambdaQ) / h
+		invR0, invR1 = 1/r0, 1/r1
+		rr = r0 / (r0 + r1)
+		rs = 1 / (r0 + r1)
+		if d.sde() {
+			e2 := exp32(-2 * h)
+			h2 := 2 * h
+			c1 = alphaT * ((1-e2)/(-2*h) + 1)
+			c2 = alphaT * ((1-e2-h2)/(h2*h2) - 0.5)
+		} else {
+			em := exp32(-h) - 1
+			c1 = alphaT * (em/h + 1)
+			c2 = -(alphaT * ((em+h)/(h*h) - 0.5))
+		}
+		// A repeated sigma leaves the differences undefined: fall back.
+		third = r0 > 0 && r1 > 0
+		if !third {
+			c1 = c1Second
+		}
+	}
+	if second && !third {
 		sigP := p.Sigmas[i-1]
 		if !(sigP >= sigS) {
 			return fmt.Errorf("sampler: DPM-Solver step %d: previous sigma %v below %v", i, sigP, sigS)
@@ -318,7 +462,7 @@ func (d *DPMSolverMultistep) StepAt(dst []float32, p *Plan, i int, in StepInput)
 		// A step to the same noise level (the last one of Karras sigmas
 		// ending on sigma_min) leaves the sample as it is, as diffusers'
 		// formulas do for the midpoint rule.
-		cx, c0, c1, cz = 1, 0, 0, 0
+		cx, c0, c1, c2, cz = 1, 0, 0, 0, 0
 	}
 
 	pred := d.PredictionType.orDefault()
@@ -357,7 +501,17 @@ func (d *DPMSolverMultistep) StepAt(dst []float32, p *Plan, i int, in StepInput)
 		// x_t = cx*x + c0*D0 [+ c1*D1] [+ cz*z], summed left to right as
 		// diffusers does (its minus signs are folded into c0 and c1).
 		v := float32(cx*s[j]) + float32(c0*m0)
-		if second {
+		switch {
+		case third:
+			m1, m2 := in.PrevX0[j], in.State[0][j]
+			d10 := float32(invR0 * (m0 - m1))
+			d11 := float32(invR1 * (m1 - m2))
+			dd := d10 - d11
+			d1 := d10 + float32(rr*dd)
+			d2 := float32(rs * dd)
+			v += float32(c1 * d1)
+			v += float32(c2 * d2)
+		case second:
 			d1 := float32(invR * (m0 - in.PrevX0[j]))
 			v += float32(c1 * d1)
 		}
@@ -365,6 +519,10 @@ func (d *DPMSolverMultistep) StepAt(dst []float32, p *Plan, i int, in StepInput)
 			v += float32(cz * in.Noise[j])
 		}
 		dst[j] = v
+	}
+	if p.State > 0 && in.PrevX0 != nil {
+		// The next step's prediction two steps back.
+		copy(in.State[0], in.PrevX0)
 	}
 	return nil
 }

@@ -44,8 +44,11 @@ type Euler struct {
 	// StepsOffset is added to them under Leading spacing.
 	Spacing     schedule.Spacing
 	StepsOffset int
-	// UseKarrasSigmas replaces the sigmas with Karras' spacing.
-	UseKarrasSigmas bool
+	// UseKarrasSigmas replaces the sigmas with Karras' spacing, between
+	// KarrasSigmaMin and KarrasSigmaMax (diffusers' sigma_min and
+	// sigma_max; 0 means the smallest and largest sigma of the list).
+	UseKarrasSigmas                bool
+	KarrasSigmaMin, KarrasSigmaMax float64
 	// FinalSigmas is the level of the final sample ("" = FinalZero).
 	FinalSigmas FinalSigmas
 	// SChurn, STMin, STMax (0 means +Inf) and SNoise (0 means 1) are the
@@ -55,21 +58,40 @@ type Euler struct {
 }
 
 // NewEuler returns an Euler configured from a diffusers scheduler
-// configuration: its schedule, prediction type, timestep spacing and
-// steps offset. cfg.TimestepSpacing is used as is; note that
-// schedule.DefaultConfig, and ParseConfig of a file without
-// timestep_spacing, give schedule.Leading (the DDIM default), whereas
-// diffusers' EulerDiscreteScheduler defaults to linspace.
+// configuration with the keys EulerDiscreteScheduler reads: the schedule,
+// prediction_type, timestep_spacing, steps_offset, use_karras_sigmas,
+// sigma_min, sigma_max and final_sigmas_type, with the class's defaults
+// for the keys cfg does not give (schedule.Config.Given): linspace
+// spacing for a parsed file without timestep_spacing. A Config built in
+// Go, such as schedule.DefaultConfig (leading spacing, the DDIM default),
+// is used as is. use_exponential_sigmas, use_beta_sigmas, the log_linear
+// interpolation_type and the continuous timestep_type of v-prediction are
+// refused with a *schedule.FieldError; the churn parameters are not
+// configuration keys in diffusers (they are step arguments) and start at
+// 0.
 func NewEuler(cfg schedule.Config) (*Euler, error) {
+	if err := refuseUnsupported(&cfg, "EulerDiscreteScheduler", "use_exponential_sigmas", "use_beta_sigmas"); err != nil {
+		return nil, err
+	}
+	if cfg.InterpolationType == "log_linear" {
+		return nil, fieldError("interpolation_type", `"log_linear" is not supported by this module's EulerDiscreteScheduler`)
+	}
+	if cfg.TimestepType == "continuous" && cfg.PredictionType == schedule.PredictV {
+		return nil, fieldError("timestep_type", `"continuous" with v_prediction is not supported by this module's EulerDiscreteScheduler`)
+	}
 	s, err := cfg.Schedule()
 	if err != nil {
 		return nil, err
 	}
 	e := &Euler{
-		Schedule:       s,
-		PredictionType: PredictionType(cfg.PredictionType),
-		Spacing:        cfg.TimestepSpacing,
-		StepsOffset:    cfg.StepsOffset,
+		Schedule:        s,
+		PredictionType:  PredictionType(cfg.PredictionType),
+		Spacing:         spacingFor(&cfg, schedule.Linspace),
+		StepsOffset:     cfg.StepsOffset,
+		UseKarrasSigmas: cfg.UseKarrasSigmas,
+		KarrasSigmaMin:  optSigma(cfg.SigmaMin),
+		KarrasSigmaMax:  optSigma(cfg.SigmaMax),
+		FinalSigmas:     finalSigmasFor(&cfg),
 	}
 	if err := e.check(); err != nil {
 		return nil, err
@@ -132,7 +154,7 @@ func (e *Euler) Plan(n int) (*Plan, error) {
 	if err := e.check(); err != nil {
 		return nil, err
 	}
-	p, err := kPlan(e.Schedule, n, e.Spacing, e.StepsOffset, e.UseKarrasSigmas, e.FinalSigmas)
+	p, err := kPlan(e.Schedule, n, e.Spacing, e.StepsOffset, e.UseKarrasSigmas, e.FinalSigmas, e.KarrasSigmaMin, e.KarrasSigmaMax)
 	if err != nil {
 		return nil, err
 	}
@@ -142,8 +164,9 @@ func (e *Euler) Plan(n int) (*Plan, error) {
 	return p, nil
 }
 
-// kPlan computes the sigma list of diffusers' Euler schedulers.
-func kPlan(s *schedule.Schedule, n int, sp schedule.Spacing, offset int, useKarras bool, final FinalSigmas) (*Plan, error) {
+// kPlan computes the sigma list of diffusers' Euler schedulers; kMin and
+// kMax, when not 0, bound the Karras sigmas.
+func kPlan(s *schedule.Schedule, n int, sp schedule.Spacing, offset int, useKarras bool, final FinalSigmas, kMin, kMax float64) (*Plan, error) {
 	T := s.Len()
 	if n <= 0 || n > T {
 		return nil, fmt.Errorf("sampler: %d inference steps, want 1..%d (the training steps)", n, T)
@@ -175,7 +198,14 @@ func kPlan(s *schedule.Schedule, n int, sp schedule.Spacing, offset int, useKarr
 		sig[i] = st.interp(t)
 	}
 	if useKarras {
-		sig = karras(sig[n-1], sig[0], n)
+		lo, hi := sig[n-1], sig[0]
+		if kMin != 0 {
+			lo = kMin
+		}
+		if kMax != 0 {
+			hi = kMax
+		}
+		sig = karras(lo, hi, n)
 		for i, v := range sig {
 			ts[i] = st.sigmaToT(v)
 		}

@@ -41,8 +41,16 @@ type EulerAncestral struct {
 }
 
 // NewEulerAncestral returns an EulerAncestral configured from a diffusers
-// scheduler configuration; see NewEuler about cfg.TimestepSpacing.
+// scheduler configuration with the keys EulerAncestralDiscreteScheduler
+// reads (the schedule, prediction_type, timestep_spacing, steps_offset);
+// see NewEuler about the defaults. That class has no use_karras_sigmas key,
+// so a configuration's use_karras_sigmas does not apply, as in diffusers.
+// The sample prediction type, which diffusers does not implement for this
+// class, is refused with a *schedule.FieldError when cfg gives it.
 func NewEulerAncestral(cfg schedule.Config) (*EulerAncestral, error) {
+	if cfg.Given("prediction_type") && cfg.PredictionType == schedule.PredictSample {
+		return nil, fieldError("prediction_type", `"sample" is not supported by EulerAncestralDiscreteScheduler`)
+	}
 	s, err := cfg.Schedule()
 	if err != nil {
 		return nil, err
@@ -50,7 +58,7 @@ func NewEulerAncestral(cfg schedule.Config) (*EulerAncestral, error) {
 	e := &EulerAncestral{
 		Schedule:       s,
 		PredictionType: PredictionType(cfg.PredictionType),
-		Spacing:        cfg.TimestepSpacing,
+		Spacing:        spacingFor(&cfg, schedule.Linspace),
 		StepsOffset:    cfg.StepsOffset,
 	}
 	if err := e.check(); err != nil {
@@ -72,7 +80,7 @@ func (e *EulerAncestral) Plan(n int) (*Plan, error) {
 	if err := e.check(); err != nil {
 		return nil, err
 	}
-	p, err := kPlan(e.Schedule, n, e.Spacing, e.StepsOffset, e.UseKarrasSigmas, FinalZero)
+	p, err := kPlan(e.Schedule, n, e.Spacing, e.StepsOffset, e.UseKarrasSigmas, FinalZero, 0, 0)
 	if err != nil {
 		return nil, err
 	}

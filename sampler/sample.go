@@ -15,7 +15,10 @@ import (
 // Options configures Sample.
 type Options struct {
 	// Steps is the number of inference steps n of the full run; the
-	// solver's plan is Solver.Plan(Steps). Required.
+	// solver's plan is Solver.Plan(Steps). Required. The plan has one
+	// model call per step, except for solvers whose diffusers class calls
+	// the model more often (PNDM: n+1 calls); StartStep, ProgressInfo and
+	// StepError count model calls, Strength counts steps.
 	Steps int
 	// Noise supplies the standard normal noise of stochastic steps and of
 	// Strength. Each such use is one Normal call over the whole batch, in
@@ -58,7 +61,7 @@ type Options struct {
 // modify them.
 type ProgressInfo struct {
 	// Step is the index of the completed step in the full run, 0-based;
-	// Steps is the length of the full run.
+	// Steps is the length of the full run (the plan's model calls).
 	Step, Steps int
 	// Timestep is the training timestep the step started from, rounded
 	// to the nearest integer where the model was called at a fractional
@@ -128,9 +131,6 @@ func Sample(ctx context.Context, model ugo.Denoiser, s Solver, x *tensor.Dense, 
 	if !(opts.Strength >= 0 && opts.Strength <= 1) {
 		return fmt.Errorf("sampler: strength %v, want a number in [0, 1]", opts.Strength)
 	}
-	if opts.StartStep < 0 || opts.StartStep > opts.Steps {
-		return fmt.Errorf("sampler: start step %d, want 0..%d", opts.StartStep, opts.Steps)
-	}
 	if opts.StartStep > 0 && opts.Strength > 0 {
 		return errors.New("sampler: set StartStep or Strength, not both: a resumed img2img run needs only StartStep")
 	}
@@ -150,17 +150,24 @@ func Sample(ctx context.Context, model ugo.Denoiser, s Solver, x *tensor.Dense, 
 	if err != nil {
 		return err
 	}
-	if err := p.check(opts.Steps); err != nil {
+	// The plan has a model call per step, or more (PNDM's n+1).
+	n := opts.Steps
+	if p != nil {
+		n = max(n, p.Len())
+	}
+	if err := p.check(n); err != nil {
 		return err
 	}
-	n := opts.Steps
+	if opts.StartStep < 0 || opts.StartStep > n {
+		return fmt.Errorf("sampler: start step %d, want 0..%d", opts.StartStep, n)
+	}
 	start := opts.StartStep
 	if opts.Strength > 0 {
-		kept := int(float64(n) * opts.Strength)
+		kept := int(float64(opts.Steps) * opts.Strength)
 		if kept == 0 {
-			return fmt.Errorf("sampler: strength %v of %d steps leaves no step to run", opts.Strength, n)
+			return fmt.Errorf("sampler: strength %v of %d steps leaves no step to run", opts.Strength, opts.Steps)
 		}
-		start = n - kept
+		start = opts.Steps - kept
 	}
 	needNoise := opts.Strength > 0
 	for _, noisy := range p.Noisy[start:] {
@@ -214,6 +221,10 @@ func Sample(ctx context.Context, model ugo.Denoiser, s Solver, x *tensor.Dense, 
 	if p.Multistep {
 		x0[1] = make([]float32, size)
 		x0T[1] = newT(x0[1])
+	}
+	var state [][]float32
+	for range p.State {
+		state = append(state, make([]float32, size))
 	}
 	// in is what the model sees: x itself, or x / InputNorm[i].
 	in := x
@@ -288,6 +299,8 @@ func Sample(ctx context.Context, model ugo.Denoiser, s Solver, x *tensor.Dense, 
 			X0:          x0[cur],
 			Batch:       batch,
 			Scratch:     scratch,
+			State:       state,
+			StateSteps:  i - start,
 		}
 		if hasPrev {
 			stepIn.PrevX0 = x0[1-cur]

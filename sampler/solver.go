@@ -72,6 +72,11 @@ type Plan struct {
 	// Multistep reports that a step reads the clean-sample prediction of
 	// the step before it (StepInput.PrevX0) when there is one.
 	Multistep bool
+	// State is the number of buffers of the sample's length that the
+	// solver keeps across the steps of a run (StepInput.State): the longer
+	// history of third-order and predictor-corrector solvers. 0 for most
+	// solvers.
+	State int
 }
 
 // Len returns the number of steps n of the plan.
@@ -95,6 +100,9 @@ func (p *Plan) check(n int) error {
 	}
 	if p.Sigmas != nil && len(p.Sigmas) != n+1 {
 		return fmt.Errorf("sampler: plan has %d sigmas for %d steps, want %d", len(p.Sigmas), n, n+1)
+	}
+	if p.State < 0 || p.State > maxState {
+		return fmt.Errorf("sampler: plan asks for %d state buffers, want 0..%d", p.State, maxState)
 	}
 	if p.InputNorm != nil && len(p.InputNorm) != n {
 		return fmt.Errorf("sampler: plan has %d input norms for %d steps", len(p.InputNorm), n)
@@ -146,6 +154,17 @@ func (p *Plan) checkStep(dst []float32, i int, in *StepInput, needSigmas bool) e
 	if in.PrevX0 != nil && len(in.PrevX0) != m {
 		return fmt.Errorf("sampler: step: PrevX0 has %d values, sample has %d", len(in.PrevX0), m)
 	}
+	if len(in.State) < p.State {
+		return fmt.Errorf("sampler: step: the plan needs %d state buffers, got %d", p.State, len(in.State))
+	}
+	for j := range p.State {
+		if len(in.State[j]) != m {
+			return fmt.Errorf("sampler: step: state buffer %d has %d values, sample has %d", j, len(in.State[j]), m)
+		}
+	}
+	if in.StateSteps < 0 || in.StateSteps > i {
+		return fmt.Errorf("sampler: step %d: %d state steps, want 0..%d", i, in.StateSteps, i)
+	}
 	if p.Noisy[i] && len(in.Noise) != m {
 		return fmt.Errorf("sampler: step %d needs %d noise values, got %d", i, m, len(in.Noise))
 	}
@@ -156,6 +175,9 @@ func (p *Plan) checkStep(dst []float32, i int, in *StepInput, needSigmas bool) e
 }
 
 func finite32(v float32) bool { return v-v == 0 }
+
+// maxState bounds Plan.State.
+const maxState = 8
 
 // roundTimestep is the integer timestep reported for a model timestep:
 // the nearest integer, halves away from zero.
@@ -268,9 +290,18 @@ func (d *DDPM) Plan(n int) (*Plan, error) {
 	return discretePlan(d, n, d.Schedule, 1)
 }
 
-// StepAt performs step i of p with Step (Solver interface).
+// StepAt performs step i of p with Step (Solver interface), from
+// p.Timesteps[i] to p.Timesteps[i+1] (-1 after the last).
 func (d *DDPM) StepAt(dst []float32, p *Plan, i int, in StepInput) error {
-	return discreteStep(d, dst, p, i, in)
+	if p == nil || i < 0 || i >= p.Len() {
+		return fmt.Errorf("sampler: step %d outside the plan", i)
+	}
+	in.Timestep, in.Prev = int(p.Timesteps[i]), -1
+	if i+1 < p.Len() {
+		in.Prev = int(p.Timesteps[i+1])
+	}
+	in.PrevX0 = nil
+	return d.Step(dst, in)
 }
 
 // AddNoiseAt adds noise for the timestep of step i of p with AddNoise
@@ -354,22 +385,25 @@ func (st *sigmaTable) sigmaToT(sigma float64) float64 {
 	if T < 2 {
 		return 0
 	}
-	ls := math.Log(math.Max(sigma, 1e-10))
+	// diffusers calls _sigma_to_t on one numpy float64 sigma at a time
+	// against the float32 log sigmas, and numpy's value-based casting then
+	// computes the distances and the weight in float32.
+	ls := float32(math.Log(math.Max(sigma, 1e-10)))
 	// low = the last index whose log sigma is <= ls, clamped to [0, T-2].
 	lo, hi := 0, T // count of entries <= ls by binary search
 	for lo < hi {
 		mid := int(uint(lo+hi) >> 1)
-		if st.logSig[mid] <= ls {
+		if float32(st.logSig[mid]) <= ls {
 			lo = mid + 1
 		} else {
 			hi = mid
 		}
 	}
 	low := min(max(lo-1, 0), T-2)
-	l, h := st.logSig[low], st.logSig[low+1]
+	l, h := float32(st.logSig[low]), float32(st.logSig[low+1])
 	w := (l - ls) / (l - h)
 	w = min(max(w, 0), 1)
-	return float64((1-w)*float64(low)) + float64(w*float64(low+1))
+	return float64(float64(1-w)*float64(low)) + float64(float64(w)*float64(low+1))
 }
 
 // linspace is np.linspace(start, stop, n) in float64.

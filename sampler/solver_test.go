@@ -395,7 +395,7 @@ func TestSolverErrors(t *testing.T) {
 		{"ancestral nil", (*EulerAncestral)(nil), 10, "Schedule"},
 		{"ancestral bad prediction", &EulerAncestral{Schedule: s, PredictionType: "x0"}, 10, "prediction type"},
 		{"dpm nil schedule", &DPMSolverMultistep{}, 10, "Schedule"},
-		{"dpm order 3", &DPMSolverMultistep{Schedule: s, SolverOrder: 3}, 10, "order"},
+		{"dpm order 4", &DPMSolverMultistep{Schedule: s, SolverOrder: 4}, 10, "order"},
 		{"dpm algorithm", &DPMSolverMultistep{Schedule: s, Algorithm: "dpmsolver"}, 10, "algorithm"},
 		{"dpm solver type", &DPMSolverMultistep{Schedule: s, SolverType: "bogacki"}, 10, "solver type"},
 		{"dpm threshold max", &DPMSolverMultistep{Schedule: s, Thresholding: true, SampleMaxValue: -1}, 10, "max value"},

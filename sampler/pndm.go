@@ -1,0 +1,225 @@
+package sampler
+
+import (
+	"errors"
+	"fmt"
+
+	"github.com/ugo-diffusion/ugo/schedule"
+)
+
+// PNDM is the pseudo linear multistep sampler (PLMS) of Liu et al.'s
+// pseudo numerical methods (arXiv 2202.09778) with the semantics of
+// diffusers' PNDMScheduler with skip_prk_steps, the scheduler that Stable
+// Diffusion 1.x and 2.x folders ship. An n-step run calls the model n+1
+// times: at the timesteps d_0 > d_1 > ... > d_{n-1} of Spacing, with d_1
+// twice. The first call takes a DDIM-like step from d_0 to d_1, the second
+// redoes that step with the mean of both noise predictions (a Heun step),
+// and every later call combines the last up to four noise predictions with
+// the Adams-Bashforth weights (3, -1)/2, (23, -16, 5)/12 and (55, -59, 37,
+// -9)/24 for a step of formula (9) of the paper:
+//
+//	x_prev = sqrt(abar_prev/abar_t) x_t - (abar_prev - abar_t) e / (abar_t sqrt(1-abar_prev) + sqrt(abar_t (1-abar_t) abar_prev))
+//
+// As in diffusers, a step from t lands on t - T/n whatever the spacing
+// (abar_prev is alphas_cumprod[0], or 1 with SetAlphaToOne, below 0), and
+// the history of noise predictions lives in the run's state (Plan.State),
+// so that a resumed run restarts it.
+//
+// The Runge-Kutta warm-up of PNDM proper (skip_prk_steps false) is not
+// implemented: NewPNDM refuses it.
+type PNDM struct {
+	// Schedule is the training noise schedule. Required.
+	Schedule *schedule.Schedule
+	// PredictionType says how to read the model output ("" = Epsilon);
+	// SamplePred is not supported, as in diffusers.
+	PredictionType PredictionType
+	// SetAlphaToOne makes the final step land on alphas_cumprod = 1
+	// rather than alphas_cumprod[0] (diffusers' default for this class:
+	// false).
+	SetAlphaToOne bool
+	// Spacing chooses the timesteps ("" = schedule.Leading), and
+	// StepsOffset is added to them under Leading spacing.
+	Spacing     schedule.Spacing
+	StepsOffset int
+}
+
+// NewPNDM returns a PNDM configured from a diffusers scheduler
+// configuration with the keys PNDMScheduler reads (the schedule,
+// prediction_type, set_alpha_to_one, timestep_spacing, steps_offset,
+// skip_prk_steps), and that class's defaults for the keys cfg does not
+// give: set_alpha_to_one false, leading spacing. skip_prk_steps must be
+// true (Stable Diffusion's setting); its default, false, and the sample
+// prediction type are refused with a *schedule.FieldError.
+func NewPNDM(cfg schedule.Config) (*PNDM, error) {
+	if !cfg.Given("skip_prk_steps") || !cfg.SkipPRKSteps {
+		return nil, fieldError("skip_prk_steps", "false (the PNDMScheduler default, Runge-Kutta warm-up steps) is not supported; only the PLMS form, skip_prk_steps true, is")
+	}
+	if cfg.PredictionType == schedule.PredictSample {
+		return nil, fieldError("prediction_type", `"sample" is not supported by PNDMScheduler`)
+	}
+	s, err := cfg.Schedule()
+	if err != nil {
+		return nil, err
+	}
+	d := &PNDM{
+		Schedule:       s,
+		PredictionType: PredictionType(cfg.PredictionType),
+		SetAlphaToOne:  cfg.Given("set_alpha_to_one") && cfg.SetAlphaToOne,
+		Spacing:        spacingFor(&cfg, schedule.Leading),
+		StepsOffset:    cfg.StepsOffset,
+	}
+	if err := d.check(); err != nil {
+		return nil, err
+	}
+	return d, nil
+}
+
+func (d *PNDM) check() error {
+	if d == nil || d.Schedule == nil || d.Schedule.Len() == 0 {
+		return errors.New("sampler: PNDM needs a non-empty Schedule")
+	}
+	if d.PredictionType.orDefault() == SamplePred {
+		return errors.New("sampler: PNDM does not support the sample prediction type")
+	}
+	_, err := checkDiscrete("PNDM", d.StepsOffset, d.PredictionType, false, 0, false, 0, 0)
+	return err
+}
+
+// Plan returns the plan of an n-step run: n+1 model calls (1 for n = 1)
+// at the timesteps described on the type, no input scaling, unit initial
+// noise, no step noise, and four state buffers (three earlier noise
+// predictions and the sample that the second call restarts from).
+func (d *PNDM) Plan(n int) (*Plan, error) {
+	if err := d.check(); err != nil {
+		return nil, err
+	}
+	ts, err := discreteTimesteps(d.Schedule, n, d.Spacing, d.StepsOffset)
+	if err != nil {
+		return nil, err
+	}
+	calls := ts
+	if n > 1 {
+		calls = make([]int, 0, n+1)
+		calls = append(calls, ts[0], ts[1])
+		calls = append(calls, ts[1:]...)
+	}
+	p := &Plan{
+		Timesteps: make([]float32, len(calls)),
+		Sigmas:    make([]float32, len(calls)+1),
+		Noisy:     make([]bool, len(calls)),
+		State:     4,
+	}
+	for i, t := range calls {
+		p.Timesteps[i] = float32(t)
+		p.Sigmas[i] = sigmaOf(abarAt(d.Schedule, t))
+	}
+	p.Sigmas[len(calls)] = sigmaOf(d.finalAbar())
+	return p, nil
+}
+
+func (d *PNDM) finalAbar() float32 {
+	if d.SetAlphaToOne {
+		return 1
+	}
+	return abarAt(d.Schedule, 0)
+}
+
+// StepAt performs call i of p (diffusers' PNDMScheduler.step_plms) in
+// float32, writing the next sample into dst (which may alias in.Sample)
+// and the prediction of the clean sample that the combined noise
+// prediction implies into in.X0. in.StateSteps counts the calls of the run
+// so far (diffusers' counter).
+func (d *PNDM) StepAt(dst []float32, p *Plan, i int, in StepInput) error {
+	if err := d.check(); err != nil {
+		return err
+	}
+	if err := p.checkStep(dst, i, &in, false); err != nil {
+		return err
+	}
+	if p.State < 4 {
+		return fmt.Errorf("sampler: PNDM plan has %d state buffers, want 4", p.State)
+	}
+	T := d.Schedule.Len()
+	// diffusers counts the run's calls, which the planned count tells
+	// apart: n+1 calls for n > 1 steps.
+	n := p.Len() - 1
+	if n < 1 {
+		n = 1
+	}
+	counter := in.StateSteps
+	t := int(p.Timesteps[i])
+	prev := t - T/n
+	if counter == 1 {
+		prev, t = t, t+T/n
+	}
+	if t < 0 || t >= T {
+		return fmt.Errorf("sampler: PNDM step %d at timestep %d outside the schedule [0, %d)", i, t, T)
+	}
+	// ets: State[0] newest .. State[2] oldest of the earlier predictions
+	// still kept; cur: State[3].
+	ets, cur := in.State[:3], in.State[3]
+	kept := 0 // earlier predictions among ets that the formula uses
+	switch {
+	case counter == 0, counter == 1:
+		kept = 0
+	default:
+		kept = min(counter-1, 3)
+	}
+	m, s := in.ModelOutput, in.Sample
+	at := abarAt(d.Schedule, t)
+	ap := d.finalAbar()
+	if prev >= 0 {
+		ap = abarAt(d.Schedule, prev)
+	}
+	bt, bp := 1-at, 1-ap
+	sat, sbt := sqrt32(at), sqrt32(bt)
+	sc := sqrt32(ap / at)
+	denom := float32(at*sqrt32(bp)) + sqrt32(float32(at*bt)*ap)
+	diff := ap - at
+	v := d.PredictionType.orDefault() == VPrediction
+	const w4 = float32(1.0 / 24)
+	for j := range s {
+		var e float32
+		x := s[j]
+		switch {
+		case counter == 0:
+			e = m[j]
+			cur[j] = x
+		case counter == 1:
+			e = (m[j] + ets[0][j]) / 2
+			x = cur[j]
+		case kept == 1:
+			e = (float32(3*m[j]) - ets[0][j]) / 2
+		case kept == 2:
+			e = (float32(float32(23*m[j])-float32(16*ets[0][j])) + float32(5*ets[1][j])) / 12
+		default:
+			e = w4 * (float32(float32(float32(55*m[j])-float32(59*ets[0][j]))+float32(37*ets[1][j])) - float32(9*ets[2][j]))
+		}
+		if v {
+			e = float32(sat*e) + float32(sbt*x)
+		}
+		if in.X0 != nil {
+			in.X0[j] = (x - float32(sbt*e)) / sat
+		}
+		dst[j] = float32(sc*x) - float32(diff*e)/denom
+	}
+	if counter != 1 {
+		// The model output joins the history, newest first.
+		ets[0], ets[1], ets[2] = ets[2], ets[0], ets[1]
+		copy(ets[0], m)
+	}
+	return nil
+}
+
+// AddNoiseAt writes sqrt(abar) x0 + sqrt(1-abar) noise into dst for the
+// timestep of call i of p (diffusers' add_noise). dst may alias x0 or
+// noise.
+func (d *PNDM) AddNoiseAt(dst, x0, noise []float32, p *Plan, i int) error {
+	if err := d.check(); err != nil {
+		return err
+	}
+	if p == nil || i < 0 || i >= p.Len() {
+		return fmt.Errorf("sampler: add noise at step %d outside the plan", i)
+	}
+	return addNoiseAt(d.Schedule, dst, x0, noise, int(p.Timesteps[i]))
+}
