@@ -19,7 +19,8 @@ import (
 	"github.com/ugo-diffusion/ugo/schedule"
 )
 
-// Samplers accepted in Request.Sampler.
+// Some of the samplers accepted in Request.Sampler: the short names of
+// sampler.Kinds.
 const (
 	// SamplerDDIM is diffusers' DDIMScheduler (deterministic unless
 	// Request.DDIMEta > 0). It is the default.
@@ -34,10 +35,17 @@ const (
 	// SamplerDPMSolver is diffusers' DPMSolverMultistepScheduler with its
 	// defaults: second-order DPM-Solver++ ("DPM++ 2M").
 	SamplerDPMSolver = "dpm++2m"
+	// SamplerPNDM is diffusers' PNDMScheduler with skip_prk_steps (PLMS),
+	// the scheduler Stable Diffusion 1.x and 2.x folders name.
+	SamplerPNDM = "pndm"
+	// SamplerUniPC is diffusers' UniPCMultistepScheduler.
+	SamplerUniPC = "unipc"
 )
 
-// Samplers lists the accepted Request.Sampler values.
-var Samplers = []string{SamplerDDIM, SamplerDDPM, SamplerEuler, SamplerEulerAncestral, SamplerDPMSolver}
+// Samplers lists the short names Request.Sampler accepts, from the one
+// name table of package sampler (sampler.Kinds); the diffusers class names
+// of that table are accepted too.
+var Samplers = sampler.Names()
 
 // Defaults of Request fields left at zero (Steps) or nil (GuidanceScale).
 const (
@@ -86,7 +94,8 @@ type Request struct {
 	Width, Height int
 	// Steps is the number of sampling steps (default DefaultSteps).
 	Steps int
-	// Sampler is one of Samplers (default SamplerDDIM), configured from
+	// Sampler is one of Samplers or a diffusers class name of
+	// sampler.Kinds (default SamplerDDIM), configured from
 	// scheduler/scheduler_config.json as diffusers' from_config would: the
 	// schedule, prediction type and steps offset are the file's, and so is
 	// the timestep spacing when the file names one; otherwise each sampler
@@ -239,31 +248,20 @@ func (m *Model) Plan(req Request) (*Plan, error) {
 	if p.Sampler == "" {
 		p.Sampler = SamplerDDIM
 	}
+	// sampler.New applies the sampler's own diffusers defaults to the keys
+	// the file does not give (timestep_spacing: leading for DDIM, DDPM and
+	// PNDM, linspace for the others).
 	sc := info.Scheduler
-	if !m.spacingSet && p.Sampler != SamplerDDIM && p.Sampler != SamplerDDPM {
-		sc.TimestepSpacing = schedule.Linspace // diffusers' default for these
+	kind, err := sampler.Lookup(p.Sampler)
+	if err != nil {
+		return nil, fmt.Errorf("pipeline: %w", err)
 	}
-	var err error
-	switch p.Sampler {
-	case SamplerDDIM:
-		var d *sampler.DDIM
-		if d, err = sampler.NewDDIM(sc); err == nil {
-			if !(req.DDIMEta >= 0) || math.IsInf(req.DDIMEta, 0) {
-				return nil, fmt.Errorf("pipeline: DDIM eta %v must be a finite number >= 0", req.DDIMEta)
-			}
-			d.Eta = req.DDIMEta
-			p.solver = d
+	p.solver, err = sampler.New(kind.Name, sc)
+	if d, ok := p.solver.(*sampler.DDIM); ok && err == nil {
+		if !(req.DDIMEta >= 0) || math.IsInf(req.DDIMEta, 0) {
+			return nil, fmt.Errorf("pipeline: DDIM eta %v must be a finite number >= 0", req.DDIMEta)
 		}
-	case SamplerDDPM:
-		p.solver, err = sampler.NewDDPM(sc)
-	case SamplerEuler:
-		p.solver, err = sampler.NewEuler(sc)
-	case SamplerEulerAncestral:
-		p.solver, err = sampler.NewEulerAncestral(sc)
-	case SamplerDPMSolver:
-		p.solver, err = sampler.NewDPMSolverMultistep(sc)
-	default:
-		return nil, fmt.Errorf("pipeline: unknown sampler %q (want one of %q)", p.Sampler, Samplers)
+		d.Eta = req.DDIMEta
 	}
 	if err != nil {
 		return nil, fmt.Errorf("pipeline: %s sampler from %s: %w", p.Sampler, SchedulerConfigPath, err)

@@ -117,7 +117,6 @@ type Model struct {
 	textIn, textOut string // text encoder input and output names
 	vaeIn, vaeOut   string // VAE decoder input and output names
 	ehs             string // the UNet's text-state input
-	spacingSet      bool   // scheduler_config.json names timestep_spacing
 
 	// hook, when set (by tests), wraps the classifier-free-guided UNet
 	// before Upsample Guidance.
@@ -218,11 +217,6 @@ func Load(dir string, opts ...Option) (_ *Model, err error) {
 		return nil, fmt.Errorf("pipeline: %s: %w", SchedulerConfigPath, err)
 	}
 	m.info.Scheduler = *sc
-	var raw map[string]json.RawMessage
-	if _, err := readJSON(dir, SchedulerConfigPath, &raw); err != nil {
-		return nil, err
-	}
-	_, m.spacingSet = raw["timestep_spacing"]
 	if m.tok, err = clip.Load(filepath.Join(dir, TokenizerDir)); err != nil {
 		return nil, fmt.Errorf("pipeline: %w", err)
 	}

@@ -85,32 +85,29 @@ func Guided(theta float64) guidance.UpsampleOptions {
 	return o
 }
 
-// Solvers lists the sampler names a Setting accepts, in the order the
-// evaluation reports them.
-var Solvers = []string{"ddim", "dpm++2m", "euler", "euler-a"}
+// Solvers lists the samplers the evaluation sweeps by default, in the order
+// it reports them. A Setting accepts every name of sampler.Kinds.
+var Solvers = []string{"ddim", "dpm++2m", "euler", "euler_a"}
 
-// NewSolver returns the named sampler on the shipped model's schedule,
-// configured as diffusers' corresponding scheduler with its defaults, except
-// that DDIM re-derives the noise from the clipped x0
-// (UseClippedModelOutput) unless diffusersDDIM.
+// NewSolver returns the named sampler (a name of sampler.Kinds; "" is
+// DDIM) on the shipped model's schedule, schedule.DefaultConfig (leading
+// spacing for every sampler), except that DDIM re-derives the noise from
+// the clipped x0 (UseClippedModelOutput) unless diffusersDDIM, and PNDM
+// skips its Runge-Kutta steps.
 func NewSolver(name string, diffusersDDIM bool) (sampler.Solver, error) {
 	cfg := schedule.DefaultConfig()
-	switch name {
-	case "", "ddim":
-		d, err := sampler.NewDDIM(cfg)
-		if err != nil {
-			return nil, err
-		}
-		d.UseClippedModelOutput = !diffusersDDIM
-		return d, nil
-	case "dpm++2m":
-		return sampler.NewDPMSolverMultistep(cfg)
-	case "euler":
-		return sampler.NewEuler(cfg)
-	case "euler-a":
-		return sampler.NewEulerAncestral(cfg)
+	cfg.SkipPRKSteps = true
+	if name == "" {
+		name = "ddim"
 	}
-	return nil, fmt.Errorf("unknown sampler %q (want one of %v)", name, Solvers)
+	s, err := sampler.New(name, cfg)
+	if err != nil {
+		return nil, err
+	}
+	if d, ok := s.(*sampler.DDIM); ok {
+		d.UseClippedModelOutput = !diffusersDDIM
+	}
+	return s, nil
 }
 
 // Factor returns Size / TrainedSize, or an error when Size is not a multiple
