@@ -50,9 +50,19 @@
 //  4. Upsample Guidance wraps that prediction when the size is an integer
 //     multiple of the training size (see below), reading it as the noise it
 //     implies for the prediction type and returning the same type.
-//  5. A sampler samples the latents: DDIM (default), DDPM, Euler, Euler
-//     ancestral or DPM-Solver++ 2M (package sampler), configured from
-//     scheduler_config.json as diffusers' from_config would configure them.
+//  5. A sampler samples the latents, configured from scheduler_config.json
+//     as diffusers' from_config would configure it: Request.Sampler names
+//     one of sampler.Kinds by short name or diffusers class, DDIM
+//     (DDIMScheduler) by default; the others are DDPM (DDPMScheduler),
+//     PNDM (PNDMScheduler with skip_prk_steps, what SD 1.x/2.x folders
+//     name), Euler (EulerDiscreteScheduler), Euler ancestral
+//     (EulerAncestralDiscreteScheduler), DPM-Solver++ orders 1-3
+//     (DPMSolverMultistepScheduler) and UniPC (UniPCMultistepScheduler).
+//     Every key of the file that the chosen class reads takes effect, and
+//     one whose value package sampler does not implement fails the request
+//     with a *schedule.FieldError naming it; the package sampler
+//     documentation lists the keys. Keys the file does not give take the
+//     chosen class's defaults.
 //  6. The latents are divided by the scaling factor and decoded by the VAE,
 //     whole or in tiles (DecodeOptions).
 //
