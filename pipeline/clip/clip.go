@@ -45,7 +45,9 @@ type Options struct {
 }
 
 // Tokenizer is CLIP's byte-level BPE tokenizer. It is immutable and safe for
-// concurrent use.
+// concurrent use. Make one with New or Load: Tokenize, IDs, Encode and
+// EncodePadded on a nil or zero Tokenizer panic (a programmer error),
+// saying so.
 type Tokenizer struct {
 	vocab   map[string]int
 	ranks   map[[2]string]int
@@ -173,6 +175,13 @@ func checkMerge(m [2]string) *FormatError {
 	return nil
 }
 
+// check panics on a Tokenizer not made by New or Load.
+func (t *Tokenizer) check() {
+	if t == nil || t.vocab == nil {
+		panic("clip: Tokenizer used without New or Load")
+	}
+}
+
 // MaxLength returns the padded length of EncodePadded.
 func (t *Tokenizer) MaxLength() int { return t.maxLen }
 
@@ -203,6 +212,7 @@ func (t *Tokenizer) VocabSize() int { return len(t.vocab) }
 //  3. Every other pre-token's UTF-8 bytes become byte symbols
 //     (ByteSymbols), the last one marked with EndOfWord, merged by BPE.
 func (t *Tokenizer) Tokenize(text string) []string {
+	t.check()
 	var out []string
 	t.splitSpecial(text, func(chunk string, special bool) {
 		if special {
@@ -267,6 +277,7 @@ func (t *Tokenizer) splitSpecial(text string, f func(chunk string, special bool)
 // IDs maps tokens to ids; tokens missing from the vocabulary become the
 // unknown token's id.
 func (t *Tokenizer) IDs(tokens []string) []int {
+	t.check()
 	ids := make([]int, len(tokens))
 	for i, tok := range tokens {
 		id, ok := t.vocab[tok]

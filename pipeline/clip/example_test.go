@@ -35,3 +35,20 @@ func ExampleTokenizer_Encode() {
 	// [515 320 513 516]
 	// 77 [515 320 513 516 516] false
 }
+
+// Load CLIP's real tokenizer files (as in a Stable Diffusion folder's
+// tokenizer/ directory) and encode a prompt.
+func ExampleLoad() {
+	tok, err := clip.Load("../../testdata/clip")
+	if err != nil {
+		log.Fatal(err)
+	}
+	fmt.Println(tok.Tokenize("A photo of a cat, it's 4K!"))
+	fmt.Println(tok.Encode("a photo of a cat"))
+	ids, truncated := tok.EncodePadded("a photo of a cat")
+	fmt.Println(len(ids), ids[6:9], truncated)
+	// Output:
+	// [a</w> photo</w> of</w> a</w> cat</w> ,</w> it</w> 's</w> 4</w> k</w> !</w>]
+	// [49406 320 1125 539 320 2368 49407]
+	// 77 [49407 49407 49407] false
+}

@@ -514,3 +514,16 @@ func FuzzEncode(f *testing.F) {
 		checkEncoding(t, tok, text)
 	})
 }
+
+func TestZeroTokenizerPanics(t *testing.T) {
+	var zero Tokenizer
+	var nilTok *Tokenizer
+	for name, f := range map[string]func(){
+		"zero Encode":       func() { zero.Encode("a") },
+		"zero EncodePadded": func() { zero.EncodePadded("a") },
+		"nil Tokenize":      func() { nilTok.Tokenize("a") },
+		"nil IDs":           func() { nilTok.IDs([]string{"a"}) },
+	} {
+		require.PanicsWithValue(t, "clip: Tokenizer used without New or Load", f, name)
+	}
+}
