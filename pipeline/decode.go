@@ -172,7 +172,7 @@ func axisWeights(starts []int, S, P int) [][]float32 {
 	return w
 }
 
-// Decode turns sampled latents [N, C, h, w] into images [N, 3, h*8, w*8]
+// Decode turns sampled latents [N, C, h, w] into images [N, 3, h*s, w*s] (s the VAE scale)
 // with values nominally in [-1, 1]: it divides them by the VAE scaling
 // factor and runs the VAE decoder on each image, whole or in blended tiles
 // as opts say. latents is not modified.

@@ -22,13 +22,16 @@
 // export write: scheduler/scheduler_config.json, tokenizer/ (vocab.json and
 // merges.txt, or tokenizer.json), text_encoder/model.onnx (input_ids int32
 // or int64 [batch, 77] -> last_hidden_state [batch, 77, 768]),
-// unet/model.onnx (sample [batch, 4, H/8, W/8], timestep [batch] int64 or
+// unet/model.onnx (sample [batch, 4, H/8, W/8] for SD, timestep [batch] int64 or
 // float, or rank-0 float32 or float16 as optimum >= 1.24 writes it,
 // encoder_hidden_states [batch, 77, 768] -> out_sample) and
 // vae_decoder/model.onnx (latent_sample -> sample [batch, 3, H, W]). UNet
 // weights stored beside the graph (unet/weights.pb, model.onnx_data) are
 // found. Optional config.json files give the VAE scaling factor (0.18215 for
-// SD 1.x and 2.x when absent), the training size (512) and the VAE scale (8).
+// SD 1.x and 2.x when absent), the training size (512), the VAE scale (8)
+// and the latent channels (4); nothing else assumes SD's values, and
+// testdata/models holds two models with a VAE scale of 4 and a 32-pixel
+// training size (tools/latent).
 // A folder lacking files is a *MissingError naming all of them; parts that do
 // not fit together are rejected with an error naming them. float16 exports
 // work as they are: the onnx package converts at the boundary, so everything
@@ -39,7 +42,8 @@
 //  1. The prompt and the negative prompt are tokenized with CLIP's BPE
 //     (package clip), padded and truncated to 77 tokens, and encoded in one
 //     text-encoder call.
-//  2. The initial latents, [Images, 4, H/8, W/8], are one draw from the
+//  2. The initial latents, [Images, C, H/s, W/s] (C latent channels, s the
+//     VAE scale: [Images, 4, H/8, W/8] for SD), are one draw from the
 //     noise source (noise.NewTorchCPU(Seed) by default).
 //  3. The UNet predicts what scheduler_config.json's prediction_type says
 //     (the noise, or the velocity of SD 2.x 768-v models, or the clean

@@ -90,7 +90,8 @@ type Request struct {
 	// classifier-free guidance (the negative prompt replaces the empty one).
 	Prompt, NegativePrompt string
 	// Width and Height are the image size in pixels, multiples of the VAE
-	// scale (8). 0 means the model's SampleSize.
+	// scale (Info.VAEScale: 8 for SD, 4 for the Fashion-MNIST models in
+	// testdata/models). 0 means the model's SampleSize.
 	Width, Height int
 	// Steps is the number of sampling steps (default DefaultSteps).
 	Steps int
@@ -173,7 +174,8 @@ type Progress struct {
 // every size checked.
 type Plan struct {
 	// Width and Height are the image size in pixels; Latent the shape
-	// [N, C, H/8, W/8] of the sampled latents.
+	// [N, C, H/s, W/s] of the sampled latents (C the latent channels, s
+	// the VAE scale).
 	Width, Height int
 	Latent        []int
 	// Steps, Sampler and Timesteps describe the sampling run (timesteps

@@ -60,6 +60,21 @@ def export(model, args, path, inputs, outputs, axes):
     onnx.checker.check_model(onnx.load(path))
 
 
+def signature(path):
+    m = onnx.load(path, load_external_data=False)
+    return [(v.name, onnx.TensorProto.DataType.Name(v.type.tensor_type.elem_type), len(v.type.tensor_type.shape.dim))
+            for v in list(m.graph.input) + list(m.graph.output)]
+
+
+def compare_with_sdtiny(d):
+    """Checks names, element types and ranks against testdata/sdtiny/fp32 (SD 1.5's ONNX export)."""
+    ref = os.path.join(REPO, "testdata", "sdtiny", "fp32")
+    for part in ("text_encoder", "unet", "vae_encoder", "vae_decoder"):
+        got, want = signature(os.path.join(d, part, "model.onnx")), signature(os.path.join(ref, part, "model.onnx"))
+        assert got == want, f"{part}: {got} != SD 1.5's {want}"
+        print(f"{part}: {got} (as testdata/sdtiny/fp32)")
+
+
 def fixed(shape, phase):
     """Deterministic inputs: sin over the flat index (the Go test builds the same)."""
     n = math.prod(shape)
@@ -189,6 +204,7 @@ def main():
                      "loss_last_200": ck["loss"], "scaling_factor": scaling},
         "files": files,
     })
+    compare_with_sdtiny(d)
     total = sum(v["bytes"] for v in files.values())
     for k, v in sorted(files.items()):
         print(f"{k}: {v['bytes']} bytes sha256 {v['sha256']}")
