@@ -37,8 +37,59 @@ func TestBootstrapMeanMatchesNormalTheory(t *testing.T) {
 	half := 1.96 * math.Sqrt(ss/(n-1)/n)
 	iv, err := Bootstrap(n, BootstrapOptions{Resamples: 4000, Seed: 1}, func(w []float64) (float64, error) { return weightedMean(x, w), nil })
 	require.NoError(t, err)
+	require.InDelta(t, mean, iv.Estimate, 1e-12)
 	require.InDelta(t, mean-half, iv.Lo, 0.1*half)
 	require.InDelta(t, mean+half, iv.Hi, 0.1*half)
+	basic, err := Bootstrap(n, BootstrapOptions{Resamples: 4000, Seed: 1, Method: Basic}, func(w []float64) (float64, error) { return weightedMean(x, w), nil })
+	require.NoError(t, err)
+	// The same quantiles reflected about the estimate.
+	require.InDelta(t, 2*mean-iv.Hi, basic.Lo, 1e-12)
+	require.InDelta(t, 2*mean-iv.Lo, basic.Hi, 1e-12)
+	norm, err := Bootstrap(n, BootstrapOptions{Resamples: 4000, Seed: 1, Method: Normal}, func(w []float64) (float64, error) { return weightedMean(x, w), nil })
+	require.NoError(t, err)
+	require.InDelta(t, mean-half, norm.Lo, 0.1*half)
+	require.InDelta(t, mean+half, norm.Hi, 0.1*half)
+	require.InDelta(t, mean, (norm.Lo+norm.Hi)/2, 1e-12)
+}
+
+// The Frechet distance of a resample is biased upward (repeated vectors):
+// with a small sample from the reference distribution, the resamples'
+// median lies well above the full-sample value, the basic interval lies
+// wholly below it, and the normal interval is centred on it.
+func TestBootstrapBasicCorrectsFrechetBias(t *testing.T) {
+	rng := rand.New(rand.NewPCG(9, 10))
+	const n, d = 60, 6
+	x := make([]float32, n*d)
+	y := make([]float32, 4000*d)
+	for i := range x {
+		x[i] = float32(rng.NormFloat64())
+	}
+	for i := range y {
+		y[i] = float32(rng.NormFloat64())
+	}
+	gy, err := FitGaussian(y, d)
+	require.NoError(t, err)
+	ref, err := NewFrechetReference(gy)
+	require.NoError(t, err)
+	fd := func(w []float64) (float64, error) {
+		g, err := FitGaussianWeighted(x, d, w)
+		if err != nil {
+			return 0, err
+		}
+		return ref.Distance(g)
+	}
+	median, err := Bootstrap(n, BootstrapOptions{Resamples: 400, Seed: 3, Level: 0.001}, fd)
+	require.NoError(t, err)
+	basic, err := Bootstrap(n, BootstrapOptions{Resamples: 400, Seed: 3, Method: Basic}, fd)
+	require.NoError(t, err)
+	norm, err := Bootstrap(n, BootstrapOptions{Resamples: 400, Seed: 3, Method: Normal}, fd)
+	require.NoError(t, err)
+	require.Equal(t, median.Estimate, basic.Estimate)
+	require.Greater(t, median.Lo, 1.5*median.Estimate, "resampled FDs centred above the estimate")
+	require.Less(t, basic.Hi, basic.Estimate)
+	require.Less(t, norm.Lo, norm.Estimate)
+	require.Greater(t, norm.Hi, norm.Estimate)
+	require.InDelta(t, norm.Estimate, (norm.Lo+norm.Hi)/2, 1e-12)
 }
 
 // Nominal 90% intervals of a mean cover the true mean in about 90% of
@@ -106,8 +157,19 @@ func TestBootstrapErrors(t *testing.T) {
 	require.Error(t, err)
 	_, err = Bootstrap(3, BootstrapOptions{Level: 1.5}, one)
 	require.Error(t, err)
+	_, err = Bootstrap(3, BootstrapOptions{Method: Normal + 1}, one)
+	require.Error(t, err)
 	_, err = Bootstrap(3, BootstrapOptions{}, func([]float64) (float64, error) { return math.NaN(), nil })
 	require.Error(t, err)
+	calls := 0
+	_, err = Bootstrap(3, BootstrapOptions{}, func([]float64) (float64, error) {
+		calls++
+		if calls > 1 {
+			return math.NaN(), nil
+		}
+		return 1, nil
+	})
+	require.Error(t, err, "NaN on a resample")
 	boom := errors.New("boom")
 	_, err = Bootstrap(3, BootstrapOptions{}, func([]float64) (float64, error) { return 0, boom })
 	require.ErrorIs(t, err, boom)

@@ -31,7 +31,11 @@
 //
 // # Error bars
 //
-// Bootstrap returns a percentile bootstrap confidence interval of any
-// statistic of n items, handing the statistic each resample as per-item
-// multiplicities; FitGaussianWeighted and KIDSample.KID take them directly.
+// Bootstrap returns a bootstrap confidence interval of any statistic of n
+// items (percentile, basic or normal), handing the statistic each resample as
+// per-item multiplicities; FitGaussianWeighted and KIDSample.KID take them
+// directly. The Frechet distance of a resample is biased upward (repeated
+// items shrink its spread), so its percentile interval sits above the
+// estimate; the Normal method (estimate -+ z bootstrap standard errors) keeps
+// the interval around it.
 package metrics
