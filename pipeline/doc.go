@@ -58,8 +58,7 @@
 //     as diffusers' from_config would configure it: Request.Sampler names
 //     one of sampler.Kinds by short name or diffusers class, DDIM
 //     (DDIMScheduler) by default; the others are DDPM (DDPMScheduler),
-//     PNDM (PNDMScheduler with skip_prk_steps, what SD 1.x/2.x folders
-//     name), Euler (EulerDiscreteScheduler), Euler ancestral
+//     PNDM (PNDMScheduler, what SD 1.x/2.x folders name), Euler (EulerDiscreteScheduler), Euler ancestral
 //     (EulerAncestralDiscreteScheduler), DPM-Solver++ orders 1-3
 //     (DPMSolverMultistepScheduler) and UniPC (UniPCMultistepScheduler).
 //     Every key of the file that the chosen class reads takes effect, and

@@ -35,8 +35,8 @@ const (
 	// SamplerDPMSolver is diffusers' DPMSolverMultistepScheduler with its
 	// defaults: second-order DPM-Solver++ ("DPM++ 2M").
 	SamplerDPMSolver = "dpm++2m"
-	// SamplerPNDM is diffusers' PNDMScheduler with skip_prk_steps (PLMS),
-	// the scheduler Stable Diffusion 1.x and 2.x folders name.
+	// SamplerPNDM is diffusers' PNDMScheduler, which Stable Diffusion 1.x
+	// and 2.x folders name (with skip_prk_steps: PLMS).
 	SamplerPNDM = "pndm"
 	// SamplerUniPC is diffusers' UniPCMultistepScheduler.
 	SamplerUniPC = "unipc"

@@ -23,9 +23,10 @@
 //     list). They also implement Scheduler, the lower-level
 //     integer-timestep interface; FromScheduler makes a Solver of any other
 //     Scheduler.
-//   - PNDM (NewPNDM) is diffusers' PNDMScheduler with skip_prk_steps, the
-//     PLMS sampler of Stable Diffusion 1.x and 2.x: n+1 model calls for n
-//     steps.
+//   - PNDM (NewPNDM) is diffusers' PNDMScheduler: with skip_prk_steps the
+//     PLMS sampler of Stable Diffusion 1.x and 2.x (n+1 model calls for n
+//     steps), without it F-PNDM with its Runge-Kutta warm-up (12 + (n-3)
+//     calls).
 //   - DPMSolverMultistep (NewDPMSolverMultistep) is diffusers'
 //     DPMSolverMultistepScheduler with solver orders 1 to 3: DPM-Solver++
 //     or its SDE variant, midpoint or Heun rule, Karras sigmas, final sigma
@@ -52,7 +53,7 @@
 //
 //	ddim     DDIMScheduler
 //	ddpm     DDPMScheduler
-//	pndm     PNDMScheduler (skip_prk_steps true)
+//	pndm     PNDMScheduler
 //	euler    EulerDiscreteScheduler
 //	euler_a  EulerAncestralDiscreteScheduler
 //	dpm++2m  DPMSolverMultistepScheduler
@@ -77,15 +78,14 @@
 // prediction_type (epsilon, v_prediction, sample), timestep_spacing,
 // steps_offset, clip_sample, clip_sample_range, set_alpha_to_one,
 // thresholding, dynamic_thresholding_ratio, sample_max_value, variance_type
-// (DDPM's fixed types), skip_prk_steps (true), solver_order, algorithm_type
+// (DDPM's fixed types), skip_prk_steps, solver_order, algorithm_type
 // (dpmsolver++, sde-dpmsolver++), solver_type (midpoint, heun; bh1, bh2;
 // each class maps the other's names to its default as diffusers does),
 // lower_order_final, euler_at_final, use_karras_sigmas, sigma_min,
 // sigma_max, final_sigmas_type, lambda_min_clipped, predict_x0 (true),
 // disable_corrector, interpolation_type (linear), timestep_type (discrete,
 // or continuous without v-prediction, where it changes nothing). Refused:
-// the learned variance types, PNDM's Runge-Kutta warm-up (skip_prk_steps
-// false, the class default), noise-prediction DPM-Solver (dpmsolver,
+// the learned variance types, noise-prediction DPM-Solver (dpmsolver,
 // sde-dpmsolver) and UniPC (predict_x0 false), use_exponential_sigmas,
 // use_beta_sigmas, use_lu_lambdas, use_flow_sigmas and flow-matching
 // options (use_dynamic_shifting, time_shift_type, shift_terminal),
@@ -129,7 +129,7 @@
 // # The loop
 //
 // Sample runs a whole trajectory in place on an N,C,H,W (or N,C,F,H,W)
-// float32 tensor: one model call per step (PNDM: one more) with the batch
+// float32 tensor: one model call per step (PNDM: more) with the batch
 // sharing the timestep. It allocates its buffers once per call and nothing per step.
 // Options select the number of steps, the noise source, a progress
 // callback that sees each step's predicted clean sample, resumption from a

@@ -7,16 +7,26 @@ import (
 	"github.com/ugo-diffusion/ugo/schedule"
 )
 
-// PNDM is the pseudo linear multistep sampler (PLMS) of Liu et al.'s
-// pseudo numerical methods (arXiv 2202.09778) with the semantics of
-// diffusers' PNDMScheduler with skip_prk_steps, the scheduler that Stable
-// Diffusion 1.x and 2.x folders ship. An n-step run calls the model n+1
-// times: at the timesteps d_0 > d_1 > ... > d_{n-1} of Spacing, with d_1
-// twice. The first call takes a DDIM-like step from d_0 to d_1, the second
-// redoes that step with the mean of both noise predictions (a Heun step),
-// and every later call combines the last up to four noise predictions with
-// the Adams-Bashforth weights (3, -1)/2, (23, -16, 5)/12 and (55, -59, 37,
-// -9)/24 for a step of formula (9) of the paper:
+// PNDM is the pseudo numerical method of Liu et al. (arXiv 2202.09778)
+// with the semantics of diffusers' PNDMScheduler.
+//
+// With SkipPRKSteps (the pseudo linear multistep sampler, PLMS, that Stable
+// Diffusion 1.x and 2.x folders configure) an n-step run calls the model
+// n+1 times: at the timesteps d_0 > d_1 > ... > d_{n-1} of Spacing, with
+// d_1 twice. The first call takes a DDIM-like step from d_0 to d_1, the
+// second redoes that step with the mean of both noise predictions (a Heun
+// step), and every later call combines the last up to four noise
+// predictions with the Adams-Bashforth weights (3, -1)/2, (23, -16, 5)/12
+// and (55, -59, 37, -9)/24.
+//
+// Without it (F-PNDM, diffusers' default) the run starts with three
+// pseudo Runge-Kutta steps of four model calls each, from d_0 down to d_3
+// with midpoints half a stride below each of d_0, d_1, d_2, whose
+// first-call predictions seed the history; then n-3 fourth-order linear
+// multistep steps from d_3 to the end. That is 12 + (n-3) model calls, and
+// n must be at least 4.
+//
+// Every step is formula (9) of the paper:
 //
 //	x_prev = sqrt(abar_prev/abar_t) x_t - (abar_prev - abar_t) e / (abar_t sqrt(1-abar_prev) + sqrt(abar_t (1-abar_t) abar_prev))
 //
@@ -24,9 +34,6 @@ import (
 // (abar_prev is alphas_cumprod[0], or 1 with SetAlphaToOne, below 0), and
 // the history of noise predictions lives in the run's state (Plan.State),
 // so that a resumed run restarts it.
-//
-// The Runge-Kutta warm-up of PNDM proper (skip_prk_steps false) is not
-// implemented: NewPNDM refuses it.
 type PNDM struct {
 	// Schedule is the training noise schedule. Required.
 	Schedule *schedule.Schedule
@@ -41,19 +48,19 @@ type PNDM struct {
 	// StepsOffset is added to them under Leading spacing.
 	Spacing     schedule.Spacing
 	StepsOffset int
+	// SkipPRKSteps runs the linear multistep steps only (PLMS); false
+	// starts with the Runge-Kutta steps, as diffusers' default.
+	SkipPRKSteps bool
 }
 
 // NewPNDM returns a PNDM configured from a diffusers scheduler
 // configuration with the keys PNDMScheduler reads (the schedule,
 // prediction_type, set_alpha_to_one, timestep_spacing, steps_offset,
 // skip_prk_steps), and that class's defaults for the keys cfg does not
-// give: set_alpha_to_one false, leading spacing. skip_prk_steps must be
-// true (Stable Diffusion's setting); its default, false, and the sample
-// prediction type are refused with a *schedule.FieldError.
+// give: skip_prk_steps false, set_alpha_to_one false, leading spacing. The
+// sample prediction type, which diffusers does not implement for this
+// class, is refused with a *schedule.FieldError.
 func NewPNDM(cfg schedule.Config) (*PNDM, error) {
-	if !cfg.Given("skip_prk_steps") || !cfg.SkipPRKSteps {
-		return nil, fieldError("skip_prk_steps", "false (the PNDMScheduler default, Runge-Kutta warm-up steps) is not supported; only the PLMS form, skip_prk_steps true, is")
-	}
 	if cfg.PredictionType == schedule.PredictSample {
 		return nil, fieldError("prediction_type", `"sample" is not supported by PNDMScheduler`)
 	}
@@ -67,6 +74,7 @@ func NewPNDM(cfg schedule.Config) (*PNDM, error) {
 		SetAlphaToOne:  cfg.Given("set_alpha_to_one") && cfg.SetAlphaToOne,
 		Spacing:        spacingFor(&cfg, schedule.Leading),
 		StepsOffset:    cfg.StepsOffset,
+		SkipPRKSteps:   cfg.Given("skip_prk_steps") && cfg.SkipPRKSteps,
 	}
 	if err := d.check(); err != nil {
 		return nil, err
@@ -86,28 +94,58 @@ func (d *PNDM) check() error {
 }
 
 // Plan returns the plan of an n-step run: n+1 model calls (1 for n = 1)
-// at the timesteps described on the type, no input scaling, unit initial
-// noise, no step noise, and four state buffers (three earlier noise
-// predictions and the sample that the second call restarts from).
+// with SkipPRKSteps, 12 + (n-3) without, at the timesteps described on the
+// type; no input scaling, unit initial noise, no step noise, and five
+// state buffers (three earlier noise predictions, the sample that a
+// Runge-Kutta step or the second PLMS call restarts from, and the
+// Runge-Kutta sum).
 func (d *PNDM) Plan(n int) (*Plan, error) {
 	if err := d.check(); err != nil {
 		return nil, err
+	}
+	if !d.SkipPRKSteps && n < 4 {
+		return nil, fmt.Errorf("sampler: PNDM with Runge-Kutta steps needs at least 4 steps, got %d", n)
 	}
 	ts, err := discreteTimesteps(d.Schedule, n, d.Spacing, d.StepsOffset)
 	if err != nil {
 		return nil, err
 	}
 	calls := ts
-	if n > 1 {
+	switch {
+	case !d.SkipPRKSteps:
+		// diffusers: the four largest timesteps in ascending order, each
+		// followed by itself plus half a stride, [:-1].repeat(2)[1:-1],
+		// reversed; then the list from d_3 on.
+		half := d.Schedule.Len() / n / 2
+		var pts [8]int
+		for k := range 4 {
+			a := ts[3-k] // ascending order: the four smallest timesteps
+			pts[2*k], pts[2*k+1] = a, a+half
+		}
+		var rep [14]int
+		for k, v := range pts[:7] {
+			rep[2*k], rep[2*k+1] = v, v
+		}
+		calls = make([]int, 0, 12+n-3)
+		for k := 12; k >= 1; k-- {
+			calls = append(calls, rep[k])
+		}
+		calls = append(calls, ts[3:]...)
+	case n > 1:
 		calls = make([]int, 0, n+1)
 		calls = append(calls, ts[0], ts[1])
 		calls = append(calls, ts[1:]...)
+	}
+	for _, t := range calls {
+		if t >= d.Schedule.Len() {
+			return nil, fmt.Errorf("sampler: PNDM timestep %d outside the schedule [0, %d)", t, d.Schedule.Len())
+		}
 	}
 	p := &Plan{
 		Timesteps: make([]float32, len(calls)),
 		Sigmas:    make([]float32, len(calls)+1),
 		Noisy:     make([]bool, len(calls)),
-		State:     4,
+		State:     5,
 	}
 	for i, t := range calls {
 		p.Timesteps[i] = float32(t)
@@ -136,20 +174,33 @@ func (d *PNDM) StepAt(dst []float32, p *Plan, i int, in StepInput) error {
 	if err := p.checkStep(dst, i, &in, false); err != nil {
 		return err
 	}
-	if p.State < 4 {
-		return fmt.Errorf("sampler: PNDM plan has %d state buffers, want 4", p.State)
+	if p.State < 5 {
+		return fmt.Errorf("sampler: PNDM plan has %d state buffers, want 5", p.State)
 	}
 	T := d.Schedule.Len()
-	// diffusers counts the run's calls, which the planned count tells
-	// apart: n+1 calls for n > 1 steps.
+	// diffusers counts the run's calls (its counter) and derives the
+	// steps n from the plan's length: n+1 calls for n > 1 steps, or
+	// 12 + (n-3) with Runge-Kutta steps.
 	n := p.Len() - 1
-	if n < 1 {
-		n = 1
+	if !d.SkipPRKSteps {
+		n = p.Len() - 9
 	}
+	n = max(n, 1)
 	counter := in.StateSteps
+	prk := !d.SkipPRKSteps && counter < 12
 	t := int(p.Timesteps[i])
 	prev := t - T/n
-	if counter == 1 {
+	switch {
+	case prk:
+		// step_prk: odd calls step to their own timestep, even ones to
+		// half a stride below; all start from the group's first sample
+		// at the group's first timestep.
+		prev = t
+		if counter%2 == 0 {
+			prev = t - T/n/2
+		}
+		t = int(p.Timesteps[counter/4*4])
+	case counter == 1:
 		prev, t = t, t+T/n
 	}
 	if t < 0 || t >= T {
@@ -157,7 +208,7 @@ func (d *PNDM) StepAt(dst []float32, p *Plan, i int, in StepInput) error {
 	}
 	// ets: State[0] newest .. State[2] oldest of the earlier predictions
 	// still kept; cur: State[3].
-	ets, cur := in.State[:3], in.State[3]
+	ets, cur, acc := in.State[:3], in.State[3], in.State[4]
 	kept := 0 // earlier predictions among ets that the formula uses
 	switch {
 	case counter == 0, counter == 1:
@@ -177,11 +228,27 @@ func (d *PNDM) StepAt(dst []float32, p *Plan, i int, in StepInput) error {
 	denom := float32(at*sqrt32(bp)) + sqrt32(float32(at*bt)*ap)
 	diff := ap - at
 	v := d.PredictionType.orDefault() == VPrediction
-	const w4 = float32(1.0 / 24)
+	const (
+		w4 = float32(1.0 / 24)
+		w6 = float32(1.0 / 6)
+		w3 = float32(1.0 / 3)
+	)
 	for j := range s {
 		var e float32
 		x := s[j]
 		switch {
+		case prk:
+			e = m[j]
+			switch counter % 4 {
+			case 0:
+				acc[j] = w6 * e
+				cur[j] = x
+			case 1, 2:
+				acc[j] += float32(w3 * e)
+			case 3:
+				e = acc[j] + float32(w6*e)
+			}
+			x = cur[j]
 		case counter == 0:
 			e = m[j]
 			cur[j] = x
@@ -203,7 +270,7 @@ func (d *PNDM) StepAt(dst []float32, p *Plan, i int, in StepInput) error {
 		}
 		dst[j] = float32(sc*x) - float32(diff*e)/denom
 	}
-	if counter != 1 {
+	if (prk && counter%4 == 0) || (!prk && counter != 1) {
 		// The model output joins the history, newest first.
 		ets[0], ets[1], ets[2] = ets[2], ets[0], ets[1]
 		copy(ets[0], m)

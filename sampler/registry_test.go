@@ -12,6 +12,35 @@ import (
 )
 
 // The published full-loop results of diffusers'
+// tests/schedulers/test_scheduler_pndm.py: 10 steps of the dummy model from
+// dummy_sample_deter, linear betas, Runge-Kutta steps then linear
+// multistep ones (the test calls step_prk and step_plms over prk_timesteps
+// and plms_timesteps, which is what step does over timesteps).
+func TestPNDMFullLoopGoldens(t *testing.T) {
+	tests := []struct {
+		name      string
+		edit      func(*PNDM)
+		sum, mean float64
+	}{
+		{"no_noise", func(*PNDM) {}, 198.1318, 0.2580},
+		{"with_v_prediction", func(d *PNDM) { d.PredictionType = VPrediction }, 67.3986, 0.0878},
+		{"with_set_alpha_to_one", func(d *PNDM) { d.Schedule, d.SetAlphaToOne = linearSchedule(t, 0.01), true }, 230.0399, 0.2995},
+		{"with_no_set_alpha_to_one", func(d *PNDM) { d.Schedule = linearSchedule(t, 0.01) }, 186.9482, 0.2434},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			d := &PNDM{Schedule: linearSchedule(t, 0.0001)}
+			tc.edit(d)
+			x := dummyDeter(false)
+			if err := Sample(context.Background(), dummyModel, d, x, Options{Steps: 10}); err != nil {
+				t.Fatal(err)
+			}
+			checkSumMean(t, ugo.Float32s(x), tc.sum, tc.mean)
+		})
+	}
+}
+
+// The published full-loop results of diffusers'
 // tests/schedulers/test_scheduler_unipc.py: 10 steps of the dummy model
 // from dummy_sample_deter, linear betas, solver order 2, bh2,
 // final_sigmas_type sigma_min, in an ordinary loop.
@@ -68,8 +97,6 @@ func TestFromConfigRefuses(t *testing.T) {
 	}{
 		{"DDPMScheduler", `"variance_type": "learned_range"`, "variance_type"},
 		{"DDPMScheduler", `"variance_type": "learned"`, "variance_type"},
-		{"PNDMScheduler", `"steps_offset": 1`, "skip_prk_steps"},
-		{"PNDMScheduler", `"skip_prk_steps": false`, "skip_prk_steps"},
 		{"PNDMScheduler", `"skip_prk_steps": true, "prediction_type": "sample"`, "prediction_type"},
 		{"EulerDiscreteScheduler", `"use_exponential_sigmas": true`, "use_exponential_sigmas"},
 		{"EulerDiscreteScheduler", `"use_beta_sigmas": true`, "use_beta_sigmas"},

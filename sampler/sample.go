@@ -17,7 +17,8 @@ type Options struct {
 	// Steps is the number of inference steps n of the full run; the
 	// solver's plan is Solver.Plan(Steps). Required. The plan has one
 	// model call per step, except for solvers whose diffusers class calls
-	// the model more often (PNDM: n+1 calls); StartStep, ProgressInfo and
+	// the model more often (PNDM: n+1 calls, or 12 + (n-3) with its
+	// Runge-Kutta steps); StartStep, ProgressInfo and
 	// StepError count model calls, Strength counts steps.
 	Steps int
 	// Noise supplies the standard normal noise of stochastic steps and of

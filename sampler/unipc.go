@@ -320,16 +320,16 @@ func solve32(a [3][3]float32, b [3]float32, n int) [3]float32 {
 		for i := j + 1; i < n; i++ {
 			l := a[i][j] * inv
 			for k := j + 1; k < n; k++ {
-				a[i][k] -= l * a[j][k]
+				a[i][k] -= float32(l * a[j][k])
 			}
-			b[i] -= l * b[j]
+			b[i] -= float32(l * b[j])
 		}
 	}
 	var x [3]float32
 	for i := n - 1; i >= 0; i-- {
 		v := b[i]
 		for k := i + 1; k < n; k++ {
-			v -= a[i][k] * x[k]
+			v -= float32(a[i][k] * x[k])
 		}
 		x[i] = v / a[i][i]
 	}

@@ -83,6 +83,12 @@ CASES = [
     dict(name="pndm_2", config=SD15, steps=2, seed=9),
     dict(name="pndm_1", config=SD15, steps=1, seed=10),
     dict(name="pndm_img2img", config=SD15, steps=20, seed=11, strength=0.6),
+    # F-PNDM: Runge-Kutta warm-up (skip_prk_steps false, the class default).
+    dict(name="pndm_prk_10", config=cfg("PNDMScheduler", SD, steps_offset=1), steps=10, seed=36),
+    dict(name="pndm_prk_v_linspace_4", config=cfg("PNDMScheduler", prediction_type="v_prediction", timestep_spacing="linspace"),
+         steps=4, seed=37),
+    dict(name="pndm_prk_trailing_alpha1_25", config=cfg("PNDMScheduler", SD, skip_prk_steps=False, set_alpha_to_one=True,
+                                                        timestep_spacing="trailing"), steps=25, seed=38),
     # UniPC multistep.
     dict(name="unipc_sd_20", config=cfg("UniPCMultistepScheduler", SD), steps=20, seed=12),
     dict(name="unipc_bh1_o3_sigmamin_15", config=cfg("UniPCMultistepScheduler", SD, solver_type="bh1", solver_order=3,
