@@ -28,10 +28,14 @@
 // vae_decoder/model.onnx (latent_sample -> sample [batch, 3, H, W]). UNet
 // weights stored beside the graph (unet/weights.pb, model.onnx_data) are
 // found. Optional config.json files give the VAE scaling factor (0.18215 for
-// SD 1.x and 2.x when absent), the training size (512), the VAE scale (8)
-// and the latent channels (4); nothing else assumes SD's values, and
+// SD 1.x and 2.x when absent), the training size, the VAE scale (8) and
+// the latent channels (4); nothing else assumes SD's values, and
 // testdata/models holds two models with a VAE scale of 4 and a 32-pixel
-// training size (tools/latent).
+// training size (tools/latent). The training size decides the default
+// image size and Upsample Guidance's factors; without a config it is
+// inferred where the folder tells (a 1024-wide text encoder with
+// v_prediction is SD 2.x 768-v: 768), else 512 with a warning (see Load;
+// WithSampleSize overrides it).
 // A folder lacking files is a *MissingError naming all of them; parts that do
 // not fit together are rejected with an error naming them. float16 exports
 // work as they are: the onnx package converts at the boundary, so everything

@@ -2,11 +2,16 @@ package pipeline
 
 import (
 	"context"
+	"log/slog"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/stretchr/testify/require"
+	"gorgonia.org/tensor"
+
+	"github.com/ugo-diffusion/ugo/schedule"
 )
 
 // TestVAEEncoderLatentParameters checks an optimum >= 1.23 VAE encoder,
@@ -28,4 +33,59 @@ func TestVAEEncoderLatentParameters(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, want.Shape(), got.Shape())
 	require.LessOrEqual(t, maxAbsDiff(t, want.Float32s(), got.Float32s()), 1e-6)
+}
+
+// TestTrainingSize checks where Info.SampleSize comes from: configs when
+// the folder has them, an inference for an SD 2.x 768-v folder without
+// them (a 1024-wide text encoder with v_prediction: 768), the option, and
+// otherwise 512 with a warning.
+func TestTrainingSize(t *testing.T) {
+	cases := []struct {
+		name   string
+		dir    string
+		opts   []Option
+		size   int
+		source string
+		warn   bool
+	}{
+		{"SD 2.x 768-v, no configs", tinyDir("sd2v"), nil, 768, "inferred: a 1024-wide text encoder with v_prediction", false},
+		{"SD 1.x, no configs", tinyDir("fp32"), nil, 512, "default", true},
+		{"optimum folder with configs", tinyDir("fp16"), nil, 512, "unet/config.json", false},
+		{"option over the inference", tinyDir("sd2v"), []Option{WithSampleSize(512)}, 512, "option", false},
+		{"option instead of the default", tinyDir("fp32"), []Option{WithSampleSize(256)}, 256, "option", false},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			var log strings.Builder
+			opts := append([]Option{WithLogger(slog.New(slog.NewTextHandler(&log, nil)))}, c.opts...)
+			m := load(t, c.dir, opts...)
+			info := m.Info()
+			require.Equal(t, c.size, info.SampleSize)
+			require.True(t, strings.HasPrefix(info.SampleSizeSource, c.source), "source %q", info.SampleSizeSource)
+			if c.warn {
+				require.Contains(t, log.String(), "assuming 512")
+			} else {
+				require.Empty(t, log.String())
+			}
+			// The default request samples at the training size, and
+			// Upsample Guidance's factors follow from it.
+			p := mustPlan(t, m, Request{})
+			require.Equal(t, []int{c.size, c.size}, []int{p.Width, p.Height})
+			p = mustPlan(t, m, Request{Width: 2 * c.size, Height: 2 * c.size, Steps: 4})
+			require.Equal(t, []int{2, 2}, p.Factors)
+		})
+	}
+}
+
+// TestSD2VFolderSamples runs the SD 2.x 768-v-shaped folder end to end at
+// twice its inferred training size with Upsample Guidance, which then
+// reads the UNet's outputs as velocities.
+func TestSD2VFolderSamples(t *testing.T) {
+	m := load(t, tinyDir("sd2v"), WithSampleSize(64))
+	require.Equal(t, schedule.PredictV, m.Info().Scheduler.PredictionType)
+	require.Equal(t, 1024, m.Info().HiddenSize)
+	res, err := m.Generate(context.Background(), Request{Prompt: "a lighthouse", Width: 128, Height: 128, Steps: 3, Seed: 1})
+	require.NoError(t, err)
+	require.Equal(t, []int{2, 2}, res.Plan.Factors)
+	require.Equal(t, tensor.Shape{1, 3, 128, 128}, res.Pixels.Shape())
 }

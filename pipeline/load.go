@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"slices"
@@ -53,6 +54,7 @@ type loadConfig struct {
 	onnx       []onnx.Option
 	scaling    float64
 	sampleSize int
+	logger     *slog.Logger
 }
 
 // WithONNXOptions passes options (threads, execution providers, fallback
@@ -68,11 +70,18 @@ func WithScalingFactor(f float64) Option {
 }
 
 // WithSampleSize overrides the resolution, in pixels, the model was trained
-// at (unet/config.json sample_size times the VAE scale, or
-// DefaultSampleSize). Upsample Guidance's automatic factors are the
-// requested size divided by it.
+// at (see Load for where it comes from otherwise). Upsample Guidance's
+// automatic factors are the requested size divided by it, and a request
+// without a size samples at it.
 func WithSampleSize(pixels int) Option {
 	return func(c *loadConfig) { c.sampleSize = pixels }
+}
+
+// WithLogger sets where Load's warnings go (the default is slog.Default()):
+// for now the one that the training size was not found in the folder and
+// DefaultSampleSize is assumed.
+func WithLogger(l *slog.Logger) Option {
+	return func(c *loadConfig) { c.logger = l }
 }
 
 // Info describes a loaded model.
@@ -88,8 +97,14 @@ type Info struct {
 	// ScalingFactorSource where it came from (a file, "default" or "option").
 	ScalingFactor       float64
 	ScalingFactorSource string
-	// SampleSize is the training resolution in pixels.
-	SampleSize int
+	// SampleSize is the training resolution in pixels, and
+	// SampleSizeSource where it came from: a config file
+	// ("unet/config.json", "vae_decoder/config.json", "vae/config.json"),
+	// the UNet graph's fixed sample size ("unet/model.onnx"), an inference
+	// ("inferred: ..."), "option" (WithSampleSize) or "default"
+	// (DefaultSampleSize, with a warning).
+	SampleSize       int
+	SampleSizeSource string
 	// VAEScale is the number of pixels per latent pixel along each axis.
 	VAEScale int
 	// LatentChannels is the number of latent channels.
@@ -180,9 +195,16 @@ func (e *MissingError) Error() string {
 // not needed. Weights stored as external data (unet/weights.pb,
 // model.onnx_data) are read from beside each model. Optional config.json
 // files give the VAE scaling factor (vae_decoder/config.json or
-// vae/config.json "scaling_factor"), the training size (unet/config.json
-// "sample_size" times the VAE scale) and the VAE scale
+// vae/config.json "scaling_factor") and the VAE scale
 // (2^(len(block_out_channels)-1)); without them SD 1.x values are used.
+//
+// The training size (Info.SampleSize) is, in order: WithSampleSize;
+// unet/config.json "sample_size" times the VAE scale; the VAE config's
+// "sample_size"; the UNet graph's fixed height and width; 768 for a
+// 1024-wide text encoder with prediction_type v_prediction (Stable
+// Diffusion 2.x 768-v, whose folders from diffusers' conversion script
+// carry no config.json); else DefaultSampleSize, with a warning through
+// WithLogger's logger. Info.SampleSizeSource says which.
 //
 // A folder lacking files is a *MissingError listing all of them. Models
 // whose inputs, outputs or sizes do not fit together (a 1024-wide SD 2 text
@@ -242,7 +264,36 @@ func Load(dir string, opts ...Option) (_ *Model, err error) {
 	if err := m.checkGraphs(dir); err != nil {
 		return nil, err
 	}
+	m.inferSampleSize(cfg)
 	return m, nil
+}
+
+// inferSampleSize sets the training size where no config file or option
+// gave it: from the UNet graph's fixed height and width, else from the
+// model family (a 1024-wide text encoder with v-prediction is SD 2.x 768-v,
+// trained at 768), else DefaultSampleSize with a warning.
+func (m *Model) inferSampleSize(cfg *loadConfig) {
+	info := &m.info
+	if info.SampleSizeSource != "" {
+		return
+	}
+	if d := info.UNet.Sample.Dims; len(d) == 4 && d[2] > 0 && d[2] == d[3] && d[2] <= int64(MaxSampleSize/info.VAEScale) {
+		info.SampleSize, info.SampleSizeSource = int(d[2])*info.VAEScale, UNetPath
+		return
+	}
+	if info.HiddenSize == 1024 && info.Scheduler.PredictionType == schedule.PredictV {
+		info.SampleSize = 768
+		info.SampleSizeSource = "inferred: a 1024-wide text encoder with v_prediction is Stable Diffusion 2.x 768-v"
+		return
+	}
+	info.SampleSize, info.SampleSizeSource = DefaultSampleSize, "default"
+	logger := cfg.logger
+	if logger == nil {
+		logger = slog.Default()
+	}
+	logger.Warn("pipeline: the model folder does not say the training size (no unet/config.json sample_size, "+
+		"no vae config sample_size, a dynamic UNet graph); assuming 512 px, set it with WithSampleSize or -sample-size",
+		"dir", info.Dir, "text_encoder_width", info.HiddenSize, "prediction_type", info.Scheduler.PredictionType)
 }
 
 // checkFiles lists every required file that is missing.
@@ -347,23 +398,21 @@ func (m *Model) readConfigs(dir string, cfg *loadConfig) error {
 		return fmt.Errorf("pipeline: unet/config.json in_channels %d != %d latent channels: an inpainting or other non-text-to-image UNet?",
 			unet.InChannels, info.LatentChannels)
 	}
-	info.SampleSize = DefaultSampleSize
-	sizeFrom := "default"
 	var ss int
 	if len(unet.SampleSize) > 0 && string(unet.SampleSize) != "null" {
 		if err := json.Unmarshal(unet.SampleSize, &ss); err != nil || ss <= 0 || ss > MaxSampleSize/info.VAEScale {
 			return &ConfigError{File: "unet/config.json", Field: "sample_size", Value: string(unet.SampleSize),
 				Want: fmt.Sprintf("a latent size from 1 to %d", MaxSampleSize/info.VAEScale)}
 		}
-		info.SampleSize, sizeFrom = ss*info.VAEScale, "unet/config.json"
+		info.SampleSize, info.SampleSizeSource = ss*info.VAEScale, "unet/config.json"
 	} else if vae.SampleSize != 0 {
-		info.SampleSize, sizeFrom = vae.SampleSize, vaeFile
+		info.SampleSize, info.SampleSizeSource = vae.SampleSize, vaeFile
 	}
 	if cfg.sampleSize != 0 {
-		info.SampleSize, sizeFrom = cfg.sampleSize, "option"
+		info.SampleSize, info.SampleSizeSource = cfg.sampleSize, "option"
 	}
-	if s := info.SampleSize; s < info.VAEScale || s%info.VAEScale != 0 || s > MaxSampleSize {
-		return &ConfigError{File: sizeFrom, Field: "sample_size", Value: s,
+	if s := info.SampleSize; info.SampleSizeSource != "" && (s < info.VAEScale || s%info.VAEScale != 0 || s > MaxSampleSize) {
+		return &ConfigError{File: info.SampleSizeSource, Field: "sample_size", Value: s,
 			Want: fmt.Sprintf("a positive multiple of the VAE scale %d up to %d pixels", info.VAEScale, MaxSampleSize)}
 	}
 	return nil

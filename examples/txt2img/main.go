@@ -82,7 +82,7 @@ func parse(args []string, stderr io.Writer) (*options, error) {
 	provider := fs.String("provider", "", "deprecated spelling of the -device kind: cpu, cuda or tensorrt")
 	fallback := fs.Bool("fallback", false, "fall back to the CPU when the GPU provider is unavailable")
 	threads := fs.Int("threads", 0, "ONNX Runtime intra-op threads (0: runtime default)")
-	fs.IntVar(&o.sampleSize, "sample-size", 0, "training size in pixels, if the folder's configs do not say (default 512)")
+	fs.IntVar(&o.sampleSize, "sample-size", 0, "training size in pixels (default: the folder's configs, else inferred, else 512 with a warning)")
 	fs.BoolVar(&o.memstats, "memstats", false, "print the peak resident memory at the end (Linux)")
 	fs.BoolVar(&o.quiet, "quiet", false, "no progress bar")
 	if err := fs.Parse(args); err != nil {
@@ -204,8 +204,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	}
 	defer m.Close()
 	info := m.Info()
-	fmt.Fprintf(stdout, "model %s: trained at %d px, %d-wide text states, scaling factor %g (%s), providers %v, loaded in %.1fs\n",
-		o.model, info.SampleSize, info.HiddenSize, info.ScalingFactor, info.ScalingFactorSource, info.UNet.Providers, time.Since(start).Seconds())
+	fmt.Fprintf(stdout, "model %s: trained at %d px (%s), %d-wide text states, scaling factor %g (%s), providers %v, loaded in %.1fs\n",
+		o.model, info.SampleSize, info.SampleSizeSource, info.HiddenSize, info.ScalingFactor, info.ScalingFactorSource, info.UNet.Providers, time.Since(start).Seconds())
 	p, err := m.Plan(o.req)
 	if err != nil {
 		return err

@@ -18,7 +18,7 @@ and the folder layout of diffusers' OnnxStableDiffusionPipeline and optimum:
     vae_decoder   latent_sample [batch, channels, height, width] -> sample [batch, 3, 8h, 8w]
     vae_encoder   sample [batch, channels, height, width] -> latent_sample [batch, 4, h/8, w/8]
 
-Two variants:
+Three variants:
 
     fp32/  float32 tensors; UNet timestep int64 (the diffusers script before
            its --fp16 option, and optimum); UNet weights stored as external
@@ -32,6 +32,11 @@ Two variants:
            and CPU torch 1.13 cannot trace half convolutions, so the graphs
            are exported in float32 and rewritten: float16 graph inputs and
            initializers are cast to float32 inside, outputs cast back.
+
+    sd2v/  as fp32, with SD 2.x 768-v's signature: 1024-wide text states and
+           prediction_type v_prediction; no config.json files (what diffusers'
+           conversion script writes), so the training size (768) can only be
+           inferred from those two.
 
 The networks (a few thousand weights each):
 
@@ -153,12 +158,12 @@ def write_tokenizer(d):
 
 
 class TextEncoder(torch.nn.Module):
-    def __init__(self):
+    def __init__(self, hidden=HIDDEN):
         super().__init__()
         self.tok = torch.nn.Embedding(997, 16)
         self.pos = torch.nn.Parameter(torch.randn(77, 16))
-        self.proj = torch.nn.Linear(16, HIDDEN)
-        self.norm = torch.nn.LayerNorm(HIDDEN)
+        self.proj = torch.nn.Linear(16, hidden)
+        self.norm = torch.nn.LayerNorm(hidden)
 
     def forward(self, input_ids):
         ids = input_ids.long()
@@ -172,13 +177,13 @@ class TextEncoder(torch.nn.Module):
 
 
 class UNet(torch.nn.Module):
-    def __init__(self, int_t):
+    def __init__(self, int_t, hidden=HIDDEN):
         super().__init__()
         self.int_t = int_t
         self.conv_in = torch.nn.Conv2d(LATENT, CH, 3, padding=1)
         self.t1 = torch.nn.Linear(16, CH)
         self.t2 = torch.nn.Linear(CH, CH)
-        self.ctx = torch.nn.Linear(HIDDEN, CH)
+        self.ctx = torch.nn.Linear(hidden, CH)
         self.down = torch.nn.ModuleList([torch.nn.Conv2d(CH, CH, 3, padding=1) for _ in range(3)])
         self.up = torch.nn.ModuleList([torch.nn.Conv2d(CH, CH, 3, padding=1) for _ in range(2)])
         self.conv_out = torch.nn.Conv2d(CH, LATENT, 3, padding=1)
@@ -296,6 +301,9 @@ SCHEDULER = {
     "trained_betas": None,
 }
 
+# SD 2.x 768-v: the same schedule, v-prediction.
+SD2V_SCHEDULER = dict(SCHEDULER, prediction_type="v_prediction")
+
 MODEL_INDEX = {
     "_class_name": "OnnxStableDiffusionPipeline",
     "_diffusers_version": "0.14.0",
@@ -311,18 +319,18 @@ MODEL_INDEX = {
 }
 
 
-def build(out, fp16, seed):
+def build(out, fp16, seed, hidden=HIDDEN, scheduler=SCHEDULER):
     torch.manual_seed(seed)
     shutil.rmtree(out, ignore_errors=True)
     os.makedirs(out)
     write_json(os.path.join(out, "model_index.json"), MODEL_INDEX)
-    write_json(os.path.join(out, "scheduler", "scheduler_config.json"), SCHEDULER)
+    write_json(os.path.join(out, "scheduler", "scheduler_config.json"), scheduler)
     write_tokenizer(os.path.join(out, "tokenizer"))
 
     p = os.path.join(out, "text_encoder", "model.onnx")
     ids = torch.full((1, 77), 49407, dtype=torch.int32)
     ids[0, 0] = 49406
-    export(TextEncoder(), (ids,), p, ["input_ids"], ["last_hidden_state", "pooler_output"],
+    export(TextEncoder(hidden), (ids,), p, ["input_ids"], ["last_hidden_state", "pooler_output"],
            {"input_ids": {0: "batch", 1: "sequence"},
             "last_hidden_state": {0: "batch", 1: "sequence"}, "pooler_output": {0: "batch"}})
     if fp16:
@@ -330,7 +338,7 @@ def build(out, fp16, seed):
 
     p = os.path.join(out, "unet", "model.onnx")
     t = torch.tensor([0.0, 1.0]) if fp16 else torch.tensor([0, 1], dtype=torch.int64)
-    export(UNet(int_t=not fp16), (torch.randn(2, LATENT, 16, 16), t, torch.randn(2, 77, HIDDEN)), p,
+    export(UNet(int_t=not fp16, hidden=hidden), (torch.randn(2, LATENT, 16, 16), t, torch.randn(2, 77, hidden)), p,
            ["sample", "timestep", "encoder_hidden_states"], ["out_sample"],
            {"sample": {0: "batch", 1: "channels", 2: "height", 3: "width"},
             "timestep": {0: "batch"},
@@ -360,13 +368,13 @@ def build(out, fp16, seed):
         # optimum writes each model's diffusers config beside it.
         write_json(os.path.join(out, "unet", "config.json"),
                    {"_class_name": "UNet2DConditionModel", "sample_size": 64, "in_channels": 4,
-                    "out_channels": 4, "cross_attention_dim": HIDDEN})
+                    "out_channels": 4, "cross_attention_dim": hidden})
         vae = {"_class_name": "AutoencoderKL", "sample_size": 512, "latent_channels": 4,
                "block_out_channels": [128, 256, 512, 512], "scaling_factor": 0.18215}
         write_json(os.path.join(out, "vae_decoder", "config.json"), vae)
         write_json(os.path.join(out, "vae_encoder", "config.json"), vae)
         write_json(os.path.join(out, "text_encoder", "config.json"),
-                   {"_class_name": "CLIPTextModel", "hidden_size": HIDDEN, "max_position_embeddings": 77})
+                   {"_class_name": "CLIPTextModel", "hidden_size": hidden, "max_position_embeddings": 77})
 
 
 def main():
@@ -375,6 +383,7 @@ def main():
     args = ap.parse_args()
     build(os.path.join(args.out, "fp32"), False, 1)
     build(os.path.join(args.out, "fp16"), True, 2)
+    build(os.path.join(args.out, "sd2v"), False, 3, hidden=1024, scheduler=SD2V_SCHEDULER)
     total = 0
     for root, _, files in os.walk(args.out):
         for f in sorted(files):
