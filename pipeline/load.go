@@ -398,6 +398,9 @@ func (m *Model) readConfigs(dir string, cfg *loadConfig) error {
 		return fmt.Errorf("pipeline: unet/config.json in_channels %d != %d latent channels: an inpainting or other non-text-to-image UNet?",
 			unet.InChannels, info.LatentChannels)
 	}
+	// Without a config or the option, the size stays DefaultSampleSize
+	// with no source until inferSampleSize has seen the graphs.
+	info.SampleSize, info.SampleSizeSource = DefaultSampleSize, ""
 	var ss int
 	if len(unet.SampleSize) > 0 && string(unet.SampleSize) != "null" {
 		if err := json.Unmarshal(unet.SampleSize, &ss); err != nil || ss <= 0 || ss > MaxSampleSize/info.VAEScale {
