@@ -53,6 +53,7 @@ import (
 	"time"
 
 	"github.com/ugo-diffusion/ugo"
+	"github.com/ugo-diffusion/ugo/examples/internal/cli"
 	"github.com/ugo-diffusion/ugo/examples/internal/fashion"
 	"github.com/ugo-diffusion/ugo/onnx"
 )
@@ -80,23 +81,24 @@ type config struct {
 	device     onnx.Device
 }
 
-func parseFlags() (*config, error) {
+func parseFlags(args []string, stderr io.Writer) (*config, error) {
 	c := &config{}
-	flag.StringVar(&c.model, "model", "testdata/models/fashion_unet.onnx", "ONNX eps-prediction model trained at 28x28 (looked up from the working directory and its parents)")
-	sizes := flag.String("sizes", "56,112", "comma-separated output sizes, multiples of 28 of at least 56")
-	flag.IntVar(&c.n, "n", 4, "images per batch (one Sample call)")
-	flag.IntVar(&c.steps, "steps", 50, "DDIM steps")
-	flag.IntVar(&c.runs, "runs", 5, "timed runs per setting (the median is reported)")
-	flag.Uint64Var(&c.seed, "seed", 1, "seed of the first image; image i uses seed+i")
-	flag.IntVar(&c.threads, "threads", 0, "ONNX Runtime intra-op threads (0: runtime default, one per physical core)")
-	flag.IntVar(&c.inter, "inter", 0, "ONNX Runtime inter-op threads (0: runtime default; > 1 enables parallel execution mode)")
-	flag.IntVar(&c.allocSteps, "alloc-steps", 5, "steps of the allocation-counting runs (0 skips them)")
-	flag.StringVar(&c.dump, "dump", "", "folder for noise, final samples and bench.json (for tools/reference)")
-	flag.StringVar(&c.cpuProfile, "cpuprofile", "", "write a CPU profile of the timed runs to this file")
-	flag.Var(&c.device, "device", "where the model runs: cpu, cuda, cuda:N, tensorrt, tensorrt:N or webgpu")
-	flag.Parse()
-	if flag.NArg() > 0 {
-		return nil, fmt.Errorf("unexpected arguments %q", flag.Args())
+	fs := flag.NewFlagSet("bench", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.StringVar(&c.model, "model", "testdata/models/fashion_unet.onnx", "ONNX eps-prediction model trained at 28x28 (looked up from the working directory and its parents)")
+	sizes := fs.String("sizes", "56,112", "comma-separated output sizes, multiples of 28 of at least 56")
+	fs.IntVar(&c.n, "n", 4, "images per batch (one Sample call)")
+	fs.IntVar(&c.steps, "steps", 50, "DDIM steps")
+	fs.IntVar(&c.runs, "runs", 5, "timed runs per setting (the median is reported)")
+	fs.Uint64Var(&c.seed, "seed", 1, "seed of the first image; image i uses seed+i")
+	fs.IntVar(&c.threads, "threads", 0, "ONNX Runtime intra-op threads (0: runtime default, one per physical core)")
+	fs.IntVar(&c.inter, "inter", 0, "ONNX Runtime inter-op threads (0: runtime default; > 1 enables parallel execution mode)")
+	fs.IntVar(&c.allocSteps, "alloc-steps", 5, "steps of the allocation-counting runs (0 skips them)")
+	fs.StringVar(&c.dump, "dump", "", "folder for noise, final samples and bench.json (for tools/reference)")
+	fs.StringVar(&c.cpuProfile, "cpuprofile", "", "write a CPU profile of the timed runs to this file")
+	fs.Var(&c.device, "device", "where the model runs: cpu, cuda, cuda:N, tensorrt, tensorrt:N or webgpu")
+	if err := cli.Parse(fs, args); err != nil {
+		return nil, err
 	}
 	if c.n <= 0 || c.steps <= 0 || c.runs <= 0 || c.allocSteps < 0 || c.threads < 0 || c.inter < 0 {
 		return nil, errors.New("-n, -steps and -runs must be positive; -alloc-steps, -threads and -inter not negative")
@@ -109,7 +111,15 @@ func parseFlags() (*config, error) {
 		if s < 2*fashion.TrainedSize || s%fashion.TrainedSize != 0 {
 			return nil, fmt.Errorf("-sizes: %d is not a multiple of %d of at least %d", s, fashion.TrainedSize, 2*fashion.TrainedSize)
 		}
+		if s > 1<<14 {
+			return nil, fmt.Errorf("-sizes: %d is larger than %d", s, 1<<14)
+		}
 		c.sizes = append(c.sizes, s)
+	}
+	if err := cli.First(cli.Threads("threads", c.threads), cli.Threads("inter", c.inter), cli.Between("steps", c.steps, 1, 100000),
+		cli.Between("runs", c.runs, 1, 10000), cli.Between("alloc-steps", c.allocSteps, 0, 100000),
+		cli.Memory(fmt.Sprintf("-n %d images of %dx%d", c.n, slices.Max(c.sizes), slices.Max(c.sizes)), 12, c.n, 1, slices.Max(c.sizes), slices.Max(c.sizes))); err != nil {
+		return nil, err
 	}
 	return c, nil
 }
@@ -152,7 +162,7 @@ func (r *result) setting() fashion.Setting {
 }
 
 func run(out io.Writer) error {
-	c, err := parseFlags()
+	c, err := parseFlags(os.Args[1:], os.Stderr)
 	if err != nil {
 		return err
 	}

@@ -18,6 +18,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"io"
 	"math"
 	"os"
 	"os/signal"
@@ -30,6 +31,7 @@ import (
 	"gorgonia.org/tensor"
 
 	"github.com/ugo-diffusion/ugo"
+	"github.com/ugo-diffusion/ugo/examples/internal/cli"
 	"github.com/ugo-diffusion/ugo/examples/internal/fashion"
 	"github.com/ugo-diffusion/ugo/guidance"
 	"github.com/ugo-diffusion/ugo/metrics"
@@ -62,26 +64,67 @@ func main() {
 	}
 }
 
-func run() error {
-	modelPath := flag.String("model", "", "ONNX eps-prediction model (default: testdata/models/fashion_unet.onnx)")
-	clsPath := flag.String("classifier", "", "ONNX classifier with outputs logits and features (default: testdata/models/fashion_classifier.onnx)")
-	srPath := flag.String("esrgan", "", "ONNX 4x super-resolution model of the ESRGAN settings, NHWC RGB in [0, 255] (default: testdata/models/esrgan_slim_x4.onnx)")
-	dataDir := flag.String("data", "/usr/share/datasets/fashion-mnist", "folder with t10k-images-idx3-ubyte.gz (Debian package dataset-fashion-mnist)")
-	out := flag.String("out", "out/eval", "output folder: results.jsonl, table.md, sample grids")
-	n56 := flag.Int("n56", 500, "images per setting at 28x28 and 56x56")
-	n112 := flag.Int("n112", 200, "images per setting at 112x112")
-	steps := flag.Int("steps", 50, "DDIM steps")
-	batch := flag.Int("batch", 50, "images per model batch")
-	seed := flag.Uint64("seed", 100000, "seed of image 0; image i uses seed+i in every setting")
-	threads := flag.Int("threads", 1, "ONNX Runtime intra-op threads per call (0: runtime default)")
-	workers := flag.Int("workers", 2, "batches sampled concurrently (one per core with -threads 1 is fastest on CPU)")
-	only := flag.String("only", "", "semicolon-separated setting names to run (default: all; names contain commas)")
-	sweep := flag.String("sweep", "", "comma-separated step counts: instead of the quality table, measure 56x56 UG θ=1 with each of -samplers at each count (FD vs steps)")
-	samplers := flag.String("samplers", strings.Join(fashion.Solvers, ","), "samplers of -sweep: "+strings.Join(fashion.Solvers, ", "))
-	flag.Parse()
-	if *n56 < 2 || *n112 < 2 || *steps <= 0 || *batch <= 0 || *workers <= 0 {
-		return errors.New("-n56 and -n112 must be at least 2; -steps, -batch and -workers positive")
+// evalFlags are the program's settings.
+type evalFlags struct {
+	model, cls, sr, data, out string
+	n56, n112, steps, batch   int
+	seed                      uint64
+	threads, workers          int
+	only, sweep, samplers     string
+}
+
+// parseFlags reads and checks the flags before any model is loaded: a
+// -sweep or -samplers value that sweepSettings would refuse after minutes of
+// reference statistics is refused here.
+func parseFlags(args []string, stderr io.Writer) (*evalFlags, error) {
+	f := &evalFlags{}
+	fs := flag.NewFlagSet("eval", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.StringVar(&f.model, "model", "", "ONNX eps-prediction model (default: testdata/models/fashion_unet.onnx)")
+	fs.StringVar(&f.cls, "classifier", "", "ONNX classifier with outputs logits and features (default: testdata/models/fashion_classifier.onnx)")
+	fs.StringVar(&f.sr, "esrgan", "", "ONNX 4x super-resolution model of the ESRGAN settings, NHWC RGB in [0, 255] (default: testdata/models/esrgan_slim_x4.onnx)")
+	fs.StringVar(&f.data, "data", "/usr/share/datasets/fashion-mnist", "folder with t10k-images-idx3-ubyte.gz (Debian package dataset-fashion-mnist)")
+	fs.StringVar(&f.out, "out", "out/eval", "output folder: results.jsonl, table.md, sample grids")
+	fs.IntVar(&f.n56, "n56", 500, "images per setting at 28x28 and 56x56")
+	fs.IntVar(&f.n112, "n112", 200, "images per setting at 112x112")
+	fs.IntVar(&f.steps, "steps", 50, "DDIM steps")
+	fs.IntVar(&f.batch, "batch", 50, "images per model batch")
+	fs.Uint64Var(&f.seed, "seed", 100000, "seed of image 0; image i uses seed+i in every setting")
+	fs.IntVar(&f.threads, "threads", 1, "ONNX Runtime intra-op threads per call (0: runtime default)")
+	fs.IntVar(&f.workers, "workers", 2, "batches sampled concurrently (one per core with -threads 1 is fastest on CPU)")
+	fs.StringVar(&f.only, "only", "", "semicolon-separated setting names to run (default: all; names contain commas)")
+	fs.StringVar(&f.sweep, "sweep", "", "comma-separated step counts: instead of the quality table, measure 56x56 UG θ=1 with each of -samplers at each count (FD vs steps)")
+	fs.StringVar(&f.samplers, "samplers", strings.Join(fashion.Solvers, ","), "samplers of -sweep: "+strings.Join(fashion.Solvers, ", "))
+	if err := cli.Parse(fs, args); err != nil {
+		return nil, err
 	}
+	if f.n56 < 2 || f.n112 < 2 || f.steps <= 0 || f.batch <= 0 || f.workers <= 0 {
+		return nil, errors.New("-n56 and -n112 must be at least 2; -steps, -batch and -workers positive")
+	}
+	if err := cli.First(cli.Threads("threads", f.threads), cli.Between("workers", f.workers, 1, 1024),
+		cli.Between("steps", f.steps, 1, 100000),
+		// Every image of a setting is kept for its statistics; a batch of
+		// 112x112 samples is in flight per worker.
+		cli.Memory(fmt.Sprintf("-n56 %d, -n112 %d images", f.n56, f.n112), 4, f.n56+f.n112, 1, 112, 112),
+		cli.Memory(fmt.Sprintf("-batch %d times -workers %d", f.batch, f.workers), 12, f.batch, f.workers, 112, 112)); err != nil {
+		return nil, err
+	}
+	if f.sweep != "" {
+		if _, err := sweepSettings(fashion.Setting{}, fashion.Setting{}, f.sweep, f.samplers, f.steps); err != nil {
+			return nil, err
+		}
+	}
+	return f, nil
+}
+
+func run() error {
+	f, err := parseFlags(os.Args[1:], os.Stderr)
+	if err != nil {
+		return err
+	}
+	modelPath, clsPath, srPath, dataDir, out := &f.model, &f.cls, &f.sr, &f.data, &f.out
+	n56, n112, steps, batch, seed, threads, workers := &f.n56, &f.n112, &f.steps, &f.batch, &f.seed, &f.threads, &f.workers
+	only, sweep, samplers := &f.only, &f.sweep, &f.samplers
 
 	paths := map[string]*string{"testdata/models/fashion_unet.onnx": modelPath, "testdata/models/fashion_classifier.onnx": clsPath,
 		"testdata/models/esrgan_slim_x4.onnx": srPath}

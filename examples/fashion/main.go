@@ -12,11 +12,13 @@ import (
 	"flag"
 	"fmt"
 	"image"
+	"io"
 	"os"
 	"os/signal"
 	"path/filepath"
 	"time"
 
+	"github.com/ugo-diffusion/ugo/examples/internal/cli"
 	"github.com/ugo-diffusion/ugo/examples/internal/fashion"
 	"github.com/ugo-diffusion/ugo/onnx"
 	"github.com/ugo-diffusion/ugo/picture"
@@ -29,20 +31,49 @@ func main() {
 	}
 }
 
-func run() error {
-	modelPath := flag.String("model", "", "ONNX eps-prediction model (default: the shipped testdata/models/fashion_unet.onnx)")
-	out := flag.String("out", "out/demo", "output folder")
-	n := flag.Int("n", 16, "images per grid")
-	cols := flag.Int("cols", 4, "images per grid row")
-	steps := flag.Int("steps", 50, "DDIM steps")
-	seed := flag.Uint64("seed", 1, "seed of the first image; image i uses seed+i")
-	threads := flag.Int("threads", 0, "ONNX Runtime intra-op threads (0: runtime default)")
-	var device onnx.Device
-	flag.Var(&device, "device", "where the model runs: cpu, cuda, cuda:N, tensorrt, tensorrt:N or webgpu")
-	flag.Parse()
-	if *n <= 0 || *cols <= 0 || *steps <= 0 {
-		return errors.New("-n, -cols and -steps must be positive")
+// flags are the program's settings.
+type flags struct {
+	modelPath, out string
+	n, cols, steps int
+	seed           uint64
+	threads        int
+	device         onnx.Device
+}
+
+// parse reads and checks the flags before any work is done.
+func parse(args []string, stderr io.Writer) (*flags, error) {
+	f := &flags{}
+	fs := flag.NewFlagSet("fashion", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.StringVar(&f.modelPath, "model", "", "ONNX eps-prediction model (default: the shipped testdata/models/fashion_unet.onnx)")
+	fs.StringVar(&f.out, "out", "out/demo", "output folder")
+	fs.IntVar(&f.n, "n", 16, "images per grid")
+	fs.IntVar(&f.cols, "cols", 4, "images per grid row")
+	fs.IntVar(&f.steps, "steps", 50, "DDIM steps")
+	fs.Uint64Var(&f.seed, "seed", 1, "seed of the first image; image i uses seed+i")
+	fs.IntVar(&f.threads, "threads", 0, "ONNX Runtime intra-op threads (0: runtime default)")
+	fs.Var(&f.device, "device", "where the model runs: cpu, cuda, cuda:N, tensorrt, tensorrt:N or webgpu")
+	if err := cli.Parse(fs, args); err != nil {
+		return nil, err
 	}
+	if f.n <= 0 || f.cols <= 0 || f.steps <= 0 {
+		return nil, errors.New("-n, -cols and -steps must be positive")
+	}
+	// The largest grid: n guided 112x112 samples, with the sampler's and
+	// guidance's buffers (about 10 copies).
+	if err := cli.First(cli.Threads("threads", f.threads), cli.Between("steps", f.steps, 1, 100000),
+		cli.Memory(fmt.Sprintf("-n %d: %d images at 112x112", f.n, f.n), 10, f.n, 1, 112, 112)); err != nil {
+		return nil, err
+	}
+	return f, nil
+}
+
+func run() error {
+	f, err := parse(os.Args[1:], os.Stderr)
+	if err != nil {
+		return err
+	}
+	modelPath, out, n, cols, steps, seed, threads, device := &f.modelPath, &f.out, &f.n, &f.cols, &f.steps, &f.seed, &f.threads, f.device
 
 	path := *modelPath
 	if path == "" {

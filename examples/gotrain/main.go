@@ -34,6 +34,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -41,6 +42,7 @@ import (
 	"gorgonia.org/tensor"
 
 	"github.com/ugo-diffusion/ugo"
+	"github.com/ugo-diffusion/ugo/examples/internal/cli"
 	"github.com/ugo-diffusion/ugo/examples/internal/fashion"
 	"github.com/ugo-diffusion/ugo/graphmodel/convnet"
 	"github.com/ugo-diffusion/ugo/guidance"
@@ -101,11 +103,13 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	fs.IntVar(&o.steps, "steps", 50, "DDIM steps")
 	sizes := fs.String("sizes", "", "comma-separated multiples of the training size to sample plain and guided (default: 2x)")
 	fs.IntVar(&o.netConfig.Width, "width", o.netConfig.Width, "feature channels of the network (ignored with -load)")
-	if err := fs.Parse(args); err != nil {
+	if err := cli.Parse(fs, args); err != nil {
 		return nil, err
 	}
-	if fs.NArg() > 0 {
-		return nil, fmt.Errorf("unexpected arguments %q", fs.Args())
+	if err := cli.First(cli.Finite("lr", o.lr, 1e-12, 10), cli.Finite("ema", o.ema, 0, 0.999999),
+		cli.Finite("minutes", o.minutes, 0, 1e6), cli.Between("width", o.netConfig.Width, 1, 4096),
+		cli.Between("steps", o.steps, 1, 100000), cli.Between("batch", o.batch, 1, 1<<16)); err != nil {
+		return nil, err
 	}
 	switch {
 	case o.n <= 0 || o.cols <= 0 || o.steps <= 0 || o.batch <= 0:
@@ -120,11 +124,18 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 		o.sizes = nil
 		for _, s := range strings.Split(*sizes, ",") {
 			v, err := strconv.Atoi(strings.TrimSpace(s))
-			if err != nil || v <= o.size || v%o.size != 0 {
-				return nil, fmt.Errorf("-sizes: %q is not a multiple of %d above it", s, o.size)
+			if err != nil || v <= o.size || v%o.size != 0 || v > 1<<14 {
+				return nil, fmt.Errorf("-sizes: %q is not a multiple of %d above it (up to 16384)", s, o.size)
 			}
 			o.sizes = append(o.sizes, v)
 		}
+	}
+	largest := slices.Max(o.sizes)
+	if err := cli.First(
+		cli.Memory(fmt.Sprintf("-n %d images of %dx%d", o.n, largest, largest), 10, o.n, 1, largest, largest),
+		cli.Memory(fmt.Sprintf("-batch %d at %dx%d with the network's activations", o.batch, o.size, o.size), 64*o.netConfig.Width, o.batch, 1, o.size, o.size),
+	); err != nil {
+		return nil, err
 	}
 	return o, nil
 }

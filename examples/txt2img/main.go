@@ -23,6 +23,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"math"
 	"math/rand/v2"
 	"os"
 	"os/signal"
@@ -30,6 +31,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/ugo-diffusion/ugo/examples/internal/cli"
 	"github.com/ugo-diffusion/ugo/onnx"
 	"github.com/ugo-diffusion/ugo/pipeline"
 	"github.com/ugo-diffusion/ugo/schedule"
@@ -85,21 +87,34 @@ func parse(args []string, stderr io.Writer) (*options, error) {
 	fs.IntVar(&o.sampleSize, "sample-size", 0, "training size in pixels (default: the folder's configs, else inferred, else 512 with a warning)")
 	fs.BoolVar(&o.memstats, "memstats", false, "print the peak resident memory at the end (Linux)")
 	fs.BoolVar(&o.quiet, "quiet", false, "no progress bar")
-	if err := fs.Parse(args); err != nil {
+	if err := cli.Parse(fs, args); err != nil {
 		return nil, err
-	}
-	if fs.NArg() > 0 {
-		return nil, fmt.Errorf("unexpected arguments %q", fs.Args())
 	}
 	if o.model == "" {
 		return nil, errors.New("-model is required")
 	}
 	if *size != "" {
 		w, h, ok := parsePair(*size)
-		if !ok {
-			return nil, fmt.Errorf("-size %q: want WxH, such as 1024x1024", *size)
+		if !ok || w <= 0 || h <= 0 || w%8 != 0 || h%8 != 0 || w > pipeline.MaxSampleSize || h > pipeline.MaxSampleSize {
+			return nil, fmt.Errorf("-size %q: want WxH, positive multiples of 8 up to %d, such as 1024x1024", *size, pipeline.MaxSampleSize)
 		}
 		o.width, o.height = w, h
+	}
+	// Everything Load and Plan would refuse only after loading the model.
+	if err := cli.First(
+		cli.Between("steps", *steps, 1, 10000), cli.Between("images", *images, 1, 64),
+		cli.Threads("threads", *threads), cli.NonNegative("sample-size", o.sampleSize),
+		cli.Between("sample-size", o.sampleSize, 0, pipeline.MaxSampleSize),
+		cli.Positive("tile-size", *tileSize), cli.NonNegative("tile-overlap", *overlap),
+		cli.Finite("cfg", *cfg, -math.MaxFloat32, math.MaxFloat32), cli.Finite("ddim-eta", *ddimEta, 0, math.MaxFloat32),
+		cli.Finite("ug-theta", *theta, -math.MaxFloat32, math.MaxFloat32), cli.Finite("ug-eta", *eta, 0, 1),
+	); err != nil {
+		return nil, err
+	}
+	if o.width > 0 {
+		if err := cli.Memory(fmt.Sprintf("%d %dx%d images", *images, o.width, o.height), 3, *images, 3, o.height, o.width); err != nil {
+			return nil, err
+		}
 	}
 	s := *seed
 	if s < 0 {
@@ -117,12 +132,12 @@ func parse(args []string, stderr io.Writer) (*options, error) {
 	case "off", "none", "1", "1x1":
 		ug.Theta = 0
 	default:
-		if n, err := strconv.Atoi(f); err == nil {
+		if n, err := strconv.Atoi(f); err == nil && n >= 1 && n <= 64 {
 			ug.Factors = []int{n, n}
-		} else if h, w, ok := parsePair(f); ok {
+		} else if h, w, ok := parsePair(f); ok && h >= 1 && w >= 1 && h <= 64 && w <= 64 {
 			ug.Factors = []int{h, w}
 		} else {
-			return nil, fmt.Errorf("-ug-factor %q: want auto, off, N or HxW", *factor)
+			return nil, fmt.Errorf("-ug-factor %q: want auto, off, N or HxW (factors 1 to 64)", *factor)
 		}
 	}
 	r.Upsample = ug

@@ -38,6 +38,7 @@ import (
 	"fmt"
 	"image"
 	"io"
+	"math"
 	"os"
 	"os/signal"
 	"path/filepath"
@@ -47,6 +48,7 @@ import (
 
 	"gorgonia.org/tensor"
 
+	"github.com/ugo-diffusion/ugo/examples/internal/cli"
 	"github.com/ugo-diffusion/ugo/examples/internal/fashion"
 	"github.com/ugo-diffusion/ugo/guidance"
 	"github.com/ugo-diffusion/ugo/noise"
@@ -117,14 +119,17 @@ func parse(args []string, stderr io.Writer) (*options, error) {
 	fs.Var(&o.device, "device", "where the models run: cpu, cuda, cuda:N, tensorrt, tensorrt:N or webgpu")
 	fs.StringVar(&o.sr, "sr", "", "ONNX super-resolution model (NHWC RGB in [0, 255], as testdata/models/esrgan_slim_x4.onnx) for the methods sr and sr-refine")
 	fs.IntVar(&o.srScale, "sr-scale", 4, "upscaling factor of the -sr model")
-	if err := fs.Parse(args); err != nil {
+	if err := cli.Parse(fs, args); err != nil {
 		return nil, err
-	}
-	if fs.NArg() > 0 {
-		return nil, fmt.Errorf("unexpected arguments %q", fs.Args())
 	}
 	if o.n <= 0 || o.cols <= 0 || o.steps <= 0 || o.trained <= 0 || o.channels <= 0 {
 		return nil, errors.New("-n, -cols, -steps, -trained and -channels must be positive")
+	}
+	if err := cli.First(cli.Threads("threads", *threads), cli.Between("steps", o.steps, 1, 100000),
+		cli.Between("trained", o.trained, 1, maxSize), cli.Between("channels", o.channels, 1, 1024),
+		cli.Between("sample-size", o.sampleSize, 0, maxSize), cli.Finite("cfg", o.cfg, -math.MaxFloat32, math.MaxFloat32),
+		cli.Between("sr-scale", o.srScale, 1, 64)); err != nil {
+		return nil, err
 	}
 	if !(o.strength >= 0 && o.strength <= 1) {
 		return nil, fmt.Errorf("-strength %v, want a value in (0, 1] (0: the default)", o.strength)
@@ -157,8 +162,8 @@ func parse(args []string, stderr io.Writer) (*options, error) {
 	if *sizes != "" {
 		for _, f := range strings.Split(*sizes, ",") {
 			v, err := strconv.Atoi(strings.TrimSpace(f))
-			if err != nil || v <= 0 {
-				return nil, fmt.Errorf("-sizes: %q is not a positive size", f)
+			if err != nil || v <= 0 || v > maxSize {
+				return nil, fmt.Errorf("-sizes: %q is not a positive size up to %d", f, maxSize)
 			}
 			if len(o.sizes) > 0 && v <= o.sizes[len(o.sizes)-1] {
 				return nil, errors.New("-sizes must increase")
@@ -166,12 +171,25 @@ func parse(args []string, stderr io.Writer) (*options, error) {
 			o.sizes = append(o.sizes, v)
 		}
 	}
+	// The largest stage of a pixel model: n images of the largest size
+	// (4x the training size by default), with the sampler's, guidance's and
+	// the stages' buffers (about 12 copies).
+	largest := 4 * o.trained
+	if len(o.sizes) > 0 {
+		largest = o.sizes[len(o.sizes)-1]
+	}
+	if err := cli.Memory(fmt.Sprintf("-n %d images of %dx%d", o.n, largest, largest), 12, o.n, o.channels, largest, largest); err != nil {
+		return nil, err
+	}
 	if *threads > 0 {
 		o.onnx = append(o.onnx, onnx.WithThreads(*threads, 1))
 	}
 	o.onnx = append(o.onnx, o.device.Options()...)
 	return o, nil
 }
+
+// maxSize bounds every size flag, in pixels.
+const maxSize = 1 << 16
 
 func strategyNames() string {
 	var names []string

@@ -8,6 +8,9 @@ import (
 	"os"
 )
 
+// maxIDXValues bounds the pixels ReadIDXImages accepts (4 GiB as float32).
+const maxIDXValues = 1 << 30
+
 // ReadIDXImages reads a gzipped IDX3 file of uint8 images (the MNIST and
 // Fashion-MNIST format) and returns them as N x 1 x H x W float32 values
 // scaled to [-1, 1], the range the diffusion model was trained on.
@@ -29,12 +32,18 @@ func ReadIDXImages(path string) (data []float32, n, h, w int, err error) {
 		return nil, 0, 0, 0, fmt.Errorf("%s: magic %#x, want 0x803 (uint8, 3 dimensions)", path, hdr[0])
 	}
 	n, h, w = int(hdr[1]), int(hdr[2]), int(hdr[3])
-	if n <= 0 || h <= 0 || w <= 0 || n*h*w > 1<<30 {
+	// Each factor is below 2^32, so the checks below cannot overflow.
+	if n <= 0 || h <= 0 || w <= 0 || h > 1<<14 || w > 1<<14 || n > maxIDXValues/(h*w) {
 		return nil, 0, 0, 0, fmt.Errorf("%s: implausible dimensions %d x %d x %d", path, n, h, w)
 	}
-	raw := make([]byte, n*h*w)
-	if _, err := io.ReadFull(gz, raw); err != nil {
+	// Read what is there rather than trusting the header with an
+	// allocation: a short file costs its own size, not the header's.
+	raw, err := io.ReadAll(io.LimitReader(gz, int64(n*h*w)))
+	if err != nil {
 		return nil, 0, 0, 0, fmt.Errorf("%s: reading %d images: %w", path, n, err)
+	}
+	if len(raw) != n*h*w {
+		return nil, 0, 0, 0, fmt.Errorf("%s: reading %d images: %w", path, n, io.ErrUnexpectedEOF)
 	}
 	data = make([]float32, len(raw))
 	for i, b := range raw {
