@@ -37,7 +37,10 @@
 // or tokenizer.json, and the added tokens (textual-inversion tokens,
 // additional special tokens) of tokenizer_config.json, added_tokens.json
 // or tokenizer.json, which are split out of the text like the special
-// tokens.
+// tokens. A folder with only tokenizer.json is tokenized the
+// CLIPTokenizer way as well; CLIPTokenizerFast (the tokenizers library, not
+// run here) has no counterpart of the clean-up and CJK spacing above, so
+// its ids can differ on such text.
 //
 // # Where it differs from CLIPTokenizer with ftfy, and from openai/CLIP
 //
