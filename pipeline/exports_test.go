@@ -89,3 +89,43 @@ func TestSD2VFolderSamples(t *testing.T) {
 	require.Equal(t, []int{2, 2}, res.Plan.Factors)
 	require.Equal(t, tensor.Shape{1, 3, 128, 128}, res.Pixels.Shape())
 }
+
+// TestInferSampleSize covers each rule of inferSampleSize on synthetic
+// model descriptions (the tiny folders have dynamic UNet graphs).
+func TestInferSampleSize(t *testing.T) {
+	dims := func(h, w int64) []int64 { return []int64{-1, 4, h, w} }
+	cases := []struct {
+		name        string
+		unet        []int64
+		hidden      int
+		pred        string
+		source      string
+		size        int
+		wantWarning bool
+	}{
+		{"fixed 64x64 UNet graph", dims(64, 64), 768, schedule.PredictEpsilon, UNetPath, 512, false},
+		{"fixed 96x96 UNet graph", dims(96, 96), 1024, schedule.PredictEpsilon, UNetPath, 768, false},
+		{"non-square fixed graph: not a training size", dims(64, 96), 768, schedule.PredictEpsilon, "default", 512, true},
+		{"SD 2.x 768-v", dims(-1, -1), 1024, schedule.PredictV, "inferred:", 768, false},
+		{"SD 2.x base (epsilon): not told", dims(-1, -1), 1024, schedule.PredictEpsilon, "default", 512, true},
+		{"SD 1.x with v_prediction: not told", dims(-1, -1), 768, schedule.PredictV, "default", 512, true},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			m := &Model{}
+			m.info.VAEScale, m.info.HiddenSize = 8, c.hidden
+			m.info.Scheduler.PredictionType = c.pred
+			m.info.UNet.Sample.Dims = c.unet
+			m.info.SampleSize = DefaultSampleSize
+			var log strings.Builder
+			m.inferSampleSize(&loadConfig{logger: slog.New(slog.NewTextHandler(&log, nil))})
+			require.Equal(t, c.size, m.info.SampleSize)
+			require.True(t, strings.HasPrefix(m.info.SampleSizeSource, c.source), m.info.SampleSizeSource)
+			require.Equal(t, c.wantWarning, strings.Contains(log.String(), "assuming 512"))
+		})
+	}
+	m := &Model{}
+	m.info.SampleSize, m.info.SampleSizeSource = 640, "unet/config.json"
+	m.inferSampleSize(&loadConfig{})
+	require.Equal(t, 640, m.info.SampleSize, "a config's size stands")
+}
