@@ -79,6 +79,9 @@
 //     fixed dimension, a size WithSpatialMultiple excludes, a lazily
 //     transposed view);
 //   - ugo.ErrAlias: dst sharing memory with x;
+//   - *RangeError: a timestep, sample or bound value that the input's
+//     element type cannot hold (beyond int64 or int32, or 65520 and up in
+//     magnitude for float16), refused before anything runs;
 //   - ErrNonFinite (which is ugo.ErrNonFinite, so sampler.ErrNonFinite too):
 //     a NaN or infinite model output or CFG combination;
 //   - ErrClosed: a call on a closed model; the methods of a nil *Model,
