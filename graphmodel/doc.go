@@ -75,9 +75,11 @@
 // recovered and ends the program. Graphs of gorgonia's own ops whose shapes
 // were checked at build time, as convnet's are, have not panicked there in
 // this package's tests.
-// NaN and infinite values in x are the caller's business: they flow through
-// the network into dst unchecked (sampler.Sample reports non-finite model
-// outputs).
+// A NaN or infinite output (from non-finite x or weights that overflow) is
+// an error wrapping ugo.ErrNonFinite, as from the onnx backend; a nil or zero
+// *Model returns an error wrapping ugo.ErrNilDenoiser; dst sharing memory
+// with x is ugo.ErrAlias and a lazily transposed view a *ugo.ShapeError
+// (both from ugo.CheckPrediction).
 //
 // # Performance and limits
 //

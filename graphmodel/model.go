@@ -87,6 +87,9 @@ func New(build BuildFunc) (*Model, error) {
 
 // Stats returns the cache counters.
 func (m *Model) Stats() Stats {
+	if m == nil {
+		return Stats{}
+	}
 	m.mu.Lock()
 	n := len(m.cache)
 	m.mu.Unlock()
@@ -100,8 +103,13 @@ func (m *Model) Stats() Stats {
 //
 // A graph run cannot be interrupted: cancellation is seen before it starts
 // (and after waiting for another call at the same shape), not during it.
-// NaN or infinite values in x propagate into dst; they are not checked.
+// A NaN or infinite output (from non-finite x or overflowing weights) is
+// an error wrapping ugo.ErrNonFinite, as from the onnx backend. A nil
+// *Model returns an error wrapping ugo.ErrNilDenoiser.
 func (m *Model) PredictNoise(ctx context.Context, dst, x *tensor.Dense, t []float32) error {
+	if m == nil || m.build == nil {
+		return fmt.Errorf("graphmodel: %w (a nil or zero Model; use New)", ugo.ErrNilDenoiser)
+	}
 	if err := ugo.CheckPrediction(dst, x, t); err != nil {
 		return err
 	}
@@ -150,7 +158,13 @@ func (m *Model) PredictNoise(ctx context.Context, dst, x *tensor.Dense, t []floa
 	if err := e.run(); err != nil {
 		return fmt.Errorf("graphmodel: running the graph for shape %v: %w", shape, err)
 	}
-	return e.readOutput(dst, shape)
+	if err := e.readOutput(dst, shape); err != nil {
+		return err
+	}
+	if ugo.FirstNonFinite(dst.Float32s()) >= 0 {
+		return ugo.CheckFinite(fmt.Sprintf("graphmodel: output for shape %v", shape), dst.Float32s())
+	}
+	return nil
 }
 
 // buildMu serialises graph construction: gorgonia v0.9.18 builds nodes with

@@ -8,6 +8,7 @@ import (
 	"gorgonia.org/gorgonia"
 	"gorgonia.org/tensor"
 
+	"github.com/ugo-diffusion/ugo"
 	"github.com/ugo-diffusion/ugo/graphmodel"
 	"github.com/ugo-diffusion/ugo/noise"
 	"github.com/ugo-diffusion/ugo/schedule"
@@ -216,6 +217,20 @@ func New(cfg Config, seed uint64) (*Net, error) {
 // newZero returns a Net of configuration cfg with all parameters zero.
 func newZero(cfg Config) (*Net, error) {
 	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	// A configuration within the per-field limits can still describe
+	// tens of gigabytes of parameters (64 blocks of width 4096): refuse it
+	// before allocating.
+	var need int64
+	for _, ps := range paramShapes(cfg) {
+		need += ugo.TensorBytes(1, ps.shape...)
+		if need < 0 {
+			need = math.MaxInt64
+			break
+		}
+	}
+	if err := ugo.CheckMemory(fmt.Sprintf("convnet: the parameters of configuration Width %d, %d blocks", cfg.Width, len(cfg.Dilations)), need); err != nil {
 		return nil, err
 	}
 	cfg.Dilations = append([]int(nil), cfg.Dilations...)

@@ -40,5 +40,13 @@
 // the parameters in a small documented binary format (see WriteTo): a
 // magic string and version, the configuration, every parameter with its
 // name and shape, and a CRC-32. Read checks each of them and reports a
-// wrong, truncated or corrupt file as an error wrapping ErrFormat.
+// wrong, truncated or corrupt file as an error wrapping ErrFormat; a NaN or
+// infinite parameter wraps ugo.ErrNonFinite too.
+//
+// # Errors
+//
+// Config.Validate reports sizes outside their limits; New and Read refuse a
+// configuration whose parameters would exceed ugo.MemoryLimit with a
+// *ugo.MemoryError before allocating them (a header of a few hundred bytes
+// can describe tens of gigabytes); Read's format errors wrap ErrFormat.
 package convnet

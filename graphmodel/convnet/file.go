@@ -12,6 +12,8 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+
+	"github.com/ugo-diffusion/ugo"
 )
 
 // The magic string and version of the weights file format (see WriteTo).
@@ -230,6 +232,9 @@ func Read(r io.Reader) (*Net, error) {
 		}
 		for i := range vals {
 			vals[i] = math.Float32frombits(binary.LittleEndian.Uint32(raw[4*i:]))
+			if v := vals[i]; v-v != 0 {
+				return nil, fmt.Errorf("%w: parameter %s element %d is %v: %w", ErrFormat, p.Name, i, v, ugo.ErrNonFinite)
+			}
 		}
 	}
 	sum := crc.Sum32()
