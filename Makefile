@@ -9,7 +9,7 @@ export ONNXRUNTIME_SHARED_LIBRARY_PATH ?= $(ORT_LIB)
 # that use them) must build without cgo.
 NOCGO_PKGS = $(shell $(GO) list ./... | grep -v -e '/onnx$$' -e '/pipeline$$' -e '/superres$$' -e '/internal/ortest$$' -e '/examples/') ./examples/gotrain
 
-.PHONY: ort vulkan-debs data test fmtcheck tidycheck vet staticcheck nocgo gotest demo eval sweep esrgan esrgan-goldens esrgan-eval
+.PHONY: ort vulkan-debs gpu-check-bundle gpu-check data test fmtcheck tidycheck vet staticcheck nocgo gotest demo eval sweep esrgan esrgan-goldens esrgan-eval
 
 ort:
 	@./scripts/ort.sh >/dev/null
@@ -31,6 +31,15 @@ esrgan-eval: data
 # scripts/gpu-check.sh.
 vulkan-debs:
 	-@./scripts/vulkan-debs.sh >/dev/null
+
+# The prepared GPU check (scripts/gpu-check.sh): gpu-check-bundle writes what
+# a GPU machine without Go, network or Vulkan loader needs beside the
+# repository into .cache/gpu-check/ (under 64 MiB); gpu-check runs there
+# (WebGPU against the CPU on the Fashion model, one table, under 8 minutes).
+gpu-check-bundle: ort
+	@./scripts/gpu-check.sh bundle
+gpu-check:
+	@./scripts/gpu-check.sh
 
 # Fashion-MNIST (Debian's dataset-fashion-mnist), used by the tests of the
 # shipped model and by the eval program.

@@ -152,10 +152,31 @@ type result struct {
 	// Largest |device - CPU| of one model output, the largest |output| on
 	// the CPU, and the largest |device - CPU| of the final samples (NaN
 	// without a device).
-	EpsDiff    float64 `json:"eps_max_abs_diff"`
-	EpsScale   float64 `json:"eps_max_abs"`
-	SampleDiff float64 `json:"sample_max_abs_diff"`
-	Mismatch   bool    `json:"mismatch,omitempty"`
+	EpsDiff    jsonFloat `json:"eps_max_abs_diff"`
+	EpsScale   float64   `json:"eps_max_abs"`
+	SampleDiff jsonFloat `json:"sample_max_abs_diff"`
+	Mismatch   bool      `json:"mismatch,omitempty"`
+}
+
+// jsonFloat is a float64 that JSON encodes as null when it is NaN or
+// infinite (a side is missing, or a value was not finite).
+type jsonFloat float64
+
+// MarshalJSON implements json.Marshaler.
+func (f jsonFloat) MarshalJSON() ([]byte, error) {
+	if math.IsNaN(float64(f)) || math.IsInf(float64(f), 0) {
+		return []byte("null"), nil
+	}
+	return json.Marshal(float64(f))
+}
+
+// UnmarshalJSON implements json.Unmarshaler; null reads as NaN.
+func (f *jsonFloat) UnmarshalJSON(b []byte) error {
+	if string(b) == "null" {
+		*f = jsonFloat(math.NaN())
+		return nil
+	}
+	return json.Unmarshal(b, (*float64)(f))
 }
 
 // report is what -json writes.
@@ -220,7 +241,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) (int, err
 		}
 		for _, batch := range c.batches {
 			for _, mode := range modes {
-				r := &result{Size: size, Mode: mode, Batch: batch, EpsDiff: math.NaN(), SampleDiff: math.NaN()}
+				r := &result{Size: size, Mode: mode, Batch: batch, EpsDiff: jsonFloat(math.NaN()), SampleDiff: jsonFloat(math.NaN())}
 				rep.Results = append(rep.Results, r)
 				if err := measure(ctx, c, r, cpu, dev, start); err != nil {
 					if ctx.Err() == nil {
@@ -317,9 +338,9 @@ func measure(ctx context.Context, c *config, r *result, cpu, dev *onnx.Model, st
 		samples = append(samples, ugo.Float32s(out))
 	}
 	if dev != nil {
-		r.EpsDiff = maxAbsDiff(eps[0], eps[1])
-		r.SampleDiff = maxAbsDiff(samples[0], samples[1])
-		r.Mismatch = !(r.EpsDiff <= c.tolEps*r.EpsScale) || !(r.SampleDiff <= c.tolSample)
+		r.EpsDiff = jsonFloat(maxAbsDiff(eps[0], eps[1]))
+		r.SampleDiff = jsonFloat(maxAbsDiff(samples[0], samples[1]))
+		r.Mismatch = !(float64(r.EpsDiff) <= c.tolEps*r.EpsScale) || !(float64(r.SampleDiff) <= c.tolSample)
 	}
 
 	// Timed runs, interleaved, while the next pair fits in the budget.
@@ -403,7 +424,7 @@ func writeTable(w io.Writer, rep *report, c *config) {
 		ok := "—"
 		if r.Skipped != "" {
 			ok = "skipped (" + r.Skipped + ")"
-		} else if !math.IsNaN(r.EpsDiff) {
+		} else if !math.IsNaN(float64(r.EpsDiff)) {
 			ok = "yes"
 			if r.Mismatch {
 				ok = "**NO**"
@@ -416,7 +437,7 @@ func writeTable(w io.Writer, rep *report, c *config) {
 		fmt.Fprintf(w, "| %d | %s | %d | %s | %s | %s | %s | %s | %s | %s (%s) | %s | %s |\n",
 			r.Size, r.Mode, r.Batch, runs, num(cpuMed, "%.1f"), num(devMed, "%.1f"), num(cpuMed/devMed, "%.2fx"),
 			ratio(func(r *result) []float64 { return r.CPUMs }), ratio(func(r *result) []float64 { return r.DeviceMs }),
-			num(r.EpsDiff, "%.2g"), num(r.EpsScale, "%.3g"), num(r.SampleDiff, "%.2g"), ok)
+			num(float64(r.EpsDiff), "%.2g"), num(r.EpsScale, "%.3g"), num(float64(r.SampleDiff), "%.2g"), ok)
 	}
 	fmt.Fprintf(w, "\nTolerances: model output %g x its max abs value, final sample %g. Timed runs per device: up to %d, within a budget of %s.\n",
 		c.tolEps, c.tolSample, c.runs, c.budget)

@@ -37,8 +37,8 @@ func TestCPUAgainstItself(t *testing.T) {
 		require.Empty(t, r.Skipped)
 		require.Len(t, r.CPUMs, 1)
 		require.Len(t, r.DeviceMs, 1)
-		require.Zero(t, r.EpsDiff, "%d %s: the same provider must give the same output", r.Size, r.Mode)
-		require.Zero(t, r.SampleDiff)
+		require.Zero(t, float64(r.EpsDiff), "%d %s: the same provider must give the same output", r.Size, r.Mode)
+		require.Zero(t, float64(r.SampleDiff))
 		require.Greater(t, r.EpsScale, 1.0, "eps of N(0,1) noise")
 		require.False(t, r.Mismatch)
 	}
@@ -52,8 +52,9 @@ func TestCPUAgainstItself(t *testing.T) {
 func TestUnavailableDevice(t *testing.T) {
 	ortest.Require(t)
 	var out, errb bytes.Buffer
+	js := filepath.Join(t.TempDir(), "r.json")
 	// CUDA with the CPU-only library of `make ort`.
-	code, err := run(context.Background(), append([]string{"-device", "cuda", "-sizes", "28", "-batches", "1"}, small[4:]...), &out, &errb)
+	code, err := run(context.Background(), append([]string{"-device", "cuda", "-sizes", "28", "-batches", "1", "-json", js}, small[4:]...), &out, &errb)
 	require.NoError(t, err, errb.String())
 	if code == 0 {
 		t.Skip("CUDA is available here")
@@ -62,6 +63,16 @@ func TestUnavailableDevice(t *testing.T) {
 	require.Contains(t, out.String(), "DEVICE cuda UNAVAILABLE: onnx: CUDAExecutionProvider unavailable")
 	require.Contains(t, out.String(), "| 28 | plain | 1 | 1 |")
 	require.Contains(t, out.String(), " | — | — | — | — | — (", "no device columns")
+	var rep report
+	b, err := os.ReadFile(js)
+	require.NoError(t, err)
+	require.NoError(t, json.Unmarshal(b, &rep))
+	require.Contains(t, rep.Unavailable, "CUDAExecutionProvider")
+	require.Len(t, rep.Results, 1)
+	r := rep.Results[0]
+	require.True(t, math.IsNaN(float64(r.EpsDiff)) && math.IsNaN(float64(r.SampleDiff)), "no device: null differences")
+	require.Len(t, r.CPUMs, 1)
+	require.Empty(t, r.DeviceMs)
 }
 
 func TestParseErrors(t *testing.T) {
