@@ -82,7 +82,9 @@
 // (dpmsolver++, sde-dpmsolver++), solver_type (midpoint, heun; bh1, bh2;
 // each class maps the other's names to its default as diffusers does),
 // lower_order_final, euler_at_final, use_karras_sigmas, sigma_min,
-// sigma_max, final_sigmas_type, lambda_min_clipped, predict_x0 (true),
+// sigma_max, final_sigmas_type, lambda_min_clipped (DPM-Solver reads a
+// DEIS configuration's algorithm_type deis as dpmsolver++, as diffusers
+// does), predict_x0 (true),
 // disable_corrector, interpolation_type (linear), timestep_type (discrete,
 // or continuous without v-prediction, where it changes nothing). Refused:
 // the learned variance types, noise-prediction DPM-Solver (dpmsolver,
@@ -90,8 +92,10 @@
 // use_beta_sigmas, use_lu_lambdas, use_flow_sigmas and flow-matching
 // options (use_dynamic_shifting, time_shift_type, shift_terminal),
 // solver_p, log_linear interpolation, continuous timesteps with
-// v-prediction, and prediction types diffusers does not implement for a
-// class (sample for PNDM and Euler ancestral). flow_shift is read and
+// v-prediction, prediction types diffusers does not implement for a class
+// (sample for PNDM and Euler ancestral), and the UniPC configurations whose
+// last step diffusers itself turns into NaN or infinities (bh1, or
+// lower_order_final false above order 1, with final_sigmas_type zero). flow_shift is read and
 // changes nothing without use_flow_sigmas, as in diffusers.
 //
 // Known difference: diffusers computes numpy's float32 log of the training

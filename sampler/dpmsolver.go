@@ -132,7 +132,8 @@ func NewDPMSolverMultistep(cfg schedule.Config) (*DPMSolverMultistep, error) {
 		return nil, err
 	}
 	alg := DPMSolverPP
-	if cfg.Given("algorithm_type") && cfg.AlgorithmType != "" {
+	// A DEIS configuration's "deis" means dpmsolver++ here, as in diffusers.
+	if cfg.Given("algorithm_type") && cfg.AlgorithmType != "" && cfg.AlgorithmType != "deis" {
 		alg = DPMAlgorithm(cfg.AlgorithmType)
 		if alg != DPMSolverPP && alg != SDEDPMSolverPP {
 			return nil, fieldError("algorithm_type", "%q (noise-prediction DPM-Solver) is not supported; use dpmsolver++ or sde-dpmsolver++", cfg.AlgorithmType)

@@ -117,6 +117,8 @@ func TestFromConfigRefuses(t *testing.T) {
 		{"UniPCMultistepScheduler", `"shift_terminal": 0.1`, "shift_terminal"},
 		{"UniPCMultistepScheduler", `"use_flow_sigmas": true`, "use_flow_sigmas"},
 		{"UniPCMultistepScheduler", `"use_exponential_sigmas": true`, "use_exponential_sigmas"},
+		{"UniPCMultistepScheduler", `"solver_type": "bh1"`, "solver_type"},
+		{"UniPCMultistepScheduler", `"lower_order_final": false`, "lower_order_final"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.class+"/"+tc.key, func(t *testing.T) {
@@ -164,6 +166,9 @@ func TestFromConfigKeysTakeEffect(t *testing.T) {
 		{`"solver_order": 1`, func(d *DPMSolverMultistep) bool { return d.SolverOrder == 1 }},
 		{`"solver_type": "heun"`, func(d *DPMSolverMultistep) bool { return d.SolverType == Heun }},
 		{`"solver_type": "bh1"`, func(d *DPMSolverMultistep) bool { return d.SolverType == Midpoint }},
+		{`"algorithm_type": "deis", "solver_type": "logrho"`, func(d *DPMSolverMultistep) bool {
+			return d.Algorithm == DPMSolverPP && d.SolverType == Midpoint
+		}},
 		{`"lower_order_final": false`, func(d *DPMSolverMultistep) bool { return !d.LowerOrderFinal }},
 		{`"euler_at_final": true`, func(d *DPMSolverMultistep) bool { return d.EulerAtFinal }},
 		{`"final_sigmas_type": "sigma_min"`, func(d *DPMSolverMultistep) bool { return d.FinalSigmas == FinalSigmaMin }},
@@ -186,7 +191,7 @@ func TestFromConfigKeysTakeEffect(t *testing.T) {
 		t.Errorf("defaults: %+v", def)
 	}
 
-	u, err := FromConfig(parse(t, `{"_class_name": "UniPCMultistepScheduler", "solver_type": "bh1", "solver_order": 3,
+	u, err := FromConfig(parse(t, `{"_class_name": "UniPCMultistepScheduler", "solver_type": "bh1", "solver_order": 3, "final_sigmas_type": "sigma_min",
 		"disable_corrector": [1, 2], "use_karras_sigmas": true, "sigma_min": 0.1, "sigma_max": 9, "lower_order_final": false}`))
 	if err != nil {
 		t.Fatal(err)

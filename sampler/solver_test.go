@@ -63,6 +63,11 @@ func TestSolversAgreeOnODE(t *testing.T) {
 		{"dpm2m", &DPMSolverMultistep{Schedule: s, Spacing: schedule.Trailing}},
 		{"dpm2m_heun", &DPMSolverMultistep{Schedule: s, SolverType: Heun, Spacing: schedule.Trailing}},
 		{"euler", &Euler{Schedule: s, Spacing: schedule.Trailing}},
+		{"dpm3", &DPMSolverMultistep{Schedule: s, SolverOrder: 3, Spacing: schedule.Trailing}},
+		{"pndm", &PNDM{Schedule: s, SetAlphaToOne: true, SkipPRKSteps: true, Spacing: schedule.Trailing}},
+		{"pndm_prk", &PNDM{Schedule: s, SetAlphaToOne: true, Spacing: schedule.Trailing}},
+		{"unipc2", &UniPC{Schedule: s, LowerOrderFinal: true, Spacing: schedule.Trailing}},
+		{"unipc3", &UniPC{Schedule: s, SolverOrder: 3, LowerOrderFinal: true, Spacing: schedule.Trailing}},
 	}
 	errs := map[string]map[int]float64{}
 	for _, sc := range solvers {
@@ -78,8 +83,10 @@ func TestSolversAgreeOnODE(t *testing.T) {
 	}
 	for _, first := range []string{"ddim", "dpm1", "euler"} {
 		for _, n := range []int{10, 20} {
-			if errs["dpm2m"][n] >= errs[first][n]/2 {
-				t.Errorf("%d steps: DPM-Solver++(2M) error %.3g not well below %s's %.3g", n, errs["dpm2m"][n], first, errs[first][n])
+			for _, high := range []string{"dpm2m", "dpm3", "pndm", "unipc2", "unipc3"} {
+				if errs[high][n] >= errs[first][n]/2 {
+					t.Errorf("%d steps: %s error %.3g not well below %s's %.3g", n, high, errs[high][n], first, errs[first][n])
+				}
 			}
 		}
 	}

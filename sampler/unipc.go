@@ -84,7 +84,9 @@ type UniPC struct {
 // midpoint, heun and logrho mean bh2. predict_x0 false (the noise-prediction
 // form), solver_p, use_exponential_sigmas, use_beta_sigmas,
 // use_flow_sigmas, dynamic shifting and shift_terminal are refused with a
-// *schedule.FieldError.
+// *schedule.FieldError, and so are the two combinations with a zero final
+// sigma for which diffusers' own step returns NaN or infinities: bh1, and
+// lower_order_final false with an order above 1.
 func NewUniPC(cfg schedule.Config) (*UniPC, error) {
 	const class = "UniPCMultistepScheduler"
 	if err := refuseUnsupported(&cfg, class, "use_exponential_sigmas", "use_beta_sigmas", "use_flow_sigmas",
@@ -105,6 +107,14 @@ func NewUniPC(cfg schedule.Config) (*UniPC, error) {
 	lowerFinal := true
 	if cfg.Given("lower_order_final") {
 		lowerFinal = cfg.LowerOrderFinal
+	}
+	if f := finalSigmasFor(&cfg); f == FinalZero {
+		if st == BH1 {
+			return nil, fieldError("solver_type", `"bh1" with final_sigmas_type "zero" gives NaN in diffusers (B(h) = h is infinite at sigma 0); use bh2 or final_sigmas_type "sigma_min"`)
+		}
+		if order > 1 && !lowerFinal {
+			return nil, fieldError("lower_order_final", `false with final_sigmas_type "zero" and solver_order > 1 diverges in diffusers; use final_sigmas_type "sigma_min"`)
+		}
 	}
 	s, err := cfg.Schedule()
 	if err != nil {
@@ -147,6 +157,17 @@ func (u *UniPC) check() (clipping, error) {
 	}
 	if err := checkKConfig(u.PredictionType, u.Spacing, u.StepsOffset, u.FinalSigmas); err != nil {
 		return clipping{}, err
+	}
+	if u.FinalSigmas.orZero() == FinalZero {
+		// At sigma = 0, lambda is infinite: diffusers' bh1 multiplies
+		// B(h) = -Inf by a zero correction (NaN), and a multistep update
+		// divides by r_k = 0 (Inf). Refuse what diffusers cannot sample.
+		if u.SolverType == BH1 {
+			return clipping{}, errors.New("sampler: UniPC bh1 with a zero final sigma gives NaN (as in diffusers); use bh2 or FinalSigmaMin")
+		}
+		if u.order() > 1 && !u.LowerOrderFinal {
+			return clipping{}, errors.New("sampler: UniPC of order > 1 without LowerOrderFinal diverges at a zero final sigma (as in diffusers); set LowerOrderFinal or FinalSigmaMin")
+		}
 	}
 	if !(u.KarrasSigmaMin >= 0 && u.KarrasSigmaMax >= 0) {
 		return clipping{}, fmt.Errorf("sampler: UniPC Karras sigma bounds %v, %v, want numbers >= 0", u.KarrasSigmaMin, u.KarrasSigmaMax)

@@ -66,7 +66,7 @@ type Config struct {
 	// zero value stands for the class's own default.
 
 	SolverOrder     int    // solver_order: 1, 2 or 3 (0 = the class default, 2)
-	AlgorithmType   string // algorithm_type: dpmsolver++ (default), sde-dpmsolver++, dpmsolver, sde-dpmsolver
+	AlgorithmType   string // algorithm_type: dpmsolver++ (default), sde-dpmsolver++, dpmsolver, sde-dpmsolver, deis (DEIS)
 	SolverType      string // solver_type: midpoint, heun (DPM-Solver); bh1, bh2 (UniPC); "" = the class default
 	LowerOrderFinal bool   // lower_order_final (default true)
 	EulerAtFinal    bool   // euler_at_final
@@ -220,7 +220,7 @@ func ParseConfig(data []byte) (*Config, error) {
 	p.bool("skip_prk_steps", &c.SkipPRKSteps)
 
 	p.int("solver_order", &c.SolverOrder, 1, 3)
-	p.enum("algorithm_type", &c.AlgorithmType, "dpmsolver++", "sde-dpmsolver++", "dpmsolver", "sde-dpmsolver")
+	p.enum("algorithm_type", &c.AlgorithmType, "dpmsolver++", "sde-dpmsolver++", "dpmsolver", "sde-dpmsolver", "deis")
 	p.enum("solver_type", &c.SolverType, "midpoint", "heun", "bh1", "bh2", "logrho")
 	p.bool("lower_order_final", &c.LowerOrderFinal)
 	p.bool("euler_at_final", &c.EulerAtFinal)
@@ -329,7 +329,7 @@ func (c *Config) Validate() error {
 		return bad("variance_type", "unknown variance type %q", c.VarianceType)
 	case c.SolverOrder < 0 || c.SolverOrder > 3:
 		return bad("solver_order", "%d is outside [1, 3]", c.SolverOrder)
-	case !oneOf(c.AlgorithmType, "", "dpmsolver++", "sde-dpmsolver++", "dpmsolver", "sde-dpmsolver"):
+	case !oneOf(c.AlgorithmType, "", "dpmsolver++", "sde-dpmsolver++", "dpmsolver", "sde-dpmsolver", "deis"):
 		return bad("algorithm_type", "unknown algorithm %q", c.AlgorithmType)
 	case !oneOf(c.SolverType, "", "midpoint", "heun", "bh1", "bh2", "logrho"):
 		return bad("solver_type", "unknown solver type %q", c.SolverType)

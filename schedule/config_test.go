@@ -166,7 +166,7 @@ func TestParseConfigInvalid(t *testing.T) {
 		{`{"_class_name":5}`, "_class_name"},
 		{`{"solver_order":4}`, "solver_order"},
 		{`{"solver_order":0}`, "solver_order"},
-		{`{"algorithm_type":"deis"}`, "algorithm_type"},
+		{`{"algorithm_type":"unipc"}`, "algorithm_type"},
 		{`{"solver_type":"rk4"}`, "solver_type"},
 		{`{"lower_order_final":"no"}`, "lower_order_final"},
 		{`{"euler_at_final":1}`, "euler_at_final"},
