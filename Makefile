@@ -9,7 +9,7 @@ export ONNXRUNTIME_SHARED_LIBRARY_PATH ?= $(ORT_LIB)
 # that use them) must build without cgo.
 NOCGO_PKGS = $(shell $(GO) list ./... | grep -v -e '/onnx$$' -e '/pipeline$$' -e '/superres$$' -e '/internal/ortest$$' -e '/examples/') ./examples/gotrain
 
-.PHONY: ort vulkan-debs gpu-check-bundle gpu-check data test fmtcheck tidycheck vet staticcheck nocgo gotest demo eval sweep esrgan esrgan-goldens esrgan-eval
+.PHONY: ort vulkan-debs gpu-check-bundle gpu-check data test fmtcheck tidycheck vet staticcheck nocgo gotest demo eval sweep esrgan esrgan-goldens esrgan-eval fuzz fuzz-hostile
 
 ort:
 	@./scripts/ort.sh >/dev/null
@@ -89,8 +89,19 @@ sweep: ort data
 
 # Fuzzing beyond the seed corpora that `make test` runs: FUZZTIME per target.
 FUZZTIME ?= 1m
-fuzz: fuzz-clip
+fuzz: fuzz-clip fuzz-hostile
 
 fuzz-clip:
 	for f in FuzzParseVocab FuzzParseMerges FuzzParseTokenizerJSON FuzzParseSpecial FuzzParseAddedTokens FuzzEncode; do \
 		$(GO) test ./pipeline/clip -run '^$$' -fuzz "^$$f$$" -fuzztime $(FUZZTIME) -parallel 1 || exit 1; done
+
+# The file formats and flag sets ugo reads outside the tokenizer: scheduler
+# and model-folder configs, convnet weights, IDX images, every example's
+# flags. Each target also runs its seed corpus (the hostile inputs) in
+# `make test`.
+FUZZ_HOSTILE = ./schedule:FuzzParseConfig ./pipeline:FuzzReadConfigs ./graphmodel/convnet:FuzzRead \
+	./examples/internal/fashion:FuzzReadIDXImages ./examples/fashion:FuzzParse ./examples/eval:FuzzParse \
+	./examples/bench:FuzzParse ./examples/txt2img:FuzzParse ./examples/upscale:FuzzParse ./examples/gotrain:FuzzParse
+fuzz-hostile:
+	for t in $(FUZZ_HOSTILE); do \
+		$(GO) test $${t%%:*} -run '^$$' -fuzz "^$${t##*:}$$" -fuzztime $(FUZZTIME) -parallel 1 || exit 1; done
