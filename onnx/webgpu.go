@@ -41,6 +41,13 @@ const WebGPUProvider = "WebGpuExecutionProvider"
 // which this package does not do; leave it unset. "enableGraphCapture"
 // needs inputs and outputs in GPU memory, which this package does not bind;
 // leave it unset too.
+//
+// Concurrency: ONNX Runtime runs the calls of one WebGPU session one at a
+// time (the provider does not support concurrent runs; a Model stays safe
+// for concurrent use, and Upsample Guidance's two calls then simply take
+// turns), but calls on two WebGPU sessions at the same time have been
+// reported to crash the process on Linux (onnxruntime issue 32561, open at
+// the time of writing): run two WebGPU models one after the other.
 func WithWebGPU(options map[string]string) Option {
 	return func(c *config) {
 		c.providers = append(c.providers, provider{name: WebGPUProvider, kind: "webgpu", options: maps.Clone(options)})
