@@ -188,7 +188,9 @@ type ProviderError struct {
 // Error implements error.
 func (e *ProviderError) Error() string {
 	hint := e.Hint
-	if hint == "" {
+	if hint == "" && e.Provider == WebGPUProvider {
+		hint = "WebGPU needs a GPU with a Vulkan driver and the Vulkan loader; see the package documentation"
+	} else if hint == "" {
 		hint = "a GPU provider needs a GPU build of ONNX Runtime, " +
 			"its provider library next to libonnxruntime, and matching CUDA/cuDNN; see the package documentation"
 	}

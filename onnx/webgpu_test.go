@@ -227,3 +227,25 @@ func unpackDeb(t *testing.T, pkg string) string {
 }
 
 func fileExists(p string) bool { _, err := os.Stat(p); return err == nil }
+
+// TestProviderErrorHint: without a narrowed-down hint, the message still
+// points at what the provider needs.
+func TestProviderErrorHint(t *testing.T) {
+	cause := errors.New("boom")
+	for _, tc := range []struct {
+		e    *ProviderError
+		want string
+	}{
+		{&ProviderError{Provider: WebGPUProvider, Err: cause}, "Vulkan driver"},
+		{&ProviderError{Provider: "CUDAExecutionProvider", Err: cause}, "CUDA/cuDNN"},
+		{&ProviderError{Provider: WebGPUProvider, Err: cause, Hint: "install libvulkan1"}, "install libvulkan1"},
+	} {
+		msg := tc.e.Error()
+		if !strings.Contains(msg, tc.want) || !strings.Contains(msg, "boom") || !strings.Contains(msg, tc.e.Provider) {
+			t.Errorf("%q does not name the provider, the cause and %q", msg, tc.want)
+		}
+		if !errors.Is(tc.e, ErrProviderUnavailable) || !errors.Is(tc.e, cause) {
+			t.Errorf("%v does not wrap ErrProviderUnavailable and its cause", tc.e)
+		}
+	}
+}
