@@ -11,9 +11,10 @@
 //     reports the largest absolute difference of the final samples; this run
 //     also warms each session up for the shape (WebGPU compiles its shaders
 //     on first use);
-//   - times -runs more sampling runs on each device, interleaved, and
-//     reports the medians, the device's speedup and the guided/plain ratio
-//     on each device.
+//   - once every setting is compared, times up to -runs more sampling runs
+//     of each setting on each device, in rounds over the settings (CPU then
+//     device), and reports the medians, the device's speedup and the
+//     guided/plain ratio on each device.
 //
 // It prints one Markdown table. Sampling is the demo's (examples/fashion):
 // DDIM with diffusers' defaults on the model's linear schedule, image i from
@@ -153,9 +154,11 @@ type result struct {
 	// the CPU, and the largest |device - CPU| of the final samples (NaN
 	// without a device).
 	EpsDiff    jsonFloat `json:"eps_max_abs_diff"`
-	EpsScale   float64   `json:"eps_max_abs"`
+	EpsScale   jsonFloat `json:"eps_max_abs"`
 	SampleDiff jsonFloat `json:"sample_max_abs_diff"`
 	Mismatch   bool      `json:"mismatch,omitempty"`
+
+	last [2]time.Duration // the latest sampling run's duration on the CPU and the device
 }
 
 // jsonFloat is a float64 that JSON encodes as null when it is NaN or
@@ -234,6 +237,10 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) (int, err
 		fmt.Fprintf(stdout, "device %s: providers %v\n", c.device, rep.Providers)
 	}
 
+	// First every setting is compared (which also warms the sessions up for
+	// its shapes), then timed runs go round the settings, one per setting
+	// and device per round, so that a tight budget thins every row rather
+	// than dropping the last ones.
 	for _, size := range c.sizes {
 		modes := []string{"plain"}
 		if size > fashion.TrainedSize {
@@ -241,18 +248,40 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) (int, err
 		}
 		for _, batch := range c.batches {
 			for _, mode := range modes {
-				r := &result{Size: size, Mode: mode, Batch: batch, EpsDiff: jsonFloat(math.NaN()), SampleDiff: jsonFloat(math.NaN())}
+				nan := jsonFloat(math.NaN())
+				r := &result{Size: size, Mode: mode, Batch: batch, EpsDiff: nan, EpsScale: nan, SampleDiff: nan}
 				rep.Results = append(rep.Results, r)
-				if err := measure(ctx, c, r, cpu, dev, start); err != nil {
+				if ctx.Err() != nil {
+					r.Skipped = "budget"
+					continue
+				}
+				if err := compare(ctx, c, r, cpu, dev); err != nil {
 					if ctx.Err() == nil {
 						return 0, err
 					}
 					r.Skipped = "budget"
 				}
-				fmt.Fprintf(stderr, "gpucheck: %d %s batch %d: %d+%d timed runs, %.0fs so far\n",
-					size, mode, batch, len(r.CPUMs), len(r.DeviceMs), time.Since(start).Seconds())
+				fmt.Fprintf(stderr, "gpucheck: compared %d %s batch %d, %.0fs so far\n", size, mode, batch, time.Since(start).Seconds())
 			}
 		}
+	}
+	deadline := start.Add(c.budget)
+	for round := range c.runs {
+		for _, r := range rep.Results {
+			if r.Skipped != "" {
+				continue
+			}
+			if time.Now().Add(r.last[0] + r.last[1]).After(deadline) {
+				continue
+			}
+			if err := timeRun(ctx, c, r, cpu, dev); err != nil {
+				if ctx.Err() == nil {
+					return 0, err
+				}
+				break
+			}
+		}
+		fmt.Fprintf(stderr, "gpucheck: timing round %d done, %.0fs so far\n", round+1, time.Since(start).Seconds())
 	}
 	fmt.Fprintln(stdout)
 	writeTable(stdout, rep, c)
@@ -295,16 +324,16 @@ func denoiser(m *onnx.Model, r *result) (ugo.Denoiser, error) {
 	return guidance.Upsample(m, fashion.Schedule(), o)
 }
 
-// measure fills r: the comparisons, then timed runs while the budget lasts.
-func measure(ctx context.Context, c *config, r *result, cpu, dev *onnx.Model, start time.Time) error {
+// compare fills r's differences: one call of the model or guided denoiser,
+// and one sampling run, on each device. The sampling runs' durations are
+// kept to plan the timed runs.
+func compare(ctx context.Context, c *config, r *result, cpu, dev *onnx.Model) error {
 	seeds := fashion.Seeds(1, r.Batch)
-	set := setting(r)
 	models := []*onnx.Model{cpu}
 	if dev != nil {
 		models = append(models, dev)
 	}
 
-	// One model output.
 	x := tensor.New(tensor.WithShape(r.Batch, 1, r.Size, r.Size), tensor.Of(tensor.Float32))
 	fashion.SeedNoise(ugo.Float32s(x), seeds)
 	ts := make([]float32, r.Batch)
@@ -323,44 +352,44 @@ func measure(ctx context.Context, c *config, r *result, cpu, dev *onnx.Model, st
 		}
 		eps = append(eps, ugo.Float32s(dst))
 	}
-	r.EpsScale = maxAbs(eps[0])
+	r.EpsScale = jsonFloat(maxAbs(eps[0]))
 
-	// The final samples; these runs also warm the sessions up.
 	var samples [][]float32
-	var last [2]time.Duration
 	for i, m := range models {
 		t0 := time.Now()
-		out, err := (&fashion.Sampler{Model: m, Steps: c.steps}).Sample(ctx, set, seeds, 0)
+		out, err := (&fashion.Sampler{Model: m, Steps: c.steps}).Sample(ctx, setting(r), seeds, 0)
 		if err != nil {
 			return err
 		}
-		last[i] = time.Since(t0)
+		r.last[i] = time.Since(t0)
 		samples = append(samples, ugo.Float32s(out))
 	}
 	if dev != nil {
 		r.EpsDiff = jsonFloat(maxAbsDiff(eps[0], eps[1]))
 		r.SampleDiff = jsonFloat(maxAbsDiff(samples[0], samples[1]))
-		r.Mismatch = !(float64(r.EpsDiff) <= c.tolEps*r.EpsScale) || !(float64(r.SampleDiff) <= c.tolSample)
+		r.Mismatch = !(float64(r.EpsDiff) <= c.tolEps*float64(r.EpsScale)) || !(float64(r.SampleDiff) <= c.tolSample)
 	}
+	return nil
+}
 
-	// Timed runs, interleaved, while the next pair fits in the budget.
-	deadline := start.Add(c.budget)
-	for range c.runs {
-		if time.Now().Add(last[0] + last[1]).After(deadline) {
+// timeRun times one sampling run of r's setting on the CPU, then one on the
+// device.
+func timeRun(ctx context.Context, c *config, r *result, cpu, dev *onnx.Model) error {
+	seeds := fashion.Seeds(1, r.Batch)
+	for i, m := range []*onnx.Model{cpu, dev} {
+		if m == nil {
 			break
 		}
-		for i, m := range models {
-			t0 := time.Now()
-			if _, err := (&fashion.Sampler{Model: m, Steps: c.steps}).Sample(ctx, set, seeds, 0); err != nil {
-				return err
-			}
-			last[i] = time.Since(t0)
-			ms := float64(last[i].Microseconds()) / 1000
-			if i == 0 {
-				r.CPUMs = append(r.CPUMs, ms)
-			} else {
-				r.DeviceMs = append(r.DeviceMs, ms)
-			}
+		t0 := time.Now()
+		if _, err := (&fashion.Sampler{Model: m, Steps: c.steps}).Sample(ctx, setting(r), seeds, 0); err != nil {
+			return err
+		}
+		r.last[i] = time.Since(t0)
+		ms := float64(r.last[i].Microseconds()) / 1000
+		if i == 0 {
+			r.CPUMs = append(r.CPUMs, ms)
+		} else {
+			r.DeviceMs = append(r.DeviceMs, ms)
 		}
 	}
 	return nil
@@ -437,7 +466,7 @@ func writeTable(w io.Writer, rep *report, c *config) {
 		fmt.Fprintf(w, "| %d | %s | %d | %s | %s | %s | %s | %s | %s | %s (%s) | %s | %s |\n",
 			r.Size, r.Mode, r.Batch, runs, num(cpuMed, "%.1f"), num(devMed, "%.1f"), num(cpuMed/devMed, "%.2fx"),
 			ratio(func(r *result) []float64 { return r.CPUMs }), ratio(func(r *result) []float64 { return r.DeviceMs }),
-			num(float64(r.EpsDiff), "%.2g"), num(r.EpsScale, "%.3g"), num(float64(r.SampleDiff), "%.2g"), ok)
+			num(float64(r.EpsDiff), "%.2g"), num(float64(r.EpsScale), "%.3g"), num(float64(r.SampleDiff), "%.2g"), ok)
 	}
 	fmt.Fprintf(w, "\nTolerances: model output %g x its max abs value, final sample %g. Timed runs per device: up to %d, within a budget of %s.\n",
 		c.tolEps, c.tolSample, c.runs, c.budget)
