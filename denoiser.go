@@ -61,6 +61,23 @@ func (e *ShapeError) Error() string {
 // zero tensor.Dense are refused, since every consumer reads the backing
 // slice in storage order. name is used in the error, a *ShapeError.
 func CheckSample(name string, x *tensor.Dense) ([]int, error) {
+	shape, err := CheckDense(name, x, 4)
+	if err != nil {
+		return nil, err
+	}
+	if len(shape) != 4 && len(shape) != 5 {
+		return nil, &ShapeError{What: name, Got: shape, Want: "rank 4 (N,C,H,W) or rank 5 (N,C,F,H,W)"}
+	}
+	return shape, nil
+}
+
+// CheckDense verifies that x is a non-nil, initialised float32 tensor of
+// rank minRank or more with positive dimensions, a backing slice that
+// matches its shape, and storage in row-major logical order (not a lazily
+// transposed or column-major view), and returns its shape. It is
+// CheckSample without the rank-4-or-5 rule, for image kernels that take any
+// leading axes (..., H, W). Errors are *ShapeError values naming name.
+func CheckDense(name string, x *tensor.Dense, minRank int) ([]int, error) {
 	if x == nil {
 		return nil, &ShapeError{What: name, Want: "a tensor, got nil"}
 	}
@@ -71,8 +88,8 @@ func CheckSample(name string, x *tensor.Dense) ([]int, error) {
 	if x.Dtype() != tensor.Float32 {
 		return nil, &ShapeError{What: name, Got: shape, Want: fmt.Sprintf("dtype float32, got %v", x.Dtype())}
 	}
-	if len(shape) != 4 && len(shape) != 5 {
-		return nil, &ShapeError{What: name, Got: shape, Want: "rank 4 (N,C,H,W) or rank 5 (N,C,F,H,W)"}
+	if len(shape) < minRank || (x.IsScalar() && minRank > 0) {
+		return nil, &ShapeError{What: name, Got: shape, Want: fmt.Sprintf("rank %d or more", minRank)}
 	}
 	n := 1
 	for _, d := range shape {

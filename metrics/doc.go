@@ -38,4 +38,13 @@
 // items shrink its spread), so its percentile interval sits above the
 // estimate; the Normal method (estimate -+ z bootstrap standard errors) keeps
 // the interval around it.
+//
+// # Errors
+//
+// Fits refuse NaN or infinite features (wrapping ugo.ErrNonFinite),
+// dimensions that do not divide the data, fewer than two vectors and
+// covariances beyond ugo.MemoryLimit (*ugo.MemoryError); distances refuse
+// nil Gaussians, Gaussians without dimensions or with a covariance of
+// another size, non-finite means or covariances, and mismatched
+// dimensions.
 package metrics

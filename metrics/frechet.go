@@ -6,6 +6,8 @@ import (
 	"math"
 
 	"gonum.org/v1/gonum/mat"
+
+	"github.com/ugo-diffusion/ugo"
 )
 
 // Gaussian is the mean and covariance of a set of feature vectors.
@@ -21,6 +23,33 @@ type Gaussian struct {
 // Dim returns the feature dimension.
 func (g *Gaussian) Dim() int { return len(g.Mean) }
 
+// check reports a Gaussian that no distance can use: nil, without
+// dimensions, a covariance missing or of another size, non-finite values.
+func (g *Gaussian) check(name string) error {
+	if g == nil {
+		return errors.New("metrics: nil Gaussian")
+	}
+	d := len(g.Mean)
+	if d == 0 || g.Cov == nil || g.Cov.SymmetricDim() != d {
+		cd := 0
+		if g.Cov != nil {
+			cd = g.Cov.SymmetricDim()
+		}
+		return fmt.Errorf("metrics: %s Gaussian has %d means and a %dx%d covariance, want d >= 1 of each", name, d, cd, cd)
+	}
+	for i, m := range g.Mean {
+		if math.IsNaN(m) || math.IsInf(m, 0) {
+			return fmt.Errorf("metrics: %s Gaussian: mean %d is %v: %w", name, i, m, ugo.ErrNonFinite)
+		}
+		for j := 0; j <= i; j++ {
+			if v := g.Cov.At(i, j); math.IsNaN(v) || math.IsInf(v, 0) {
+				return fmt.Errorf("metrics: %s Gaussian: covariance (%d, %d) is %v: %w", name, i, j, v, ugo.ErrNonFinite)
+			}
+		}
+	}
+	return nil
+}
+
 // FitGaussian fits a Gaussian to n feature vectors of dimension dim stored
 // row-major in features (len(features) == n*dim). It needs at least two
 // vectors and finite values.
@@ -31,6 +60,12 @@ func FitGaussian(features []float32, dim int) (*Gaussian, error) {
 	if len(features)%dim != 0 {
 		return nil, fmt.Errorf("metrics: %d values do not divide into vectors of dimension %d", len(features), dim)
 	}
+	// The covariance and the matrices a distance derives from it are
+	// dim x dim float64s: a few vectors of a huge dimension would need
+	// gigabytes.
+	if err := ugo.CheckMemory(fmt.Sprintf("metrics: a %dx%d covariance", dim, dim), ugo.TensorBytes(8, dim, dim)); err != nil {
+		return nil, err
+	}
 	n := len(features) / dim
 	if n < 2 {
 		return nil, fmt.Errorf("metrics: %d feature vectors, need at least 2", n)
@@ -39,7 +74,7 @@ func FitGaussian(features []float32, dim int) (*Gaussian, error) {
 	for i, v := range features {
 		f := float64(v)
 		if math.IsNaN(f) || math.IsInf(f, 0) {
-			return nil, fmt.Errorf("metrics: feature %d of vector %d is %v", i%dim, i/dim, v)
+			return nil, fmt.Errorf("metrics: feature %d of vector %d is %v: %w", i%dim, i/dim, v, ugo.ErrNonFinite)
 		}
 		mean[i%dim] += f
 	}
@@ -72,6 +107,9 @@ func FitGaussianWeighted(features []float32, dim int, weights []float64) (*Gauss
 	}
 	if len(weights) != n {
 		return nil, fmt.Errorf("metrics: %d weights for %d vectors", len(weights), n)
+	}
+	if err := ugo.CheckMemory(fmt.Sprintf("metrics: a %dx%d covariance", dim, dim), ugo.TensorBytes(8, dim, dim)); err != nil {
+		return nil, err
 	}
 	var wsum float64
 	for i, w := range weights {
@@ -118,8 +156,8 @@ type FrechetReference struct {
 
 // NewFrechetReference prepares g as a reference.
 func NewFrechetReference(g *Gaussian) (*FrechetReference, error) {
-	if g == nil {
-		return nil, errors.New("metrics: nil Gaussian")
+	if err := g.check("reference"); err != nil {
+		return nil, err
 	}
 	s, err := symSqrt(g.Cov)
 	if err != nil {
@@ -135,8 +173,11 @@ func NewFrechetReference(g *Gaussian) (*FrechetReference, error) {
 // Distance returns the Frechet distance between b and the reference; it
 // equals FrechetDistance(reference, b).
 func (r *FrechetReference) Distance(b *Gaussian) (float64, error) {
-	if b == nil {
-		return 0, errors.New("metrics: nil Gaussian")
+	if r == nil || r.g == nil {
+		return 0, errors.New("metrics: nil FrechetReference (use NewFrechetReference)")
+	}
+	if err := b.check("second"); err != nil {
+		return 0, err
 	}
 	return frechet(r.g, r.sqrt, r.tr, b)
 }
@@ -144,8 +185,11 @@ func (r *FrechetReference) Distance(b *Gaussian) (float64, error) {
 // FrechetDistance returns the Frechet distance between two Gaussians of the
 // same dimension (see the package documentation).
 func FrechetDistance(a, b *Gaussian) (float64, error) {
-	if a == nil || b == nil {
-		return 0, errors.New("metrics: nil Gaussian")
+	if err := a.check("first"); err != nil {
+		return 0, err
+	}
+	if err := b.check("second"); err != nil {
+		return 0, err
 	}
 	sqrtA, err := symSqrt(a.Cov)
 	if err != nil {

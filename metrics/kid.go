@@ -7,6 +7,8 @@ import (
 	"math/rand/v2"
 
 	"gonum.org/v1/gonum/mat"
+
+	"github.com/ugo-diffusion/ugo"
 )
 
 // KIDOptions sets how KID averages over reference subsets.
@@ -182,7 +184,7 @@ func checkFeatures(features []float32, dim int) (int, error) {
 	}
 	for i, v := range features {
 		if f := float64(v); math.IsNaN(f) || math.IsInf(f, 0) {
-			return 0, fmt.Errorf("metrics: feature %d of vector %d is %v", i%dim, i/dim, v)
+			return 0, fmt.Errorf("metrics: feature %d of vector %d is %v: %w", i%dim, i/dim, v, ugo.ErrNonFinite)
 		}
 	}
 	return n, nil

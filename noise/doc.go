@@ -63,5 +63,9 @@
 // # Tensors
 //
 // FillTensor fills an existing float32 *tensor.Dense in row-major order;
-// NewTensor allocates one. Both return errors, never panic, on bad input.
+// NewTensor allocates one. Both return errors, never panic, on bad input:
+// a nil Source (typed nils included), a nil, zero, view, lazily transposed
+// or column-major tensor, a shape with non-positive or too many elements.
+// PerImage panics on an empty or nil source list and on a Normal length
+// that does not split into its images: programmer errors, documented there.
 package noise

@@ -2,6 +2,7 @@ package noise
 
 import (
 	"fmt"
+	"reflect"
 
 	"gorgonia.org/tensor"
 )
@@ -22,7 +23,7 @@ type Source interface {
 // returns an error if x is nil, not float32, or a view without a dense
 // backing slice of its own.
 func FillTensor(src Source, x *tensor.Dense) error {
-	if src == nil {
+	if isNil(src) {
 		return fmt.Errorf("noise: FillTensor: nil Source")
 	}
 	data, err := denseFloat32s(x)
@@ -37,7 +38,7 @@ func FillTensor(src Source, x *tensor.Dense) error {
 // src.Normal call, the counterpart of torch.randn(shape, generator=g). It
 // returns an error for an empty shape or a non-positive dimension.
 func NewTensor(src Source, shape ...int) (*tensor.Dense, error) {
-	if src == nil {
+	if isNil(src) {
 		return nil, fmt.Errorf("noise: NewTensor: nil Source")
 	}
 	if len(shape) == 0 {
@@ -65,10 +66,13 @@ func denseFloat32s(x *tensor.Dense) ([]float32, error) {
 	if x == nil {
 		return nil, fmt.Errorf("noise: nil tensor")
 	}
+	if x.Dtype().Type == nil {
+		return nil, fmt.Errorf("noise: a zero tensor.Dense (no dtype, no data)")
+	}
 	if x.Dtype() != tensor.Float32 {
 		return nil, fmt.Errorf("noise: tensor has dtype %v, want float32", x.Dtype())
 	}
-	if x.IsView() || x.RequiresIterator() {
+	if x.IsView() || x.RequiresIterator() || !x.DataOrder().IsRowMajor() {
 		return nil, fmt.Errorf("noise: tensor with shape %v is a view; materialize it first", x.Shape())
 	}
 	data, ok := x.Data().([]float32)
@@ -77,4 +81,18 @@ func denseFloat32s(x *tensor.Dense) ([]float32, error) {
 		return nil, fmt.Errorf("noise: tensor with shape %v has no float32 backing slice", x.Shape())
 	}
 	return data, nil
+}
+
+// isNil reports a nil Source, including a typed nil such as a nil *PCG,
+// whose Normal would dereference it.
+func isNil(src Source) bool {
+	if src == nil {
+		return true
+	}
+	v := reflect.ValueOf(src)
+	switch v.Kind() {
+	case reflect.Pointer, reflect.Map, reflect.Slice, reflect.Func, reflect.Chan, reflect.Interface:
+		return v.IsNil()
+	}
+	return false
 }

@@ -10,11 +10,19 @@ import (
 )
 
 // SideBySide places images left to right, top-aligned, separated by gap
-// pixels of white. It returns an empty image when given none.
+// pixels of white. It returns an empty image when given none; nil images
+// are skipped.
 func SideBySide(gap int, imgs ...image.Image) image.Image {
 	if gap < 0 {
 		gap = 0
 	}
+	kept := make([]image.Image, 0, len(imgs))
+	for _, im := range imgs {
+		if im != nil {
+			kept = append(kept, im)
+		}
+	}
+	imgs = kept
 	width, height := 0, 0
 	for i, im := range imgs {
 		b := im.Bounds()

@@ -4,4 +4,11 @@
 //
 // Values outside [-1, 1] are clipped; NaN becomes black, so a broken sample
 // is visible rather than fatal.
+//
+// # Errors
+//
+// Grid refuses tensors other than float32 N,C,H,W with 1 or 3 channels
+// (*ugo.ShapeError for nil, zero and transposed ones), non-positive column
+// counts, padding outside [0, 4096], pictures over 2^20 pixels on a side
+// and over ugo.MemoryLimit (*ugo.MemoryError). SideBySide skips nil images.
 package picture

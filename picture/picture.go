@@ -11,8 +11,18 @@ import (
 	"github.com/ugo-diffusion/ugo"
 )
 
+// Limits of Grid: the padding, and each side of the picture (PNG's own
+// limit is 2^31-1; image.NewRGBA's a few gigabytes).
+const (
+	maxPad  = 1 << 12
+	maxSide = 1 << 20
+)
+
 // Grid lays out the N samples of x (N, C, H, W with C = 1 or 3, values in
 // [-1, 1]) in rows of cols images separated by pad pixels of mid grey.
+// Values are clipped to [-1, 1] and NaN is drawn black, so that a failed
+// sample stays visible; a picture beyond 2^20 pixels on a side or
+// ugo.MemoryLimit is refused.
 func Grid(x *tensor.Dense, cols, pad int) (image.Image, error) {
 	shape, err := ugo.CheckSample("x", x)
 	if err != nil {
@@ -28,17 +38,24 @@ func Grid(x *tensor.Dense, cols, pad int) (image.Image, error) {
 	if cols <= 0 {
 		return nil, fmt.Errorf("picture: %d columns, want > 0", cols)
 	}
-	if pad < 0 {
-		return nil, fmt.Errorf("picture: padding %d, want >= 0", pad)
+	if pad < 0 || pad > maxPad {
+		return nil, fmt.Errorf("picture: padding %d, want 0 to %d", pad, maxPad)
 	}
 	if cols > n {
 		cols = n
 	}
 	rows := (n + cols - 1) / cols
-	width := cols*w + (cols+1)*pad
-	height := rows*h + (rows+1)*pad
+	// In int64: a large batch of large images must not wrap around.
+	width := int64(cols)*int64(w) + int64(cols+1)*int64(pad)
+	height := int64(rows)*int64(h) + int64(rows+1)*int64(pad)
+	if width > maxSide || height > maxSide {
+		return nil, fmt.Errorf("picture: a %dx%d grid, more than %d pixels on a side", width, height, maxSide)
+	}
+	if err := ugo.CheckMemory(fmt.Sprintf("picture: a %dx%d grid", width, height), ugo.TensorBytes(1, int(width), int(height))); err != nil {
+		return nil, err
+	}
 	data := ugo.Float32s(x)
-	img := image.NewRGBA(image.Rect(0, 0, width, height))
+	img := image.NewRGBA(image.Rect(0, 0, int(width), int(height)))
 	for i := range img.Pix {
 		img.Pix[i] = 128
 	}

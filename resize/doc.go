@@ -71,4 +71,14 @@
 //
 // An upscaling pipeline resizes once per stage, against seconds per
 // sampling step for a real model.
+//
+// # Errors
+//
+// To and Plan.Resize refuse nil, zero, lazily transposed and column-major
+// tensors (*ugo.ShapeError from ugo.CheckDense), non-positive sizes, kernels
+// without a finite positive support, a dst that shares memory with src
+// (ugo.ErrAlias) and results beyond ugo.MemoryLimit (*ugo.MemoryError).
+// Scale, the allocation-free kernel over raw slices, panics on slices of
+// the wrong length, as gonum's floats does: a programmer error. NaN and
+// infinite inputs propagate into the output like any other value.
 package resize

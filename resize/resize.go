@@ -457,6 +457,9 @@ func (p *Plan) Resize(dst, src *tensor.Dense) error {
 			return &ugo.ShapeError{What: "dst", Got: ds, Want: fmt.Sprintf("the leading axes of src %v", ss)}
 		}
 	}
+	if ugo.Overlapping(dst, src) {
+		return fmt.Errorf("resize: %w: Resize reads src while it writes dst; pass a separate buffer", ugo.ErrAlias)
+	}
 	p.Scale(dst.Float32s(), src.Float32s())
 	return nil
 }
@@ -464,27 +467,7 @@ func (p *Plan) Resize(dst, src *tensor.Dense) error {
 // checkTensor validates a float32 tensor of rank >= 2 with a dense backing
 // slice and returns its shape.
 func checkTensor(name string, x *tensor.Dense) ([]int, error) {
-	if x == nil {
-		return nil, &ugo.ShapeError{What: name, Want: "a tensor, got nil"}
-	}
-	shape := []int(x.Shape())
-	if x.Dtype() != tensor.Float32 {
-		return nil, &ugo.ShapeError{What: name, Got: shape, Want: fmt.Sprintf("dtype float32, got %v", x.Dtype())}
-	}
-	if len(shape) < 2 {
-		return nil, &ugo.ShapeError{What: name, Got: shape, Want: "rank 2 or more (..., H, W)"}
-	}
-	n := 1
-	for _, d := range shape {
-		if d <= 0 {
-			return nil, &ugo.ShapeError{What: name, Got: shape, Want: "positive dimensions"}
-		}
-		n *= d
-	}
-	if len(x.Float32s()) != n {
-		return nil, &ugo.ShapeError{What: name, Got: shape, Want: "a dense float32 tensor whose backing slice matches its shape"}
-	}
-	return shape, nil
+	return ugo.CheckDense(name, x, 2)
 }
 
 // To returns src (float32, rank >= 2) with its last two axes resized to
@@ -499,12 +482,17 @@ func To(s Strategy, src *tensor.Dense, h, w int) (*tensor.Dense, error) {
 		return nil, err
 	}
 	r := len(ss)
+	ds := append([]int(nil), ss...)
+	ds[r-2], ds[r-1] = h, w
+	if h > 0 && w > 0 {
+		if need := ugo.TensorBytes(1, ds...); need > ugo.MemoryLimit() {
+			return nil, ugo.CheckMemory(fmt.Sprintf("resize: a %v result", ds), need)
+		}
+	}
 	p, err := s.Plan(h, w, ss[r-2], ss[r-1])
 	if err != nil {
 		return nil, err
 	}
-	ds := append([]int(nil), ss...)
-	ds[r-2], ds[r-1] = h, w
 	n := 1
 	for _, d := range ds {
 		n *= d

@@ -130,4 +130,15 @@
 // frequencies closer to the reference. Image quality at 4x on the
 // Fashion-MNIST model (direct UG, two-stage UG, bicubic + SDEdit, SDEdit
 // with LFM and SG) is measured by examples/eval.
+//
+// # Errors
+//
+// Bad input is an error, never a panic: nil, zero, lazily transposed or
+// otherwise unreadable tensors are *ugo.ShapeError values (ugo.CheckDense,
+// ugo.CheckSample); a nil model or solver, typed nils included, wraps
+// ugo.ErrNilDenoiser; an empty schedule, missing or nil noise sources,
+// non-positive sizes and cutoffs outside (0, 1] are plain errors; a NaN or
+// infinite Structure Guidance reference wraps ugo.ErrNonFinite; a Sample
+// stage or a resize whose buffers would exceed ugo.MemoryLimit is a
+// *ugo.MemoryError; the sampler's *sampler.StepError passes through.
 package upscale

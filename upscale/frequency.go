@@ -120,22 +120,5 @@ func MixFrequencies(low, high *tensor.Dense, sf float64) (*tensor.Dense, error) 
 // checkAny validates a float32 tensor of rank >= 2 with a dense backing
 // slice and returns its shape.
 func checkAny(name string, x *tensor.Dense) ([]int, error) {
-	if x == nil {
-		return nil, &ugo.ShapeError{What: name, Want: "a tensor, got nil"}
-	}
-	shape := []int(x.Shape())
-	if x.Dtype() != tensor.Float32 || len(shape) < 2 {
-		return nil, &ugo.ShapeError{What: name, Got: shape, Want: "a float32 tensor of rank 2 or more (..., H, W)"}
-	}
-	n := 1
-	for _, d := range shape {
-		if d <= 0 {
-			return nil, &ugo.ShapeError{What: name, Got: shape, Want: "positive dimensions"}
-		}
-		n *= d
-	}
-	if len(x.Float32s()) != n {
-		return nil, &ugo.ShapeError{What: name, Got: shape, Want: "a dense float32 tensor whose backing slice matches its shape"}
-	}
-	return shape, nil
+	return ugo.CheckDense(name, x, 2)
 }

@@ -79,7 +79,7 @@ func (s *Sampling) batch() (int, error) {
 		return 0, errors.New("upscale: Sampling.Noise is empty: give one source per image, or one for the batch")
 	}
 	for i, src := range s.Noise {
-		if src == nil {
+		if ugo.IsNil(src) {
 			return 0, fmt.Errorf("upscale: Sampling.Noise[%d] is nil", i)
 		}
 	}
@@ -97,8 +97,11 @@ func (s *Sampling) batch() (int, error) {
 
 // check validates the fields every sampling stage needs.
 func (s *Sampling) check() error {
-	if s == nil || s.Model == nil || s.Solver == nil {
-		return errors.New("upscale: Sampling needs a Model and a Solver")
+	if s == nil || ugo.IsNil(s.Model) || ugo.IsNil(s.Solver) {
+		return fmt.Errorf("upscale: Sampling needs a Model and a Solver: %w", ugo.ErrNilDenoiser)
+	}
+	if s.Schedule != nil && s.Schedule.Len() == 0 {
+		return errors.New("upscale: Sampling.Schedule is empty (a zero schedule.Schedule)")
 	}
 	if s.Steps <= 0 {
 		return fmt.Errorf("upscale: Sampling.Steps %d, want at least 1", s.Steps)
@@ -227,6 +230,10 @@ func (st Sample) Run(ctx context.Context, s *Sampling, _ *tensor.Dense) (*tensor
 		return nil, fmt.Errorf("upscale: Sample of %dx%d with %d channels, want positive sizes (set Sampling.Channels)", st.Height, st.Width, s.Channels)
 	}
 	n, _ := s.batch()
+	// The sample and the sampler's and guidance's buffers, about 8 copies.
+	if need := ugo.TensorBytes(8, n, s.Channels, st.Height, st.Width); need > ugo.MemoryLimit() {
+		return nil, ugo.CheckMemory(fmt.Sprintf("upscale: Sample of %d %dx%d images with %d channels", n, st.Height, st.Width, s.Channels), need)
+	}
 	model, err := s.upsample(s.Model, st.Upsample, st.Height, st.Width)
 	if err != nil {
 		return nil, err

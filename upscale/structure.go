@@ -80,11 +80,17 @@ type structureWork struct {
 // The Denoiser is safe for concurrent use when model is, and allocates
 // nothing per call once warm.
 func StructureGuidance(model ugo.Denoiser, s *schedule.Schedule, ref *tensor.Dense, opts StructureOptions) (ugo.Denoiser, error) {
-	if model == nil || s == nil {
-		return nil, errors.New("upscale: StructureGuidance needs a model and a schedule")
+	if ugo.IsNil(model) {
+		return nil, fmt.Errorf("upscale: StructureGuidance needs a model: %w", ugo.ErrNilDenoiser)
+	}
+	if s == nil || s.Len() == 0 {
+		return nil, errors.New("upscale: StructureGuidance needs a non-empty schedule")
 	}
 	shape, err := ugo.CheckSample("ref", ref)
 	if err != nil {
+		return nil, err
+	}
+	if err := ugo.CheckFinite("upscale: StructureGuidance: ref", ref.Float32s()); err != nil {
 		return nil, err
 	}
 	w := opts.Weight
