@@ -138,3 +138,39 @@ func TestHalfScalarTimestep(t *testing.T) {
 	require.LessOrEqual(t, allocs, base, "float16 scalar timestep: allocations per call vs the float32 [N] model")
 	t.Logf("%v allocations per call (float32 [N] timestep model: %v)", allocs, base)
 }
+
+// TestHalfScalarBatchedCFG runs classifier-free guidance over the optimum
+// float16 export in one batched call: both branches share the rank-0
+// timestep.
+func TestHalfScalarBatchedCFG(t *testing.T) {
+	m := open(t, "fp16scalar.onnx")
+	mk := func(v float32) (*Bound, [][]float32) {
+		c := tensor.New(tensor.WithShape(1, 2, refD), tensor.Of(tensor.Float32))
+		rows := [][]float32{c.Float32s()[:refD], c.Float32s()[refD:]}
+		for i := range c.Float32s() {
+			c.Float32s()[i] = v * float32(i%3-1) // exact in float16
+		}
+		b, err := m.With("encoder_hidden_states", c)
+		require.NoError(t, err)
+		return b, rows
+	}
+	cb, crows := mk(0.5)
+	ub, urows := mk(-0.25)
+	g, err := BatchedCFG(cb, ub, 3)
+	require.NoError(t, err)
+	require.True(t, g.Batched())
+	x := tensor.New(tensor.WithShape(2, 2, 4, 4), tensor.Of(tensor.Float32))
+	for i := range x.Float32s() {
+		x.Float32s()[i] = float32(i%5) / 4
+	}
+	dst := zerosLike(x)
+	require.NoError(t, g.PredictNoise(context.Background(), dst, x, []float32{420}))
+	tOf := func(int) float64 { return 420 }
+	ec := reference(x.Float32s(), []int{2, 2, 4, 4}, tOf, func(int) [][]float32 { return crows })
+	eu := reference(x.Float32s(), []int{2, 2, 4, 4}, tOf, func(int) [][]float32 { return urows })
+	want := make([]float32, len(ec))
+	for i := range want {
+		want[i] = eu[i] + 3*(ec[i]-eu[i])
+	}
+	assertClose(t, dst.Float32s(), want, 0.03, "batched CFG over fp16scalar.onnx")
+}
