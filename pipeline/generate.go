@@ -243,8 +243,8 @@ func (m *Model) Plan(req Request) (*Plan, error) {
 	if p.Steps == 0 {
 		p.Steps = DefaultSteps
 	}
-	if math.IsNaN(p.GuidanceScale) || math.IsInf(p.GuidanceScale, 0) {
-		return nil, fmt.Errorf("pipeline: guidance scale %v is not finite", p.GuidanceScale)
+	if !(math.Abs(p.GuidanceScale) <= math.MaxFloat32) {
+		return nil, fmt.Errorf("pipeline: guidance scale %v is not finite in float32", p.GuidanceScale)
 	}
 	p.CFG = p.GuidanceScale > 1
 	if p.Sampler == "" {
@@ -280,6 +280,14 @@ func (m *Model) Plan(req Request) (*Plan, error) {
 		ug = *req.Upsample
 	}
 	if ug.Theta != 0 {
+		// Invalid settings are refused even at sizes where guidance
+		// turns out not to apply.
+		if !(ug.Eta >= 0 && ug.Eta <= 1) {
+			return nil, fmt.Errorf("pipeline: Upsample Guidance eta %v, want a value in [0, 1]", ug.Eta)
+		}
+		if !(math.Abs(ug.Theta) <= math.MaxFloat32) {
+			return nil, fmt.Errorf("pipeline: Upsample Guidance theta %v is not finite in float32", ug.Theta)
+		}
 		f, err := m.factors(p.Latent, ug.Factors)
 		if err != nil {
 			return nil, err
@@ -288,12 +296,6 @@ func (m *Model) Plan(req Request) (*Plan, error) {
 			if err := m.checkUNetShape(p.Latent, f); err != nil {
 				return nil, fmt.Errorf("pipeline: the UNet cannot take the %dx%d low-resolution samples of Upsample Guidance %v: %w",
 					p.Width/f[1], p.Height/f[0], f, err)
-			}
-			if !(ug.Eta >= 0 && ug.Eta <= 1) {
-				return nil, fmt.Errorf("pipeline: Upsample Guidance eta %v, want a value in [0, 1]", ug.Eta)
-			}
-			if math.IsNaN(ug.Theta) || math.IsInf(ug.Theta, 0) {
-				return nil, fmt.Errorf("pipeline: Upsample Guidance theta %v is not finite", ug.Theta)
 			}
 			p.Factors, p.Theta, p.Eta, p.TimeMatching = f, ug.Theta, ug.Eta, ug.TimeMatching
 			onFrom := (1 - ug.Eta) * float64(m.sched.Len())

@@ -3,6 +3,7 @@ package pipeline
 import (
 	"context"
 	"errors"
+	"math"
 	"os"
 	"path/filepath"
 	"strings"
@@ -164,6 +165,19 @@ func TestPlanRefusesWhatItCannotRun(t *testing.T) {
 	require.NoError(t, err, "24x24 latents, 8x8 in the low-resolution branch")
 	_, err = m.Plan(Request{Width: 192, Height: 192, Upsample: &UpsampleOptions{Theta: 1, Eta: 1, Factors: []int{2, 2}}})
 	require.ErrorAs(t, err, &se, "24x24 latents, 12x12 in the low-resolution branch")
+	for _, req := range []Request{
+		{GuidanceScale: new(1e39)}, {GuidanceScale: new(math.Inf(-1))}, {DDIMEta: math.NaN()}, {DDIMEta: -1},
+		{Upsample: &UpsampleOptions{Theta: 1e39, Eta: 1}, Width: 128, Height: 128},
+		{Upsample: &UpsampleOptions{Theta: 1, Eta: 2}, Width: 128, Height: 128},
+		{Upsample: &UpsampleOptions{Theta: 1, Eta: 1, Factors: []int{0, 2}}, Width: 128, Height: 128},
+		{Upsample: &UpsampleOptions{Theta: 1, Eta: 1, Factors: []int{2}}, Width: 128, Height: 128},
+		{Width: -8}, {Height: 1 << 20}, {Width: 12}, {Images: -1}, {Images: 1000}, {Steps: -1}, {Steps: 1 << 40},
+		{Sampler: "bogus"}, {Decode: DecodeOptions{TileSize: -1}},
+	} {
+		if _, err := m.Plan(req); err == nil {
+			t.Errorf("Plan(%+v) accepted", req)
+		}
+	}
 	prev := ugo.SetMemoryLimit(64 << 20)
 	defer ugo.SetMemoryLimit(prev)
 	_, err = m.Plan(Request{Width: 4096, Height: 4096, Images: 4})
