@@ -3,8 +3,9 @@
 //
 // It is ugo's only cgo package, built on github.com/yalue/onnxruntime_go,
 // which loads the ONNX Runtime shared library at run time. A small C shim
-// here (not built on Windows) creates the one kind of tensor the binding
-// cannot: a rank-0 float16 tensor, through ONNX Runtime's C API.
+// here (not built on Windows) creates rank-0 tensors through ONNX Runtime's
+// C API: float16 ones, which the binding cannot create, and scalar
+// timesteps of every type that are rewritten in place call after call.
 //
 // # Opening a model
 //

@@ -154,10 +154,9 @@ type binding struct {
 	ti64    []int64
 	ti32    []int32
 	tScalar bool // the timestep is a rank-0 tensor
-	// ts16 is a float16 scalar timestep, created once and rewritten per
-	// call; scalars of other types are created per call (the binding's
-	// Scalar.Set does not reach the memory ONNX Runtime reads).
-	ts16  *halfScalar
+	// t0 is that tensor, created once and rewritten per call (nil on
+	// Windows, where scalars other than float16 are created per call).
+	t0    *rankZero
 	out32 []float32
 	out16 []uint16
 
@@ -280,10 +279,11 @@ func (m *Model) newBinding(key bindKey, members []*Bound, xshape []int, n int) (
 		b.ti32 = s
 	}
 	switch {
-	case b.tScalar && b.tdt == Float16:
-		b.ts16, err = newHalfScalar(0)
-		if err == nil {
-			tv, _ = own(b.ts16, nil)
+	case b.tScalar:
+		if b.t0, err = newRankZero(b.tdt); err == nil {
+			tv, _ = own(b.t0, nil)
+		} else if b.tdt != Float16 {
+			b.t0, err = nil, nil // created per call instead
 		}
 	case !b.tScalar:
 		tv, err = own(newValue(b.tdt, []int64{int64(b.tlen)}, ts))
@@ -380,8 +380,19 @@ func (b *binding) setInputs(x []float32, t []float32, n, nmem int) error {
 			b.ti32[i] = int32(roundTimestep(v))
 		}
 	}
-	if b.ts16 != nil {
-		b.ts16.set(b.t16[0])
+	if b.t0 != nil {
+		switch b.tdt {
+		case Float32:
+			b.t0.setFloat32(b.t32[0])
+		case Float16:
+			b.t0.setFloat16(b.t16[0])
+		case Float64:
+			b.t0.setFloat64(b.t64[0])
+		case Int64:
+			b.t0.setInt64(b.ti64[0])
+		case Int32:
+			b.t0.setInt32(b.ti32[0])
+		}
 	} else if b.tScalar {
 		var err error
 		switch b.tdt {
@@ -417,7 +428,7 @@ func (b *binding) run(ctx context.Context, sess *ort.DynamicAdvancedSession) err
 		stop = context.AfterFunc(ctx, b.terminate)
 	}
 	err := sess.RunWithOptions(b.inputs, b.outputs, b.ro)
-	if b.tScalar && b.ts16 == nil {
+	if b.tScalar && b.t0 == nil {
 		b.inputs[1].Destroy()
 		b.inputs[1] = nil
 	}

@@ -174,3 +174,29 @@ func TestHalfScalarBatchedCFG(t *testing.T) {
 	}
 	assertClose(t, dst.Float32s(), want, 0.03, "batched CFG over fp16scalar.onnx")
 }
+
+// TestScalarTimestepReused checks the rank-0 float32 timestep (optimum >=
+// 1.24's float32 exports): one tensor per cached binding, rewritten on
+// every call, so successive timesteps are each seen and a steady-state
+// call allocates no more than with a [N] timestep.
+func TestScalarTimestepReused(t *testing.T) {
+	m := open(t, "scalar.onnx")
+	x := tensor.New(tensor.WithShape(2, 2, 4, 4), tensor.Of(tensor.Float32))
+	for i := range x.Float32s() {
+		x.Float32s()[i] = float32(i%9) / 8
+	}
+	dst := zerosLike(x)
+	ctx := context.Background()
+	for _, ts := range []float32{999, 3, 500.25} {
+		require.NoError(t, m.PredictNoise(ctx, dst, x, []float32{ts}))
+		want := reference(x.Float32s(), []int{2, 2, 4, 4}, func(int) float64 { return float64(ts) }, nil)
+		assertClose(t, dst.Float32s(), want, 1e-4, "scalar.onnx")
+	}
+	ts := []float32{10}
+	allocs := testing.AllocsPerRun(10, func() { _ = m.PredictNoise(ctx, dst, x, ts) })
+	dyn := open(t, "dynamic.onnx")
+	require.NoError(t, dyn.PredictNoise(ctx, dst, x, ts))
+	base := testing.AllocsPerRun(10, func() { _ = dyn.PredictNoise(ctx, dst, x, ts) })
+	require.LessOrEqual(t, allocs, base)
+	t.Logf("%v allocations per call ([N] timestep model: %v)", allocs, base)
+}

@@ -22,8 +22,6 @@ enum {
 	ugoReleaseValue = 96,
 };
 
-enum { ugoFloat16 = 10 }; // ONNX_TENSOR_ELEMENT_DATA_TYPE_FLOAT16
-
 typedef struct {
 	void *(*GetApi)(uint32_t version);
 	const char *(*GetVersionString)(void);
@@ -69,17 +67,17 @@ static void ugoReleaseValueFn(void *value) {
 	((ugoReleaseFn)ugoApi[ugoReleaseValue])(value);
 }
 
-// ugoNewHalfScalar creates a rank-0 float16 tensor in memory that ONNX
-// Runtime allocates, and returns it and the address of its element. It
+// ugoNewScalar creates a rank-0 tensor of element type elem in memory that
+// ONNX Runtime allocates, and returns it and the address of its element. It
 // returns NULL or an OrtStatus.
-static void *ugoNewHalfScalar(void **value, uint16_t **data) {
+static void *ugoNewScalar(int elem, void **value, void **data) {
 	void *alloc = NULL;
 	void *st = ((ugoStatusFn1)ugoApi[ugoGetAllocatorWithDefaultOptions])(&alloc);
 	if (st != NULL) {
 		return st;
 	}
 	int64_t none = 0;
-	st = ((ugoCreateTensorFn)ugoApi[ugoCreateTensorAsOrtValue])(alloc, &none, 0, ugoFloat16, value);
+	st = ((ugoCreateTensorFn)ugoApi[ugoCreateTensorAsOrtValue])(alloc, &none, 0, elem, value);
 	if (st != NULL) {
 		return st;
 	}
@@ -90,7 +88,7 @@ static void *ugoNewHalfScalar(void **value, uint16_t **data) {
 		*value = NULL;
 		return st;
 	}
-	*data = (uint16_t *)p;
+	*data = p;
 	return NULL;
 }
 */
@@ -106,96 +104,133 @@ import (
 	ort "github.com/yalue/onnxruntime_go"
 )
 
-// halfScalar is a rank-0 float16 tensor, which onnxruntime_go cannot create
-// (its tensors need at least one dimension, and its scalars have no float16
-// type) but optimum's float16 exports take as their timestep since optimum
-// 1.24. The tensor is created through ONNX Runtime's C API in memory
-// ONNX Runtime owns; set writes its element.
+// rankZero is a rank-0 tensor created through ONNX Runtime's C API in
+// memory ONNX Runtime owns, and rewritten in place by its set methods. It
+// exists because onnxruntime_go cannot create a rank-0 float16 tensor (its
+// tensors need at least one dimension, and its scalars have no float16
+// type), which optimum's float16 exports take as their timestep since
+// optimum 1.24; and because its Scalar.Set replaces the Go slice rather than
+// writing the memory ONNX Runtime reads, so its scalars cannot be reused.
 //
 // A session reads an input only through GetInternals, which returns the
 // tensor's OrtValue. The other methods of ort.Value mention the binding's
 // cgo types, which no other package can name, so they come from an embedded
 // placeholder scalar: DataType reports float32, the placeholder's type.
-type halfScalar struct {
+type rankZero struct {
 	*ort.Scalar[float32]
+	dt        DType
 	value     unsafe.Pointer // OrtValue*
-	data      *C.uint16_t
+	data      unsafe.Pointer // the element
 	internals *ort.ValueInternalData
 }
 
 // valueInternals has the layout of ort.ValueInternalData, a struct holding
-// one OrtValue pointer (checked by halfScalarSupported).
+// one OrtValue pointer (checked by loadScalarAPI).
 type valueInternals struct{ value unsafe.Pointer }
 
-var halfAPI struct {
+var scalarAPI struct {
 	once sync.Once
 	err  error
 }
 
-// loadHalfAPI finds the C API table once, after the runtime is initialised.
-func loadHalfAPI() error {
-	halfAPI.once.Do(func() {
+// loadScalarAPI finds the C API table once, after the runtime is
+// initialised.
+func loadScalarAPI() error {
+	scalarAPI.once.Do(func() {
 		t := reflect.TypeFor[ort.ValueInternalData]()
 		if t.NumField() != 1 || t.Field(0).Type.Kind() != reflect.Pointer {
-			halfAPI.err = errors.New("onnx: this onnxruntime_go version's ValueInternalData is not one OrtValue pointer")
+			scalarAPI.err = errors.New("onnx: this onnxruntime_go version's ValueInternalData is not one OrtValue pointer")
 			return
 		}
 		runtimeState.mu.Lock()
 		path := runtimeState.path
 		runtimeState.mu.Unlock()
 		if path == "" {
-			halfAPI.err = errors.New("onnx: float16 scalars need the ONNX Runtime library loaded by this package (InitRuntime)")
+			scalarAPI.err = errors.New("onnx: rank-0 tensors need the ONNX Runtime library loaded by this package (InitRuntime)")
 			return
 		}
 		cpath := C.CString(path)
 		defer C.free(unsafe.Pointer(cpath))
 		if msg := C.ugoLoadApi(cpath); msg != nil {
-			halfAPI.err = fmt.Errorf("onnx: finding ONNX Runtime's C API in %s: %s", path, C.GoString(msg))
+			scalarAPI.err = fmt.Errorf("onnx: finding ONNX Runtime's C API in %s: %s", path, C.GoString(msg))
 		}
 	})
-	return halfAPI.err
+	return scalarAPI.err
 }
 
-// newHalfScalar returns a rank-0 float16 tensor holding the half-precision
-// bits v.
-func newHalfScalar(v uint16) (*halfScalar, error) {
-	if err := loadHalfAPI(); err != nil {
+// onnxElementType returns ONNX's element type code (TensorProto.DataType).
+func onnxElementType(dt DType) (C.int, bool) {
+	switch dt {
+	case Float32:
+		return 1, true
+	case Int32:
+		return 6, true
+	case Int64:
+		return 7, true
+	case Float16:
+		return 10, true
+	case Float64:
+		return 11, true
+	}
+	return 0, false
+}
+
+// newRankZero returns a rank-0 tensor of type dt holding zero.
+func newRankZero(dt DType) (*rankZero, error) {
+	elem, ok := onnxElementType(dt)
+	if !ok {
+		return nil, fmt.Errorf("onnx: no rank-0 %s tensor", dt)
+	}
+	if err := loadScalarAPI(); err != nil {
 		return nil, err
 	}
 	placeholder, err := ort.NewEmptyScalar[float32]()
 	if err != nil {
 		return nil, err
 	}
-	h := &halfScalar{Scalar: placeholder}
-	if st := C.ugoNewHalfScalar(&h.value, &h.data); st != nil {
+	r := &rankZero{Scalar: placeholder, dt: dt}
+	if st := C.ugoNewScalar(elem, &r.value, &r.data); st != nil {
 		msg := C.GoString(C.ugoErrorMessage(st))
 		C.ugoReleaseStatusFn(st)
 		placeholder.Destroy()
-		return nil, fmt.Errorf("onnx: creating a float16 scalar: %s", msg)
+		return nil, fmt.Errorf("onnx: creating a rank-0 %s tensor: %s", dt, msg)
 	}
-	h.internals = (*ort.ValueInternalData)(unsafe.Pointer(&valueInternals{value: h.value}))
-	h.set(v)
-	return h, nil
+	r.internals = (*ort.ValueInternalData)(unsafe.Pointer(&valueInternals{value: r.value}))
+	return r, nil
 }
 
-// set writes the half-precision bits v into the tensor.
-func (h *halfScalar) set(v uint16) { *h.data = C.uint16_t(v) }
+// newHalfScalar returns a rank-0 float16 tensor holding the half-precision
+// bits v.
+func newHalfScalar(v uint16) (*rankZero, error) {
+	r, err := newRankZero(Float16)
+	if err == nil {
+		r.setFloat16(v)
+	}
+	return r, err
+}
 
-// GetInternals returns the float16 tensor's OrtValue, for Run.
-func (h *halfScalar) GetInternals() *ort.ValueInternalData { return h.internals }
+// The set methods write the element; each is for the tensor's own type.
+func (r *rankZero) setFloat32(v float32) { *(*float32)(r.data) = v }
+func (r *rankZero) setFloat16(v uint16)  { *(*uint16)(r.data) = v }
+func (r *rankZero) setFloat64(v float64) { *(*float64)(r.data) = v }
+func (r *rankZero) setInt64(v int64)     { *(*int64)(r.data) = v }
+func (r *rankZero) setInt32(v int32)     { *(*int32)(r.data) = v }
+
+// GetInternals returns the tensor's OrtValue, for Run.
+func (r *rankZero) GetInternals() *ort.ValueInternalData { return r.internals }
 
 // GetShape returns the empty shape of a scalar.
-func (h *halfScalar) GetShape() ort.Shape { return ort.Shape{} }
+func (r *rankZero) GetShape() ort.Shape { return ort.Shape{} }
 
 // Destroy releases the tensor and the placeholder.
-func (h *halfScalar) Destroy() error {
-	if h.value != nil {
-		C.ugoReleaseValueFn(h.value)
-		h.value, h.data, h.internals = nil, nil, nil
+func (r *rankZero) Destroy() error {
+	if r.value != nil {
+		C.ugoReleaseValueFn(r.value)
+		r.value, r.data, r.internals = nil, nil, nil
 	}
-	if h.Scalar != nil {
-		err := h.Scalar.Destroy()
-		h.Scalar = nil
+	if r.Scalar != nil {
+		err := r.Scalar.Destroy()
+		r.Scalar = nil
 		return err
 	}
 	return nil
