@@ -54,6 +54,16 @@ func refuseUnsupported(cfg *schedule.Config, class string, keys ...string) error
 	return nil
 }
 
+// refuseSigmoid refuses the sigmoid beta schedule, which only
+// DDPMScheduler implements in diffusers (the other classes raise
+// NotImplementedError), when cfg uses it.
+func refuseSigmoid(cfg *schedule.Config, class string) error {
+	if cfg.TrainedBetas == nil && cfg.BetaSchedule == schedule.BetaSigmoid {
+		return fieldError("beta_schedule", `"sigmoid" is implemented by DDPMScheduler only, not by %s`, class)
+	}
+	return nil
+}
+
 // refuseLearnedVariance refuses the variance types that need a model
 // predicting its variance too (twice the channels).
 func refuseLearnedVariance(cfg *schedule.Config, class string) error {

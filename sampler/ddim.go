@@ -54,6 +54,9 @@ type DDIM struct {
 // NewDDIM returns a DDIM configured from a diffusers scheduler
 // configuration. Eta is not part of it and starts at 0.
 func NewDDIM(cfg schedule.Config) (*DDIM, error) {
+	if err := refuseSigmoid(&cfg, "DDIMScheduler"); err != nil {
+		return nil, err
+	}
 	s, err := cfg.Schedule()
 	if err != nil {
 		return nil, err

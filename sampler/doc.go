@@ -73,7 +73,8 @@
 // diffusers __init__; a key that the class reads either takes effect or,
 // for a value this package does not implement, makes FromConfig fail with
 // a *schedule.FieldError naming it. Keys of other classes are ignored, as
-// diffusers ignores them. Implemented: num_train_timesteps, beta_start,
+// diffusers ignores them (PNDMScheduler, for one, has no
+// rescale_betas_zero_snr). Implemented: num_train_timesteps, beta_start,
 // beta_end, beta_schedule, trained_betas, rescale_betas_zero_snr,
 // prediction_type (epsilon, v_prediction, sample), timestep_spacing,
 // steps_offset, clip_sample, clip_sample_range, set_alpha_to_one,
@@ -93,7 +94,8 @@
 // options (use_dynamic_shifting, time_shift_type, shift_terminal),
 // solver_p, log_linear interpolation, continuous timesteps with
 // v-prediction, prediction types diffusers does not implement for a class
-// (sample for PNDM and Euler ancestral), and the UniPC configurations whose
+// (sample for PNDM and Euler ancestral), the sigmoid beta_schedule outside
+// DDPM (where diffusers raises), and the UniPC configurations whose
 // last step diffusers itself turns into NaN or infinities (bh1, or
 // lower_order_final false above order 1, with final_sigmas_type zero). flow_shift is read and
 // changes nothing without use_flow_sigmas, as in diffusers.

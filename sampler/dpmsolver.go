@@ -123,6 +123,9 @@ type DPMSolverMultistep struct {
 // use_beta_sigmas, use_lu_lambdas, use_flow_sigmas and dynamic shifting are
 // refused with a *schedule.FieldError.
 func NewDPMSolverMultistep(cfg schedule.Config) (*DPMSolverMultistep, error) {
+	if err := refuseSigmoid(&cfg, "DPMSolverMultistepScheduler"); err != nil {
+		return nil, err
+	}
 	const class = "DPMSolverMultistepScheduler"
 	if err := refuseUnsupported(&cfg, class, "use_exponential_sigmas", "use_beta_sigmas", "use_lu_lambdas",
 		"use_flow_sigmas", "use_dynamic_shifting", "time_shift_type"); err != nil {

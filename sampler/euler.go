@@ -70,6 +70,9 @@ type Euler struct {
 // configuration keys in diffusers (they are step arguments) and start at
 // 0.
 func NewEuler(cfg schedule.Config) (*Euler, error) {
+	if err := refuseSigmoid(&cfg, "EulerDiscreteScheduler"); err != nil {
+		return nil, err
+	}
 	if err := refuseUnsupported(&cfg, "EulerDiscreteScheduler", "use_exponential_sigmas", "use_beta_sigmas"); err != nil {
 		return nil, err
 	}

@@ -48,6 +48,9 @@ type EulerAncestral struct {
 // The sample prediction type, which diffusers does not implement for this
 // class, is refused with a *schedule.FieldError when cfg gives it.
 func NewEulerAncestral(cfg schedule.Config) (*EulerAncestral, error) {
+	if err := refuseSigmoid(&cfg, "EulerAncestralDiscreteScheduler"); err != nil {
+		return nil, err
+	}
 	if cfg.Given("prediction_type") && cfg.PredictionType == schedule.PredictSample {
 		return nil, fieldError("prediction_type", `"sample" is not supported by EulerAncestralDiscreteScheduler`)
 	}

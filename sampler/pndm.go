@@ -57,13 +57,21 @@ type PNDM struct {
 // configuration with the keys PNDMScheduler reads (the schedule,
 // prediction_type, set_alpha_to_one, timestep_spacing, steps_offset,
 // skip_prk_steps), and that class's defaults for the keys cfg does not
-// give: skip_prk_steps false, set_alpha_to_one false, leading spacing. The
-// sample prediction type, which diffusers does not implement for this
-// class, is refused with a *schedule.FieldError.
+// give: skip_prk_steps false, set_alpha_to_one false, leading spacing.
+// The class has no rescale_betas_zero_snr key, so that key does not apply,
+// as in diffusers. The sample prediction type and the sigmoid beta
+// schedule, which diffusers does not implement for this class, are refused
+// with a *schedule.FieldError.
 func NewPNDM(cfg schedule.Config) (*PNDM, error) {
+	if err := refuseSigmoid(&cfg, "PNDMScheduler"); err != nil {
+		return nil, err
+	}
 	if cfg.PredictionType == schedule.PredictSample {
 		return nil, fieldError("prediction_type", `"sample" is not supported by PNDMScheduler`)
 	}
+	// PNDMScheduler has no rescale_betas_zero_snr key: diffusers ignores
+	// it for this class.
+	cfg.RescaleBetasZeroSNR = false
 	s, err := cfg.Schedule()
 	if err != nil {
 		return nil, err

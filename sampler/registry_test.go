@@ -97,6 +97,12 @@ func TestFromConfigRefuses(t *testing.T) {
 	}{
 		{"DDPMScheduler", `"variance_type": "learned_range"`, "variance_type"},
 		{"DDPMScheduler", `"variance_type": "learned"`, "variance_type"},
+		{"DDIMScheduler", `"beta_schedule": "sigmoid"`, "beta_schedule"},
+		{"PNDMScheduler", `"beta_schedule": "sigmoid"`, "beta_schedule"},
+		{"EulerDiscreteScheduler", `"beta_schedule": "sigmoid"`, "beta_schedule"},
+		{"EulerAncestralDiscreteScheduler", `"beta_schedule": "sigmoid"`, "beta_schedule"},
+		{"DPMSolverMultistepScheduler", `"beta_schedule": "sigmoid"`, "beta_schedule"},
+		{"UniPCMultistepScheduler", `"beta_schedule": "sigmoid"`, "beta_schedule"},
 		{"PNDMScheduler", `"skip_prk_steps": true, "prediction_type": "sample"`, "prediction_type"},
 		{"EulerDiscreteScheduler", `"use_exponential_sigmas": true`, "use_exponential_sigmas"},
 		{"EulerDiscreteScheduler", `"use_beta_sigmas": true`, "use_beta_sigmas"},
@@ -135,7 +141,8 @@ func TestFromConfigRefuses(t *testing.T) {
 	}
 	// DDIM reads none of these keys, so it ignores them, as diffusers does.
 	for _, tc := range tests {
-		if tc.class == "DDPMScheduler" || strings.Contains(tc.body, "skip_prk_steps") || tc.key == "prediction_type" {
+		if tc.class == "DDPMScheduler" || strings.Contains(tc.body, "skip_prk_steps") || tc.key == "prediction_type" ||
+			tc.key == "beta_schedule" {
 			continue // keys DDIM reads, with values it supports or refuses itself
 		}
 		cfg := parse(t, `{"_class_name": "`+tc.class+`", `+tc.body+`}`)
@@ -271,6 +278,22 @@ func TestClassDefaults(t *testing.T) {
 	}
 	if p.(*PNDM).SetAlphaToOne {
 		t.Error("PNDM without set_alpha_to_one: want PNDMScheduler's default false")
+	}
+	// PNDMScheduler has no rescale_betas_zero_snr; DDIMScheduler has.
+	zsnr := parse(t, `{"skip_prk_steps": true, "rescale_betas_zero_snr": true}`)
+	pz, err := New("pndm", zsnr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dz, err := New("ddim", zsnr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ac := pz.(*PNDM).Schedule.AlphasCumprod(); ac[len(ac)-1] == 0 {
+		t.Error("PNDM applied rescale_betas_zero_snr, which its diffusers class does not read")
+	}
+	if ac := dz.(*DDIM).Schedule.AlphasCumprod(); ac[len(ac)-1] != 0 {
+		t.Error("DDIM ignored rescale_betas_zero_snr")
 	}
 	d, err := New("ddim", parse(t, `{}`))
 	if err != nil {

@@ -88,6 +88,9 @@ type UniPC struct {
 // sigma for which diffusers' own step returns NaN or infinities: bh1, and
 // lower_order_final false with an order above 1.
 func NewUniPC(cfg schedule.Config) (*UniPC, error) {
+	if err := refuseSigmoid(&cfg, "UniPCMultistepScheduler"); err != nil {
+		return nil, err
+	}
 	const class = "UniPCMultistepScheduler"
 	if err := refuseUnsupported(&cfg, class, "use_exponential_sigmas", "use_beta_sigmas", "use_flow_sigmas",
 		"use_dynamic_shifting", "time_shift_type", "solver_p", "shift_terminal"); err != nil {
