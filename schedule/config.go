@@ -335,8 +335,8 @@ func (c *Config) Validate() error {
 		return bad("solver_type", "unknown solver type %q", c.SolverType)
 	case !oneOf(c.FinalSigmasType, "", "zero", "sigma_min"):
 		return bad("final_sigmas_type", "unknown final sigmas type %q", c.FinalSigmasType)
-	case c.SigmaMin != nil && !(*c.SigmaMin >= 0 && *c.SigmaMin <= math.MaxFloat32):
-		return bad("sigma_min", "%v is not a finite number >= 0", *c.SigmaMin)
+	case c.SigmaMin != nil && !(*c.SigmaMin > 0 && *c.SigmaMin <= math.MaxFloat32):
+		return bad("sigma_min", "%v is not a positive finite number", *c.SigmaMin)
 	case c.SigmaMax != nil && !(*c.SigmaMax > 0 && *c.SigmaMax <= math.MaxFloat32):
 		return bad("sigma_max", "%v is not a positive finite number", *c.SigmaMax)
 	case math.IsNaN(c.LambdaMinClipped):

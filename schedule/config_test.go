@@ -175,6 +175,7 @@ func TestParseConfigInvalid(t *testing.T) {
 		{`{"disable_corrector":3}`, "disable_corrector"},
 		{`{"final_sigmas_type":"one"}`, "final_sigmas_type"},
 		{`{"sigma_min":-1}`, "sigma_min"},
+		{`{"sigma_min":0}`, "sigma_min"},
 		{`{"sigma_max":0}`, "sigma_max"},
 		{`{"sigma_max":"10"}`, "sigma_max"},
 		{`{"lambda_min_clipped":NaN}`, "lambda_min_clipped"},
