@@ -36,9 +36,12 @@
 // sample follows the model at the resolution it knows, while the detail
 // added by U's complement comes from the full-resolution call.
 //
-// The weight is w_t = Theta while t >= (1-Eta)*T and 0 after; for latent
-// models guidance is usually on for the noisy first 30%-60% of sampling
-// only. Where w_t = 0 for the whole batch the low-resolution call is skipped,
+// The weight is w_t = Theta while t >= (1-Eta)*T and 0 after
+// (UpsampleOptions.Active says which); for latent models guidance is
+// usually on for the noisy first 30%-60% of sampling only
+// (LatentUpsampleOptions: Theta 1.2, Eta 0.6). UpsampleOptions.Validate
+// holds the rules on the settings, for callers that check them before
+// building a model. Where w_t = 0 for the whole batch the low-resolution call is skipped,
 // so the guidance then costs nothing. Otherwise it costs one model call on
 // 1/k of the elements (25% more compute at 2x2), which runs concurrently
 // with the full-resolution call.

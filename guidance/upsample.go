@@ -95,14 +95,62 @@ func DefaultUpsampleOptions() UpsampleOptions {
 	return UpsampleOptions{Factors: []int{2, 2}, Theta: 1, Eta: 1, TimeMatching: schedule.Continuous}
 }
 
+// LatentUpsampleOptions returns the options the public implementations use
+// for latent models (Stable Diffusion 1.5 at 1024x1024): Theta 1.2, Eta 0.6
+// (guidance on the noisiest 60% of the schedule), continuous time matching,
+// both adjustments on. Factors is nil: [2, 2] for Upsample, the factors
+// derived from the requested size for package pipeline. The same values
+// serve 3x and 4x, where they have not been tuned.
+func LatentUpsampleOptions() UpsampleOptions {
+	return UpsampleOptions{Theta: 1.2, Eta: 0.6, TimeMatching: schedule.Continuous}
+}
+
+// Validate reports options that Upsample refuses: factors outside [1,
+// 65536] or more than three of them, a Theta that is not a finite float32,
+// an Eta outside [0, 1], a negative or non-finite ClipSampleRange, an
+// unknown TimeMatching or Prediction. nil Factors are valid (their meaning
+// is the caller's: [2, 2] for Upsample). Options are refused even where
+// guidance would not apply (Theta 0).
+func (o UpsampleOptions) Validate() error {
+	if o.Factors != nil {
+		if len(o.Factors) < 1 || len(o.Factors) > 3 {
+			return fmt.Errorf("guidance: Upsample: %d factors %v, want 2 ([fH, fW]) or 3 ([fF, fH, fW]), or 1 ([fW])", len(o.Factors), o.Factors)
+		}
+		for _, f := range o.Factors {
+			if f < 1 || f > maxFactor {
+				return fmt.Errorf("guidance: Upsample: factors %v: every factor must be at least 1 and at most %d", o.Factors, maxFactor)
+			}
+		}
+	}
+	if !(math.Abs(o.Theta) <= math.MaxFloat32) {
+		return fmt.Errorf("guidance: Upsample: Theta is %v, want a finite float32 number", o.Theta)
+	}
+	if !(o.Eta >= 0 && o.Eta <= 1) {
+		return fmt.Errorf("guidance: Upsample: Eta is %v, want a value in [0, 1]", o.Eta)
+	}
+	if !(o.ClipSampleRange >= 0 && o.ClipSampleRange <= math.MaxFloat32) {
+		return fmt.Errorf("guidance: Upsample: ClipSampleRange is %v, want 0 (off) or a positive finite number", o.ClipSampleRange)
+	}
+	if o.TimeMatching != schedule.Continuous && o.TimeMatching != schedule.Nearest {
+		return fmt.Errorf("guidance: Upsample: unknown TimeMatching %d", int(o.TimeMatching))
+	}
+	return checkPrediction(o.Prediction)
+}
+
+// Active reports whether guidance is on at timestep t of a schedule of
+// trainSteps training steps (schedule.Schedule.Len): Theta is not 0 and
+// t >= (1-Eta)*trainSteps. Where it is off, w_t = 0 and Upsample skips the
+// low-resolution call.
+func (o UpsampleOptions) Active(t float64, trainSteps int) bool {
+	return o.Theta != 0 && t >= (1-o.Eta)*float64(trainSteps)
+}
+
 // upsampler is the Denoiser returned by Upsample.
 type upsampler struct {
 	model   ugo.Denoiser
 	s       *schedule.Schedule
 	factors []int
 	k       float64
-	theta   float64
-	onFrom  float64 // guidance is on for t >= onFrom
 	opts    UpsampleOptions
 	param   parameterization
 	eps     bool // the model predicts the noise: no conversion
@@ -165,34 +213,16 @@ func Upsample(model ugo.Denoiser, s *schedule.Schedule, opts UpsampleOptions) (u
 	if s.Len() == 0 {
 		return nil, errors.New("guidance: Upsample: empty schedule (a zero schedule.Schedule; build one with schedule.FromConfig, FromBetas or a named constructor)")
 	}
+	if err := opts.Validate(); err != nil {
+		return nil, err
+	}
 	factors := opts.Factors
 	if factors == nil {
 		factors = []int{2, 2}
 	}
-	if len(factors) < 1 || len(factors) > 3 {
-		return nil, fmt.Errorf("guidance: Upsample: %d factors %v, want 2 ([fH, fW]) or 3 ([fF, fH, fW]), or 1 ([fW])", len(factors), factors)
-	}
 	k := 1
 	for _, f := range factors {
-		if f < 1 || f > maxFactor {
-			return nil, fmt.Errorf("guidance: Upsample: factors %v: every factor must be at least 1 and at most %d", factors, maxFactor)
-		}
 		k *= f
-	}
-	if !(math.Abs(opts.Theta) <= math.MaxFloat32) {
-		return nil, fmt.Errorf("guidance: Upsample: Theta is %v, want a finite float32 number", opts.Theta)
-	}
-	if !(opts.Eta >= 0 && opts.Eta <= 1) {
-		return nil, fmt.Errorf("guidance: Upsample: Eta is %v, want a value in [0, 1]", opts.Eta)
-	}
-	if !(opts.ClipSampleRange >= 0 && opts.ClipSampleRange <= math.MaxFloat32) {
-		return nil, fmt.Errorf("guidance: Upsample: ClipSampleRange is %v, want 0 (off) or a positive finite number", opts.ClipSampleRange)
-	}
-	if opts.TimeMatching != schedule.Continuous && opts.TimeMatching != schedule.Nearest {
-		return nil, fmt.Errorf("guidance: Upsample: unknown TimeMatching %d", int(opts.TimeMatching))
-	}
-	if err := checkPrediction(opts.Prediction); err != nil {
-		return nil, err
 	}
 	opts.Factors = append([]int(nil), factors...)
 	return &upsampler{
@@ -200,8 +230,6 @@ func Upsample(model ugo.Denoiser, s *schedule.Schedule, opts UpsampleOptions) (u
 		s:       s,
 		factors: opts.Factors,
 		k:       float64(k),
-		theta:   opts.Theta,
-		onFrom:  (1 - opts.Eta) * float64(s.Len()),
 		opts:    opts,
 		param:   vp{s: s, pred: opts.Prediction},
 		eps:     opts.Prediction == "" || opts.Prediction == schedule.PredictEpsilon,
@@ -214,8 +242,8 @@ const maxFactor = 1 << 16
 
 // weight returns w_t for timestep t.
 func (u *upsampler) weight(t float32) float64 {
-	if float64(t) >= u.onFrom {
-		return u.theta
+	if u.opts.Active(float64(t), u.s.Len()) {
+		return u.opts.Theta
 	}
 	return 0
 }

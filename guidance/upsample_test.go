@@ -548,3 +548,62 @@ func TestUpsampleDoesNotAllocate(t *testing.T) {
 		}
 	}
 }
+
+func TestUpsampleOptionsValidate(t *testing.T) {
+	for _, o := range []UpsampleOptions{{}, DefaultUpsampleOptions(), LatentUpsampleOptions(), {Factors: []int{2}, Theta: -3, Eta: 0}} {
+		if err := o.Validate(); err != nil {
+			t.Errorf("Validate(%+v) = %v, want nil", o, err)
+		}
+		if _, err := Upsample(pointwise{1, 1}, testSchedule, o); err != nil {
+			t.Errorf("Upsample(%+v) = %v, want nil", o, err)
+		}
+	}
+	// Theta 0 turns guidance off but does not make other settings valid;
+	// Upsample refuses exactly what Validate refuses.
+	for _, o := range []UpsampleOptions{
+		{Eta: 2}, {Eta: math.NaN()}, {Factors: []int{0}}, {Factors: []int{}}, {ClipSampleRange: -1},
+		{TimeMatching: 5}, {Prediction: "noise"}, {Theta: math.Inf(1), Eta: 1},
+	} {
+		err := o.Validate()
+		if err == nil {
+			t.Errorf("Validate(%+v) = nil, want an error", o)
+			continue
+		}
+		if _, uerr := Upsample(pointwise{1, 1}, testSchedule, o); uerr == nil || uerr.Error() != err.Error() {
+			t.Errorf("Upsample(%+v) error %v, Validate %v", o, uerr, err)
+		}
+	}
+	if l := LatentUpsampleOptions(); l.Theta != 1.2 || l.Eta != 0.6 || l.Factors != nil || l.TimeMatching != schedule.Continuous {
+		t.Errorf("LatentUpsampleOptions() = %+v", l)
+	}
+}
+
+// TestPropertyActiveIsTheWindow: Active is w_t != 0, t >= (1-Eta)*T, and
+// Upsample guides exactly where it reports true.
+func TestPropertyActiveIsTheWindow(t *testing.T) {
+	r := rand.New(rand.NewPCG(3, 4))
+	x := randTensor(r, 1, 1, 4, 4)
+	rapid.Check(t, func(rt *rapid.T) {
+		o := DefaultUpsampleOptions()
+		o.Eta = float64(rapid.IntRange(0, 10).Draw(rt, "eta10")) / 10
+		o.Theta = rapid.SampledFrom([]float64{0, 0.5, 1, 1.2}).Draw(rt, "theta")
+		tt := float32(rapid.IntRange(0, testSchedule.Len()-1).Draw(rt, "t"))
+		T := testSchedule.Len()
+		want := o.Theta != 0 && float64(tt) >= (1-o.Eta)*float64(T)
+		if got := o.Active(float64(tt), T); got != want {
+			rt.Fatalf("Active(%v, %d) = %v with Eta %v, Theta %v", tt, T, got, o.Eta, o.Theta)
+		}
+		d, err := Upsample(pointwise{0.7, 0.3}, testSchedule, o)
+		if err != nil {
+			rt.Fatal(err)
+		}
+		got, err := predict(d, x, tt)
+		if err != nil {
+			rt.Fatal(err)
+		}
+		pl, _ := predict(pointwise{0.7, 0.3}, x, tt)
+		if guided := maxAbsDiff(got, pl) != 0; guided != want {
+			rt.Fatalf("t %v, Eta %v, Theta %v: guided %v, Active %v", tt, o.Eta, o.Theta, guided, want)
+		}
+	})
+}
