@@ -19,7 +19,8 @@
 #       checks and unpacks the bundle into a temporary folder (the loader with
 #       dpkg -x, or ar and tar where dpkg is missing), finds the NVIDIA
 #       driver's Vulkan ICD file (nvidia_icd.json in the usual places, or
-#       writes one for libGLX_nvidia.so.0 when only the library is there),
+#       writes one for libGLX_nvidia.so.0 when only the library is there;
+#       or takes the ICD file named by $GPU_CHECK_ICD, for other drivers),
 #       points VK_DRIVER_FILES at it and LD_LIBRARY_PATH at the loader, and
 #       runs gpucheck with -device webgpu (override with -device) under a
 #       timeout; everything takes well under 8 minutes. The table goes to
@@ -139,7 +140,7 @@ run_check() {
 	if (ldconfig -p 2>/dev/null || true) | grep -q 'libvulkan\.so\.1 '; then
 		log "a system Vulkan loader is installed; the bundled one comes first on LD_LIBRARY_PATH"
 	fi
-	icd="$(find_icd "$work")"
+	icd="${GPU_CHECK_ICD:-$(find_icd "$work")}"
 	if [ -n "$icd" ]; then
 		log "Vulkan driver: $icd ($(grep -o '"library_path"[^,}]*' "$icd" | head -1))"
 		export VK_DRIVER_FILES="$icd" VK_ICD_FILENAMES="$icd"
