@@ -191,14 +191,22 @@ func Read(r io.Reader) (*Net, error) {
 	if err := c.Validate(); err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrFormat, err)
 	}
-	n, err := newZero(c)
-	if err != nil {
-		return nil, fmt.Errorf("%w: %w", ErrFormat, err)
+	// The parameters are read before the network is allocated, each into
+	// a buffer that grows with the data actually present: a short or
+	// lying file costs its own size, not what its header promises.
+	shapes := paramShapes(c)
+	var need int64
+	for _, ps := range shapes {
+		need += ugo.TensorBytes(2, ps.shape...) // read buffer and network
 	}
-	if count := fr.u32("parameter count"); fr.err == nil && count != uint32(len(n.params)) {
-		return nil, fmt.Errorf("%w: %d parameters, want %d for configuration %+v", ErrFormat, count, len(n.params), c)
+	if err := ugo.CheckMemory(fmt.Sprintf("convnet: reading the parameters of configuration Width %d, %d blocks", c.Width, len(c.Dilations)), need); err != nil {
+		return nil, err
 	}
-	for _, p := range n.params {
+	if count := fr.u32("parameter count"); fr.err == nil && count != uint32(len(shapes)) {
+		return nil, fmt.Errorf("%w: %d parameters, want %d for configuration %+v", ErrFormat, count, len(shapes), c)
+	}
+	values := make([][]float32, len(shapes))
+	for k, p := range shapes {
 		nameLen := fr.small("name length")
 		if fr.err != nil {
 			return nil, fr.err
@@ -212,30 +220,31 @@ func Read(r io.Reader) (*Net, error) {
 		if fr.err != nil {
 			return nil, fr.err
 		}
-		if string(name) != p.Name {
-			return nil, fmt.Errorf("%w: parameter %q, want %q", ErrFormat, name, p.Name)
+		if string(name) != p.name {
+			return nil, fmt.Errorf("%w: parameter %q, want %q", ErrFormat, name, p.name)
 		}
-		want := p.Value.Shape()
-		if rank != len(want) {
-			return nil, fmt.Errorf("%w: parameter %s has rank %d, want %d", ErrFormat, p.Name, rank, len(want))
+		if rank != len(p.shape) {
+			return nil, fmt.Errorf("%w: parameter %s has rank %d, want %d", ErrFormat, p.name, rank, len(p.shape))
 		}
+		size := 1
 		for i := range rank {
-			if d := fr.small("dimension"); fr.err == nil && d != want[i] {
-				return nil, fmt.Errorf("%w: parameter %s has dimension %d = %d, want shape %v", ErrFormat, p.Name, i, d, want)
+			if d := fr.small("dimension"); fr.err == nil && d != p.shape[i] {
+				return nil, fmt.Errorf("%w: parameter %s has dimension %d = %d, want shape %v", ErrFormat, p.name, i, d, p.shape)
 			}
+			size *= p.shape[i]
 		}
-		vals := p.Value.Float32s()
-		raw := make([]byte, 4*len(vals))
-		fr.full(raw, "values of "+p.Name)
+		raw := fr.upTo(4*size, "values of "+p.name)
 		if fr.err != nil {
 			return nil, fr.err
 		}
+		vals := make([]float32, size)
 		for i := range vals {
 			vals[i] = math.Float32frombits(binary.LittleEndian.Uint32(raw[4*i:]))
 			if v := vals[i]; v-v != 0 {
-				return nil, fmt.Errorf("%w: parameter %s element %d is %v: %w", ErrFormat, p.Name, i, v, ugo.ErrNonFinite)
+				return nil, fmt.Errorf("%w: parameter %s element %d is %v: %w", ErrFormat, p.name, i, v, ugo.ErrNonFinite)
 			}
 		}
+		values[k] = vals
 	}
 	sum := crc.Sum32()
 	if got := fr.u32("checksum"); fr.err == nil && got != sum {
@@ -247,6 +256,13 @@ func Read(r io.Reader) (*Net, error) {
 	var extra [1]byte
 	if k, _ := fr.r.Read(extra[:]); k > 0 {
 		return nil, fmt.Errorf("%w: data after the checksum", ErrFormat)
+	}
+	n, err := newZero(c)
+	if err != nil {
+		return nil, err
+	}
+	for k, p := range n.params {
+		copy(p.Value.Float32s(), values[k])
 	}
 	return n, nil
 }
@@ -272,6 +288,25 @@ func (fr *fileReader) full(p []byte, what string) {
 			fr.err = fmt.Errorf("convnet: reading the %s: %w", what, err)
 		}
 	}
+}
+
+// upTo reads n bytes, growing its buffer with the data that arrives rather
+// than allocating n up front.
+func (fr *fileReader) upTo(n int, what string) []byte {
+	if fr.err != nil {
+		return nil
+	}
+	b, err := io.ReadAll(io.LimitReader(fr.r, int64(n)))
+	fr.off += int64(len(b))
+	if err != nil {
+		fr.err = fmt.Errorf("convnet: reading the %s: %w", what, err)
+		return nil
+	}
+	if len(b) < n {
+		fr.err = fmt.Errorf("%w: truncated at byte %d, reading the %s: %w", ErrFormat, fr.off, what, io.ErrUnexpectedEOF)
+		return nil
+	}
+	return b
 }
 
 func (fr *fileReader) u32(what string) uint32 {
