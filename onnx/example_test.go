@@ -2,6 +2,8 @@ package onnx_test
 
 import (
 	"context"
+	"errors"
+	"flag"
 	"fmt"
 	"log"
 
@@ -93,4 +95,33 @@ func ExampleBatchedCFG() {
 	// extra inputs: [encoder_hidden_states[?,?,4]float32]
 	// one call per step: true
 	// eps: (1, 2, 32, 32)
+}
+
+// A -device flag: the names programs take, and the providers they ask for.
+// Open with WithFallback(FallbackCPU) runs on the CPU, with a logged
+// warning, where the GPU cannot be used; without it Open fails with an error
+// wrapping ErrProviderUnavailable.
+func ExampleDevice() {
+	for _, name := range []string{"cpu", "cuda:1", "webgpu", "webgpu:1"} {
+		d, err := onnx.ParseDevice(name)
+		if err != nil {
+			fmt.Println(errors.Is(err, onnx.ErrInvalidDevice), err)
+			continue
+		}
+		fmt.Printf("%s: kind %s, GPU %d, %d option(s)\n", d, d.Kind, d.ID, len(d.Options()))
+	}
+
+	fs := flag.NewFlagSet("demo", flag.ContinueOnError)
+	var dev onnx.Device
+	fs.Var(&dev, "device", "cpu, cuda[:N], tensorrt[:N] or webgpu")
+	if err := fs.Parse([]string{"-device", "tensorrt:2"}); err != nil {
+		log.Fatal(err)
+	}
+	fmt.Println("-device", dev)
+	// Output:
+	// cpu: kind cpu, GPU 0, 0 option(s)
+	// cuda:1: kind cuda, GPU 1, 1 option(s)
+	// webgpu: kind webgpu, GPU 0, 1 option(s)
+	// true onnx: invalid device "webgpu:1": only cuda and tensorrt take a device index
+	// -device tensorrt:2
 }
