@@ -47,5 +47,31 @@
 // # Tensors
 //
 // Public boundaries use *tensor.Dense from gorgonia.org/tensor holding
-// float32 values in row-major NCHW (images) or NCFHW (video) order.
+// float32 values in row-major NCHW (images) or NCFHW (video) order. A lazily
+// transposed (x.T without Materialize) or column-major tensor, whose
+// backing slice is not in that order, is refused rather than read in
+// storage order; so is a zero tensor.Dense. CheckSample and CheckDense are
+// the shared checks.
+//
+// # Errors
+//
+// Every package returns errors, never panics, for what a caller, a model
+// file or a configuration can get wrong; the few panics left are documented
+// programmer errors (such as a dst-first kernel over slices of the wrong
+// length). The errors shared by all packages live here:
+//
+//   - *ShapeError: a tensor of the wrong shape, rank, element type or
+//     layout;
+//   - ErrNonFinite: a NaN or infinity where a finite value is required (a
+//     model output from any backend, an overflowing guidance or CFG
+//     combination, a sampler step); sampler.ErrNonFinite and
+//     onnx.ErrNonFinite are this value, so one errors.Is test serves all;
+//   - ErrNilDenoiser: a nil model, including a typed nil such as the
+//     *onnx.Model of a failed Open (IsNil, CheckDenoiser);
+//   - ErrAlias: dst sharing memory with x in PredictNoise or a resize;
+//   - *MemoryError (ErrTooLarge): a request whose own buffers would exceed
+//     MemoryLimit, refused before anything is allocated, with the bytes it
+//     would need. The limit defaults to 16 GiB (or GOMEMLIMIT when lower)
+//     and SetMemoryLimit changes it; it bounds ugo's buffers, not the
+//     memory a backend uses inside a model call.
 package ugo
