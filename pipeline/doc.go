@@ -73,7 +73,7 @@
 //  6. The latents are divided by the scaling factor and decoded by the VAE,
 //     whole or in tiles (DecodeOptions).
 //
-// Model.Plan resolves a request without running it; Model.EncodePrompts,
+// Model.Resolve resolves a request into its Settings without running it; Model.EncodePrompts,
 // Model.Denoiser and Model.Decode expose the stages for callers who drive
 // their own sampling loop.
 //
@@ -83,16 +83,18 @@
 // largest integer f <= size/SampleSize that divides the latent size:
 // 1024x1024 on SD 1.5 gives [2, 2], 1536x1536 [3, 3], 1536x1024 [2, 3],
 // 2048x2048 [4, 4]; sizes below twice the training size get no guidance.
-// UpsampleOptions.Factors sets them explicitly, for example [1, 2] for a
+// Request.Upsample.Factors (a guidance.UpsampleOptions) sets them explicitly, for example [1, 2] for a
 // 512x1024 panorama. Each guided step adds one UNet call on the latent
 // pooled by the factors (1/(fH*fW) of the pixels), run concurrently with the
-// full-size call. The defaults, DefaultUpsample, are those of the public
+// full-size call. The defaults, guidance.LatentUpsampleOptions, are those of the public
 // implementations for SD 1.5 at 1024x1024: theta 1.2 and eta 0.6, that is
 // guidance on the steps with t >= 400 of 1000 (the noisiest 60%, where the
 // layout is decided) and off afterwards, where it would only blur detail.
 // The same defaults apply at 3x and 4x, where they have not been tuned; a
-// nil Request.Upsample means DefaultUpsample(), &UpsampleOptions{} means no
-// guidance.
+// nil Request.Upsample means guidance.LatentUpsampleOptions(),
+// &guidance.UpsampleOptions{} means no guidance. The guidance window and
+// the rules on the settings are the guidance package's
+// (UpsampleOptions.Active and Validate).
 //
 // # Tiled VAE decoding and memory
 //
@@ -144,7 +146,7 @@
 //
 // # Errors
 //
-// Load and Plan check everything they can before any model runs:
+// Load and Resolve check everything they can before any model runs:
 //
 //   - *MissingError: required files absent from the folder;
 //   - *ConfigError: a configuration value outside what the pipeline can use
@@ -155,11 +157,11 @@
 //     files fail with the schedule and clip packages' errors;
 //   - parts that do not fit together (hidden sizes, latent channels, input
 //     names) are errors naming both parts;
-//   - *ugo.ShapeError from Plan: a size the UNet cannot take, including
+//   - *ugo.ShapeError from Resolve: a size the UNet cannot take, including
 //     latent sizes that are not multiples of 2^(len(block_out_channels)-1)
 //     from unet/config.json (Info.LatentMultiple), at full size or in the
 //     low-resolution branch of Upsample Guidance;
-//   - *ugo.MemoryError (ugo.ErrTooLarge) from Plan: a request whose latents,
+//   - *ugo.MemoryError (ugo.ErrTooLarge) from Resolve: a request whose latents,
 //     images and buffers would exceed ugo.MemoryLimit, with the bytes it
 //     would need;
 //   - during Generate, the sampler's *sampler.StepError (ugo.ErrNonFinite

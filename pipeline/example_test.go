@@ -28,10 +28,10 @@ func ExampleModel_Generate() {
 	if err != nil {
 		log.Fatal(err)
 	}
-	p := res.Plan
+	p := res.Settings
 	fmt.Println("latents:", p.Latent)
 	fmt.Println("timesteps:", p.Timesteps)
-	fmt.Printf("upsample guidance: factors %v, theta %g, eta %g, on %d of %d steps\n", p.Factors, p.Theta, p.Eta, p.GuidedSteps, p.Steps)
+	fmt.Printf("upsample guidance: factors %v, theta %g, eta %g, on %d of %d steps\n", p.Upsample.Factors, p.Upsample.Theta, p.Upsample.Eta, p.GuidedSteps, p.Steps)
 	fmt.Println("image:", res.Pixels.Shape())
 	// Output:
 	// latents: [1 4 16 16]
@@ -42,18 +42,18 @@ func ExampleModel_Generate() {
 
 // Resolve a request without running it: the defaults, the guidance factors
 // and the VAE tiling for a 2048x2048 image from a 512 model.
-func ExampleModel_Plan() {
+func ExampleModel_Resolve() {
 	m, err := pipeline.Load("../testdata/sdtiny/fp16")
 	if err != nil {
 		log.Fatal(err)
 	}
 	defer m.Close()
-	p, err := m.Plan(pipeline.Request{Prompt: "a lighthouse", Width: 2048, Height: 2048})
+	p, err := m.Resolve(pipeline.Request{Prompt: "a lighthouse", Width: 2048, Height: 2048})
 	if err != nil {
 		log.Fatal(err)
 	}
 	fmt.Println(p.Sampler, p.Steps, "steps, cfg", p.GuidanceScale)
-	fmt.Println("factors", p.Factors, "guided steps", p.GuidedSteps)
+	fmt.Println("factors", p.Upsample.Factors, "guided steps", p.GuidedSteps)
 	fmt.Println("tiles per image", p.TilesPerImage)
 	// Output:
 	// ddim 50 steps, cfg 7.5

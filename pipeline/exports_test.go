@@ -69,10 +69,10 @@ func TestTrainingSize(t *testing.T) {
 			}
 			// The default request samples at the training size, and
 			// Upsample Guidance's factors follow from it.
-			p := mustPlan(t, m, Request{})
+			p := mustResolve(t, m, Request{})
 			require.Equal(t, []int{c.size, c.size}, []int{p.Width, p.Height})
-			p = mustPlan(t, m, Request{Width: 2 * c.size, Height: 2 * c.size, Steps: 4})
-			require.Equal(t, []int{2, 2}, p.Factors)
+			p = mustResolve(t, m, Request{Width: 2 * c.size, Height: 2 * c.size, Steps: 4})
+			require.Equal(t, []int{2, 2}, factorsOf(p))
 		})
 	}
 }
@@ -86,7 +86,7 @@ func TestSD2VFolderSamples(t *testing.T) {
 	require.Equal(t, 1024, m.Info().HiddenSize)
 	res, err := m.Generate(context.Background(), Request{Prompt: "a lighthouse", Width: 128, Height: 128, Steps: 3, Seed: 1})
 	require.NoError(t, err)
-	require.Equal(t, []int{2, 2}, res.Plan.Factors)
+	require.Equal(t, []int{2, 2}, res.Settings.Upsample.Factors)
 	require.Equal(t, tensor.Shape{1, 3, 128, 128}, res.Pixels.Shape())
 }
 

@@ -53,36 +53,6 @@ const (
 	DefaultGuidanceScale = 7.5
 )
 
-// UpsampleOptions configures Upsample Guidance for a request.
-type UpsampleOptions struct {
-	// Factors are the integer upsampling factors [fH, fW] of the requested
-	// size relative to the model's training size. nil chooses them per axis
-	// as the largest f <= size/SampleSize that divides the latent size:
-	// 1024x1024 on a 512 model gives [2, 2], 1536x1024 gives [3, 2],
-	// 768x768 gives [1, 1] (no guidance).
-	Factors []int
-	// Theta is the guidance weight while guidance is on; 0 turns Upsample
-	// Guidance off.
-	Theta float64
-	// Eta is the fraction of the schedule, from the noisy end, during which
-	// guidance is on: timesteps t >= (1-Eta)*T.
-	Eta float64
-	// TimeMatching chooses fractional (schedule.Continuous) or nearest
-	// training-step (schedule.Nearest) SNR-matched times for the
-	// low-resolution call. A UNet with an integer timestep input rounds
-	// fractional times to the nearest step anyway.
-	TimeMatching schedule.TimeMatching
-}
-
-// DefaultUpsample returns the Upsample Guidance settings the public
-// implementations use for Stable Diffusion 1.5 at 1024x1024: Theta 1.2,
-// Eta 0.6 (guidance on the noisiest 60% of the schedule), factors chosen
-// from the requested size, continuous time matching. The same values are
-// used for 3x and 4x, where they have not been tuned.
-func DefaultUpsample() UpsampleOptions {
-	return UpsampleOptions{Theta: 1.2, Eta: 0.6, TimeMatching: schedule.Continuous}
-}
-
 // Request describes one text-to-image generation. Zero fields take the
 // defaults noted.
 type Request struct {
@@ -124,9 +94,19 @@ type Request struct {
 	// Images is the number of images (num_images_per_prompt, default 1).
 	// Their latents are drawn in one call, as diffusers does.
 	Images int
-	// Upsample configures Upsample Guidance. nil means DefaultUpsample();
-	// &UpsampleOptions{} turns it off.
-	Upsample *UpsampleOptions
+	// Upsample configures Upsample Guidance. nil means
+	// guidance.LatentUpsampleOptions() (Theta 1.2, Eta 0.6, the settings
+	// the public implementations use for Stable Diffusion 1.5 at
+	// 1024x1024, also used at 3x and 4x, where they have not been tuned);
+	// &guidance.UpsampleOptions{} turns it off. nil Factors are chosen per
+	// axis as the largest f <= size/SampleSize that divides the latent
+	// size: 1024x1024 on a 512 model gives [2, 2], 1536x1024 gives [3, 2],
+	// 768x768 gives [1, 1] (no guidance); given Factors are two, [fH, fW].
+	// Prediction is the scheduler config's prediction type: "" takes it,
+	// another value is refused. The options are checked
+	// (guidance.UpsampleOptions.Validate) even where guidance would not
+	// apply.
+	Upsample *guidance.UpsampleOptions
 	// Decode configures VAE decoding (tiling).
 	Decode DecodeOptions
 	// Progress, if not nil, is called after the text encoding, after every
@@ -157,22 +137,28 @@ func (s Stage) String() string {
 	return fmt.Sprintf("Stage(%d)", int(s))
 }
 
-// Progress reports a completed unit of work.
+// Progress reports a completed unit of work. While denoising it carries
+// the sampler's own report of the step (sampler.ProgressInfo); encoding and
+// decoding are phases of the pipeline that are not sampling steps, which is
+// why it is a type of its own.
 type Progress struct {
 	// Stage is the phase; Done of Total units are complete (steps while
 	// denoising, tiles over all images while decoding).
 	Stage       Stage
 	Done, Total int
-	// Timestep is the training timestep of the denoising step just done
-	// (fractional for some samplers), and Upsampled whether Upsample
-	// Guidance was on at it.
-	Timestep  float32
+	// Step is the sampler's report of the denoising step just done
+	// (StageDenoise only; zero otherwise): Step.ModelTimestep is the
+	// training timestep the UNet saw (fractional for some samplers), and
+	// Step.Sample and Step.X0 the latents and the predicted clean latents,
+	// valid during the call only. Upsampled says whether Upsample Guidance
+	// was on at the step.
+	Step      sampler.ProgressInfo
 	Upsampled bool
 }
 
-// Plan is a request resolved against a model: every default filled in and
-// every size checked.
-type Plan struct {
+// Settings is a request resolved against a model (by Model.Resolve): every
+// default filled in and every size checked.
+type Settings struct {
 	// Width and Height are the image size in pixels; Latent the shape
 	// [N, C, H/s, W/s] of the sampled latents (C the latent channels, s
 	// the VAE scale).
@@ -187,24 +173,23 @@ type Plan struct {
 	// the unconditional branch runs (scale > 1).
 	GuidanceScale float64
 	CFG           bool
-	// Factors are the Upsample Guidance factors [fH, fW], nil when it is
-	// off; Theta, Eta and TimeMatching its settings; GuidedSteps the number
-	// of steps at which it is on.
-	Factors      []int
-	Theta, Eta   float64
-	TimeMatching schedule.TimeMatching
-	GuidedSteps  int
+	// Upsample is the Upsample Guidance the run applies, nil when it is
+	// off (Theta 0, or factors [1, 1]): the request's options with the
+	// factors [fH, fW] resolved and the model's prediction type.
+	// GuidedSteps is the number of steps at which it is on.
+	Upsample    *guidance.UpsampleOptions
+	GuidedSteps int
 	// TilesPerImage is the number of VAE decoder calls per image (1: whole).
 	TilesPerImage int
 
 	solver sampler.Solver
 }
 
-// Plan resolves req against the model: defaults, sizes, Upsample Guidance
-// factors and the sampler. It runs nothing.
-func (m *Model) Plan(req Request) (*Plan, error) {
+// Resolve resolves req against the model: defaults, sizes, Upsample
+// Guidance factors and the sampler. It runs nothing.
+func (m *Model) Resolve(req Request) (*Settings, error) {
 	info := &m.info
-	p := &Plan{Width: req.Width, Height: req.Height, Steps: req.Steps, Sampler: req.Sampler, GuidanceScale: DefaultGuidanceScale}
+	p := &Settings{Width: req.Width, Height: req.Height, Steps: req.Steps, Sampler: req.Sampler, GuidanceScale: DefaultGuidanceScale}
 	if req.GuidanceScale != nil {
 		p.GuidanceScale = *req.GuidanceScale
 	}
@@ -275,19 +260,20 @@ func (m *Model) Plan(req Request) (*Plan, error) {
 	p.Timesteps = sp.Timesteps
 	ts := sp.Timesteps
 
-	ug := DefaultUpsample()
+	ug := guidance.LatentUpsampleOptions()
 	if req.Upsample != nil {
 		ug = *req.Upsample
 	}
+	// Invalid settings are refused even at sizes where guidance turns out
+	// not to apply.
+	if err := ug.Validate(); err != nil {
+		return nil, fmt.Errorf("pipeline: %w", err)
+	}
+	pred := info.Scheduler.PredictionType
+	if ug.Prediction != "" && ug.Prediction != pred && !(pred == "" && ug.Prediction == schedule.PredictEpsilon) {
+		return nil, fmt.Errorf("pipeline: Upsample Guidance Prediction %q, but the model predicts %q (leave it empty)", ug.Prediction, pred)
+	}
 	if ug.Theta != 0 {
-		// Invalid settings are refused even at sizes where guidance
-		// turns out not to apply.
-		if !(ug.Eta >= 0 && ug.Eta <= 1) {
-			return nil, fmt.Errorf("pipeline: Upsample Guidance eta %v, want a value in [0, 1]", ug.Eta)
-		}
-		if !(math.Abs(ug.Theta) <= math.MaxFloat32) {
-			return nil, fmt.Errorf("pipeline: Upsample Guidance theta %v is not finite in float32", ug.Theta)
-		}
 		f, err := m.factors(p.Latent, ug.Factors)
 		if err != nil {
 			return nil, err
@@ -297,10 +283,10 @@ func (m *Model) Plan(req Request) (*Plan, error) {
 				return nil, fmt.Errorf("pipeline: the UNet cannot take the %dx%d low-resolution samples of Upsample Guidance %v: %w",
 					p.Width/f[1], p.Height/f[0], f, err)
 			}
-			p.Factors, p.Theta, p.Eta, p.TimeMatching = f, ug.Theta, ug.Eta, ug.TimeMatching
-			onFrom := (1 - ug.Eta) * float64(m.sched.Len())
+			ug.Factors, ug.Prediction = f, pred
+			p.Upsample = &ug
 			for _, t := range ts {
-				if float64(t) >= onFrom {
+				if ug.Active(float64(t), m.sched.Len()) {
 					p.GuidedSteps++
 				}
 			}
@@ -373,15 +359,15 @@ func (m *Model) factors(latent, given []int) ([]int, error) {
 }
 
 // Denoiser returns the predictor (of the scheduler config's prediction
-// type) a plan samples with, conditioned on
+// type) a run with settings p samples with, conditioned on
 // the prompt embeddings cond and uncond ([1 or N, sequence, hidden], from
 // EncodePrompts): the UNet under classifier-free guidance (both branches in
 // one batched UNet call when the export allows it, else two concurrent
 // calls), wrapped in Upsample Guidance when the plan has factors. uncond is
-// ignored when the plan has no CFG.
-func (m *Model) Denoiser(p *Plan, cond, uncond *tensor.Dense) (ugo.Denoiser, error) {
+// ignored when the settings have no CFG.
+func (m *Model) Denoiser(p *Settings, cond, uncond *tensor.Dense) (ugo.Denoiser, error) {
 	if p == nil {
-		return nil, errors.New("pipeline: Denoiser: nil plan")
+		return nil, errors.New("pipeline: Denoiser: nil settings")
 	}
 	c, err := m.unet.With(m.ehs, cond)
 	if err != nil {
@@ -405,13 +391,10 @@ func (m *Model) Denoiser(p *Plan, cond, uncond *tensor.Dense) (ugo.Denoiser, err
 	if m.hook != nil {
 		model = m.hook(model)
 	}
-	if p.Factors == nil {
+	if p.Upsample == nil {
 		return model, nil
 	}
-	g, err := guidance.Upsample(model, m.sched, guidance.UpsampleOptions{
-		Factors: p.Factors, Theta: p.Theta, Eta: p.Eta, TimeMatching: p.TimeMatching,
-		Prediction: m.info.Scheduler.PredictionType,
-	})
+	g, err := guidance.Upsample(model, m.sched, *p.Upsample)
 	if err != nil {
 		return nil, fmt.Errorf("pipeline: %w", err)
 	}
@@ -420,8 +403,8 @@ func (m *Model) Denoiser(p *Plan, cond, uncond *tensor.Dense) (ugo.Denoiser, err
 
 // Result is the outcome of Generate.
 type Result struct {
-	// Plan is the resolved request.
-	Plan *Plan
+	// Settings is the resolved request.
+	Settings *Settings
 	// Latents are the sampled latents [N, C, h, w] (before division by the
 	// scaling factor).
 	Latents *tensor.Dense
@@ -471,7 +454,7 @@ func (r *Result) WritePNG(path string) error {
 // guidance and update; the pictures then differ only by the numerics of the
 // ONNX export. See the package documentation.
 func (m *Model) Generate(ctx context.Context, req Request) (*Result, error) {
-	p, err := m.Plan(req)
+	p, err := m.Resolve(req)
 	if err != nil {
 		return nil, err
 	}
@@ -489,7 +472,7 @@ func (m *Model) Generate(ctx context.Context, req Request) (*Result, error) {
 	if err != nil {
 		return nil, err
 	}
-	res := &Result{Plan: p, Truncated: slices.Contains(trunc, true)}
+	res := &Result{Settings: p, Truncated: slices.Contains(trunc, true)}
 	L, H := m.info.SequenceLength, m.info.HiddenSize
 	one := L * H
 	cond := tensor.New(tensor.WithShape(1, L, H), tensor.WithBacking(emb.Float32s()[:one]))
@@ -513,11 +496,10 @@ func (m *Model) Generate(ctx context.Context, req Request) (*Result, error) {
 	if err != nil {
 		return nil, fmt.Errorf("pipeline: initial latents: %w", err)
 	}
-	onFrom := (1 - p.Eta) * float64(m.sched.Len())
 	opts := sampler.Options{Steps: p.Steps, Noise: src}
 	opts.Progress = func(pi sampler.ProgressInfo) error {
-		return report(Progress{Stage: StageDenoise, Done: pi.Step + 1, Total: pi.Steps, Timestep: pi.ModelTimestep,
-			Upsampled: p.Factors != nil && float64(pi.ModelTimestep) >= onFrom})
+		return report(Progress{Stage: StageDenoise, Done: pi.Step + 1, Total: pi.Steps, Step: pi,
+			Upsampled: p.Upsample != nil && p.Upsample.Active(float64(pi.ModelTimestep), m.sched.Len())})
 	}
 	if err := sampler.Sample(ctx, model, p.solver, x, opts); err != nil {
 		return nil, fmt.Errorf("pipeline: sampling: %w", err)

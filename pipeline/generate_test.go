@@ -16,14 +16,15 @@ import (
 	"gorgonia.org/tensor"
 
 	"github.com/ugo-diffusion/ugo"
+	"github.com/ugo-diffusion/ugo/guidance"
 	"github.com/ugo-diffusion/ugo/noise"
 	"github.com/ugo-diffusion/ugo/onnx"
 	"github.com/ugo-diffusion/ugo/schedule"
 )
 
-func TestPlan(t *testing.T) {
+func TestResolve(t *testing.T) {
 	m := load(t, tinyDir("fp32"))
-	off := &UpsampleOptions{}
+	off := &guidance.UpsampleOptions{}
 	cases := []struct {
 		name    string
 		req     Request
@@ -39,9 +40,9 @@ func TestPlan(t *testing.T) {
 		{"2048 square: 4x4, tiled", Request{Width: 2048, Height: 2048}, []int{1, 4, 256, 256}, []int{4, 4}, 30, 25, true},
 		{"768: below 2x", Request{Width: 768, Height: 768}, []int{1, 4, 96, 96}, nil, 0, 1, true},
 		{"1280x1024: 2x2 (floor)", Request{Width: 1280, Height: 1024}, []int{1, 4, 128, 160}, []int{2, 2}, 30, 9, true},
-		{"explicit 1x2 panorama", Request{Width: 1024, Height: 512, Upsample: &UpsampleOptions{Factors: []int{1, 2}, Theta: 1, Eta: 1}}, []int{1, 4, 64, 128}, []int{1, 2}, 50, 1, true},
+		{"explicit 1x2 panorama", Request{Width: 1024, Height: 512, Upsample: &guidance.UpsampleOptions{Factors: []int{1, 2}, Theta: 1, Eta: 1}}, []int{1, 4, 64, 128}, []int{1, 2}, 50, 1, true},
 		{"UG off", Request{Width: 1024, Height: 1024, Upsample: off}, []int{1, 4, 128, 128}, nil, 0, 1, true},
-		{"eta 0.3, 10 steps", Request{Width: 1024, Height: 1024, Steps: 10, Upsample: &UpsampleOptions{Theta: 1, Eta: 0.3}}, []int{1, 4, 128, 128}, []int{2, 2}, 3, 1, true},
+		{"eta 0.3, 10 steps", Request{Width: 1024, Height: 1024, Steps: 10, Upsample: &guidance.UpsampleOptions{Theta: 1, Eta: 0.3}}, []int{1, 4, 128, 128}, []int{2, 2}, 3, 1, true},
 		{"no CFG at scale 1", Request{GuidanceScale: new(1.0), Images: 3}, []int{3, 4, 64, 64}, nil, 0, 1, false},
 		{"no CFG at scale 0, as diffusers' guidance_scale=0.0", Request{GuidanceScale: new(0.0)}, []int{1, 4, 64, 64}, nil, 0, 1, false},
 		{"no CFG at a negative scale", Request{GuidanceScale: new(-2.0)}, []int{1, 4, 64, 64}, nil, 0, 1, false},
@@ -49,10 +50,10 @@ func TestPlan(t *testing.T) {
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
-			p, err := m.Plan(c.req)
+			p, err := m.Resolve(c.req)
 			require.NoError(t, err)
 			require.Equal(t, c.latent, p.Latent)
-			require.Equal(t, c.factors, p.Factors)
+			require.Equal(t, c.factors, factorsOf(p))
 			require.Equal(t, c.guided, p.GuidedSteps)
 			require.Equal(t, c.tiles, p.TilesPerImage)
 			require.Equal(t, c.cfg, p.CFG)
@@ -62,10 +63,10 @@ func TestPlan(t *testing.T) {
 			}
 			require.Len(t, p.Timesteps, steps)
 			// The guided steps are those with t >= (1-eta)*T.
-			if p.Factors != nil {
+			if p.Upsample != nil {
 				n := 0
 				for _, ts := range p.Timesteps {
-					if float64(ts) >= (1-p.Eta)*1000 {
+					if float64(ts) >= (1-p.Upsample.Eta)*1000 {
 						n++
 					}
 				}
@@ -73,24 +74,32 @@ func TestPlan(t *testing.T) {
 			}
 		})
 	}
-	require.Equal(t, []float32{981, 961, 941}, mustPlan(t, m, Request{}).Timesteps[:3], "SD's leading spacing with steps_offset 1")
-	p := mustPlan(t, m, Request{Width: 1024, Height: 1024})
-	require.Equal(t, 1.2, p.Theta)
-	require.Equal(t, 0.6, p.Eta)
-	require.Equal(t, schedule.Continuous, p.TimeMatching)
+	require.Equal(t, []float32{981, 961, 941}, mustResolve(t, m, Request{}).Timesteps[:3], "SD's leading spacing with steps_offset 1")
+	p := mustResolve(t, m, Request{Width: 1024, Height: 1024})
+	require.Equal(t, 1.2, p.Upsample.Theta)
+	require.Equal(t, 0.6, p.Upsample.Eta)
+	require.Equal(t, schedule.Continuous, p.Upsample.TimeMatching)
 	require.Equal(t, DefaultGuidanceScale, p.GuidanceScale, "nil GuidanceScale means diffusers' default")
 	require.Equal(t, SamplerDDIM, p.Sampler)
-	require.Zero(t, mustPlan(t, m, Request{GuidanceScale: new(0.0)}).GuidanceScale, "0 is a scale, not a request for the default")
+	require.Zero(t, mustResolve(t, m, Request{GuidanceScale: new(0.0)}).GuidanceScale, "0 is a scale, not a request for the default")
 }
 
-func mustPlan(t *testing.T, m *Model, req Request) *Plan {
+func mustResolve(t *testing.T, m *Model, req Request) *Settings {
 	t.Helper()
-	p, err := m.Plan(req)
+	p, err := m.Resolve(req)
 	require.NoError(t, err)
 	return p
 }
 
-func TestPlanErrors(t *testing.T) {
+// factorsOf returns the Upsample Guidance factors of p, nil when it is off.
+func factorsOf(p *Settings) []int {
+	if p.Upsample == nil {
+		return nil
+	}
+	return p.Upsample.Factors
+}
+
+func TestResolveErrors(t *testing.T) {
 	m := load(t, tinyDir("fp32"))
 	cases := []struct {
 		name string
@@ -104,20 +113,22 @@ func TestPlanErrors(t *testing.T) {
 		{"ddim eta", Request{DDIMEta: -1}, "DDIM eta"},
 		{"steps", Request{Steps: 1001}, "1001 steps"},
 		{"scale", Request{GuidanceScale: new(math.NaN())}, "not finite"},
-		{"factors length", Request{Width: 1024, Upsample: &UpsampleOptions{Theta: 1, Factors: []int{2}}}, "want two"},
-		{"factor divides", Request{Width: 1024, Height: 1024, Upsample: &UpsampleOptions{Theta: 1, Factors: []int{3, 2}}}, "factor 3 does not divide the latent height 128"},
-		{"factor zero", Request{Width: 1024, Upsample: &UpsampleOptions{Theta: 1, Factors: []int{0, 2}}}, "factor 0"},
-		{"ug eta", Request{Width: 1024, Height: 1024, Upsample: &UpsampleOptions{Theta: 1, Eta: 2}}, "eta 2"},
-		{"ug theta", Request{Width: 1024, Height: 1024, Upsample: &UpsampleOptions{Theta: math.Inf(1), Eta: 1}}, "theta +Inf"},
+		{"factors length", Request{Width: 1024, Upsample: &guidance.UpsampleOptions{Theta: 1, Factors: []int{2}}}, "want two"},
+		{"factor divides", Request{Width: 1024, Height: 1024, Upsample: &guidance.UpsampleOptions{Theta: 1, Factors: []int{3, 2}}}, "factor 3 does not divide the latent height 128"},
+		{"factor zero", Request{Width: 1024, Upsample: &guidance.UpsampleOptions{Theta: 1, Factors: []int{0, 2}}}, "factors [0 2]"},
+		{"ug eta", Request{Width: 1024, Height: 1024, Upsample: &guidance.UpsampleOptions{Theta: 1, Eta: 2}}, "Eta is 2"},
+		{"ug eta, theta 0", Request{Width: 1024, Height: 1024, Upsample: &guidance.UpsampleOptions{Eta: -1}}, "Eta is -1"},
+		{"ug prediction", Request{Width: 1024, Height: 1024, Upsample: &guidance.UpsampleOptions{Theta: 1, Eta: 1, Prediction: "v_prediction"}}, `Prediction "v_prediction", but the model predicts "epsilon"`},
+		{"ug theta", Request{Width: 1024, Height: 1024, Upsample: &guidance.UpsampleOptions{Theta: math.Inf(1), Eta: 1}}, "Theta is +Inf"},
 		{"tile", Request{Decode: DecodeOptions{TileSize: 16, Overlap: 9}}, "overlap <= size/2"},
 		{"tiling mode", Request{Decode: DecodeOptions{Tiling: 7}}, "unknown tiling mode"},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
-			_, err := m.Plan(c.req)
+			_, err := m.Resolve(c.req)
 			require.ErrorContains(t, err, c.want)
 			_, err = m.Generate(context.Background(), c.req)
-			require.ErrorContains(t, err, c.want, "Generate checks the plan before running anything")
+			require.ErrorContains(t, err, c.want, "Generate checks the settings before running anything")
 		})
 	}
 }
@@ -195,7 +206,7 @@ func TestCFGArithmetic(t *testing.T) {
 	require.Greater(t, maxAbsDiff(t, ec.Float32s(), eu.Float32s()), 1e-3, "the embeddings must matter")
 
 	for _, scale := range []float64{7.5, 3, 1, 0.5, 0} {
-		p := mustPlan(t, m, Request{Width: 192, Height: 256, GuidanceScale: &scale, Images: 2, Upsample: &UpsampleOptions{}})
+		p := mustResolve(t, m, Request{Width: 192, Height: 256, GuidanceScale: &scale, Images: 2, Upsample: &guidance.UpsampleOptions{}})
 		d, err := m.Denoiser(p, cond, uncond)
 		require.NoError(t, err)
 		got := tensor.New(tensor.WithShape(2, 4, 32, 24), tensor.Of(tensor.Float32))
@@ -238,12 +249,12 @@ func TestUpsampleWindow(t *testing.T) {
 	cases := []struct {
 		name    string
 		w, h    int
-		ug      *UpsampleOptions
+		ug      *guidance.UpsampleOptions
 		factors []int
 	}{
 		{"default 2x2", 256, 256, nil, []int{2, 2}},
-		{"3x2, eta 0.3", 384, 256, &UpsampleOptions{Theta: 1, Eta: 0.3}, []int{2, 3}},
-		{"1x2 panorama, eta 1, nearest", 256, 128, &UpsampleOptions{Factors: []int{1, 2}, Theta: 1, Eta: 1, TimeMatching: schedule.Nearest}, []int{1, 2}},
+		{"3x2, eta 0.3", 384, 256, &guidance.UpsampleOptions{Theta: 1, Eta: 0.3}, []int{2, 3}},
+		{"1x2 panorama, eta 1, nearest", 256, 128, &guidance.UpsampleOptions{Factors: []int{1, 2}, Theta: 1, Eta: 1, TimeMatching: schedule.Nearest}, []int{1, 2}},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -254,8 +265,8 @@ func TestUpsampleWindow(t *testing.T) {
 			res, err := m.Generate(context.Background(), Request{Prompt: "a cat", Width: c.w, Height: c.h, Steps: 8, Seed: 3,
 				Upsample: c.ug, Progress: func(p Progress) error { progress = append(progress, p); return nil }})
 			require.NoError(t, err)
-			p := res.Plan
-			require.Equal(t, c.factors, p.Factors)
+			p := res.Settings
+			require.Equal(t, c.factors, factorsOf(p))
 			eta := 0.6
 			if c.ug != nil {
 				eta = c.ug.Eta
@@ -287,7 +298,7 @@ func TestUpsampleWindow(t *testing.T) {
 				require.Len(t, byT[ts], 1, "one full-resolution call at t=%d", ts)
 				on := float64(ts) >= (1-eta)*1000
 				require.Equal(t, on, steps[i].Upsampled, "step %d t=%d", i, ts)
-				require.Equal(t, ts, steps[i].Timestep)
+				require.Equal(t, ts, steps[i].Step.ModelTimestep)
 				if on {
 					guided++
 				}
@@ -307,9 +318,9 @@ func TestUpsampleChangesOnlyTheWindow(t *testing.T) {
 	m := load(t, tinyDir("fp32"), WithSampleSize(128))
 	cond, uncond := condEmbeddings(t, m)
 	ctx := context.Background()
-	ug, err := m.Denoiser(mustPlan(t, m, Request{Width: 256, Height: 256}), cond, uncond)
+	ug, err := m.Denoiser(mustResolve(t, m, Request{Width: 256, Height: 256}), cond, uncond)
 	require.NoError(t, err)
-	plain, err := m.Denoiser(mustPlan(t, m, Request{Width: 256, Height: 256, Upsample: &UpsampleOptions{}}), cond, uncond)
+	plain, err := m.Denoiser(mustResolve(t, m, Request{Width: 256, Height: 256, Upsample: &guidance.UpsampleOptions{}}), cond, uncond)
 	require.NoError(t, err)
 	x := randLatents(2, 1, 4, 32, 32)
 	for _, ts := range []float32{999, 700, 400, 399, 100} {
@@ -338,7 +349,7 @@ func TestDeterminism(t *testing.T) {
 			require.Equal(t, a.Pixels.Float32s(), b.Pixels.Float32s())
 			require.Equal(t, a.Latents.Float32s(), b.Latents.Float32s())
 			require.Equal(t, []int{2, 3, 64, 128}, []int(a.Pixels.Shape()))
-			require.Equal(t, []int{1, 2}, a.Plan.Factors)
+			require.Equal(t, []int{1, 2}, a.Settings.Upsample.Factors)
 
 			req.Noise = noise.NewTorchCPU(42)
 			c, err := m.Generate(context.Background(), req)
@@ -437,7 +448,7 @@ func TestSamplers(t *testing.T) {
 		t.Run(c.sampler, func(t *testing.T) {
 			res, err := m.Generate(context.Background(), Request{Prompt: "a city at night", Width: 128, Height: 64, Steps: 10, Seed: 9, Sampler: c.sampler})
 			require.NoError(t, err)
-			ts := res.Plan.Timesteps
+			ts := res.Settings.Timesteps
 			require.Len(t, ts, 10)
 			require.Equal(t, c.first, ts[0])
 			require.InDelta(t, c.last, ts[9], 1)
@@ -455,7 +466,7 @@ func TestSamplers(t *testing.T) {
 	require.NoError(t, err)
 	require.NoError(t, os.WriteFile(cfg, []byte(strings.Replace(string(data), "{", `{"timestep_spacing": "leading",`, 1)), 0o644))
 	lm := load(t, dir)
-	p, err := lm.Plan(Request{Steps: 10, Sampler: SamplerEuler})
+	p, err := lm.Resolve(Request{Steps: 10, Sampler: SamplerEuler})
 	require.NoError(t, err)
 	require.Equal(t, float32(901), p.Timesteps[0], "a spacing named in the file applies to every sampler")
 }
@@ -505,9 +516,9 @@ func TestDenoiserAllocations(t *testing.T) {
 	ctx := context.Background()
 	x := randLatents(3, 1, 4, 16, 16)
 	dst := tensor.New(tensor.WithShape(1, 4, 16, 16), tensor.Of(tensor.Float32))
-	plain, err := m.Denoiser(mustPlan(t, m, Request{Width: 128, Height: 128, Upsample: &UpsampleOptions{}}), cond, uncond)
+	plain, err := m.Denoiser(mustResolve(t, m, Request{Width: 128, Height: 128, Upsample: &guidance.UpsampleOptions{}}), cond, uncond)
 	require.NoError(t, err)
-	guided, err := m.Denoiser(mustPlan(t, m, Request{Width: 128, Height: 128}), cond, uncond)
+	guided, err := m.Denoiser(mustResolve(t, m, Request{Width: 128, Height: 128}), cond, uncond)
 	require.NoError(t, err)
 	measure := func(d ugo.Denoiser) float64 {
 		require.NoError(t, d.PredictNoise(ctx, dst, x, []float32{900})) // warm the buffers

@@ -12,6 +12,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/ugo-diffusion/ugo"
+	"github.com/ugo-diffusion/ugo/guidance"
 	"github.com/ugo-diffusion/ugo/internal/ortest"
 	"github.com/ugo-diffusion/ugo/onnx"
 	"github.com/ugo-diffusion/ugo/schedule"
@@ -89,8 +90,8 @@ func TestHostileModelFolders(t *testing.T) {
 			loaded++
 			info := m.Info()
 			require.True(t, info.SampleSize >= info.VAEScale && info.SampleSize%info.VAEScale == 0 && info.SampleSize <= MaxSampleSize, "sample size %d", info.SampleSize)
-			req := Request{Prompt: "a cat", Steps: 2, Width: 64, Height: 64, Upsample: &UpsampleOptions{}}
-			if _, err := m.Plan(req); err != nil {
+			req := Request{Prompt: "a cat", Steps: 2, Width: 64, Height: 64, Upsample: &guidance.UpsampleOptions{}}
+			if _, err := m.Resolve(req); err != nil {
 				return
 			}
 			res, err := m.Generate(context.Background(), req)
@@ -157,30 +158,30 @@ func TestPlanRefusesWhatItCannotRun(t *testing.T) {
 	m := load(t, dir)
 	require.Equal(t, 8, m.Info().LatentMultiple)
 	var se *ugo.ShapeError
-	_, err := m.Plan(Request{Width: 72, Height: 64})
+	_, err := m.Resolve(Request{Width: 72, Height: 64})
 	require.ErrorAs(t, err, &se, "a 9-pixel-wide latent with three downsamplings")
-	_, err = m.Plan(Request{Width: 128, Height: 128})
+	_, err = m.Resolve(Request{Width: 128, Height: 128})
 	require.NoError(t, err)
-	_, err = m.Plan(Request{Width: 192, Height: 192, Upsample: &UpsampleOptions{Theta: 1, Eta: 1, Factors: []int{3, 3}}})
+	_, err = m.Resolve(Request{Width: 192, Height: 192, Upsample: &guidance.UpsampleOptions{Theta: 1, Eta: 1, Factors: []int{3, 3}}})
 	require.NoError(t, err, "24x24 latents, 8x8 in the low-resolution branch")
-	_, err = m.Plan(Request{Width: 192, Height: 192, Upsample: &UpsampleOptions{Theta: 1, Eta: 1, Factors: []int{2, 2}}})
+	_, err = m.Resolve(Request{Width: 192, Height: 192, Upsample: &guidance.UpsampleOptions{Theta: 1, Eta: 1, Factors: []int{2, 2}}})
 	require.ErrorAs(t, err, &se, "24x24 latents, 12x12 in the low-resolution branch")
 	for _, req := range []Request{
 		{GuidanceScale: new(1e39)}, {GuidanceScale: new(math.Inf(-1))}, {DDIMEta: math.NaN()}, {DDIMEta: -1},
-		{Upsample: &UpsampleOptions{Theta: 1e39, Eta: 1}, Width: 128, Height: 128},
-		{Upsample: &UpsampleOptions{Theta: 1, Eta: 2}, Width: 128, Height: 128},
-		{Upsample: &UpsampleOptions{Theta: 1, Eta: 1, Factors: []int{0, 2}}, Width: 128, Height: 128},
-		{Upsample: &UpsampleOptions{Theta: 1, Eta: 1, Factors: []int{2}}, Width: 128, Height: 128},
+		{Upsample: &guidance.UpsampleOptions{Theta: 1e39, Eta: 1}, Width: 128, Height: 128},
+		{Upsample: &guidance.UpsampleOptions{Theta: 1, Eta: 2}, Width: 128, Height: 128},
+		{Upsample: &guidance.UpsampleOptions{Theta: 1, Eta: 1, Factors: []int{0, 2}}, Width: 128, Height: 128},
+		{Upsample: &guidance.UpsampleOptions{Theta: 1, Eta: 1, Factors: []int{2}}, Width: 128, Height: 128},
 		{Width: -8}, {Height: 1 << 20}, {Width: 12}, {Images: -1}, {Images: 1000}, {Steps: -1}, {Steps: 1 << 40},
 		{Sampler: "bogus"}, {Decode: DecodeOptions{TileSize: -1}},
 	} {
-		if _, err := m.Plan(req); err == nil {
-			t.Errorf("Plan(%+v) accepted", req)
+		if _, err := m.Resolve(req); err == nil {
+			t.Errorf("Resolve(%+v) accepted", req)
 		}
 	}
 	prev := ugo.SetMemoryLimit(64 << 20)
 	defer ugo.SetMemoryLimit(prev)
-	_, err = m.Plan(Request{Width: 4096, Height: 4096, Images: 4})
+	_, err = m.Resolve(Request{Width: 4096, Height: 4096, Images: 4})
 	var me *ugo.MemoryError
 	require.ErrorAs(t, err, &me)
 	require.True(t, errors.Is(err, ugo.ErrTooLarge))
@@ -234,7 +235,7 @@ func FuzzReadConfigs(f *testing.F) {
 		}
 		// Plan must refuse or resolve any size, and never plan more than
 		// the memory limit.
-		p, err := m.Plan(Request{Width: width, Height: height, Steps: 2})
+		p, err := m.Resolve(Request{Width: width, Height: height, Steps: 2})
 		if err != nil {
 			return
 		}

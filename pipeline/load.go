@@ -112,7 +112,7 @@ type Info struct {
 	// LatentMultiple is the number the latent height and width must be
 	// multiples of for the UNet: 2^(len(block_out_channels)-1) from
 	// unet/config.json (8 for SD 1.x and 2.x), or 1 when the file does not
-	// say. Plan refuses other sizes.
+	// say. Resolve refuses other sizes.
 	LatentMultiple int
 	// HiddenSize is the width of the text encoder's states (768 for SD 1.x,
 	// 1024 for SD 2.x), and SequenceLength the tokenizer's padded length.

@@ -39,12 +39,13 @@ func TestDenoiserGuidesThePredictionType(t *testing.T) {
 			m := load(t, withPrediction(t, "fp32", pred), WithSampleSize(128))
 			require.Equal(t, pred, m.Info().Scheduler.PredictionType)
 			cond, uncond := condEmbeddings(t, m)
-			p := mustPlan(t, m, Request{Width: 256, Height: 256})
+			p := mustResolve(t, m, Request{Width: 256, Height: 256})
 			ug, err := m.Denoiser(p, cond, uncond)
 			require.NoError(t, err)
-			plain, err := m.Denoiser(mustPlan(t, m, Request{Width: 256, Height: 256, Upsample: &UpsampleOptions{}}), cond, uncond)
+			plain, err := m.Denoiser(mustResolve(t, m, Request{Width: 256, Height: 256, Upsample: &guidance.UpsampleOptions{}}), cond, uncond)
 			require.NoError(t, err)
-			opts := guidance.UpsampleOptions{Factors: p.Factors, Theta: p.Theta, Eta: p.Eta, TimeMatching: p.TimeMatching, Prediction: pred}
+			opts := *p.Upsample
+			require.Equal(t, pred, opts.Prediction, "the settings carry the model's prediction type")
 			want, err := guidance.Upsample(plain, m.Schedule(), opts)
 			require.NoError(t, err)
 			opts.Prediction = schedule.PredictEpsilon

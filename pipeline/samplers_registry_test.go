@@ -34,14 +34,14 @@ func TestRegistrySamplers(t *testing.T) {
 		t.Run(c.name, func(t *testing.T) {
 			res, err := m.Generate(context.Background(), Request{Prompt: "a lighthouse", Width: 64, Height: 64, Steps: 4, Seed: 3, Sampler: c.name})
 			require.NoError(t, err)
-			require.Len(t, res.Plan.Timesteps, c.calls)
-			require.Equal(t, c.first, res.Plan.Timesteps[0])
+			require.Len(t, res.Settings.Timesteps, c.calls)
+			require.Equal(t, c.first, res.Settings.Timesteps[0])
 			for _, v := range res.Latents.Float32s() {
 				require.False(t, math.IsNaN(float64(v)) || math.IsInf(float64(v), 0))
 			}
 		})
 	}
-	_, err := m.Plan(Request{Steps: 4, Sampler: "LMSDiscreteScheduler"})
+	_, err := m.Resolve(Request{Steps: 4, Sampler: "LMSDiscreteScheduler"})
 	var ue *sampler.UnknownSamplerError
 	require.True(t, errors.As(err, &ue), "err = %v", err)
 	require.Contains(t, err.Error(), "unipc (UniPCMultistepScheduler)")
@@ -58,11 +58,11 @@ func TestSchedulerConfigKeyRefused(t *testing.T) {
 	edited := strings.Replace(string(data), "{", `{"use_lu_lambdas": true, "lambda_min_clipped": -Infinity,`, 1)
 	require.NoError(t, os.WriteFile(cfg, []byte(edited), 0o644))
 	m := load(t, dir, WithSampleSize(64))
-	_, err = m.Plan(Request{Steps: 4, Sampler: SamplerDPMSolver})
+	_, err = m.Resolve(Request{Steps: 4, Sampler: SamplerDPMSolver})
 	var fe *schedule.FieldError
 	require.True(t, errors.As(err, &fe), "err = %v", err)
 	require.Equal(t, "use_lu_lambdas", fe.Field)
 	// DDIM does not read use_lu_lambdas, as in diffusers.
-	_, err = m.Plan(Request{Steps: 4, Sampler: SamplerDDIM})
+	_, err = m.Resolve(Request{Steps: 4, Sampler: SamplerDDIM})
 	require.NoError(t, err)
 }

@@ -177,7 +177,7 @@ func (v *VAE) Encode(ctx context.Context, images *tensor.Dense) (*tensor.Dense, 
 	return out, nil
 }
 
-// Solver returns the sampler the plan samples with, configured from the
+// Solver returns the sampler a run with these settings samples with, configured from the
 // model's scheduler_config.json (Request.Sampler), for callers who drive
 // their own sampling loop or upscaling stages.
-func (p *Plan) Solver() sampler.Solver { return p.solver }
+func (p *Settings) Solver() sampler.Solver { return p.solver }

@@ -11,6 +11,7 @@ import (
 	"github.com/stretchr/testify/require"
 	"gorgonia.org/tensor"
 
+	"github.com/ugo-diffusion/ugo/guidance"
 	"github.com/ugo-diffusion/ugo/noise"
 	"github.com/ugo-diffusion/ugo/onnx"
 	"github.com/ugo-diffusion/ugo/upscale"
@@ -108,7 +109,7 @@ func TestUpscaleWithVAE(t *testing.T) {
 	m := load(t, tinyDir("fp32"))
 	v := openVAE(t, m, DecodeOptions{})
 	cond, uncond := condEmbeddings(t, m)
-	p := mustPlan(t, m, Request{Width: 64, Height: 64, Steps: 4, Upsample: &UpsampleOptions{}})
+	p := mustResolve(t, m, Request{Width: 64, Height: 64, Steps: 4, Upsample: &guidance.UpsampleOptions{}})
 	require.NotNil(t, p.Solver())
 	model, err := m.Denoiser(p, cond, uncond)
 	require.NoError(t, err)

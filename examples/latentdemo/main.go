@@ -21,6 +21,7 @@ import (
 
 	"gorgonia.org/tensor"
 
+	"github.com/ugo-diffusion/ugo/guidance"
 	"github.com/ugo-diffusion/ugo/onnx"
 	"github.com/ugo-diffusion/ugo/picture"
 	"github.com/ugo-diffusion/ugo/pipeline"
@@ -59,8 +60,8 @@ func run() error {
 			var cols []image.Image
 			for _, c := range []struct {
 				scale int
-				up    *pipeline.UpsampleOptions
-			}{{1, &pipeline.UpsampleOptions{}}, {2, &pipeline.UpsampleOptions{}}, {2, nil}} {
+				up    *guidance.UpsampleOptions
+			}{{1, &guidance.UpsampleOptions{}}, {2, &guidance.UpsampleOptions{}}, {2, nil}} {
 				res, err := m.Generate(ctx, pipeline.Request{Prompt: p, Width: c.scale * size, Height: c.scale * size,
 					Steps: *steps, GuidanceScale: new(*cfg), Seed: *seed + uint64(i), Images: *images, Upsample: c.up})
 				if err != nil {

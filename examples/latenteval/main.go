@@ -41,6 +41,7 @@ import (
 	"gorgonia.org/tensor"
 
 	"github.com/ugo-diffusion/ugo/examples/internal/fashion"
+	"github.com/ugo-diffusion/ugo/guidance"
 	"github.com/ugo-diffusion/ugo/metrics"
 	"github.com/ugo-diffusion/ugo/onnx"
 	"github.com/ugo-diffusion/ugo/picture"
@@ -254,22 +255,22 @@ func evaluate(ctx context.Context, m *pipeline.Model, cls *classifier, ref *metr
 	for c, prompt := range Prompts {
 		for k := 0; k*batch < per; k++ {
 			nb := min(batch, per-k*batch)
-			up := &pipeline.UpsampleOptions{}
+			up := &guidance.UpsampleOptions{}
 			if s.Theta > 0 {
-				up = &pipeline.UpsampleOptions{Factors: []int{s.Factor, s.Factor}, Theta: s.Theta, Eta: s.Eta}
+				up = &guidance.UpsampleOptions{Factors: []int{s.Factor, s.Factor}, Theta: s.Theta, Eta: s.Eta}
 			}
 			res, err := m.Generate(ctx, pipeline.Request{Prompt: prompt, Width: size, Height: size, Steps: steps,
 				GuidanceScale: new(s.CFG), Seed: seed + uint64(1000*c+k), Images: nb, Upsample: up})
 			if err != nil {
 				return result{}, err
 			}
-			p := res.Plan
+			p := res.Settings
 			branches := 1.0
 			if p.CFG {
 				branches = 2
 			}
 			calls = float64(p.Steps) * branches
-			if p.Factors != nil {
+			if p.Upsample != nil {
 				low = float64(p.GuidedSteps) * branches
 			}
 			px := res.Pixels.Float32s()

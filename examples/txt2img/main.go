@@ -32,6 +32,7 @@ import (
 	"time"
 
 	"github.com/ugo-diffusion/ugo/examples/internal/cli"
+	"github.com/ugo-diffusion/ugo/guidance"
 	"github.com/ugo-diffusion/ugo/onnx"
 	"github.com/ugo-diffusion/ugo/pipeline"
 	"github.com/ugo-diffusion/ugo/schedule"
@@ -69,7 +70,7 @@ func parse(args []string, stderr io.Writer) (*options, error) {
 	samp := fs.String("sampler", pipeline.SamplerDDIM, "sampler: "+strings.Join(pipeline.Samplers, ", "))
 	ddimEta := fs.Float64("ddim-eta", 0, "DDIM eta (0: deterministic)")
 	cfg := fs.Float64("cfg", pipeline.DefaultGuidanceScale, "classifier-free guidance scale (<= 1: no unconditional branch)")
-	def := pipeline.DefaultUpsample()
+	def := guidance.LatentUpsampleOptions()
 	theta := fs.Float64("ug-theta", def.Theta, "Upsample Guidance weight theta (0: off)")
 	eta := fs.Float64("ug-eta", def.Eta, "Upsample Guidance window: on while t >= (1-eta)*T")
 	factor := fs.String("ug-factor", "auto", "Upsample Guidance factors: auto, off, N (both axes) or HxW such as 2x3")
@@ -123,7 +124,7 @@ func parse(args []string, stderr io.Writer) (*options, error) {
 	r := &o.req
 	*r = pipeline.Request{Prompt: o.prompt, NegativePrompt: o.negative, Width: o.width, Height: o.height,
 		Steps: *steps, Sampler: *samp, DDIMEta: *ddimEta, GuidanceScale: cfg, Seed: uint64(s), Images: *images}
-	ug := &pipeline.UpsampleOptions{Theta: *theta, Eta: *eta}
+	ug := &guidance.UpsampleOptions{Theta: *theta, Eta: *eta}
 	if *nearest {
 		ug.TimeMatching = schedule.Nearest
 	}
@@ -221,13 +222,13 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	info := m.Info()
 	fmt.Fprintf(stdout, "model %s: trained at %d px (%s), %d-wide text states, scaling factor %g (%s), providers %v, loaded in %.1fs\n",
 		o.model, info.SampleSize, info.SampleSizeSource, info.HiddenSize, info.ScalingFactor, info.ScalingFactorSource, info.UNet.Providers, time.Since(start).Seconds())
-	p, err := m.Plan(o.req)
+	p, err := m.Resolve(o.req)
 	if err != nil {
 		return err
 	}
 	ug := "off"
-	if p.Factors != nil {
-		ug = fmt.Sprintf("factors %dx%d, theta %g, eta %g (%d of %d steps)", p.Factors[0], p.Factors[1], p.Theta, p.Eta, p.GuidedSteps, p.Steps)
+	if u := p.Upsample; u != nil {
+		ug = fmt.Sprintf("factors %dx%d, theta %g, eta %g (%d of %d steps)", u.Factors[0], u.Factors[1], u.Theta, u.Eta, p.GuidedSteps, p.Steps)
 	}
 	fmt.Fprintf(stdout, "%dx%d, %d %s steps, cfg %g, seed %d, Upsample Guidance %s, VAE decode in %d tile(s) per image\n",
 		p.Width, p.Height, p.Steps, p.Sampler, p.GuidanceScale, o.req.Seed, ug, p.TilesPerImage)
@@ -266,7 +267,7 @@ func progressBar(w io.Writer, start time.Time) func(pipeline.Progress) error {
 		bar := strings.Repeat("#", filled) + strings.Repeat(".", width-filled)
 		extra := ""
 		if p.Stage == pipeline.StageDenoise {
-			extra = fmt.Sprintf(" t=%-5.4g", p.Timestep)
+			extra = fmt.Sprintf(" t=%-5.4g", p.Step.ModelTimestep)
 			if p.Upsampled {
 				extra += " UG"
 			} else {

@@ -441,7 +441,7 @@ func openLatent(ctx context.Context, dir string, o *options) (*setup, error) {
 	if err != nil {
 		return nil, err
 	}
-	plan, err := m.Plan(pipeline.Request{Steps: o.steps, GuidanceScale: &o.cfg, Images: o.n, Upsample: &pipeline.UpsampleOptions{}})
+	plan, err := m.Resolve(pipeline.Request{Steps: o.steps, GuidanceScale: &o.cfg, Images: o.n, Upsample: &guidance.UpsampleOptions{}})
 	if err != nil {
 		vae.Close()
 		return nil, err
@@ -460,8 +460,7 @@ func openLatent(ctx context.Context, dir string, o *options) (*setup, error) {
 		vae.Close()
 		return nil, err
 	}
-	def := pipeline.DefaultUpsample()
-	ug := guidance.UpsampleOptions{Theta: def.Theta, Eta: def.Eta, TimeMatching: def.TimeMatching}
+	ug := guidance.LatentUpsampleOptions()
 	base := info.SampleSize / vs
 	ok = true
 	return &setup{
