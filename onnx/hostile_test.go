@@ -161,6 +161,11 @@ func TestShapesTheGraphRefuses(t *testing.T) {
 	if _, err := Open(modelPath("pool2.onnx"), WithSpatialMultiple(0)); err == nil {
 		t.Fatal("WithSpatialMultiple(0) accepted")
 	}
+	for _, th := range [][2]int{{MaxThreads + 1, 0}, {0, MaxThreads + 1}, {1 << 30, 1 << 30}, {-1, -1}} {
+		if _, err := Open(modelPath("pool2.onnx"), WithThreads(th[0], th[1])); err == nil {
+			t.Fatalf("WithThreads(%d, %d) accepted", th[0], th[1])
+		}
+	}
 	shrink := open(t, "shrink.onnx")
 	err = shrink.PredictNoise(ctx, dense32(1, 2, 4, 4), dense32(1, 2, 4, 4), []float32{1})
 	if !errors.As(err, &re) {

@@ -94,16 +94,21 @@ func WithOutputName(name string) Option {
 	return func(c *config) { c.outName = name }
 }
 
+// MaxThreads bounds the thread counts of WithThreads: ONNX Runtime starts
+// every thread of its pools when the session is created.
+const MaxThreads = 4096
+
 // WithThreads sets ONNX Runtime's intra-op thread count (threads used inside
 // one operator, such as a convolution) and inter-op thread count (threads
 // running independent operators in parallel; ONNX Runtime only uses it in
 // parallel execution mode, which this option enables when inter > 1). Zero
 // keeps ONNX Runtime's default for that count (one thread per physical core
-// for intra-op). Negative values make Open fail.
+// for intra-op). Negative values and values above MaxThreads make Open
+// fail.
 func WithThreads(intra, inter int) Option {
 	return func(c *config) {
-		if intra < 0 || inter < 0 {
-			c.errs = append(c.errs, fmt.Errorf("onnx: WithThreads(%d, %d): thread counts must be >= 0", intra, inter))
+		if intra < 0 || inter < 0 || intra > MaxThreads || inter > MaxThreads {
+			c.errs = append(c.errs, fmt.Errorf("onnx: WithThreads(%d, %d): thread counts must be 0 to %d", intra, inter, MaxThreads))
 			return
 		}
 		c.intra, c.inter, c.threadsSet = intra, inter, true
