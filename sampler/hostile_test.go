@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"strings"
 	"testing"
 
 	"gorgonia.org/tensor"
@@ -143,5 +144,20 @@ func TestSampleRefusesNonFiniteInput(t *testing.T) {
 	}
 	if calls != 0 {
 		t.Fatalf("%d model calls on refused input", calls)
+	}
+}
+
+// TestSampleTypedNilNoise: a nil *PCG in Options.Noise is refused like a
+// nil interface, before it is dereferenced.
+func TestSampleTypedNilNoise(t *testing.T) {
+	var src *noise.PCG
+	s := &DDPM{Schedule: schedule.Linear(1000, 0.0001, 0.02)}
+	err := Sample(context.Background(), dummyModel, s, dummyDeter(false), Options{Steps: 3, Noise: src})
+	if err == nil || !strings.Contains(err.Error(), "Noise is nil") {
+		t.Fatalf("err = %v", err)
+	}
+	var solver *DDIM
+	if err := Sample(context.Background(), dummyModel, solver, dummyDeter(false), Options{Steps: 3}); err == nil {
+		t.Fatal("a nil *DDIM accepted")
 	}
 }

@@ -174,7 +174,7 @@ func Sample(ctx context.Context, model ugo.Denoiser, s Solver, x *tensor.Dense, 
 	for _, noisy := range p.Noisy[start:] {
 		needNoise = needNoise || noisy
 	}
-	if needNoise && opts.Noise == nil {
+	if needNoise && ugo.IsNil(opts.Noise) {
 		return errors.New("sampler: the run draws noise but Options.Noise is nil")
 	}
 
