@@ -5,6 +5,8 @@ import (
 	"fmt"
 
 	"gorgonia.org/tensor"
+
+	"github.com/ugo-diffusion/ugo"
 )
 
 // Tiling chooses between whole-image and tiled VAE decoding.
@@ -177,7 +179,13 @@ func axisWeights(starts []int, S, P int) [][]float32 {
 // factor and runs the VAE decoder on each image, whole or in blended tiles
 // as opts say. latents is not modified.
 func (m *Model) Decode(ctx context.Context, latents *tensor.Dense, opts DecodeOptions) (*tensor.Dense, error) {
-	if latents == nil || latents.Dtype() != tensor.Float32 || latents.Dims() != 4 {
+	if err := m.usable(); err != nil {
+		return nil, err
+	}
+	if _, err := ugo.CheckDense("latents", latents, 4); err != nil {
+		return nil, fmt.Errorf("pipeline: Decode: want float32 latents [N, %d, h, w]: %w", m.info.LatentChannels, err)
+	}
+	if latents.Dims() != 4 {
 		return nil, fmt.Errorf("pipeline: Decode: want float32 latents [N, %d, h, w]", m.info.LatentChannels)
 	}
 	s := latents.Shape()

@@ -188,6 +188,9 @@ type Settings struct {
 // Resolve resolves req against the model: defaults, sizes, Upsample
 // Guidance factors and the sampler. It runs nothing.
 func (m *Model) Resolve(req Request) (*Settings, error) {
+	if err := m.usable(); err != nil {
+		return nil, err
+	}
 	info := &m.info
 	p := &Settings{Width: req.Width, Height: req.Height, Steps: req.Steps, Sampler: req.Sampler, GuidanceScale: DefaultGuidanceScale}
 	if req.GuidanceScale != nil {
@@ -366,6 +369,9 @@ func (m *Model) factors(latent, given []int) ([]int, error) {
 // calls), wrapped in Upsample Guidance when the plan has factors. uncond is
 // ignored when the settings have no CFG.
 func (m *Model) Denoiser(p *Settings, cond, uncond *tensor.Dense) (ugo.Denoiser, error) {
+	if err := m.usable(); err != nil {
+		return nil, err
+	}
 	if p == nil {
 		return nil, errors.New("pipeline: Denoiser: nil settings")
 	}

@@ -10,6 +10,7 @@ import (
 	"testing"
 
 	"github.com/stretchr/testify/require"
+	"gorgonia.org/tensor"
 
 	"github.com/ugo-diffusion/ugo"
 	"github.com/ugo-diffusion/ugo/guidance"
@@ -243,4 +244,43 @@ func FuzzReadConfigs(f *testing.F) {
 			t.Fatalf("planned %d bytes", need)
 		}
 	})
+}
+
+// TestNilModel: the methods of the nil *Model a failed Load returns are
+// errors (or zero values), never panics.
+func TestNilModel(t *testing.T) {
+	var m *Model
+	ctx := context.Background()
+	_, err := m.Resolve(Request{})
+	require.ErrorIs(t, err, ugo.ErrNilDenoiser)
+	_, err = m.Generate(ctx, Request{})
+	require.ErrorIs(t, err, ugo.ErrNilDenoiser)
+	_, _, err = m.EncodePrompts(ctx, "a")
+	require.ErrorIs(t, err, ugo.ErrNilDenoiser)
+	_, err = m.Denoiser(&Settings{}, nil, nil)
+	require.ErrorIs(t, err, ugo.ErrNilDenoiser)
+	_, err = m.Decode(ctx, nil, DecodeOptions{})
+	require.ErrorIs(t, err, ugo.ErrNilDenoiser)
+	_, err = m.OpenVAE(DecodeOptions{})
+	require.ErrorIs(t, err, ugo.ErrNilDenoiser)
+	require.NoError(t, m.Close())
+	require.Nil(t, m.Tokenizer())
+	require.Nil(t, m.Schedule())
+	require.Equal(t, Info{}, m.Info())
+	_, err = (&Model{}).Resolve(Request{})
+	require.ErrorIs(t, err, ugo.ErrNilDenoiser, "a zero Model")
+	var v *VAE
+	_, err = v.Decode(ctx, nil)
+	require.Error(t, err)
+	_, err = v.Encode(ctx, nil)
+	require.Error(t, err)
+	// A loaded model refuses hostile latents to decode.
+	lm := load(t, tinyDir("fp32"))
+	transposed := randLatents(1, 1, 4, 8, 6)
+	require.NoError(t, transposed.T(0, 1, 3, 2))
+	for _, lat := range []*tensor.Dense{nil, {}, transposed, randLatents(1, 4, 8, 8)} {
+		_, err := lm.Decode(ctx, lat, DecodeOptions{})
+		require.Error(t, err)
+		require.NotContains(t, err.Error(), "%!")
+	}
 }

@@ -539,21 +539,49 @@ func tensorNames(ts []onnx.TensorInfo) []string {
 	return out
 }
 
+// errNilModel is returned by the methods of a nil *Model (what a failed
+// Load returns).
+var errNilModel = fmt.Errorf("pipeline: nil Model (a failed Load?): %w", ugo.ErrNilDenoiser)
+
+// usable reports a nil or unloaded model.
+func (m *Model) usable() error {
+	if m == nil || m.unet == nil || m.text == nil || m.vae == nil || m.tok == nil || m.sched == nil {
+		return errNilModel
+	}
+	return nil
+}
+
 // Info describes the loaded model.
 func (m *Model) Info() Info {
+	if m == nil {
+		return Info{}
+	}
 	i := m.info
 	i.Scheduler.TrainedBetas = slices.Clone(i.Scheduler.TrainedBetas)
 	return i
 }
 
 // Tokenizer returns the model's CLIP tokenizer.
-func (m *Model) Tokenizer() *clip.Tokenizer { return m.tok }
+func (m *Model) Tokenizer() *clip.Tokenizer {
+	if m == nil {
+		return nil
+	}
+	return m.tok
+}
 
 // Schedule returns the training noise schedule of scheduler_config.json.
-func (m *Model) Schedule() *schedule.Schedule { return m.sched }
+func (m *Model) Schedule() *schedule.Schedule {
+	if m == nil {
+		return nil
+	}
+	return m.sched
+}
 
 // Close releases the model's ONNX Runtime sessions.
 func (m *Model) Close() error {
+	if m == nil {
+		return nil
+	}
 	var errs []error
 	if m.text != nil {
 		errs = append(errs, m.text.Close())

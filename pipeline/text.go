@@ -14,6 +14,9 @@ import (
 // [len(prompts), SequenceLength, HiddenSize], and for each prompt whether it
 // was truncated (CLIP reads at most 75 tokens).
 func (m *Model) EncodePrompts(ctx context.Context, prompts ...string) (*tensor.Dense, []bool, error) {
+	if err := m.usable(); err != nil {
+		return nil, nil, err
+	}
 	if len(prompts) == 0 {
 		return nil, nil, errors.New("pipeline: EncodePrompts: no prompts")
 	}

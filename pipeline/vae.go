@@ -50,6 +50,9 @@ type VAE struct {
 // export with latent_parameters gives the deterministic mean (diffusers'
 // latent_dist.mode()).
 func (m *Model) OpenVAE(decode DecodeOptions, opts ...onnx.Option) (*VAE, error) {
+	if err := m.usable(); err != nil {
+		return nil, err
+	}
 	path := filepath.Join(m.info.Dir, VAEEncoderPath)
 	if st, err := os.Stat(path); err != nil || st.IsDir() {
 		return nil, &MissingError{Dir: m.info.Dir, Missing: []string{VAEEncoderPath}}
@@ -131,6 +134,9 @@ func (v *VAE) Close() error {
 // (as sampled, scaling factor included) to images [N, 3, h*s, w*s] in
 // [-1, 1], s the VAE scale.
 func (v *VAE) Decode(ctx context.Context, latents *tensor.Dense) (*tensor.Dense, error) {
+	if v == nil {
+		return nil, errNilModel
+	}
 	return v.m.Decode(ctx, latents, v.decode)
 }
 
