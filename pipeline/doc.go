@@ -164,6 +164,8 @@
 //   - *ugo.MemoryError (ugo.ErrTooLarge) from Resolve: a request whose latents,
 //     images and buffers would exceed ugo.MemoryLimit, with the bytes it
 //     would need;
+//   - the methods of a nil or unloaded *Model (what a failed Load returns)
+//     return an error wrapping ugo.ErrNilDenoiser;
 //   - during Generate, the sampler's *sampler.StepError (ugo.ErrNonFinite
 //     for NaN or infinite predictions), ctx.Err(), and *onnx.RunError when
 //     ONNX Runtime fails inside a graph.

@@ -425,6 +425,9 @@ type Result struct {
 // Image returns image i as an RGBA image (values clipped to [-1, 1] and
 // mapped to 0..255 as diffusers does).
 func (r *Result) Image(i int) (image.Image, error) {
+	if r == nil || r.Pixels == nil || r.Pixels.Dims() != 4 {
+		return nil, errors.New("pipeline: Image of an empty Result")
+	}
 	s := r.Pixels.Shape()
 	if i < 0 || i >= s[0] {
 		return nil, fmt.Errorf("pipeline: image %d of %d", i, s[0])
@@ -437,6 +440,9 @@ func (r *Result) Image(i int) (image.Image, error) {
 // WritePNG writes the images to path as one PNG: a single image as is,
 // several side by side with 8 grey pixels around and between them.
 func (r *Result) WritePNG(path string) error {
+	if r == nil || r.Pixels == nil || r.Pixels.Dims() != 4 {
+		return errors.New("pipeline: WritePNG of an empty Result")
+	}
 	n := r.Pixels.Shape()[0]
 	pad := 8
 	if n == 1 {

@@ -269,6 +269,12 @@ func TestNilModel(t *testing.T) {
 	require.Equal(t, Info{}, m.Info())
 	_, err = (&Model{}).Resolve(Request{})
 	require.ErrorIs(t, err, ugo.ErrNilDenoiser, "a zero Model")
+	var r *Result
+	_, err = r.Image(0)
+	require.Error(t, err)
+	require.Error(t, r.WritePNG(filepath.Join(t.TempDir(), "x.png")))
+	_, err = (&Result{}).Image(0)
+	require.Error(t, err)
 	var v *VAE
 	_, err = v.Decode(ctx, nil)
 	require.Error(t, err)

@@ -142,10 +142,23 @@ func newModel(n net, o Options) (*Model, error) {
 }
 
 // Options returns the model's options with the defaults filled in.
-func (m *Model) Options() Options { return m.opts }
+func (m *Model) Options() Options {
+	if m == nil {
+		return Options{}
+	}
+	return m.opts
+}
 
 // Scale returns the model's upscaling factor.
-func (m *Model) Scale() int { return m.opts.Scale }
+func (m *Model) Scale() int {
+	if m == nil {
+		return 0
+	}
+	return m.opts.Scale
+}
+
+// errNil is returned by the methods of a nil *Model (a failed Open).
+var errNil = fmt.Errorf("superres: nil Model (a failed Open?): %w", ugo.ErrNilDenoiser)
 
 // Close releases the model.
 func (m *Model) Close() error {
@@ -157,6 +170,9 @@ func (m *Model) Close() error {
 
 // Upscale returns x upscaled by the model's factor: see UpscaleTo.
 func (m *Model) Upscale(ctx context.Context, x *tensor.Dense) (*tensor.Dense, error) {
+	if m == nil || m.net == nil {
+		return nil, errNil
+	}
 	shape, err := ugo.CheckSample("x", x)
 	if err != nil {
 		return nil, err
@@ -167,6 +183,9 @@ func (m *Model) Upscale(ctx context.Context, x *tensor.Dense) (*tensor.Dense, er
 	s := m.opts.Scale
 	if shape[2] > math.MaxInt32/s || shape[3] > math.MaxInt32/s {
 		return nil, fmt.Errorf("superres: %dx%d upscaled by %d is too large", shape[2], shape[3], s)
+	}
+	if need := ugo.TensorBytes(1, shape[0], shape[1], shape[2]*s, shape[3]*s); need > ugo.MemoryLimit() {
+		return nil, ugo.CheckMemory(fmt.Sprintf("superres: %v upscaled by %d", shape, s), need)
 	}
 	n := shape[0] * shape[1] * shape[2] * s * shape[3] * s
 	dst := tensor.New(tensor.WithShape(shape[0], shape[1], shape[2]*s, shape[3]*s), tensor.WithBacking(make([]float32, n)))
@@ -188,6 +207,9 @@ func (m *Model) Upscale(ctx context.Context, x *tensor.Dense) (*tensor.Dense, er
 // sample given to a grey model is upscaled as its own image. Other channel
 // counts are an error.
 func (m *Model) UpscaleTo(ctx context.Context, dst, x *tensor.Dense) error {
+	if m == nil || m.net == nil {
+		return errNil
+	}
 	xs, err := ugo.CheckSample("x", x)
 	if err != nil {
 		return err
@@ -198,6 +220,9 @@ func (m *Model) UpscaleTo(ctx context.Context, dst, x *tensor.Dense) error {
 	ds, err := ugo.CheckSample("dst", dst)
 	if err != nil {
 		return err
+	}
+	if ugo.Overlapping(dst, x) {
+		return fmt.Errorf("superres: %w: UpscaleTo reads x while it writes dst", ugo.ErrAlias)
 	}
 	n, c, h, w := xs[0], xs[1], xs[2], xs[3]
 	s := m.opts.Scale
