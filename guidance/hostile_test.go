@@ -211,3 +211,25 @@ func TestGuidanceMemoryLimit(t *testing.T) {
 		}
 	}
 }
+
+// TestUpsampleTimestepsOutsideTheSchedule: timesteps below 0, between
+// steps and far beyond T are clamped to the schedule, for every prediction
+// type and with the block clamp on: the result is finite or an error.
+func TestUpsampleTimestepsOutsideTheSchedule(t *testing.T) {
+	s := schedule.Linear(1000, 0.0001, 0.02)
+	for _, pred := range []string{"", schedule.PredictV, schedule.PredictSample} {
+		o := DefaultUpsampleOptions()
+		o.Prediction = pred
+		o.ClipSampleRange = 1
+		up, err := Upsample(pointwise{a: 0.5, b: 0.3}, s, o)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, tt := range []float32{-1e30, -1, 0, 0.5, 999, 999.5, 1000, 5000, 1e30, 3e38} {
+			out, err := predict(up, tensorOf(1, 1, 4, 4), tt)
+			if err == nil && ugo.FirstNonFinite(out) >= 0 {
+				t.Errorf("%q at t = %v: a non-finite prediction with a nil error", pred, tt)
+			}
+		}
+	}
+}
