@@ -162,23 +162,6 @@ func run() error {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
 	defer stop()
 
-	// Reference statistics: the 10,000 real test images.
-	real, n, h, w, err := fashion.ReadIDXImages(filepath.Join(*dataDir, "t10k-images-idx3-ubyte.gz"))
-	if err != nil {
-		return fmt.Errorf("%w (apt-get install dataset-fashion-mnist, or pass -data)", err)
-	}
-	if h != fashion.TrainedSize || w != fashion.TrainedSize {
-		return fmt.Errorf("test images are %dx%d, want 28x28", h, w)
-	}
-	realFeat, _, err := cls.features(ctx, real, n)
-	if err != nil {
-		return err
-	}
-	ref, err := metrics.FitGaussian(realFeat, cls.dim)
-	if err != nil {
-		return err
-	}
-
 	ug := func(theta float64, mod func(*guidance.UpsampleOptions)) *guidance.UpsampleOptions {
 		o := fashion.Guided(theta)
 		if mod != nil {
@@ -257,6 +240,24 @@ func run() error {
 		}
 		sel = append([]fashion.Setting{settings[0]}, without(sel, settings[0].Name)...)
 		settings = sel
+	}
+
+	// Reference statistics (minutes on a CPU), once -sweep and -only are
+	// known to be valid: the 10,000 real test images.
+	real, n, h, w, err := fashion.ReadIDXImages(filepath.Join(*dataDir, "t10k-images-idx3-ubyte.gz"))
+	if err != nil {
+		return fmt.Errorf("%w (apt-get install dataset-fashion-mnist, or pass -data)", err)
+	}
+	if h != fashion.TrainedSize || w != fashion.TrainedSize {
+		return fmt.Errorf("test images are %dx%d, want 28x28", h, w)
+	}
+	realFeat, _, err := cls.features(ctx, real, n)
+	if err != nil {
+		return err
+	}
+	ref, err := metrics.FitGaussian(realFeat, cls.dim)
+	if err != nil {
+		return err
 	}
 
 	resultsPath := filepath.Join(*out, "results.jsonl")
