@@ -252,6 +252,35 @@ func TestHostileCalls(t *testing.T) {
 	}
 }
 
+// TestHostileModelSignatures: models whose signature no denoiser can use
+// are refused by Open (or, for a rank-3 sample, by every call), with errors.
+func TestHostileModelSignatures(t *testing.T) {
+	requireRuntime(t)
+	if m, err := Open(modelPath("intout.onnx")); err == nil {
+		err = m.PredictNoise(context.Background(), dense32(1, 2, 4, 4), dense32(1, 2, 4, 4), []float32{1})
+		m.Close()
+		if err == nil {
+			t.Fatal("an int64 output read as noise")
+		}
+		noErrorText(t, err)
+	} else {
+		noErrorText(t, err)
+	}
+	m, err := Open(modelPath("rank3.onnx"))
+	if err != nil {
+		noErrorText(t, err)
+		return
+	}
+	defer m.Close()
+	for _, shape := range [][]int{{1, 4, 4, 4}, {1, 1, 1, 4, 4}} {
+		err := m.PredictNoise(context.Background(), dense32(shape...), dense32(shape...), []float32{1})
+		var se *ugo.ShapeError
+		if !errors.As(err, &se) {
+			t.Fatalf("a rank-3 model given %v: %v, want a *ugo.ShapeError", shape, err)
+		}
+	}
+}
+
 // TestCorruptModelFiles opens truncated, empty and foreign files: each is an
 // error, and the runtime survives them.
 func TestCorruptModelFiles(t *testing.T) {

@@ -53,6 +53,8 @@ backend fails, not what it computes):
                   that must be even (odd sizes fail inside ONNX Runtime)
     shrink.onnx   x [N,2,H,W], t [N] -> eps [N,2,H/2,W/2]: an output the shape
                   of x cannot hold
+    intout.onnx   x [N,2,H,W], t [N] -> eps int64: an output no noise can be read from
+    rank3.onnx    x [N,H,W], t [N] -> eps [N,H,W]: a sample of rank 3
 
 Only Debian's torch 1.13 and onnx are needed (/usr/bin/python3).
 """
@@ -173,6 +175,21 @@ def hostile(out):
     save("shrink.onnx", [
         helper.make_node("AveragePool", ["x"], ["eps"], kernel_shape=[2, 2], strides=[2, 2]),
     ], ["N", C, "H2", "W2"])
+
+    eps64 = helper.make_tensor_value_info("eps", TensorProto.INT64, ["N", C, "H", "W"])
+    g = helper.make_graph([helper.make_node("Cast", ["x"], ["eps"], to=TensorProto.INT64)], "intout.onnx", [x, t], [eps64])
+    m = helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)], producer_name="ugo-testmodels")
+    m.ir_version = 8
+    onnx.checker.check_model(m)
+    onnx.save(m, os.path.join(out, "intout.onnx"))
+
+    x3 = helper.make_tensor_value_info("x", f, ["N", "H", "W"])
+    eps3 = helper.make_tensor_value_info("eps", f, ["N", "H", "W"])
+    g = helper.make_graph([helper.make_node("Identity", ["x"], ["eps"])], "rank3.onnx", [x3, t], [eps3])
+    m = helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)], producer_name="ugo-testmodels")
+    m.ir_version = 8
+    onnx.checker.check_model(m)
+    onnx.save(m, os.path.join(out, "rank3.onnx"))
 
 
 class ParamsEncoder(torch.nn.Module):
