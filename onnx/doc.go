@@ -25,6 +25,11 @@
 // says whether a given sample shape fits. Asking a fixed-size model for
 // another resolution is a *ugo.ShapeError naming the fixed dimension.
 //
+// OpenGraph loads any other graph (text encoder, VAE, classifier) as a
+// *Graph, a function of named tensors; WithOutputs restricts it to the
+// outputs wanted. Both let ONNX Runtime read the file, so weights stored as
+// external data beside it load.
+//
 // # Element types
 //
 // The sample and output may be float32 or float16; float16 models get their
@@ -86,7 +91,7 @@
 //   - ErrNonFinite (which is ugo.ErrNonFinite, so sampler.ErrNonFinite too):
 //     a NaN or infinite model output or CFG combination;
 //   - ErrClosed: a call on a closed model; the methods of a nil *Model,
-//     *Bound, *CFG, *Graph or *Session (what a failed Open returns) return
+//     *Bound, *CFG or *Graph (what a failed Open returns) return
 //     an error wrapping both ErrClosed and ugo.ErrNilDenoiser, and their
 //     Close returns nil;
 //   - *RunError: ONNX Runtime failed inside the graph (a size its dynamic

@@ -17,7 +17,7 @@ import (
 // *ugo.ShapeError.
 type RunError struct {
 	// Model is the model's path, Shape the sample shape of the call (nil
-	// for Session and Graph calls, whose inputs are named in Inputs).
+	// for Graph calls, whose inputs are named in Inputs).
 	Model  string
 	Shape  []int
 	Inputs string

@@ -11,11 +11,12 @@ import (
 	"gorgonia.org/tensor"
 )
 
-// Graph runs an arbitrary ONNX graph as a function of named tensors, like
-// Session, but for graphs whose inputs and outputs are not all float32: text
-// encoders taking int32 or int64 token ids, float16 exports of VAE decoders
-// and encoders, float64 graphs. Values are converted at the boundary, so
-// callers always pass and receive ordinary tensors:
+// Graph runs an arbitrary ONNX graph as a function of named tensors:
+// classifiers, feature extractors, text encoders taking int32 or int64
+// token ids, VAE decoders and encoders in float32, float16 or float64,
+// anything that is not an eps-prediction network (use Open for those).
+// Values are converted at the boundary, so callers always pass and receive
+// ordinary tensors:
 //
 //   - an input may be fed from a float32, float64, int64, int32 or int
 //     tensor; it is converted to the input's element type (floats feed float
@@ -23,38 +24,31 @@ import (
 //   - an output is written into a float32 tensor, converted from float32,
 //     float16 or float64 (integer outputs cannot be requested).
 //
-// Unlike Open and OpenSession, OpenGraph lets ONNX Runtime read the model file
-// itself, so that graphs whose weights are stored as external data next to
-// the .onnx file (model.onnx_data, weights.pb) load.
+// A float32 tensor feeding a float32 input is passed as it is, without a
+// copy.
 //
 // A Graph is safe for concurrent use. Each Run allocates its converted inputs
 // and outputs, which suits calls made once per image (text encoding, VAE
-// decoding), not a sampling loop's hot path. Close releases it.
+// decoding, classifying), not a sampling loop's hot path. Close releases it.
 type Graph struct {
 	namedSession
 }
 
 // OpenGraph loads the ONNX graph at path with the same options as Open
-// (library path, threads, execution providers and fallback; name options are
-// ignored). Every input must be float32, float16, float64, int64 or int32;
-// outputs of other types are reported by Info but cannot be requested.
+// (library path, threads, execution providers and fallback; the denoiser's
+// name options are ignored), and WithOutputs to restrict the session to
+// some outputs. As Open, it lets ONNX Runtime read the file itself, so that
+// graphs whose weights are stored as external data next to the .onnx file
+// (model.onnx_data, weights.pb) load. Every input must be float32, float16,
+// float64, int64 or int32; outputs of other types are reported by Info but
+// cannot be requested.
 func OpenGraph(path string, opts ...Option) (*Graph, error) {
-	return OpenGraphOutputs(path, nil, opts...)
-}
-
-// OpenGraphOutputs is OpenGraph with the session restricted to the named
-// outputs (all of them when outputs is empty): ONNX Runtime then computes
-// only what these need, and Run can request only them. Use it when a graph
-// has outputs that are not wanted, such as a text encoder's pooler_output
-// next to last_hidden_state: an output that is not requested in a Run call
-// is allocated by the runtime, which onnxruntime_go cannot do for float16
-// outputs.
-func OpenGraphOutputs(path string, outputs []string, opts ...Option) (*Graph, error) {
-	src, err := prepare(path, opts, false)
+	src, err := prepare(path, opts)
 	if err != nil {
 		return nil, err
 	}
-	si := src.sessionInfo()
+	si := src.graphInfo()
+	outputs := src.cfg.outputs
 	for _, ti := range si.Inputs {
 		if ti.DType == Unsupported {
 			return nil, fmt.Errorf("onnx: %s: input %s has element type %s, which this package cannot feed", path, ti, ti.ONNXType)
@@ -83,9 +77,9 @@ func OpenGraphOutputs(path string, outputs []string, opts ...Option) (*Graph, er
 
 // Info describes the graph's inputs and the outputs it can return, and the
 // providers in use.
-func (g *Graph) Info() SessionInfo {
+func (g *Graph) Info() GraphInfo {
 	if g == nil {
-		return SessionInfo{}
+		return GraphInfo{}
 	}
 	return g.infoCopy()
 }
@@ -242,7 +236,7 @@ func (g *Graph) Run(ctx context.Context, inputs, outputs map[string]*tensor.Dens
 	err := g.run(ctx, inVals, outVals, func(err error) error {
 		for i, v := range outVals {
 			if v != nil && reflect.ValueOf(v).IsNil() {
-				return fmt.Errorf("onnx: inference failed (model %s): the runtime could not return output %s, which was not requested; open the graph with OpenGraphOutputs: %w",
+				return fmt.Errorf("onnx: inference failed (model %s): the runtime could not return output %s, which was not requested; open the graph with WithOutputs: %w",
 					g.info.Path, g.info.Outputs[i], err)
 			}
 		}

@@ -135,7 +135,7 @@ func TestOpenGraphRejects(t *testing.T) {
 		t.Run(c.name, func(t *testing.T) {
 			_, err := OpenGraph(c.path)
 			require.ErrorContains(t, err, c.want)
-			_, err = OpenFile(c.path)
+			_, err = Open(c.path)
 			require.ErrorContains(t, err, c.want)
 		})
 	}
@@ -144,33 +144,6 @@ func TestOpenGraphRejects(t *testing.T) {
 	require.True(t, errors.As(err, &perr), "CUDA on a CPU-only runtime: %v", err)
 	_, err = OpenGraph(modelPath("dynamic.onnx"), WithThreads(-1, 0))
 	require.ErrorContains(t, err, "thread counts")
-}
-
-// TestOpenFileMatchesOpen checks that OpenFile gives the model Open gives.
-func TestOpenFileMatchesOpen(t *testing.T) {
-	requireRuntime(t)
-	for _, name := range []string{"dynamic.onnx", "fp16.onnx", "extra.onnx"} {
-		t.Run(name, func(t *testing.T) {
-			a := open(t, name)
-			b, err := OpenFile(modelPath(name))
-			require.NoError(t, err)
-			defer b.Close()
-			ia, ib := a.Info(), b.Info()
-			require.Equal(t, ia.Sample, ib.Sample)
-			require.Equal(t, ia.Timestep, ib.Timestep)
-			require.Equal(t, ia.Output, ib.Output)
-			require.Equal(t, ia.Extra, ib.Extra)
-			if len(ia.Extra) > 0 {
-				return // PredictNoise needs bound inputs; roles suffice here
-			}
-			rng := rand.New(rand.NewPCG(1, 2))
-			x := randDense(rng, 1, 2, 8, 8)
-			da, db := zerosLike(x), zerosLike(x)
-			require.NoError(t, a.PredictNoise(context.Background(), da, x, []float32{300}))
-			require.NoError(t, b.PredictNoise(context.Background(), db, x, []float32{300}))
-			require.Equal(t, da.Float32s(), db.Float32s())
-		})
-	}
 }
 
 func sdtiny(parts ...string) string {
@@ -196,9 +169,9 @@ func TestGraphOutputs(t *testing.T) {
 	h1, p1 := hidden(), pooled()
 	require.NoError(t, all.Run(ctx, in, map[string]*tensor.Dense{"last_hidden_state": h1, "pooler_output": p1}))
 	err := all.Run(ctx, in, map[string]*tensor.Dense{"last_hidden_state": hidden()})
-	require.ErrorContains(t, err, "OpenGraphOutputs", "an unrequested float16 output cannot be allocated by the binding")
+	require.ErrorContains(t, err, "WithOutputs", "an unrequested float16 output cannot be allocated by the binding")
 
-	one, err := OpenGraphOutputs(path, []string{"last_hidden_state"})
+	one, err := OpenGraph(path, WithOutputs("last_hidden_state"))
 	require.NoError(t, err)
 	defer one.Close()
 	require.Len(t, one.Info().Outputs, 1)
@@ -218,19 +191,17 @@ func TestGraphOutputs(t *testing.T) {
 		require.Equal(t, h1.Float32s()[(n*77+end)*768:(n*77+end+1)*768], p1.Float32s()[n*768:(n+1)*768])
 	}
 
-	_, err = OpenGraphOutputs(path, []string{"nope"})
+	_, err = OpenGraph(path, WithOutputs("nope"))
 	require.ErrorContains(t, err, `no output "nope"`)
 }
 
-// TestOpenFileExternalData loads the tiny pipeline's float32 UNet, whose
-// weights live in unet/weights.pb as in diffusers' export: Open, which hands
-// the runtime bytes, cannot resolve them; OpenFile and OpenGraph can.
-func TestOpenFileExternalData(t *testing.T) {
+// TestOpenExternalData loads the tiny pipeline's float32 UNet, whose
+// weights live in unet/weights.pb as in diffusers' export, with Open and
+// OpenGraph, which both let the runtime resolve them.
+func TestOpenExternalData(t *testing.T) {
 	requireRuntime(t)
 	path := sdtiny("fp32", "unet", "model.onnx")
-	_, err := Open(path)
-	require.Error(t, err)
-	m, err := OpenFile(path)
+	m, err := Open(path)
 	require.NoError(t, err)
 	defer m.Close()
 	require.Equal(t, "timestep", m.Info().Timestep.Name)

@@ -23,8 +23,8 @@ var ErrClosed = errors.New("onnx: model is closed")
 // errors.Is(err, sampler.ErrNonFinite) holds for it too.
 var ErrNonFinite = ugo.ErrNonFinite
 
-// errNil is returned by the methods of a nil *Model, *Bound, *CFG, *Graph
-// or *Session (such as the result of a failed Open): it wraps both
+// errNil is returned by the methods of a nil *Model, *Bound, *CFG or *Graph
+// (such as the result of a failed Open): it wraps both
 // ugo.ErrNilDenoiser and ErrClosed.
 var errNil = fmt.Errorf("onnx: %w (a nil model, as a failed Open returns): %w", ugo.ErrNilDenoiser, ErrClosed)
 
@@ -55,7 +55,10 @@ type Model struct {
 // Open loads the ONNX model at path. It initialises the ONNX Runtime on first
 // use (see InitRuntime for how the shared library is found), inspects the
 // model's inputs and outputs and creates a session that accepts a new input
-// shape on every call.
+// shape on every call. ONNX Runtime reads the file itself, so that models
+// whose weights are stored as external data beside the .onnx file load,
+// such as the UNet of diffusers' ONNX export (unet/model.onnx with
+// unet/weights.pb) or of optimum's (model.onnx with model.onnx_data).
 //
 // Input roles are detected by name: the sample from x, sample, x_t, latent
 // (...), the timestep from t, timestep, timesteps, and the output from eps,
@@ -64,7 +67,7 @@ type Model struct {
 // encoder_hidden_states, class labels, ...) is an extra input to bind with
 // With before predicting.
 func Open(path string, opts ...Option) (*Model, error) {
-	return openModel(path, opts, true)
+	return openModel(path, opts)
 }
 
 // Info describes the model: inputs, outputs, the roles assigned to them,

@@ -10,22 +10,19 @@ import (
 	ort "github.com/yalue/onnxruntime_go"
 )
 
-// source is a model file prepared for a session by the Open functions: the
-// options, the graph's declared inputs and outputs and, when the file was
-// read into memory, its bytes.
+// source is a model file prepared for a session by Open and OpenGraph: the
+// options and the graph's declared inputs and outputs.
 type source struct {
 	cfg        *config
 	path       string
-	data       []byte // nil: ONNX Runtime reads path itself
 	ins, outs  []TensorInfo
 	runtimeVer string
 }
 
-// prepare applies opts, checks the file at path (reading it into memory when
-// readBytes is set, for Open and OpenSession; otherwise ONNX Runtime reads
-// it, resolving external data relative to it), initialises the runtime and
-// inspects the graph's inputs and outputs.
-func prepare(path string, opts []Option, readBytes bool) (*source, error) {
+// prepare applies opts, checks the file at path (ONNX Runtime reads it
+// itself, resolving external data relative to it), initialises the runtime
+// and inspects the graph's inputs and outputs.
+func prepare(path string, opts []Option) (*source, error) {
 	cfg := &config{}
 	for _, o := range opts {
 		o(cfg)
@@ -37,37 +34,20 @@ func prepare(path string, opts []Option, readBytes bool) (*source, error) {
 		cfg.logger = slog.Default()
 	}
 	src := &source{cfg: cfg, path: path}
-	if readBytes {
-		data, err := os.ReadFile(path)
-		if err != nil {
-			return nil, fmt.Errorf("onnx: reading model: %w", err)
-		}
-		if len(data) == 0 {
-			return nil, fmt.Errorf("onnx: model file %s is empty", path)
-		}
-		src.data = data
-	} else {
-		st, err := os.Stat(path)
-		if err != nil {
-			return nil, fmt.Errorf("onnx: reading model: %w", err)
-		}
-		if st.IsDir() {
-			return nil, fmt.Errorf("onnx: model path %s is a directory", path)
-		}
-		if st.Size() == 0 {
-			return nil, fmt.Errorf("onnx: model file %s is empty", path)
-		}
+	st, err := os.Stat(path)
+	if err != nil {
+		return nil, fmt.Errorf("onnx: reading model: %w", err)
+	}
+	if st.IsDir() {
+		return nil, fmt.Errorf("onnx: model path %s is a directory", path)
+	}
+	if st.Size() == 0 {
+		return nil, fmt.Errorf("onnx: model file %s is empty", path)
 	}
 	if err := InitRuntime(cfg.lib); err != nil {
 		return nil, err
 	}
-	var ins, outs []ort.InputOutputInfo
-	var err error
-	if src.data != nil {
-		ins, outs, err = ort.GetInputOutputInfoWithONNXData(src.data)
-	} else {
-		ins, outs, err = ort.GetInputOutputInfo(path)
-	}
+	ins, outs, err := ort.GetInputOutputInfo(path)
 	if err != nil {
 		return nil, fmt.Errorf("onnx: %s is not a loadable ONNX model: %w", path, err)
 	}
@@ -98,12 +78,7 @@ func (src *source) newSession(inputNames, outputNames []string) (*ort.DynamicAdv
 		if err != nil {
 			return nil, nil, err
 		}
-		var sess *ort.DynamicAdvancedSession
-		if src.data != nil {
-			sess, err = ort.NewDynamicAdvancedSessionWithONNXData(src.data, inputNames, outputNames, so)
-		} else {
-			sess, err = ort.NewDynamicAdvancedSession(src.path, inputNames, outputNames, so)
-		}
+		sess, err := ort.NewDynamicAdvancedSession(src.path, inputNames, outputNames, so)
 		so.Destroy()
 		if err != nil && len(providers) > 0 && cfg.fallback == FallbackCPU {
 			cfg.logger.Warn("onnx: session creation failed with GPU providers, falling back to CPU", "error", err)
@@ -113,9 +88,6 @@ func (src *source) newSession(inputNames, outputNames []string) (*ort.DynamicAdv
 		if err != nil {
 			if len(providers) > 0 {
 				return nil, nil, &ProviderError{Provider: providers[0].name, Err: err}
-			}
-			if src.data != nil {
-				return nil, nil, fmt.Errorf("onnx: creating session: %w", err)
 			}
 			return nil, nil, fmt.Errorf("onnx: creating session for %s: %w", src.path, err)
 		}
@@ -127,15 +99,15 @@ func (src *source) newSession(inputNames, outputNames []string) (*ort.DynamicAdv
 	}
 }
 
-// sessionInfo returns the SessionInfo of src before its session exists.
-func (src *source) sessionInfo() SessionInfo {
-	return SessionInfo{Path: src.path, Inputs: src.ins, Outputs: src.outs, RuntimeVersion: src.runtimeVer}
+// graphInfo returns the GraphInfo of src before its session exists.
+func (src *source) graphInfo() GraphInfo {
+	return GraphInfo{Path: src.path, Inputs: src.ins, Outputs: src.outs, RuntimeVersion: src.runtimeVer}
 }
 
-// openModel is Open (readBytes) and OpenFile: it assigns the input and
-// output roles and creates the Model's session.
-func openModel(path string, opts []Option, readBytes bool) (*Model, error) {
-	src, err := prepare(path, opts, readBytes)
+// openModel is Open: it assigns the input and output roles and creates the
+// Model's session.
+func openModel(path string, opts []Option) (*Model, error) {
+	src, err := prepare(path, opts)
 	if err != nil {
 		return nil, err
 	}

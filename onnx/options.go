@@ -10,7 +10,10 @@ import (
 	ort "github.com/yalue/onnxruntime_go"
 )
 
-// Option configures Open.
+// Option configures Open and OpenGraph. The options that name a
+// denoiser's inputs and output (WithInputNames, WithOutputName) and
+// WithSpatialMultiple apply to Open only; WithOutputs applies to OpenGraph
+// only; each constructor ignores the other's.
 type Option func(*config)
 
 // Fallback is the policy applied when a requested execution provider (CUDA,
@@ -56,6 +59,7 @@ type config struct {
 	fallback     Fallback
 	logger       *slog.Logger
 	multiple     int
+	outputs      []string // OpenGraph's session outputs; nil: all
 	errs         []error
 }
 
@@ -92,6 +96,17 @@ func WithInputNames(x, t string) Option {
 // WithOutputName names the predicted-noise output, overriding detection.
 func WithOutputName(name string) Option {
 	return func(c *config) { c.outName = name }
+}
+
+// WithOutputs restricts the session OpenGraph creates to the named outputs
+// (all of them when none is named): ONNX Runtime then computes only what
+// these need, and Graph.Run can request only them. Use it when a graph has
+// outputs that are not wanted, such as a text encoder's pooler_output next
+// to last_hidden_state: an output that is not requested in a Run call is
+// allocated by the runtime, which onnxruntime_go cannot do for float16
+// outputs. Open ignores it.
+func WithOutputs(names ...string) Option {
+	return func(c *config) { c.outputs = append(c.outputs, names...) }
 }
 
 // MaxThreads bounds the thread counts of WithThreads: ONNX Runtime starts

@@ -7,7 +7,7 @@ import (
 )
 
 // WebGPUProvider is ONNX Runtime's name for the WebGPU execution provider,
-// as listed in SessionInfo.Providers and ModelInfo.Providers.
+// as listed in GraphInfo.Providers and ModelInfo.Providers.
 const WebGPUProvider = "WebGpuExecutionProvider"
 
 // WithWebGPU asks for ONNX Runtime's WebGPU execution provider, which runs

@@ -163,7 +163,7 @@ func TestEncodePrompts(t *testing.T) {
 			require.NoError(t, err)
 			require.Equal(t, []int{4, 77, 768}, []int(emb.Shape()))
 			require.Equal(t, []bool{false, false, true, false}, trunc)
-			g, err := onnx.OpenGraphOutputs(filepath.Join(tinyDir(v), TextEncoderPath), []string{"last_hidden_state"})
+			g, err := onnx.OpenGraph(filepath.Join(tinyDir(v), TextEncoderPath), onnx.WithOutputs("last_hidden_state"))
 			require.NoError(t, err)
 			defer g.Close()
 			e := emb.Float32s()
@@ -189,7 +189,7 @@ func TestEncodePrompts(t *testing.T) {
 func TestCFGArithmetic(t *testing.T) {
 	m := load(t, tinyDir("fp32"))
 	cond, uncond := condEmbeddings(t, m)
-	raw, err := onnx.OpenFile(filepath.Join(tinyDir("fp32"), UNetPath), onnx.WithThreads(1, 1))
+	raw, err := onnx.Open(filepath.Join(tinyDir("fp32"), UNetPath), onnx.WithThreads(1, 1))
 	require.NoError(t, err)
 	defer raw.Close()
 	rc, err := raw.With("encoder_hidden_states", cond)

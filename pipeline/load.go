@@ -89,7 +89,7 @@ type Info struct {
 	// Dir is the model folder.
 	Dir string
 	// TextEncoder and VAEDecoder describe those graphs; UNet the denoiser.
-	TextEncoder, VAEDecoder onnx.SessionInfo
+	TextEncoder, VAEDecoder onnx.GraphInfo
 	UNet                    onnx.ModelInfo
 	// Scheduler is the parsed scheduler/scheduler_config.json.
 	Scheduler schedule.Config
@@ -247,17 +247,17 @@ func Load(dir string, opts ...Option) (_ *Model, err error) {
 		return nil, err
 	}
 
-	if m.text, err = onnx.OpenGraphOutputs(filepath.Join(dir, TextEncoderPath), []string{textOutput}, cfg.onnx...); err != nil {
+	if m.text, err = onnx.OpenGraph(filepath.Join(dir, TextEncoderPath), append(slices.Clip(cfg.onnx), onnx.WithOutputs(textOutput))...); err != nil {
 		return nil, fmt.Errorf("pipeline: text encoder: %w", err)
 	}
 	unetOpts := cfg.onnx
 	if k := m.info.LatentMultiple; k > 1 {
 		unetOpts = append(slices.Clip(unetOpts), onnx.WithSpatialMultiple(k))
 	}
-	if m.unet, err = onnx.OpenFile(filepath.Join(dir, UNetPath), unetOpts...); err != nil {
+	if m.unet, err = onnx.Open(filepath.Join(dir, UNetPath), unetOpts...); err != nil {
 		return nil, fmt.Errorf("pipeline: unet: %w", err)
 	}
-	if m.vae, err = onnx.OpenGraphOutputs(filepath.Join(dir, VAEDecoderPath), []string{vaeOutput}, cfg.onnx...); err != nil {
+	if m.vae, err = onnx.OpenGraph(filepath.Join(dir, VAEDecoderPath), append(slices.Clip(cfg.onnx), onnx.WithOutputs(vaeOutput))...); err != nil {
 		return nil, fmt.Errorf("pipeline: vae decoder: %w", err)
 	}
 	m.info.TextEncoder, m.info.UNet, m.info.VAEDecoder = m.text.Info(), m.unet.Info(), m.vae.Info()

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 
 	"gorgonia.org/tensor"
 
@@ -87,9 +88,9 @@ func (m *Model) OpenVAE(decode DecodeOptions, opts ...onnx.Option) (*VAE, error)
 		return nil, fmt.Errorf("pipeline: %s has inputs %v, want one input sample [batch, 3, height, width]", VAEEncoderPath, tensorNames(info.Inputs))
 	}
 	if len(info.Outputs) > 1 {
-		// Restrict the session to the output used (see OpenGraphOutputs).
+		// Restrict the session to the output used (see onnx.WithOutputs).
 		v.enc.Close()
-		if v.enc, err = onnx.OpenGraphOutputs(path, []string{v.out}, opts...); err != nil {
+		if v.enc, err = onnx.OpenGraph(path, append(slices.Clip(opts), onnx.WithOutputs(v.out))...); err != nil {
 			return nil, fmt.Errorf("pipeline: vae encoder: %w", err)
 		}
 	}

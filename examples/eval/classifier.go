@@ -14,12 +14,12 @@ import (
 // classifier runs the shipped Fashion-MNIST classifier: input x
 // [N,1,28,28] in [-1, 1], outputs logits [N,10] and features [N,dim].
 type classifier struct {
-	sess *onnx.Session
+	sess *onnx.Graph
 	dim  int
 }
 
 func newClassifier(path string, opts ...onnx.Option) (*classifier, error) {
-	sess, err := onnx.OpenSession(path, opts...)
+	sess, err := onnx.OpenGraph(path, opts...)
 	if err != nil {
 		return nil, err
 	}

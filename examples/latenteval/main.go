@@ -419,12 +419,12 @@ func writeTable(path string, rs []result) error {
 // classifier runs the Fashion-MNIST classifier (x [N,1,28,28] in [-1, 1]
 // -> logits [N,10], features [N,dim]).
 type classifier struct {
-	sess *onnx.Session
+	sess *onnx.Graph
 	dim  int
 }
 
 func openClassifier(path string, opts []onnx.Option) (*classifier, error) {
-	sess, err := onnx.OpenSession(path, opts...)
+	sess, err := onnx.OpenGraph(path, opts...)
 	if err != nil {
 		return nil, err
 	}
