@@ -96,10 +96,10 @@ fuzz-clip:
 		$(GO) test ./pipeline/clip -run '^$$' -fuzz "^$$f$$" -fuzztime $(FUZZTIME) -parallel 1 || exit 1; done
 
 # The file formats and flag sets ugo reads outside the tokenizer: scheduler
-# and model-folder configs, convnet weights, IDX images, every example's
-# flags. Each target also runs its seed corpus (the hostile inputs) in
+# and model-folder configs, saved noise-source states, convnet weights, IDX
+# images, every example's flags. Each target also runs its seed corpus (the hostile inputs) in
 # `make test`.
-FUZZ_HOSTILE = ./schedule:FuzzParseConfig ./pipeline:FuzzReadConfigs ./graphmodel/convnet:FuzzRead \
+FUZZ_HOSTILE = ./schedule:FuzzParseConfig ./noise:FuzzUnmarshalState ./pipeline:FuzzReadConfigs ./graphmodel/convnet:FuzzRead \
 	./examples/internal/fashion:FuzzReadIDXImages ./examples/fashion:FuzzParse ./examples/eval:FuzzParse \
 	./examples/bench:FuzzParse ./examples/txt2img:FuzzParse ./examples/upscale:FuzzParse ./examples/gotrain:FuzzParse
 fuzz-hostile:
