@@ -21,7 +21,9 @@
 //     torch's CUDA Philox stream.
 //   - guidance: Denoiser middleware. Upsample wraps a model trained at a low
 //     resolution so that it predicts noise at a multiple of it; CFG is
-//     classifier-free guidance. They compose by wrapping.
+//     classifier-free guidance; StructureGuidance is ScaleDiff's pull of
+//     the predicted clean sample's low frequencies towards a reference.
+//     They compose by wrapping.
 //   - sampler: the solvers of diffusers (DDIM, DDPM, DPM-Solver++, Euler,
 //     Euler ancestral) and the loop that drives a Denoiser with them, with
 //     progress, cancellation, resume and img2img.
@@ -32,7 +34,7 @@
 //     pipeline/clip is CLIP's byte-pair tokenizer.
 //   - upscale: upscaling as stages (sample, SDEdit refinement, interpolation)
 //     run one after another, with ScaleDiff's Latent Frequency Mixing and
-//     Structure Guidance.
+//     (from package guidance) Structure Guidance.
 //   - resize: resampling strategies as values (nearest, bilinear, antialiased
 //     bilinear, bicubic, Lanczos3, area) with precomputed plans.
 //   - graphmodel: a Denoiser over gorgonia expression graphs, in pure Go;

@@ -1,6 +1,8 @@
 // Package guidance provides Denoiser middleware: Upsample Guidance, which
 // lets a diffusion model sample at 2x-4x the resolution it was trained at,
-// and classifier-free guidance.
+// classifier-free guidance, and ScaleDiff's Structure Guidance. Every
+// guidance that acts on the model's predictions lives here; package
+// upscale composes them into refinement stages.
 //
 // Each guidance wraps a ugo.Denoiser and is one, the way HTTP middleware
 // wraps an http.Handler. Samplers know nothing about guidance; guidances
@@ -91,6 +93,25 @@
 // eps_u + s*(eps_c - eps_u), calling both concurrently. The Upsample
 // Guidance term is linear in the model output, so Upsample(CFG(...)) is the
 // same as guiding each branch, at the cost of one combination.
+//
+// # Structure Guidance
+//
+// ScaleDiff (arXiv 2510.25818) pulls, at every restarted step of an SDEdit
+// refinement, the low frequencies of the predicted clean sample towards
+// those of a reference:
+//
+//	x0^ <- x0^ + gamma_t (LP(ref) - LP(x0^))
+//
+// with LP antialiased-bilinear down by a cutoff sf then bilinear up
+// (upscale.LowPass) and gamma_t falling linearly from its weight to 0.
+// StructureGuidance does this by rewriting the model output into the one
+// that implies the corrected x0^ for the same x_t, which every solver then
+// steps from: no hook in the sampling loop is needed. upscale.Refine
+// applies it outermost, around Upsample Guidance, with gamma_t falling over
+// the restarted steps. Its cost per step is one low-pass of the batch (4 ms
+// for SD latents [2, 4, 128, 128] and 17 ms for a Fashion-MNIST batch [50,
+// 1, 112, 112] on a busy 2-core machine, BenchmarkStructureGuidance),
+// against seconds for the model call.
 //
 // # Concurrency and memory
 //

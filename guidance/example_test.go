@@ -3,11 +3,16 @@ package guidance_test
 import (
 	"context"
 	"fmt"
+	"math"
 
 	"gorgonia.org/tensor"
 
 	"github.com/ugo-diffusion/ugo"
 	"github.com/ugo-diffusion/ugo/guidance"
+	"github.com/ugo-diffusion/ugo/internal/analytic"
+	"github.com/ugo-diffusion/ugo/noise"
+	"github.com/ugo-diffusion/ugo/resize"
+	"github.com/ugo-diffusion/ugo/sampler"
 	"github.com/ugo-diffusion/ugo/schedule"
 )
 
@@ -95,4 +100,36 @@ func ExampleCFG() {
 	// term then adds 4.25/sqrt(4) - D(4.25) = -2.125.
 	fmt.Println(eps.Float32s()[0])
 	// Output: 2.125
+}
+
+// Structure Guidance is Denoiser middleware: it wraps the model the
+// sampler calls. Here it keeps an SDEdit refinement close to the low
+// frequencies of its (bilinear-upscaled) starting point.
+func ExampleStructureGuidance() {
+	sched := schedule.Linear(1000, 1e-4, 0.02)
+	field, _ := analytic.NewField(2, 2)
+	model := field.Denoiser(sched.AlphaBar)
+	ddim, _ := sampler.NewDDIM(schedule.DefaultConfig())
+	ddim.Schedule = sched
+
+	small := tensor.New(tensor.WithShape(1, 1, 8, 8), tensor.WithBacking(make([]float32, 64)))
+	for i := range small.Float32s() {
+		small.Float32s()[i] = float32(math.Sin(float64(i)))
+	}
+	ref, _ := resize.To(resize.Bilinear, small, 16, 16)
+
+	plan, _ := ddim.Plan(10) // refine the last 5 of 10 steps
+	g, err := guidance.StructureGuidance(model, sched, ref, guidance.StructureOptions{
+		From: plan.Timesteps[5], To: plan.Timesteps[9],
+	})
+	if err != nil {
+		panic(err)
+	}
+	x := tensor.New(tensor.WithShape(1, 1, 16, 16), tensor.WithBacking(append([]float32(nil), ref.Float32s()...)))
+	err = sampler.Sample(context.Background(), g, ddim, x, sampler.Options{
+		Steps: 10, Strength: 0.5, Noise: noise.TorchSeeds(7)[0],
+	})
+	fmt.Println(x.Shape(), err)
+	// Output:
+	// (1, 1, 16, 16) <nil>
 }

@@ -233,3 +233,37 @@ func TestUpsampleTimestepsOutsideTheSchedule(t *testing.T) {
 		}
 	}
 }
+
+// TestHostileStructureGuidance: hostile references, models and schedules
+// are errors from StructureGuidance itself.
+func TestHostileStructureGuidance(t *testing.T) {
+	transposed := tensorOf(1, 1, 2, 3)
+	if err := transposed.T(0, 1, 3, 2); err != nil {
+		t.Fatal(err)
+	}
+	nan := tensorOf(1, 1, 4, 4)
+	nan.Float32s()[3] = float32(math.NaN())
+	refs := map[string]*tensor.Dense{"nil": nil, "zero": {}, "transposed": transposed, "rank 1": tensorOf(4),
+		"float64": tensor.New(tensor.WithShape(1, 1, 2, 2), tensor.Of(tensor.Float64))}
+	good := pointwise{a: 1}
+	for name, ref := range refs {
+		if _, err := StructureGuidance(good, testSchedule, ref, StructureOptions{}); err == nil || strings.Contains(err.Error(), "%!") {
+			t.Errorf("reference %s: %v", name, err)
+		}
+	}
+	if _, err := StructureGuidance(good, testSchedule, nan, StructureOptions{}); !errors.Is(err, ugo.ErrNonFinite) {
+		t.Errorf("NaN reference: %v, want ugo.ErrNonFinite", err)
+	}
+	var typedNil *ptrModel
+	if _, err := StructureGuidance(typedNil, testSchedule, tensorOf(1, 1, 4, 4), StructureOptions{}); !errors.Is(err, ugo.ErrNilDenoiser) {
+		t.Errorf("typed nil model: %v, want ugo.ErrNilDenoiser", err)
+	}
+	if _, err := StructureGuidance(good, &schedule.Schedule{}, tensorOf(1, 1, 4, 4), StructureOptions{}); err == nil {
+		t.Error("zero schedule accepted")
+	}
+	for _, sf := range []float64{-1, math.NaN(), math.Inf(1), 2} {
+		if _, err := StructureGuidance(good, testSchedule, tensorOf(1, 1, 4, 4), StructureOptions{Cutoff: sf}); err == nil {
+			t.Errorf("cutoff %v accepted", sf)
+		}
+	}
+}

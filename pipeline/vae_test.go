@@ -121,7 +121,7 @@ func TestUpscaleWithVAE(t *testing.T) {
 	}
 	outs, err := upscale.Run(context.Background(), s, nil,
 		upscale.Sample{Height: 8, Width: 8},
-		upscale.Refine{Height: 16, Width: 16, Strength: 0.5, Codec: v, Mix: &upscale.MixOptions{}, Structure: &upscale.StructureOptions{}},
+		upscale.Refine{Height: 16, Width: 16, Strength: 0.5, Codec: v, Mix: &upscale.MixOptions{}, Structure: &guidance.StructureOptions{}},
 	)
 	require.NoError(t, err)
 	require.Equal(t, tensor.Shape{1, 4, 16, 16}, outs[1].Shape())

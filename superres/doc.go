@@ -48,7 +48,7 @@
 //		upscale.Sample{Height: 28, Width: 28},
 //		superres.Stage{Model: m},
 //		upscale.Refine{Height: 112, Width: 112, Strength: 0.3,
-//			Structure: &upscale.StructureOptions{}})
+//			Structure: &guidance.StructureOptions{}})
 //
 // With a Codec the stage decodes latents, upscales the images and encodes
 // them again.

@@ -224,7 +224,7 @@ func TestESRGANThenRefine(t *testing.T) {
 	outs, err := upscale.Run(ctx, s, nil,
 		upscale.Sample{Height: 28, Width: 28},
 		superres.Stage{Model: m},
-		upscale.Refine{Height: 112, Width: 112, Strength: 0.3, Upsample: &ug, Structure: &upscale.StructureOptions{}})
+		upscale.Refine{Height: 112, Width: 112, Strength: 0.3, Upsample: &ug, Structure: &guidance.StructureOptions{}})
 	require.NoError(t, err)
 	require.Len(t, outs, 3)
 	require.Equal(t, []int{2, 1, 112, 112}, []int(outs[2].Shape()))

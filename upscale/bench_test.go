@@ -20,28 +20,6 @@ var benchShapes = [][]int{
 	{50, 1, 112, 112}, // a Fashion-MNIST eval batch at 4x
 }
 
-// BenchmarkStructureGuidance measures the per-step overhead of Structure
-// Guidance: x0^, its low-pass and the output correction.
-func BenchmarkStructureGuidance(b *testing.B) {
-	for _, shape := range benchShapes {
-		b.Run(fmt.Sprint(shape), func(b *testing.B) {
-			r := rand.New(rand.NewPCG(1, 1))
-			x, ref := randTensor(r, shape...), randTensor(r, shape...)
-			g, err := StructureGuidance(noop, testSchedule, ref, StructureOptions{From: 999})
-			if err != nil {
-				b.Fatal(err)
-			}
-			dst, ts := newTensor(shape...), []float32{500}
-			b.SetBytes(int64(4 * len(x.Float32s())))
-			for b.Loop() {
-				if err := g.PredictNoise(context.Background(), dst, x, ts); err != nil {
-					b.Fatal(err)
-				}
-			}
-		})
-	}
-}
-
 // BenchmarkMixFrequencies measures Latent Frequency Mixing, done once per
 // refinement.
 func BenchmarkMixFrequencies(b *testing.B) {

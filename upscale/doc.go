@@ -32,7 +32,7 @@
 //		upscale.Sample{Height: 28, Width: 28},
 //		upscale.Refine{Height: 56, Width: 56, Strength: 0.6, Upsample: &ug},
 //		upscale.Refine{Height: 112, Width: 112, Strength: 0.5, Upsample: &ug,
-//			Mix: &upscale.MixOptions{}, Structure: &upscale.StructureOptions{}})
+//			Mix: &upscale.MixOptions{}, Structure: &guidance.StructureOptions{}})
 //
 // Every stage draws its noise (initial noise, SDEdit noise, stochastic
 // steps) from the per-image sources in turn, so an image's result does not
@@ -78,16 +78,17 @@
 //	x0^ <- x0^ + gamma_t (LP(Z_ref) - LP(x0^))
 //
 // with gamma_t falling linearly from 1 at the first restarted step to 0 at
-// the last. StructureGuidance is Denoiser middleware that does this by
-// rewriting the model output into the one that implies the corrected x0^
-// for the same x_t (for a noise prediction, eps - sqrt(abar/(1-abar)) times
-// the correction), which every solver then steps from: no hook in the
-// sampling loop is needed, and it composes with Upsample Guidance and
-// classifier-free guidance by wrapping (Refine wraps it outermost). Its
-// cost per step is one low-pass of the batch: 4 ms for SD latents
-// [2, 4, 128, 128] and 17 ms for a Fashion-MNIST batch [50, 1, 112, 112]
-// on a busy 2-core machine (BenchmarkStructureGuidance), against seconds
-// for the model call.
+// the last. guidance.StructureGuidance is the Denoiser middleware that does
+// this by rewriting the model output into the one that implies the
+// corrected x0^ for the same x_t (for a noise prediction, eps -
+// sqrt(abar/(1-abar)) times the correction), which every solver then steps
+// from: no hook in the sampling loop is needed, and it composes with
+// Upsample Guidance and classifier-free guidance by wrapping. It lives in
+// package guidance with the other middleware; Refine.Structure turns it on
+// (outermost, with From and To set to the restarted steps), and it filters
+// with the same LP as LowPass. Its cost per step is one low-pass of the
+// batch (see the guidance package documentation), against seconds for the
+// model call.
 //
 // # Neighborhood Patch Attention
 //

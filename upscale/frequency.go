@@ -2,57 +2,27 @@ package upscale
 
 import (
 	"fmt"
-	"math"
 	"slices"
 
 	"gorgonia.org/tensor"
 
 	"github.com/ugo-diffusion/ugo"
-	"github.com/ugo-diffusion/ugo/resize"
+	"github.com/ugo-diffusion/ugo/internal/lowpass"
 )
 
 // DefaultCutoff is the low-pass cutoff sf used when MixOptions.Cutoff or
-// StructureOptions.Cutoff is 0: the low-pass keeps what survives
+// guidance.StructureOptions.Cutoff is 0: the low-pass keeps what survives
 // downsampling to a quarter of the size (ScaleDiff uses 0.25 for FLUX and
 // 0.125 for SDXL).
-const DefaultCutoff = 0.25
+const DefaultCutoff = lowpass.DefaultCutoff
 
-// lowPass is LP for one plane size: antialiased bilinear down by sf, then
-// bilinear back up. It is safe for concurrent use.
-type lowPass struct {
-	down, up *resize.Plan
-	lh, lw   int
-}
-
-// newLowPass returns LP for h x w planes and cutoff sf in (0, 1].
-func newLowPass(h, w int, sf float64) (*lowPass, error) {
-	if sf == 0 {
-		sf = DefaultCutoff
-	}
-	if !(sf > 0 && sf <= 1) {
-		return nil, fmt.Errorf("upscale: cutoff %v, want a value in (0, 1]", sf)
-	}
-	lh := max(1, int(math.Round(float64(h)*sf)))
-	lw := max(1, int(math.Round(float64(w)*sf)))
-	down, err := resize.AntialiasBilinear.Plan(lh, lw, h, w)
+// newLowPass returns LP for h x w planes and cutoff sf.
+func newLowPass(h, w int, sf float64) (*lowpass.Filter, error) {
+	lp, err := lowpass.New(h, w, sf)
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("upscale: %w", err)
 	}
-	up, err := resize.Bilinear.Plan(h, w, lh, lw)
-	if err != nil {
-		return nil, err
-	}
-	return &lowPass{down: down, up: up, lh: lh, lw: lw}, nil
-}
-
-// smallLen returns the scratch length apply needs for planes planes.
-func (lp *lowPass) smallLen(planes int) int { return planes * lp.lh * lp.lw }
-
-// apply writes LP(src) into dst (whole planes); small is scratch of
-// smallLen values.
-func (lp *lowPass) apply(dst, src, small []float32) {
-	lp.down.Scale(small, src)
-	lp.up.Scale(dst, small)
+	return lp, nil
 }
 
 // LowPass returns LP(x), the low frequencies of x (float32, N,C,H,W or any
@@ -73,7 +43,7 @@ func LowPass(x *tensor.Dense, sf float64) (*tensor.Dense, error) {
 	src := x.Float32s()
 	planes := len(src) / (shape[r-2] * shape[r-1])
 	out := make([]float32, len(src))
-	lp.apply(out, src, make([]float32, lp.smallLen(planes)))
+	lp.Apply(out, src, make([]float32, lp.SmallLen(planes)))
 	return tensor.New(tensor.WithShape(shape...), tensor.WithBacking(out)), nil
 }
 
@@ -106,11 +76,11 @@ func MixFrequencies(low, high *tensor.Dense, sf float64) (*tensor.Dense, error) 
 	}
 	l, h := low.Float32s(), high.Float32s()
 	planes := len(l) / (ls[r-2] * ls[r-1])
-	small := make([]float32, lp.smallLen(planes))
+	small := make([]float32, lp.SmallLen(planes))
 	out := make([]float32, len(l))
 	tmp := make([]float32, len(l))
-	lp.apply(out, l, small)
-	lp.apply(tmp, h, small)
+	lp.Apply(out, l, small)
+	lp.Apply(tmp, h, small)
 	for i := range out {
 		out[i] += h[i] - tmp[i]
 	}

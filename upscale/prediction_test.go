@@ -11,6 +11,7 @@ import (
 	"github.com/ugo-diffusion/ugo/noise"
 	"github.com/ugo-diffusion/ugo/resize"
 	"github.com/ugo-diffusion/ugo/sampler"
+	"github.com/ugo-diffusion/ugo/schedule"
 )
 
 // vDDIM is ddim() reading the model output as a velocity.
@@ -22,14 +23,14 @@ func vDDIM() *sampler.DDIM {
 
 // A velocity-predicting Sampling guides with Prediction v: Refine with
 // Upsample Guidance and Structure Guidance is the same run on
-// guidance.Upsample(Prediction v) wrapped in StructureGuidance(Prediction
+// guidance.Upsample(Prediction v) wrapped in guidance.StructureGuidance(Prediction
 // v).
 func TestRefinePassesThePredictionType(t *testing.T) {
 	model := pointwise{0.4, 0.3}
 	x := randTensor(rand.New(rand.NewPCG(9, 10)), 3, 1, 8, 8)
 	s := testSampling(model)
 	s.Solver, s.Prediction = vDDIM(), sampler.VPrediction
-	st := Refine{Height: 16, Width: 16, Strength: 0.5, Upsample: ugOptions(), Structure: &StructureOptions{Cutoff: 0.5}}
+	st := Refine{Height: 16, Width: 16, Strength: 0.5, Upsample: ugOptions(), Structure: &guidance.StructureOptions{Cutoff: 0.5}}
 	got, err := st.Run(context.Background(), &s, x)
 	require.NoError(t, err)
 
@@ -42,7 +43,7 @@ func TestRefinePassesThePredictionType(t *testing.T) {
 		require.NoError(t, err)
 		plan, err := vDDIM().Plan(10)
 		require.NoError(t, err)
-		g, err := StructureGuidance(m, testSchedule, ref, StructureOptions{Cutoff: 0.5, From: plan.Timesteps[5], To: plan.Timesteps[9], Prediction: sampler.VPrediction})
+		g, err := guidance.StructureGuidance(m, testSchedule, ref, guidance.StructureOptions{Cutoff: 0.5, From: plan.Timesteps[5], To: plan.Timesteps[9], Prediction: schedule.PredictV})
 		require.NoError(t, err)
 		want := clone(ref)
 		require.NoError(t, sampler.Sample(context.Background(), g, vDDIM(), want, sampler.Options{Steps: 10, Strength: 0.5, Noise: noise.PerImage(noise.TorchSeeds(seeds...)...)}))
@@ -60,7 +61,7 @@ func TestStageOptionsNamingAnotherPrediction(t *testing.T) {
 	_, err := Sample{Height: 16, Width: 16, Upsample: ug}.Run(context.Background(), &s, nil)
 	require.ErrorContains(t, err, `UpsampleOptions.Prediction "sample", but Sampling.Prediction is "v_prediction"`)
 	x := randTensor(rand.New(rand.NewPCG(1, 2)), 3, 1, 8, 8)
-	_, err = Refine{Height: 16, Width: 16, Strength: 0.5, Structure: &StructureOptions{Prediction: sampler.Epsilon}}.Run(context.Background(), &s, x)
+	_, err = Refine{Height: 16, Width: 16, Strength: 0.5, Structure: &guidance.StructureOptions{Prediction: schedule.PredictEpsilon}}.Run(context.Background(), &s, x)
 	require.ErrorContains(t, err, `StructureOptions.Prediction "epsilon", but Sampling.Prediction is "v_prediction"`)
 	ug.Prediction = string(sampler.VPrediction) // the same type is fine
 	_, err = Sample{Height: 16, Width: 16, Upsample: ug}.Run(context.Background(), &s, nil)

@@ -310,7 +310,7 @@ type Refine struct {
 	Upsample *guidance.UpsampleOptions
 	// Structure, if not nil, applies Structure Guidance; Refine sets its
 	// From and To.
-	Structure *StructureOptions
+	Structure *guidance.StructureOptions
 }
 
 // Run implements Stage.
@@ -368,13 +368,13 @@ func (st Refine) Run(ctx context.Context, s *Sampling, x *tensor.Dense) (*tensor
 			return nil, fmt.Errorf("upscale: the solver planned %d steps for %d", p.Len(), steps)
 		}
 		o := *st.Structure
-		if err := samePrediction("StructureOptions", string(o.Prediction), s.Prediction); err != nil {
+		if err := samePrediction("StructureOptions", o.Prediction, s.Prediction); err != nil {
 			return nil, err
 		}
-		o.Prediction = s.Prediction
+		o.Prediction = string(s.Prediction)
 		o.From = p.Timesteps[steps-int(float64(steps)*st.Strength)]
 		o.To = p.Timesteps[steps-1]
-		if model, err = StructureGuidance(model, s.Schedule, ref, o); err != nil {
+		if model, err = guidance.StructureGuidance(model, s.Schedule, ref, o); err != nil {
 			return nil, err
 		}
 	}

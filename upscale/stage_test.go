@@ -89,13 +89,13 @@ func TestRefineIsResizeThenImg2Img(t *testing.T) {
 	// With Structure Guidance: gamma from the first restarted step (7 of
 	// DDIM's 10 at strength 0.3) to the last.
 	s := testSampling(model)
-	got, err := Refine{Height: 16, Width: 16, Strength: 0.3, Filter: resize.Lanczos3, Structure: &StructureOptions{Cutoff: 0.5}}.Run(context.Background(), &s, x)
+	got, err := Refine{Height: 16, Width: 16, Strength: 0.3, Filter: resize.Lanczos3, Structure: &guidance.StructureOptions{Cutoff: 0.5}}.Run(context.Background(), &s, x)
 	require.NoError(t, err)
 	ref, err := resize.To(resize.Lanczos3, x, 16, 16)
 	require.NoError(t, err)
 	plan, err := ddim().Plan(10)
 	require.NoError(t, err)
-	g, err := StructureGuidance(model, testSchedule, ref, StructureOptions{Cutoff: 0.5, From: plan.Timesteps[7], To: plan.Timesteps[9]})
+	g, err := guidance.StructureGuidance(model, testSchedule, ref, guidance.StructureOptions{Cutoff: 0.5, From: plan.Timesteps[7], To: plan.Timesteps[9]})
 	require.NoError(t, err)
 	want := clone(ref)
 	require.NoError(t, sampler.Sample(context.Background(), g, ddim(), want, sampler.Options{Steps: 10, Strength: 0.3, Noise: noise.PerImage(noise.TorchSeeds(seeds...)...)}))
@@ -165,7 +165,7 @@ func TestStructureGuidanceKeepsLowFrequencies(t *testing.T) {
 		return math.Sqrt(sum / float64(len(a.Float32s())))
 	}
 	plain := lowDev(Refine{Height: 32, Width: 32, Strength: 0.6})
-	guided := lowDev(Refine{Height: 32, Width: 32, Strength: 0.6, Structure: &StructureOptions{}})
+	guided := lowDev(Refine{Height: 32, Width: 32, Strength: 0.6, Structure: &guidance.StructureOptions{}})
 	t.Logf("RMS deviation of LP(output) from LP(reference): plain %.4f, structure-guided %.4f", plain, guided)
 	require.Less(t, guided, 0.5*plain)
 }
@@ -180,7 +180,7 @@ func TestRunStages(t *testing.T) {
 		Sample{Height: 8, Width: 8},
 		Refine{Height: 16, Width: 16, Strength: 0.5, Upsample: ugOptions()},
 		Interpolate{Height: 24, Width: 24, Filter: resize.Lanczos3},
-		Refine{Height: 32, Width: 32, Strength: 0.4, Steps: 20, Upsample: ugOptions(), Mix: &MixOptions{}, Structure: &StructureOptions{}},
+		Refine{Height: 32, Width: 32, Strength: 0.4, Steps: 20, Upsample: ugOptions(), Mix: &MixOptions{}, Structure: &guidance.StructureOptions{}},
 	)
 	require.NoError(t, err)
 	require.Len(t, outs, 4)
@@ -273,8 +273,8 @@ func TestStageErrors(t *testing.T) {
 		"refine nil input":   {&good, Refine{Height: 16, Width: 16, Strength: 0.5}, nil},
 		"refine batch":       {&good, Refine{Height: 16, Width: 16, Strength: 0.5}, newTensor(2, 1, 8, 8)},
 		"refine no size":     {&good, Refine{Height: 16, Strength: 0.5}, x},
-		"SG no schedule":     {mod(func(s *Sampling) { s.Schedule = nil }), Refine{Height: 16, Width: 16, Strength: 0.5, Structure: &StructureOptions{}}, x},
-		"SG bad weight":      {&good, Refine{Height: 16, Width: 16, Strength: 0.5, Structure: &StructureOptions{Weight: -1}}, x},
+		"SG no schedule":     {mod(func(s *Sampling) { s.Schedule = nil }), Refine{Height: 16, Width: 16, Strength: 0.5, Structure: &guidance.StructureOptions{}}, x},
+		"SG bad weight":      {&good, Refine{Height: 16, Width: 16, Strength: 0.5, Structure: &guidance.StructureOptions{Weight: -1}}, x},
 		"mix bad cutoff":     {&good, Refine{Height: 16, Width: 16, Strength: 0.5, Mix: &MixOptions{Cutoff: 3}}, x},
 		"interpolate size":   {&good, Interpolate{Height: 0, Width: 8}, x},
 		"interpolate nil":    {&good, Interpolate{Height: 8, Width: 8}, nil},

@@ -195,7 +195,7 @@ func run() error {
 			upscale.Refine{Height: 112, Width: 112, Strength: r}}},
 		fashion.Setting{Name: "112 refine+LFM+SG", Size: 112, Stages: []upscale.Stage{
 			upscale.Sample{Height: 28, Width: 28},
-			upscale.Refine{Height: 112, Width: 112, Strength: r, Mix: &upscale.MixOptions{}, Structure: &upscale.StructureOptions{}}}},
+			upscale.Refine{Height: 112, Width: 112, Strength: r, Mix: &upscale.MixOptions{}, Structure: &guidance.StructureOptions{}}}},
 		fashion.Setting{Name: "56 UG θ=1.5", Size: 56, Guide: ug(1.5, nil)},
 		fashion.Setting{Name: "28 native, diffusers DDIM", Size: 28, DiffusersDDIM: true},
 	)
@@ -212,7 +212,7 @@ func run() error {
 		fashion.Setting{Name: "112 ESRGAN+refine+SG", Size: 112, Stages: []upscale.Stage{
 			upscale.Sample{Height: 28, Width: 28},
 			superres.Stage{Model: esrgan},
-			upscale.Refine{Height: 112, Width: 112, Strength: r, Structure: &upscale.StructureOptions{}}}},
+			upscale.Refine{Height: 112, Width: 112, Strength: r, Structure: &guidance.StructureOptions{}}}},
 		fashion.Setting{Name: "112 ESRGAN+refine+UG", Size: 112, Stages: []upscale.Stage{
 			upscale.Sample{Height: 28, Width: 28},
 			superres.Stage{Model: esrgan},

@@ -306,7 +306,7 @@ func (st *setup) stages(m string, o *options) ([]upscale.Stage, error) {
 			r := upscale.Refine{Height: s, Width: s, Strength: o.strength, Filter: o.filter, Codec: st.codec}
 			if m == "scalediff" {
 				r.Mix = &upscale.MixOptions{Cutoff: o.cutoff}
-				r.Structure = &upscale.StructureOptions{Cutoff: o.cutoff}
+				r.Structure = &guidance.StructureOptions{Cutoff: o.cutoff}
 			}
 			out = append(out, r)
 		}
@@ -316,7 +316,7 @@ func (st *setup) stages(m string, o *options) ([]upscale.Stage, error) {
 			superres.Stage{Model: st.sr, Height: last, Width: last, Filter: o.filter, Codec: st.codec})
 		if m == "sr-refine" {
 			out = append(out, upscale.Refine{Height: last, Width: last, Strength: o.strength, Filter: o.filter, Codec: st.codec,
-				Structure: &upscale.StructureOptions{Cutoff: o.cutoff}})
+				Structure: &guidance.StructureOptions{Cutoff: o.cutoff}})
 		}
 	default:
 		return nil, fmt.Errorf("unknown method %q", m)

@@ -1,4 +1,4 @@
-package upscale
+package guidance
 
 import (
 	"context"
@@ -13,7 +13,8 @@ import (
 	"pgregory.net/rapid"
 
 	"github.com/ugo-diffusion/ugo"
-	"github.com/ugo-diffusion/ugo/sampler"
+	"github.com/ugo-diffusion/ugo/resize"
+	"github.com/ugo-diffusion/ugo/schedule"
 )
 
 // fixed is a model whose output is a fixed tensor.
@@ -24,16 +25,46 @@ func fixed(out *tensor.Dense) ugo.Denoiser {
 	})
 }
 
+// drawTensor draws a tensor of shape with values in [-3, 3].
+func drawTensor(t *rapid.T, label string, shape ...int) *tensor.Dense {
+	x := tensorOf(shape...)
+	copy(x.Float32s(), rapid.SliceOfN(rapid.Float32Range(-3, 3), len(x.Float32s()), len(x.Float32s())).Draw(t, label))
+	return x
+}
+
+// lowPassOf is LP as ScaleDiff defines it, built here from package resize
+// alone: every plane resized by sf (round(sf*H) x round(sf*W), at least
+// 1x1) with resize.AntialiasBilinear, then back with resize.Bilinear; sf 0
+// is 0.25.
+func lowPassOf(t require.TestingT, x *tensor.Dense, sf float64) *tensor.Dense {
+	if sf == 0 {
+		sf = 0.25
+	}
+	s := x.Shape()
+	h, w := s[len(s)-2], s[len(s)-1]
+	lh, lw := max(1, int(math.Round(float64(h)*sf))), max(1, int(math.Round(float64(w)*sf)))
+	down, err := resize.AntialiasBilinear.Plan(lh, lw, h, w)
+	require.NoError(t, err)
+	up, err := resize.Bilinear.Plan(h, w, lh, lw)
+	require.NoError(t, err)
+	planes := len(x.Float32s()) / (h * w)
+	small := make([]float32, planes*lh*lw)
+	out := tensorOf(s...)
+	down.Scale(small, x.Float32s())
+	up.Scale(out.Float32s(), small)
+	return out
+}
+
 // x0Of returns the clean sample that the model output implies for x at
 // signal level abar.
-func x0Of(pred sampler.PredictionType, x, out []float32, abar float64) []float64 {
+func x0Of(pred string, x, out []float32, abar float64) []float64 {
 	sa, sb := math.Sqrt(abar), math.Sqrt(1-abar)
 	x0 := make([]float64, len(x))
 	for i := range x {
 		switch pred {
-		case sampler.VPrediction:
+		case schedule.PredictV:
 			x0[i] = sa*float64(x[i]) - sb*float64(out[i])
-		case sampler.SamplePred:
+		case schedule.PredictSample:
 			x0[i] = float64(out[i])
 		default:
 			x0[i] = (float64(x[i]) - sb*float64(out[i])) / sa
@@ -47,7 +78,7 @@ func x0Of(pred sampler.PredictionType, x, out []float32, abar float64) []float64
 // To.
 func TestStructureGuidanceCorrectsX0(t *testing.T) {
 	rapid.Check(t, func(t *rapid.T) {
-		pred := rapid.SampledFrom([]sampler.PredictionType{"", sampler.Epsilon, sampler.VPrediction, sampler.SamplePred}).Draw(t, "prediction")
+		pred := rapid.SampledFrom([]string{"", schedule.PredictEpsilon, schedule.PredictV, schedule.PredictSample}).Draw(t, "prediction")
 		n := rapid.IntRange(1, 3).Draw(t, "n")
 		h := rapid.IntRange(4, 12).Draw(t, "h")
 		w := rapid.IntRange(4, 12).Draw(t, "w")
@@ -64,11 +95,10 @@ func TestStructureGuidanceCorrectsX0(t *testing.T) {
 		}
 		g, err := StructureGuidance(fixed(out), testSchedule, ref, StructureOptions{Cutoff: sf, Weight: weight, From: from, To: to, Prediction: pred})
 		require.NoError(t, err)
-		dst := newTensor(n, 2, h, w)
+		dst := tensorOf(n, 2, h, w)
 		require.NoError(t, g.PredictNoise(context.Background(), dst, x, ts))
 
-		lpRef, err := LowPass(ref, sf)
-		require.NoError(t, err)
+		lpRef := lowPassOf(t, ref, sf)
 		per := 2 * h * w
 		wt := weight
 		if wt == 0 {
@@ -84,12 +114,11 @@ func TestStructureGuidanceCorrectsX0(t *testing.T) {
 			xb := x.Float32s()[b*per : (b+1)*per]
 			before := x0Of(pred, xb, out.Float32s()[b*per:(b+1)*per], abar)
 			after := x0Of(pred, xb, dst.Float32s()[b*per:(b+1)*per], abar)
-			b32 := newTensor(1, 2, h, w)
+			b32 := tensorOf(1, 2, h, w)
 			for i, v := range before {
 				b32.Float32s()[i] = float32(v)
 			}
-			lpx, err := LowPass(b32, sf)
-			require.NoError(t, err)
+			lpx := lowPassOf(t, b32, sf)
 			// The float32 arithmetic of the output is amplified by
 			// sqrt(abar/(1-abar)) when read back as x0.
 			tol := 2e-5 * (1 + math.Sqrt(abar/(1-abar))) * (1 + math.Sqrt((1-abar)/abar))
@@ -110,7 +139,7 @@ func TestStructureGuidancePassThrough(t *testing.T) {
 	x, out, ref := randTensor(r, 2, 3, 16, 16), randTensor(r, 2, 3, 16, 16), randTensor(r, 2, 3, 16, 16)
 	g, err := StructureGuidance(fixed(out), testSchedule, ref, StructureOptions{From: 800, To: 300})
 	require.NoError(t, err)
-	dst := newTensor(2, 3, 16, 16)
+	dst := tensorOf(2, 3, 16, 16)
 	require.NoError(t, g.PredictNoise(context.Background(), dst, x, []float32{300}))
 	require.Equal(t, out.Float32s(), dst.Float32s())
 	require.NoError(t, g.PredictNoise(context.Background(), dst, x, []float32{0}))
@@ -124,8 +153,8 @@ func TestStructureGuidancePassThrough(t *testing.T) {
 	// The reference is the clean sample the output implies: nothing to
 	// correct.
 	abar := testSchedule.AlphaBar(900)
-	x0 := x0Of(sampler.Epsilon, x.Float32s(), out.Float32s(), abar)
-	same := newTensor(2, 3, 16, 16)
+	x0 := x0Of(schedule.PredictEpsilon, x.Float32s(), out.Float32s(), abar)
+	same := tensorOf(2, 3, 16, 16)
 	for i, v := range x0 {
 		same.Float32s()[i] = float32(v)
 	}
@@ -136,8 +165,8 @@ func TestStructureGuidancePassThrough(t *testing.T) {
 }
 
 func TestStructureGuidanceErrors(t *testing.T) {
-	ref := newTensor(1, 1, 8, 8)
-	m := fixed(newTensor(1, 1, 8, 8))
+	ref := tensorOf(1, 1, 8, 8)
+	m := fixed(tensorOf(1, 1, 8, 8))
 	for name, tc := range map[string]struct {
 		model ugo.Denoiser
 		ref   *tensor.Dense
@@ -145,7 +174,7 @@ func TestStructureGuidanceErrors(t *testing.T) {
 	}{
 		"nil model":       {nil, ref, StructureOptions{}},
 		"nil ref":         {m, nil, StructureOptions{}},
-		"rank 3 ref":      {m, newTensor(1, 8, 8), StructureOptions{}},
+		"rank 3 ref":      {m, tensorOf(1, 8, 8), StructureOptions{}},
 		"negative weight": {m, ref, StructureOptions{Weight: -1}},
 		"NaN weight":      {m, ref, StructureOptions{Weight: math.NaN()}},
 		"From < To":       {m, ref, StructureOptions{From: 10, To: 20}},
@@ -161,15 +190,15 @@ func TestStructureGuidanceErrors(t *testing.T) {
 	g, err := StructureGuidance(m, testSchedule, ref, StructureOptions{From: 500})
 	require.NoError(t, err)
 	var se *ugo.ShapeError
-	err = g.PredictNoise(context.Background(), newTensor(1, 1, 8, 4), newTensor(1, 1, 8, 4), []float32{600})
+	err = g.PredictNoise(context.Background(), tensorOf(1, 1, 8, 4), tensorOf(1, 1, 8, 4), []float32{600})
 	require.True(t, errors.As(err, &se), "shape other than the reference's: %v", err)
-	err = g.PredictNoise(context.Background(), newTensor(1, 1, 8, 8), newTensor(1, 1, 8, 4), []float32{600})
+	err = g.PredictNoise(context.Background(), tensorOf(1, 1, 8, 8), tensorOf(1, 1, 8, 4), []float32{600})
 	require.True(t, errors.As(err, &se), "dst and x differ: %v", err)
 	boom := errors.New("boom")
 	g, err = StructureGuidance(ugo.DenoiserFunc(func(context.Context, *tensor.Dense, *tensor.Dense, []float32) error { return boom }),
 		testSchedule, ref, StructureOptions{})
 	require.NoError(t, err)
-	require.ErrorIs(t, g.PredictNoise(context.Background(), newTensor(1, 1, 8, 8), newTensor(1, 1, 8, 8), []float32{600}), boom)
+	require.ErrorIs(t, g.PredictNoise(context.Background(), tensorOf(1, 1, 8, 8), tensorOf(1, 1, 8, 8), []float32{600}), boom)
 }
 
 func TestStructureGuidanceConcurrentAndAllocationFree(t *testing.T) {
@@ -177,7 +206,7 @@ func TestStructureGuidanceConcurrentAndAllocationFree(t *testing.T) {
 	x, ref := randTensor(r, 2, 4, 16, 16), randTensor(r, 2, 4, 16, 16)
 	g, err := StructureGuidance(pointwise{0.5, 0.3}, testSchedule, ref, StructureOptions{From: 999})
 	require.NoError(t, err)
-	want := newTensor(2, 4, 16, 16)
+	want := tensorOf(2, 4, 16, 16)
 	require.NoError(t, g.PredictNoise(context.Background(), want, x, []float32{700}))
 	var wg sync.WaitGroup
 	errs := make(chan error, 4)
@@ -185,7 +214,7 @@ func TestStructureGuidanceConcurrentAndAllocationFree(t *testing.T) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			dst := newTensor(2, 4, 16, 16)
+			dst := tensorOf(2, 4, 16, 16)
 			for range 10 {
 				if err := g.PredictNoise(context.Background(), dst, x, []float32{700}); err != nil {
 					errs <- err
@@ -206,7 +235,7 @@ func TestStructureGuidanceConcurrentAndAllocationFree(t *testing.T) {
 	if raceEnabled {
 		return
 	}
-	dst, ts := newTensor(2, 4, 16, 16), []float32{700}
+	dst, ts := tensorOf(2, 4, 16, 16), []float32{700}
 	allocs := testing.AllocsPerRun(10, func() {
 		if err := g.PredictNoise(context.Background(), dst, x, ts); err != nil {
 			t.Fatal(err)

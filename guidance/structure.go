@@ -1,4 +1,4 @@
-package upscale
+package guidance
 
 import (
 	"context"
@@ -11,27 +11,30 @@ import (
 	"gorgonia.org/tensor"
 
 	"github.com/ugo-diffusion/ugo"
-	"github.com/ugo-diffusion/ugo/sampler"
+	"github.com/ugo-diffusion/ugo/internal/lowpass"
 	"github.com/ugo-diffusion/ugo/schedule"
 )
 
 // StructureOptions configures StructureGuidance.
 type StructureOptions struct {
-	// Cutoff is the sf of the low-pass LP (see LowPass); 0 means
-	// DefaultCutoff.
+	// Cutoff is the sf of the low-pass LP: antialiased bilinear down by
+	// sf, bilinear back up (upscale.LowPass); 0 means 0.25
+	// (upscale.DefaultCutoff).
 	Cutoff float64
 	// Weight is the peak guidance weight, gamma at From; 0 means 1.
 	Weight float64
 	// From and To are the timesteps over which gamma_t falls linearly
 	// from Weight (at t >= From) to 0 (at t <= To); From >= To. Refine
-	// sets them to the first and last timestep of the restarted steps.
+	// (package upscale) sets them to the first and last timestep of the
+	// restarted steps.
 	// With From == To, gamma is Weight for t >= From and 0 below.
 	From, To float32
-	// Prediction says what the wrapped model predicts: the noise
-	// (sampler.Epsilon, the ugo.Denoiser contract and the default), the
-	// velocity (sampler.VPrediction) or the clean sample
-	// (sampler.SamplePred), as the solver's PredictionType reads it.
-	Prediction sampler.PredictionType
+	// Prediction says what the wrapped model predicts, as
+	// UpsampleOptions.Prediction does: the noise (schedule.PredictEpsilon,
+	// the ugo.Denoiser contract; "" means this), the velocity
+	// (schedule.PredictV) or the clean sample (schedule.PredictSample), as
+	// the solver reads it.
+	Prediction string
 }
 
 // structure is the Denoiser returned by StructureGuidance.
@@ -42,7 +45,7 @@ type structure struct {
 	weight float64
 	shape  []int
 	lpRef  []float32 // LP(ref)
-	lp     *lowPass
+	lp     *lowpass.Filter
 	planes int // planes per batch element
 	work   sync.Pool
 }
@@ -81,16 +84,16 @@ type structureWork struct {
 // nothing per call once warm.
 func StructureGuidance(model ugo.Denoiser, s *schedule.Schedule, ref *tensor.Dense, opts StructureOptions) (ugo.Denoiser, error) {
 	if ugo.IsNil(model) {
-		return nil, fmt.Errorf("upscale: StructureGuidance needs a model: %w", ugo.ErrNilDenoiser)
+		return nil, fmt.Errorf("guidance: StructureGuidance needs a model: %w", ugo.ErrNilDenoiser)
 	}
 	if s == nil || s.Len() == 0 {
-		return nil, errors.New("upscale: StructureGuidance needs a non-empty schedule")
+		return nil, errors.New("guidance: StructureGuidance needs a non-empty schedule")
 	}
 	shape, err := ugo.CheckSample("ref", ref)
 	if err != nil {
 		return nil, err
 	}
-	if err := ugo.CheckFinite("upscale: StructureGuidance: ref", ref.Float32s()); err != nil {
+	if err := ugo.CheckFinite("guidance: StructureGuidance: ref", ref.Float32s()); err != nil {
 		return nil, err
 	}
 	w := opts.Weight
@@ -98,20 +101,21 @@ func StructureGuidance(model ugo.Denoiser, s *schedule.Schedule, ref *tensor.Den
 		w = 1
 	}
 	if !(w > 0) || math.IsInf(w, 0) {
-		return nil, fmt.Errorf("upscale: structure guidance weight %v, want a finite positive number", opts.Weight)
+		return nil, fmt.Errorf("guidance: StructureGuidance: weight %v, want a finite positive number", opts.Weight)
 	}
 	if !(opts.From >= opts.To) || math.IsInf(float64(opts.From), 0) || math.IsInf(float64(opts.To), 0) {
-		return nil, fmt.Errorf("upscale: structure guidance from timestep %v to %v, want finite From >= To", opts.From, opts.To)
+		return nil, fmt.Errorf("guidance: StructureGuidance: from timestep %v to %v, want finite From >= To", opts.From, opts.To)
 	}
 	switch opts.Prediction {
-	case "", sampler.Epsilon, sampler.VPrediction, sampler.SamplePred:
+	case "", schedule.PredictEpsilon, schedule.PredictV, schedule.PredictSample:
 	default:
-		return nil, fmt.Errorf("upscale: unknown prediction type %q", opts.Prediction)
+		return nil, fmt.Errorf("guidance: StructureGuidance: unknown Prediction %q, want %q, %q or %q",
+			opts.Prediction, schedule.PredictEpsilon, schedule.PredictV, schedule.PredictSample)
 	}
 	r := len(shape)
-	lp, err := newLowPass(shape[r-2], shape[r-1], opts.Cutoff)
+	lp, err := lowpass.New(shape[r-2], shape[r-1], opts.Cutoff)
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("guidance: StructureGuidance: %w", err)
 	}
 	src := ref.Float32s()
 	planes := len(src) / (shape[0] * shape[r-2] * shape[r-1])
@@ -119,7 +123,7 @@ func StructureGuidance(model ugo.Denoiser, s *schedule.Schedule, ref *tensor.Den
 		model: model, s: s, opts: opts, weight: w,
 		shape: shape, lpRef: make([]float32, len(src)), lp: lp, planes: planes,
 	}
-	lp.apply(g.lpRef, src, make([]float32, lp.smallLen(len(src)/(shape[r-2]*shape[r-1]))))
+	lp.Apply(g.lpRef, src, make([]float32, lp.SmallLen(len(src)/(shape[r-2]*shape[r-1]))))
 	return g, nil
 }
 
@@ -150,7 +154,7 @@ func (g *structure) PredictNoise(ctx context.Context, dst, x *tensor.Dense, t []
 	wk, _ := g.work.Get().(*structureWork)
 	if wk == nil {
 		per := len(g.lpRef) / g.shape[0]
-		wk = &structureWork{x0: make([]float32, per), lp: make([]float32, per), small: make([]float32, g.lp.smallLen(g.planes))}
+		wk = &structureWork{x0: make([]float32, per), lp: make([]float32, per), small: make([]float32, g.lp.SmallLen(g.planes))}
 	}
 	defer g.work.Put(wk)
 	xs, out := x.Float32s(), dst.Float32s()
@@ -166,28 +170,28 @@ func (g *structure) PredictNoise(ctx context.Context, dst, x *tensor.Dense, t []
 		xb, ob, ref := xs[b*per:(b+1)*per], out[b*per:(b+1)*per], g.lpRef[b*per:(b+1)*per]
 		// x0^ from the model output.
 		switch g.opts.Prediction {
-		case "", sampler.Epsilon:
+		case "", schedule.PredictEpsilon:
 			a, c := float32(1/sa), float32(sb/sa)
 			for i, v := range xb {
 				wk.x0[i] = a*v - c*ob[i]
 			}
-		case sampler.VPrediction:
+		case schedule.PredictV:
 			a, c := float32(sa), float32(sb)
 			for i, v := range xb {
 				wk.x0[i] = a*v - c*ob[i]
 			}
-		case sampler.SamplePred:
+		case schedule.PredictSample:
 			copy(wk.x0, ob)
 		}
-		g.lp.apply(wk.lp, wk.x0, wk.small)
+		g.lp.Apply(wk.lp, wk.x0, wk.small)
 		// The output change that moves x0^ by d = gamma (LP(ref) - LP(x0^)).
 		var k float64
 		switch g.opts.Prediction {
-		case "", sampler.Epsilon:
+		case "", schedule.PredictEpsilon:
 			k = -gamma * sa / sb
-		case sampler.VPrediction:
+		case schedule.PredictV:
 			k = -gamma / sb
-		case sampler.SamplePred:
+		case schedule.PredictSample:
 			k = gamma
 		}
 		kf := float32(k)
