@@ -47,6 +47,7 @@ import (
 	"github.com/ugo-diffusion/ugo/graphmodel/convnet"
 	"github.com/ugo-diffusion/ugo/guidance"
 	"github.com/ugo-diffusion/ugo/picture"
+	"github.com/ugo-diffusion/ugo/resize"
 	"github.com/ugo-diffusion/ugo/sampler"
 	"github.com/ugo-diffusion/ugo/schedule"
 )
@@ -275,12 +276,15 @@ func loadImages(o *options) ([]float32, error) {
 		n = o.images
 		data = data[:n*h*w]
 	}
-	f := 28 / o.size
-	if f == 1 {
+	if o.size == 28 {
 		return data, nil
 	}
+	plan, err := resize.Area.Plan(o.size, o.size, h, w)
+	if err != nil {
+		return nil, err
+	}
 	small := make([]float32, n*o.size*o.size)
-	fashion.AreaDownsample(small, data, n, h, w, f)
+	plan.Scale(small, data)
 	return small, nil
 }
 
