@@ -78,14 +78,21 @@ test: ort data vulkan-debs fmtcheck tidycheck vet staticcheck nocgo gotest
 demo: ort
 	$(GO) run ./examples/fashion -out out/demo
 
-# The quality table (long: about an hour on 2 cores).
+# The quality table against a real high-resolution reference: the 14x14 model
+# at 14, 28 and 56 against the real 28x28 test images, with bootstrap
+# intervals (README). About 15 CPU-minutes: 40 minutes on 2 cores shared with
+# other jobs; interrupted runs resume (results.jsonl).
 eval: ort data
-	$(GO) run ./examples/eval -out out/eval
+	$(GO) run ./examples/eval -out out/eval -steps 25 -n2x 300 -n4x 100 -crops 2
+
+# The shipped 28x28 model's structural table (long: about an hour on 2 cores).
+eval28: ort data
+	$(GO) run ./examples/eval -protocol 28 -out out/eval28
 
 # Frechet distance vs sampling steps for each sampler with UG at 2x (about
 # 25 minutes on 2 cores); the table in BENCHMARKS.md.
 sweep: ort data
-	$(GO) run ./examples/eval -out out/sweep -n56 300 -n112 2 -sweep 10,20,30,50
+	$(GO) run ./examples/eval -protocol 28 -out out/sweep -n56 300 -n112 2 -sweep 10,20,30,50
 
 # Fuzzing beyond the seed corpora that `make test` runs: FUZZTIME per target.
 FUZZTIME ?= 1m

@@ -2,6 +2,10 @@
 
 Usage: /usr/bin/python3 tools/train/train_unet.py --minutes 90 --out out/train
 
+With --size 14 it trains the 14x14 model instead: the training images are
+area-downsampled (2x2 means) to 14x14 and the UNet has one downsampling
+(levels=1), so it runs at any even H, W.
+
 Linear betas 1e-4..0.02, T=1000 (diffusers' DDPMScheduler defaults), images
 scaled to [-1, 1], random horizontal flips, AdamW with a time-based cosine
 learning-rate schedule, EMA of the weights (exported). Writes a checkpoint,
@@ -22,9 +26,9 @@ from data import load  # noqa: E402
 from unet import UNet  # noqa: E402
 
 
-def export_onnx(model, path):
+def export_onnx(model, path, size=28):
     model.eval()
-    x = torch.randn(2, 1, 28, 28)
+    x = torch.randn(2, 1, size, size)
     t = torch.tensor([10.0, 500.0])
     torch.onnx.export(
         model, (x, t), path, opset_version=17,
@@ -43,6 +47,8 @@ def main():
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--seed", type=int, default=1234)
     ap.add_argument("--every", type=float, default=5, help="minutes between checkpoints")
+    ap.add_argument("--size", type=int, default=28, choices=(14, 28),
+                    help="training resolution: 28 (the images) or 14 (2x2 area-downsampled)")
     ap.add_argument("--resume", action="store_true")
     ap.add_argument("--extend", type=float, default=0,
                     help="with --resume: train this many more minutes, with a fresh cosine schedule from --lr")
@@ -55,13 +61,17 @@ def main():
 
     imgs, _ = load("train")
     data = torch.from_numpy(imgs.astype(np.float32) / 127.5 - 1.0).unsqueeze(1)  # [60000,1,28,28]
+    levels = 2
+    if args.size == 14:
+        data = torch.nn.functional.avg_pool2d(data, 2)  # [60000,1,14,14], area downsampling
+        levels = 1
 
     T = 1000
     betas = torch.linspace(1e-4, 0.02, T, dtype=torch.float32)
     abar = torch.cumprod(1.0 - betas, 0)
 
-    model = UNet()
-    ema = UNet()
+    model = UNet(levels=levels)
+    ema = UNet(levels=levels)
     ema.load_state_dict(model.state_dict())
     for p in ema.parameters():
         p.requires_grad_(False)
@@ -79,7 +89,7 @@ def main():
         print(msg, flush=True)
         log.write(msg + "\n"); log.flush()
 
-    say(f"start: params={nparams} step={step} minutes={args.minutes} extend={args.extend} batch={args.batch} lr={args.lr} seed={args.seed}")
+    say(f"start: size={args.size} params={nparams} step={step} minutes={args.minutes} extend={args.extend} batch={args.batch} lr={args.lr} seed={args.seed}")
     budget = args.minutes * 60
     start = time.time() - elapsed0
     # The learning rate follows a cosine over a segment of the wall-clock budget: the whole run, or the
@@ -96,11 +106,11 @@ def main():
         torch.save({"model": model.state_dict(), "ema": ema.state_dict(), "opt": opt.state_dict(),
                     "step": step, "elapsed": el}, ckpt + ".tmp")
         os.replace(ckpt + ".tmp", ckpt)
-        export_onnx(ema, os.path.join(args.out, "unet.onnx.tmp"))
+        export_onnx(ema, os.path.join(args.out, "unet.onnx.tmp"), args.size)
         os.replace(os.path.join(args.out, "unet.onnx.tmp"), os.path.join(args.out, "unet.onnx"))
         with open(os.path.join(args.out, "meta.json"), "w") as f:
             json.dump({"step": step, "elapsed_s": el, "params": nparams, "batch": args.batch, "lr": args.lr,
-                       "ema": args.ema, "seed": args.seed, "recent_loss": run_loss / max(run_n, 1),
+                       "ema": args.ema, "seed": args.seed, "size": args.size, "recent_loss": run_loss / max(run_n, 1),
                        "final": final}, f, indent=1)
 
     while time.time() - start < budget:

@@ -1,7 +1,9 @@
-"""Small eps-prediction UNet for 28x28 Fashion-MNIST (ugo's demo model).
+"""Small eps-prediction UNet for Fashion-MNIST (ugo's demo models).
 
 Fully convolutional apart from one self-attention block at the lowest
-resolution, so it runs at any H, W that are multiples of 4. The timestep is a
+resolution. With the default two downsamplings (the 28x28 model) it runs at any
+H, W that are multiples of 4; with levels=1 (the 14x14 model: 14 -> 7, where a
+second halving would give 3.5) at any H, W that are even. The timestep is a
 float input (fractional SNR-matched times are meaningful to it).
 """
 import math
@@ -53,10 +55,27 @@ class Attention(nn.Module):
 
 
 class UNet(nn.Module):
-    def __init__(self, ch=(32, 64, 128), tdim=128, in_ch=1):
+    def __init__(self, ch=(32, 64, 128), tdim=128, in_ch=1, levels=2):
         super().__init__()
         c0, c1, c2 = ch
         self.tdim = tdim
+        self.levels = levels
+        if levels == 1:
+            # One halving: 32 channels at H, then 64 -> 128 with attention at H/2, and back.
+            self.temb = nn.Sequential(nn.Linear(tdim, tdim), nn.SiLU(), nn.Linear(tdim, tdim))
+            self.inp = nn.Conv2d(in_ch, c0, 3, padding=1)
+            self.d0 = ResBlock(c0, c0, tdim)
+            self.down0 = nn.Conv2d(c0, c0, 3, stride=2, padding=1)
+            self.d1 = ResBlock(c0, c1, tdim)
+            self.m1 = ResBlock(c1, c2, tdim)
+            self.attn = Attention(c2)
+            self.m2 = ResBlock(c2, c2, tdim)
+            self.u1 = ResBlock(c2 + c1, c1, tdim)
+            self.u0 = ResBlock(c1 + c0, c0, tdim)
+            self.out = nn.Sequential(nn.GroupNorm(8, c0), nn.SiLU(), nn.Conv2d(c0, in_ch, 3, padding=1))
+            return
+        if levels != 2:
+            raise ValueError(f"levels must be 1 or 2, got {levels}")
         self.temb = nn.Sequential(nn.Linear(tdim, tdim), nn.SiLU(), nn.Linear(tdim, tdim))
         self.inp = nn.Conv2d(in_ch, c0, 3, padding=1)
         self.d0 = ResBlock(c0, c0, tdim)
@@ -72,6 +91,15 @@ class UNet(nn.Module):
 
     def forward(self, x, t):
         temb = self.temb(timestep_embedding(t, self.tdim))
+        if self.levels == 1:
+            h0 = self.d0(self.inp(x), temb)           # H
+            h1 = self.d1(self.down0(h0), temb)        # H/2
+            h = self.m1(h1, temb)
+            h = self.m2(self.attn(h), temb)
+            h = self.u1(torch.cat([h, h1], 1), temb)
+            h = F.interpolate(h, scale_factor=2.0, mode="nearest")
+            h = self.u0(torch.cat([h, h0], 1), temb)
+            return self.out(h)
         h0 = self.d0(self.inp(x), temb)               # H
         h1 = self.d1(self.down0(h0), temb)            # H/2
         h = self.m1(self.down1(h1), temb)             # H/4

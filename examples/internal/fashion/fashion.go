@@ -112,11 +112,15 @@ func NewSolver(name string, diffusersDDIM bool) (sampler.Solver, error) {
 
 // Factor returns Size / TrainedSize, or an error when Size is not a multiple
 // of the trained size.
-func (s Setting) Factor() (int, error) {
-	if s.Size <= 0 || s.Size%TrainedSize != 0 {
-		return 0, fmt.Errorf("size %d is not a positive multiple of %d", s.Size, TrainedSize)
+func (s Setting) Factor() (int, error) { return s.FactorOver(TrainedSize) }
+
+// FactorOver returns Size / trained, or an error when Size is not a
+// positive multiple of trained.
+func (s Setting) FactorOver(trained int) (int, error) {
+	if trained <= 0 || s.Size <= 0 || s.Size%trained != 0 {
+		return 0, fmt.Errorf("size %d is not a positive multiple of %d", s.Size, trained)
 	}
-	return s.Size / TrainedSize, nil
+	return s.Size / trained, nil
 }
 
 // Seeds returns the n seeds first, first+1, ...: image i of the examples'
@@ -141,6 +145,9 @@ func SeedNoise(dst []float32, seeds []uint64) {
 type Sampler struct {
 	Model ugo.Denoiser
 	Steps int
+	// Trained is the model's training size; 0 means TrainedSize (the
+	// shipped 28x28 model).
+	Trained int
 	// Progress, if set, is called after every DDIM step of every batch
 	// with the number of images finished so far and the step within the
 	// current batch.
@@ -152,7 +159,11 @@ type Sampler struct {
 // seed gives the same initial noise whatever the batch and whatever the
 // guidance, and equals torch.manual_seed(seed); torch.randn(1,1,S,S).
 func (p *Sampler) Sample(ctx context.Context, s Setting, seeds []uint64, imagesDone int) (*tensor.Dense, error) {
-	f, err := s.Factor()
+	trained := p.Trained
+	if trained == 0 {
+		trained = TrainedSize
+	}
+	f, err := s.FactorOver(trained)
 	if err != nil {
 		return nil, err
 	}
@@ -170,7 +181,7 @@ func (p *Sampler) Sample(ctx context.Context, s Setting, seeds []uint64, imagesD
 	}
 	if len(s.Stages) > 0 {
 		us := upscale.Sampling{Model: p.Model, Schedule: sched, Solver: solver, Steps: steps, Channels: 1,
-			Trained: [2]int{TrainedSize, TrainedSize}, Noise: noise.TorchSeeds(seeds...)}
+			Trained: [2]int{trained, trained}, Noise: noise.TorchSeeds(seeds...)}
 		if p.Progress != nil {
 			us.Progress = func(q upscale.Progress) error { p.Progress(imagesDone, q.Step, q.Steps); return nil }
 		}
