@@ -138,3 +138,18 @@ func TestSettingFactor(t *testing.T) {
 		}
 	}
 }
+
+func TestSettingFactorOver(t *testing.T) {
+	for _, tc := range []struct {
+		size, trained, want int
+		ok                  bool
+	}{{14, 14, 1, true}, {28, 14, 2, true}, {56, 14, 4, true}, {21, 14, 0, false}, {28, 0, 0, false}, {28, -14, 0, false}} {
+		f, err := Setting{Size: tc.size}.FactorOver(tc.trained)
+		if tc.ok {
+			require.NoError(t, err)
+			require.Equal(t, tc.want, f)
+		} else {
+			require.Error(t, err, "size %d over %d", tc.size, tc.trained)
+		}
+	}
+}
