@@ -306,7 +306,7 @@ func hiresSpecs() []hiresSpec {
 				upscale.Refine{Height: size, Width: size, Strength: r}}})},
 			hiresSpec{name: p + "SDEdit + LFM + SG", size: size, set: set(fashion.Setting{Name: p + "SDEdit + LFM + SG", Size: size, Stages: []upscale.Stage{
 				upscale.Sample{Height: low, Width: low},
-				upscale.Refine{Height: size, Width: size, Strength: r, Mix: &upscale.MixOptions{}, Structure: &upscale.StructureOptions{}}}})},
+				upscale.Refine{Height: size, Width: size, Strength: r, Mix: &upscale.MixOptions{}, Structure: &guidance.StructureOptions{}}}})},
 			hiresSpec{name: p + "UG θ=1, DPM++ 2M 20", size: size, set: set(fashion.Setting{Name: p + "UG θ=1, DPM++ 2M 20", Size: size, Guide: ug(1), Solver: "dpm++2m", Steps: 20})},
 			hiresSpec{name: p + "native, bicubic", size: size, fromNative: true, filter: resize.Bicubic},
 			hiresSpec{name: p + "native, Lanczos", size: size, fromNative: true, filter: resize.Lanczos3},
