@@ -111,4 +111,4 @@ FUZZ_HOSTILE = ./schedule:FuzzParseConfig ./noise:FuzzUnmarshalState ./pipeline:
 	./examples/bench:FuzzParse ./examples/txt2img:FuzzParse ./examples/upscale:FuzzParse ./examples/gotrain:FuzzParse
 fuzz-hostile:
 	for t in $(FUZZ_HOSTILE); do \
-		$(GO) test $${t%%:*} -run '^$$' -fuzz "^$${t##*:}$$" -fuzztime $(FUZZTIME) -parallel 1 || exit 1; done
+		$(GO) test $${t%%:*} -run '^$$' -fuzz "^$${t##*:}$$" -fuzztime $(FUZZTIME) -fuzzminimizetime 5s -parallel 1 || exit 1; done
