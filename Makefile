@@ -80,8 +80,8 @@ demo: ort
 
 # The quality table against a real high-resolution reference: the 14x14 model
 # at 14, 28 and 56 against the real 28x28 test images, with bootstrap
-# intervals (README). About 15 CPU-minutes: 40 minutes on 2 cores shared with
-# other jobs; interrupted runs resume (results.jsonl).
+# intervals (README). 44 minutes on 2 cores shared with other jobs (load
+# average about 23); interrupted runs resume (results.jsonl).
 eval: ort data
 	$(GO) run ./examples/eval -out out/eval -steps 25 -n2x 300 -n4x 100 -crops 2
 
