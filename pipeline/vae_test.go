@@ -120,7 +120,7 @@ func TestUpscaleWithVAE(t *testing.T) {
 		Noise: noise.TorchSeeds(5),
 	}
 	outs, err := upscale.Run(context.Background(), s, nil,
-		upscale.Sample{Height: 8, Width: 8},
+		upscale.Generate{Height: 8, Width: 8},
 		upscale.Refine{Height: 16, Width: 16, Strength: 0.5, Codec: v, Mix: &upscale.MixOptions{}, Structure: &guidance.StructureOptions{}},
 	)
 	require.NoError(t, err)

@@ -45,7 +45,7 @@
 // resize is then the identity):
 //
 //	outs, err := upscale.Run(ctx, s, nil,
-//		upscale.Sample{Height: 28, Width: 28},
+//		upscale.Generate{Height: 28, Width: 28},
 //		superres.Stage{Model: m},
 //		upscale.Refine{Height: 112, Width: 112, Strength: 0.3,
 //			Structure: &guidance.StructureOptions{}})

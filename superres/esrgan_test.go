@@ -222,7 +222,7 @@ func TestESRGANThenRefine(t *testing.T) {
 	ug := guidance.DefaultUpsampleOptions()
 	ug.Factors = nil
 	outs, err := upscale.Run(ctx, s, nil,
-		upscale.Sample{Height: 28, Width: 28},
+		upscale.Generate{Height: 28, Width: 28},
 		superres.Stage{Model: m},
 		upscale.Refine{Height: 112, Width: 112, Strength: 0.3, Upsample: &ug, Structure: &guidance.StructureOptions{}})
 	require.NoError(t, err)

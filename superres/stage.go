@@ -19,7 +19,7 @@ import (
 // it makes ESRGAN-then-SDEdit one pipeline:
 //
 //	upscale.Run(ctx, s, nil,
-//		upscale.Sample{Height: 28, Width: 28},
+//		upscale.Generate{Height: 28, Width: 28},
 //		superres.Stage{Model: esrgan},                           // 28 -> 112
 //		upscale.Refine{Height: 112, Width: 112, Strength: 0.3}) // SDEdit at 112
 //

@@ -14,7 +14,7 @@
 // package sampler, the number of steps, the training size and one noise
 // source per image. The stages are
 //
-//   - Sample: sample from noise at a size, optionally with Upsample
+//   - Generate: sample from noise at a size, optionally with Upsample
 //     Guidance (direct UG);
 //   - Refine: upscale, add noise to strength r, denoise, optionally with
 //     Upsample Guidance at the new size, Latent Frequency Mixing (Mix) and
@@ -29,7 +29,7 @@
 //	ug := guidance.DefaultUpsampleOptions()
 //	ug.Factors = nil // derived from Trained at each size
 //	outs, err := upscale.Run(ctx, s, nil,
-//		upscale.Sample{Height: 28, Width: 28},
+//		upscale.Generate{Height: 28, Width: 28},
 //		upscale.Refine{Height: 56, Width: 56, Strength: 0.6, Upsample: &ug},
 //		upscale.Refine{Height: 112, Width: 112, Strength: 0.5, Upsample: &ug,
 //			Mix: &upscale.MixOptions{}, Structure: &guidance.StructureOptions{}})
@@ -139,7 +139,7 @@
 // ugo.CheckSample); a nil model or solver, typed nils included, wraps
 // ugo.ErrNilDenoiser; an empty schedule, missing or nil noise sources,
 // non-positive sizes and cutoffs outside (0, 1] are plain errors; a NaN or
-// infinite Structure Guidance reference wraps ugo.ErrNonFinite; a Sample
+// infinite Structure Guidance reference wraps ugo.ErrNonFinite; a Generate
 // stage or a resize whose buffers would exceed ugo.MemoryLimit is a
 // *ugo.MemoryError; the sampler's *sampler.StepError passes through.
 package upscale

@@ -37,7 +37,7 @@ func ExampleRun() {
 		Noise:    noise.TorchSeeds(1, 2), // two images
 	}
 	outs, err := upscale.Run(context.Background(), s, nil,
-		upscale.Sample{Height: 16, Width: 16},
+		upscale.Generate{Height: 16, Width: 16},
 		upscale.Refine{Height: 32, Width: 32, Strength: 0.6, Upsample: &ug},
 		upscale.Refine{Height: 64, Width: 64, Strength: 0.5, Upsample: &ug,
 			Mix: &upscale.MixOptions{}, Structure: &guidance.StructureOptions{}},

@@ -85,12 +85,12 @@ func TestHostileUpscale(t *testing.T) {
 	} {
 		s := good()
 		change(&s)
-		_, err := Run(ctx, s, nil, Sample{Height: 8, Width: 8})
+		_, err := Run(ctx, s, nil, Generate{Height: 8, Width: 8})
 		fail("Sampling "+name, err)
 	}
 	for _, hw := range [][2]int{{0, 8}, {8, 0}, {-8, 8}, {1 << 20, 1 << 20}, {1 << 31, 1 << 31}} {
-		_, err := Run(ctx, good(), nil, Sample{Height: hw[0], Width: hw[1]})
-		fail("Sample size", err)
+		_, err := Run(ctx, good(), nil, Generate{Height: hw[0], Width: hw[1]})
+		fail("Generate size", err)
 	}
 	_, err := Run(ctx, good(), nil)
 	fail("no stages", err)

@@ -58,12 +58,12 @@ func TestStageOptionsNamingAnotherPrediction(t *testing.T) {
 	s.Solver, s.Prediction = vDDIM(), sampler.VPrediction
 	ug := ugOptions()
 	ug.Prediction = string(sampler.SamplePred)
-	_, err := Sample{Height: 16, Width: 16, Upsample: ug}.Run(context.Background(), &s, nil)
+	_, err := Generate{Height: 16, Width: 16, Upsample: ug}.Run(context.Background(), &s, nil)
 	require.ErrorContains(t, err, `UpsampleOptions.Prediction "sample", but Sampling.Prediction is "v_prediction"`)
 	x := randTensor(rand.New(rand.NewPCG(1, 2)), 3, 1, 8, 8)
 	_, err = Refine{Height: 16, Width: 16, Strength: 0.5, Structure: &guidance.StructureOptions{Prediction: schedule.PredictEpsilon}}.Run(context.Background(), &s, x)
 	require.ErrorContains(t, err, `StructureOptions.Prediction "epsilon", but Sampling.Prediction is "v_prediction"`)
 	ug.Prediction = string(sampler.VPrediction) // the same type is fine
-	_, err = Sample{Height: 16, Width: 16, Upsample: ug}.Run(context.Background(), &s, nil)
+	_, err = Generate{Height: 16, Width: 16, Upsample: ug}.Run(context.Background(), &s, nil)
 	require.NoError(t, err)
 }

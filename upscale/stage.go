@@ -39,14 +39,14 @@ type Sampling struct {
 	Solver sampler.Solver
 	Steps  int
 	// Channels is the number of channels of a sample (1 for grey
-	// Fashion-MNIST, 4 for Stable Diffusion latents); Sample needs it.
+	// Fashion-MNIST, 4 for Stable Diffusion latents); Generate needs it.
 	Channels int
 	// Trained is the resolution [H, W] the model was trained at, in sample
 	// space (latent pixels for latent models). When set, Upsample
 	// Guidance factors are derived from it: size / Trained per axis.
 	Trained [2]int
 	// Noise holds one source per image (see noise.PerImage and noise.TorchSeeds),
-	// which every stage draws from in turn: the initial noise of Sample,
+	// which every stage draws from in turn: the initial noise of Generate,
 	// the noise that Refine adds, the noise of stochastic solver steps.
 	// A single source serves the whole batch with one call per draw
 	// (diffusers' single generator), and the batch size is then Batch.
@@ -57,20 +57,13 @@ type Sampling struct {
 	// means 1. With several sources it must be 0 or len(Noise).
 	Batch int
 	// Progress, if not nil, is called after every sampling step of every
-	// stage; an error stops the run.
-	Progress func(Progress) error
+	// stage with the index of the running stage among those given to Run
+	// (0 when a stage runs on its own) and the sampler's report of the
+	// step (its Step is the index in the stage's full run: a refinement at
+	// strength r starts at Steps - int(Steps*r)); an error stops the run.
+	Progress func(stage int, p sampler.ProgressInfo) error
 
-	stage, stages int // set by Run
-}
-
-// Progress reports a completed sampling step.
-type Progress struct {
-	// Stage is the index of the running stage among Stages (0 of 1 when a
-	// stage runs on its own).
-	Stage, Stages int
-	// Step is the number of steps done and Steps the total of the stage's
-	// full run (a refinement at strength r starts at Steps - int(Steps*r)).
-	Step, Steps int
+	stage int // set by Run
 }
 
 // batch returns the number of images.
@@ -117,10 +110,8 @@ func (s *Sampling) check() error {
 func (s *Sampling) options(steps int, strength float64) sampler.Options {
 	o := sampler.Options{Steps: steps, Strength: strength, Noise: noise.PerImage(s.Noise...)}
 	if s.Progress != nil {
-		stage, stages := s.stage, max(s.stages, 1)
-		o.Progress = func(p sampler.ProgressInfo) error {
-			return s.Progress(Progress{Stage: stage, Stages: stages, Step: p.Step + 1, Steps: p.Steps})
-		}
+		stage := s.stage
+		o.Progress = func(p sampler.ProgressInfo) error { return s.Progress(stage, p) }
 	}
 	return o
 }
@@ -175,7 +166,7 @@ func samePrediction(what, opt string, s sampler.PredictionType) error {
 }
 
 // A Stage is one step of an upscaling pipeline: it turns a batch of
-// samples into another, usually larger. Sample, Refine and Interpolate are
+// samples into another, usually larger. Generate, Refine and Interpolate are
 // Stages; Run chains them.
 type Stage interface {
 	// Run returns the stage's output for the input x (nil for a stage
@@ -184,14 +175,13 @@ type Stage interface {
 }
 
 // Run runs the stages in order, each on the output of the one before (the
-// first on x, which may be nil when the first stage is a Sample), and
+// first on x, which may be nil when the first stage is a Generate), and
 // returns every stage's output. On error it returns the outputs of the
 // stages that completed.
 func Run(ctx context.Context, s Sampling, x *tensor.Dense, stages ...Stage) ([]*tensor.Dense, error) {
 	if len(stages) == 0 {
 		return nil, errors.New("upscale: Run needs at least one stage")
 	}
-	s.stages = len(stages)
 	outs := make([]*tensor.Dense, 0, len(stages))
 	for i, st := range stages {
 		if st == nil {
@@ -208,12 +198,12 @@ func Run(ctx context.Context, s Sampling, x *tensor.Dense, stages ...Stage) ([]*
 	return outs, nil
 }
 
-// Sample is the stage that samples from noise at Height x Width, the usual
+// Generate is the stage that samples from noise at Height x Width, the usual
 // first stage: at the training size, or above it with Upsample Guidance
 // (the direct route). Its input is ignored. The initial noise is one draw
 // per image from Sampling.Noise (or one over the batch from a single
 // source), scaled by the solver's initial sigma.
-type Sample struct {
+type Generate struct {
 	// Height and Width are the sample size. Required.
 	Height, Width int
 	// Upsample, if not nil, applies Upsample Guidance with these options.
@@ -222,17 +212,17 @@ type Sample struct {
 }
 
 // Run implements Stage.
-func (st Sample) Run(ctx context.Context, s *Sampling, _ *tensor.Dense) (*tensor.Dense, error) {
+func (st Generate) Run(ctx context.Context, s *Sampling, _ *tensor.Dense) (*tensor.Dense, error) {
 	if err := s.check(); err != nil {
 		return nil, err
 	}
 	if st.Height <= 0 || st.Width <= 0 || s.Channels <= 0 {
-		return nil, fmt.Errorf("upscale: Sample of %dx%d with %d channels, want positive sizes (set Sampling.Channels)", st.Height, st.Width, s.Channels)
+		return nil, fmt.Errorf("upscale: Generate of %dx%d with %d channels, want positive sizes (set Sampling.Channels)", st.Height, st.Width, s.Channels)
 	}
 	n, _ := s.batch()
 	// The sample and the sampler's and guidance's buffers, about 8 copies.
 	if need := ugo.TensorBytes(8, n, s.Channels, st.Height, st.Width); need > ugo.MemoryLimit() {
-		return nil, ugo.CheckMemory(fmt.Sprintf("upscale: Sample of %d %dx%d images with %d channels", n, st.Height, st.Width, s.Channels), need)
+		return nil, ugo.CheckMemory(fmt.Sprintf("upscale: Generate of %d %dx%d images with %d channels", n, st.Height, st.Width, s.Channels), need)
 	}
 	model, err := s.upsample(s.Model, st.Upsample, st.Height, st.Width)
 	if err != nil {

@@ -43,7 +43,7 @@ func TestSampleIsTheSeededRun(t *testing.T) {
 		ug   *guidance.UpsampleOptions
 	}{{8, nil}, {16, nil}, {16, ugOptions()}, {24, ugOptions()}} {
 		s := testSampling(model)
-		got, err := Sample{Height: tc.size, Width: tc.size, Upsample: tc.ug}.Run(context.Background(), &s, nil)
+		got, err := Generate{Height: tc.size, Width: tc.size, Upsample: tc.ug}.Run(context.Background(), &s, nil)
 		require.NoError(t, err)
 
 		per := tc.size * tc.size
@@ -171,13 +171,17 @@ func TestStructureGuidanceKeepsLowFrequencies(t *testing.T) {
 }
 
 // A multi-stage run 8 -> 16 -> 32 returns every stage's output, reports
-// progress per stage, and its first stage equals a single Sample.
+// progress per stage, and its first stage equals a single Generate.
 func TestRunStages(t *testing.T) {
 	s := testSampling(pointwise{0.4, 0.3})
-	var seen []Progress
-	s.Progress = func(p Progress) error { seen = append(seen, p); return nil }
+	type step struct{ stage, step, steps int }
+	var seen []step
+	s.Progress = func(stage int, p sampler.ProgressInfo) error {
+		seen = append(seen, step{stage, p.Step, p.Steps})
+		return nil
+	}
 	outs, err := Run(context.Background(), s, nil,
-		Sample{Height: 8, Width: 8},
+		Generate{Height: 8, Width: 8},
 		Refine{Height: 16, Width: 16, Strength: 0.5, Upsample: ugOptions()},
 		Interpolate{Height: 24, Width: 24, Filter: resize.Lanczos3},
 		Refine{Height: 32, Width: 32, Strength: 0.4, Steps: 20, Upsample: ugOptions(), Mix: &MixOptions{}, Structure: &guidance.StructureOptions{}},
@@ -192,13 +196,14 @@ func TestRunStages(t *testing.T) {
 	}
 	// 10 steps, then 5 of 10, none, 8 of 20.
 	require.Len(t, seen, 10+5+8)
-	require.Equal(t, Progress{Stage: 0, Stages: 4, Step: 1, Steps: 10}, seen[0])
-	require.Equal(t, Progress{Stage: 1, Stages: 4, Step: 6, Steps: 10}, seen[10])
-	require.Equal(t, Progress{Stage: 3, Stages: 4, Step: 20, Steps: 20}, seen[len(seen)-1])
+	require.Equal(t, step{0, 0, 10}, seen[0])
+	require.Equal(t, step{1, 5, 10}, seen[10])
+	require.Equal(t, step{3, 12, 20}, seen[15])
+	require.Equal(t, step{3, 19, 20}, seen[len(seen)-1])
 
 	s.Progress = nil
 	s.Noise = noise.TorchSeeds(seeds...) // the run advanced the sources
-	first, err := Sample{Height: 8, Width: 8}.Run(context.Background(), &s, nil)
+	first, err := Generate{Height: 8, Width: 8}.Run(context.Background(), &s, nil)
 	require.NoError(t, err)
 	require.Equal(t, first.Float32s(), outs[0].Float32s())
 
@@ -206,7 +211,7 @@ func TestRunStages(t *testing.T) {
 	one := testSampling(pointwise{0.4, 0.3})
 	one.Noise = noise.TorchSeeds(seeds[1])
 	single, err := Run(context.Background(), one, nil,
-		Sample{Height: 8, Width: 8},
+		Generate{Height: 8, Width: 8},
 		Refine{Height: 16, Width: 16, Strength: 0.5, Upsample: ugOptions()})
 	require.NoError(t, err)
 	require.Equal(t, outs[1].Float32s()[256:512], single[1].Float32s())
@@ -217,24 +222,24 @@ func TestRunErrors(t *testing.T) {
 	s := testSampling(pointwise{0.4, 0.3})
 	_, err := Run(ctx, s, nil)
 	require.Error(t, err, "no stages")
-	outs, err := Run(ctx, s, nil, Sample{Height: 8, Width: 8}, nil)
+	outs, err := Run(ctx, s, nil, Generate{Height: 8, Width: 8}, nil)
 	require.Error(t, err, "nil stage")
 	require.Len(t, outs, 1, "the completed stage's output is returned")
 
 	stop := errors.New("stop")
-	s.Progress = func(p Progress) error {
-		if p.Stage == 1 {
+	s.Progress = func(stage int, _ sampler.ProgressInfo) error {
+		if stage == 1 {
 			return stop
 		}
 		return nil
 	}
-	outs, err = Run(ctx, s, nil, Sample{Height: 8, Width: 8}, Refine{Height: 16, Width: 16, Strength: 0.5})
+	outs, err = Run(ctx, s, nil, Generate{Height: 8, Width: 8}, Refine{Height: 16, Width: 16, Strength: 0.5})
 	require.ErrorIs(t, err, stop)
 	require.Len(t, outs, 1)
 
 	cancelled, cancel := context.WithCancel(ctx)
 	cancel()
-	_, err = Run(cancelled, testSampling(pointwise{0.4, 0.3}), nil, Sample{Height: 8, Width: 8})
+	_, err = Run(cancelled, testSampling(pointwise{0.4, 0.3}), nil, Generate{Height: 8, Width: 8})
 	require.ErrorIs(t, err, context.Canceled)
 }
 
@@ -252,21 +257,21 @@ func TestStageErrors(t *testing.T) {
 		st Stage
 		x  *tensor.Dense
 	}{
-		"no model":           {mod(func(s *Sampling) { s.Model = nil }), Sample{Height: 8, Width: 8}, nil},
-		"no solver":          {mod(func(s *Sampling) { s.Solver = nil }), Sample{Height: 8, Width: 8}, nil},
-		"no steps":           {mod(func(s *Sampling) { s.Steps = 0 }), Sample{Height: 8, Width: 8}, nil},
-		"no noise":           {mod(func(s *Sampling) { s.Noise = nil }), Sample{Height: 8, Width: 8}, nil},
-		"nil noise":          {mod(func(s *Sampling) { s.Noise = []noise.Source{nil} }), Sample{Height: 8, Width: 8}, nil},
-		"batch vs sources":   {mod(func(s *Sampling) { s.Batch = 2 }), Sample{Height: 8, Width: 8}, nil},
-		"negative batch":     {mod(func(s *Sampling) { s.Noise, s.Batch = s.Noise[:1], -1 }), Sample{Height: 8, Width: 8}, nil},
-		"negative trained":   {mod(func(s *Sampling) { s.Trained = [2]int{-8, 8} }), Sample{Height: 8, Width: 8}, nil},
-		"no channels":        {mod(func(s *Sampling) { s.Channels = 0 }), Sample{Height: 8, Width: 8}, nil},
-		"no size":            {&good, Sample{Width: 8}, nil},
-		"UG not a multiple":  {&good, Sample{Height: 12, Width: 12, Upsample: ugOptions()}, nil},
-		"UG wrong factors":   {&good, Sample{Height: 32, Width: 32, Upsample: &guidance.UpsampleOptions{Factors: []int{2, 2}, Theta: 1, Eta: 1}}, nil},
-		"UG no schedule":     {mod(func(s *Sampling) { s.Schedule = nil }), Sample{Height: 16, Width: 16, Upsample: ugOptions()}, nil},
-		"UG no factors":      {mod(func(s *Sampling) { s.Trained = [2]int{} }), Sample{Height: 16, Width: 16, Upsample: ugOptions()}, nil},
-		"UG bad options":     {&good, Sample{Height: 16, Width: 16, Upsample: &guidance.UpsampleOptions{Theta: 1, Eta: 2}}, nil},
+		"no model":           {mod(func(s *Sampling) { s.Model = nil }), Generate{Height: 8, Width: 8}, nil},
+		"no solver":          {mod(func(s *Sampling) { s.Solver = nil }), Generate{Height: 8, Width: 8}, nil},
+		"no steps":           {mod(func(s *Sampling) { s.Steps = 0 }), Generate{Height: 8, Width: 8}, nil},
+		"no noise":           {mod(func(s *Sampling) { s.Noise = nil }), Generate{Height: 8, Width: 8}, nil},
+		"nil noise":          {mod(func(s *Sampling) { s.Noise = []noise.Source{nil} }), Generate{Height: 8, Width: 8}, nil},
+		"batch vs sources":   {mod(func(s *Sampling) { s.Batch = 2 }), Generate{Height: 8, Width: 8}, nil},
+		"negative batch":     {mod(func(s *Sampling) { s.Noise, s.Batch = s.Noise[:1], -1 }), Generate{Height: 8, Width: 8}, nil},
+		"negative trained":   {mod(func(s *Sampling) { s.Trained = [2]int{-8, 8} }), Generate{Height: 8, Width: 8}, nil},
+		"no channels":        {mod(func(s *Sampling) { s.Channels = 0 }), Generate{Height: 8, Width: 8}, nil},
+		"no size":            {&good, Generate{Width: 8}, nil},
+		"UG not a multiple":  {&good, Generate{Height: 12, Width: 12, Upsample: ugOptions()}, nil},
+		"UG wrong factors":   {&good, Generate{Height: 32, Width: 32, Upsample: &guidance.UpsampleOptions{Factors: []int{2, 2}, Theta: 1, Eta: 1}}, nil},
+		"UG no schedule":     {mod(func(s *Sampling) { s.Schedule = nil }), Generate{Height: 16, Width: 16, Upsample: ugOptions()}, nil},
+		"UG no factors":      {mod(func(s *Sampling) { s.Trained = [2]int{} }), Generate{Height: 16, Width: 16, Upsample: ugOptions()}, nil},
+		"UG bad options":     {&good, Generate{Height: 16, Width: 16, Upsample: &guidance.UpsampleOptions{Theta: 1, Eta: 2}}, nil},
 		"strength 0":         {&good, Refine{Height: 16, Width: 16}, x},
 		"strength above 1":   {&good, Refine{Height: 16, Width: 16, Strength: 1.5}, x},
 		"strength too small": {&good, Refine{Height: 16, Width: 16, Strength: 0.05}, x},

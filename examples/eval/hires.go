@@ -297,15 +297,15 @@ func hiresSpecs() []hiresSpec {
 		)
 		if size == 56 {
 			specs = append(specs, hiresSpec{name: p + "two-stage UG", size: size, set: set(fashion.Setting{Name: p + "two-stage UG", Size: size, Stages: []upscale.Stage{
-				upscale.Sample{Height: 28, Width: 28, Upsample: &ugAt},
+				upscale.Generate{Height: 28, Width: 28, Upsample: &ugAt},
 				upscale.Refine{Height: size, Width: size, Strength: r, Upsample: &ugAt}}})})
 		}
 		specs = append(specs,
 			hiresSpec{name: p + "bicubic + SDEdit", size: size, set: set(fashion.Setting{Name: p + "bicubic + SDEdit", Size: size, Stages: []upscale.Stage{
-				upscale.Sample{Height: low, Width: low},
+				upscale.Generate{Height: low, Width: low},
 				upscale.Refine{Height: size, Width: size, Strength: r}}})},
 			hiresSpec{name: p + "SDEdit + LFM + SG", size: size, set: set(fashion.Setting{Name: p + "SDEdit + LFM + SG", Size: size, Stages: []upscale.Stage{
-				upscale.Sample{Height: low, Width: low},
+				upscale.Generate{Height: low, Width: low},
 				upscale.Refine{Height: size, Width: size, Strength: r, Mix: &upscale.MixOptions{}, Structure: &guidance.StructureOptions{}}}})},
 			hiresSpec{name: p + "UG θ=1, DPM++ 2M 20", size: size, set: set(fashion.Setting{Name: p + "UG θ=1, DPM++ 2M 20", Size: size, Guide: ug(1), Solver: "dpm++2m", Steps: 20})},
 			hiresSpec{name: p + "native, bicubic", size: size, fromNative: true, filter: resize.Bicubic},

@@ -232,13 +232,13 @@ func run() error {
 	const r = 0.3      // SDEdit strength of the refinements
 	settings = append(settings,
 		fashion.Setting{Name: "112 two-stage UG", Size: 112, Stages: []upscale.Stage{
-			upscale.Sample{Height: 56, Width: 56, Upsample: &ugAt},
+			upscale.Generate{Height: 56, Width: 56, Upsample: &ugAt},
 			upscale.Refine{Height: 112, Width: 112, Strength: r, Upsample: &ugAt}}},
 		fashion.Setting{Name: "112 refine", Size: 112, Stages: []upscale.Stage{
-			upscale.Sample{Height: 28, Width: 28},
+			upscale.Generate{Height: 28, Width: 28},
 			upscale.Refine{Height: 112, Width: 112, Strength: r}}},
 		fashion.Setting{Name: "112 refine+LFM+SG", Size: 112, Stages: []upscale.Stage{
-			upscale.Sample{Height: 28, Width: 28},
+			upscale.Generate{Height: 28, Width: 28},
 			upscale.Refine{Height: 112, Width: 112, Strength: r, Mix: &upscale.MixOptions{}, Structure: &guidance.StructureOptions{}}}},
 		fashion.Setting{Name: "56 UG θ=1.5", Size: 56, Guide: ug(1.5, nil)},
 		fashion.Setting{Name: "28 native, diffusers DDIM", Size: 28, DiffusersDDIM: true},
@@ -247,18 +247,18 @@ func run() error {
 	// and followed by the same refinement.
 	settings = append(settings,
 		fashion.Setting{Name: "112 ESRGAN", Size: 112, Stages: []upscale.Stage{
-			upscale.Sample{Height: 28, Width: 28},
+			upscale.Generate{Height: 28, Width: 28},
 			superres.Stage{Model: esrgan}}},
 		fashion.Setting{Name: "112 ESRGAN+refine", Size: 112, Stages: []upscale.Stage{
-			upscale.Sample{Height: 28, Width: 28},
+			upscale.Generate{Height: 28, Width: 28},
 			superres.Stage{Model: esrgan},
 			upscale.Refine{Height: 112, Width: 112, Strength: r}}},
 		fashion.Setting{Name: "112 ESRGAN+refine+SG", Size: 112, Stages: []upscale.Stage{
-			upscale.Sample{Height: 28, Width: 28},
+			upscale.Generate{Height: 28, Width: 28},
 			superres.Stage{Model: esrgan},
 			upscale.Refine{Height: 112, Width: 112, Strength: r, Structure: &guidance.StructureOptions{}}}},
 		fashion.Setting{Name: "112 ESRGAN+refine+UG", Size: 112, Stages: []upscale.Stage{
-			upscale.Sample{Height: 28, Width: 28},
+			upscale.Generate{Height: 28, Width: 28},
 			superres.Stage{Model: esrgan},
 			upscale.Refine{Height: 112, Width: 112, Strength: r, Upsample: &ugAt}}},
 	)

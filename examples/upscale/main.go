@@ -250,8 +250,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		}
 		s := st.sampling()
 		start := time.Now()
-		s.Progress = func(p upscale.Progress) error {
-			fmt.Fprintf(stderr, "\r%-10s stage %d/%d step %3d/%d", m, p.Stage+1, p.Stages, p.Step, p.Steps)
+		s.Progress = func(stage int, p sampler.ProgressInfo) error {
+			fmt.Fprintf(stderr, "\r%-10s stage %d/%d step %3d/%d", m, stage+1, len(stages), p.Step+1, p.Steps)
 			return nil
 		}
 		outs, err := upscale.Run(ctx, s, nil, stages...)
@@ -294,14 +294,14 @@ func (st *setup) stages(m string, o *options) ([]upscale.Stage, error) {
 	switch m {
 	case "ug":
 		last := st.sizes[len(st.sizes)-1]
-		out = append(out, upscale.Sample{Height: last, Width: last, Upsample: &ug})
+		out = append(out, upscale.Generate{Height: last, Width: last, Upsample: &ug})
 	case "ug-stages":
-		out = append(out, upscale.Sample{Height: st.sizes[0], Width: st.sizes[0], Upsample: &ug})
+		out = append(out, upscale.Generate{Height: st.sizes[0], Width: st.sizes[0], Upsample: &ug})
 		for _, s := range st.sizes[1:] {
 			out = append(out, upscale.Refine{Height: s, Width: s, Strength: o.strength, Filter: o.filter, Codec: st.codec, Upsample: &ug})
 		}
 	case "refine", "scalediff":
-		out = append(out, upscale.Sample{Height: st.trained, Width: st.trained})
+		out = append(out, upscale.Generate{Height: st.trained, Width: st.trained})
 		for _, s := range st.sizes {
 			r := upscale.Refine{Height: s, Width: s, Strength: o.strength, Filter: o.filter, Codec: st.codec}
 			if m == "scalediff" {
@@ -312,7 +312,7 @@ func (st *setup) stages(m string, o *options) ([]upscale.Stage, error) {
 		}
 	case "sr", "sr-refine":
 		last := st.sizes[len(st.sizes)-1]
-		out = append(out, upscale.Sample{Height: st.trained, Width: st.trained},
+		out = append(out, upscale.Generate{Height: st.trained, Width: st.trained},
 			superres.Stage{Model: st.sr, Height: last, Width: last, Filter: o.filter, Codec: st.codec})
 		if m == "sr-refine" {
 			out = append(out, upscale.Refine{Height: last, Width: last, Strength: o.strength, Filter: o.filter, Codec: st.codec,

@@ -183,7 +183,7 @@ func (p *Sampler) Sample(ctx context.Context, s Setting, seeds []uint64, imagesD
 		us := upscale.Sampling{Model: p.Model, Schedule: sched, Solver: solver, Steps: steps, Channels: 1,
 			Trained: [2]int{trained, trained}, Noise: noise.TorchSeeds(seeds...)}
 		if p.Progress != nil {
-			us.Progress = func(q upscale.Progress) error { p.Progress(imagesDone, q.Step, q.Steps); return nil }
+			us.Progress = func(_ int, q sampler.ProgressInfo) error { p.Progress(imagesDone, q.Step+1, q.Steps); return nil }
 		}
 		outs, err := upscale.Run(ctx, us, nil, s.Stages...)
 		if err != nil {
