@@ -8,9 +8,9 @@ import (
 
 var hostileArgs = []string{
 	"-threads\x00-1", "-workers\x000", "-workers\x00-2", "-n56\x001", "-n112\x00-5", "-steps\x000", "-batch\x000",
-	"-sweep\x0010,0", "-sweep\x00x", "-sweep\x00-5", "-samplers\x00bogus\x00-sweep\x0010", "-n56\x001000000000",
+	"-protocol\x0028\x00-sweep\x0010,0", "-protocol\x0028\x00-sweep\x00x", "-protocol\x0028\x00-sweep\x00-5", "-protocol\x0028\x00-samplers\x00bogus\x00-sweep\x0010", "-n56\x001000000000",
 	"-batch\x0010000000\x00-workers\x00100", "stray", "-steps\x0010\x00stray", "-nope",
-	"-protocol\x0015", "-protocol\x000", "-n2x\x001", "-n4x\x00-3", "-resamples\x000", "-crops\x000", "-crops\x001000",
+	"-protocol\x0015", "-sweep\x0010,20", "-protocol\x000", "-n2x\x001", "-n4x\x00-3", "-resamples\x000", "-crops\x000", "-crops\x001000",
 }
 
 func TestHostileArgs(t *testing.T) {
@@ -22,7 +22,7 @@ func TestHostileArgs(t *testing.T) {
 	if _, err := parseFlags(nil, io.Discard); err != nil {
 		t.Fatalf("defaults: %v", err)
 	}
-	if _, err := parseFlags([]string{"-sweep", "10,20", "-samplers", "ddim"}, io.Discard); err != nil {
+	if _, err := parseFlags([]string{"-protocol", "28", "-sweep", "10,20", "-samplers", "ddim"}, io.Discard); err != nil {
 		t.Fatalf("a valid sweep: %v", err)
 	}
 }

@@ -139,6 +139,9 @@ func parseFlags(args []string, stderr io.Writer) (*evalFlags, error) {
 		cli.Memory(fmt.Sprintf("-batch %d times -workers %d", f.batch, f.workers), 12, f.batch, f.workers, 112, 112)); err != nil {
 		return nil, err
 	}
+	if f.sweep != "" && f.protocol != 28 {
+		return nil, errors.New("-sweep measures the 28x28 model: it needs -protocol 28")
+	}
 	if f.sweep != "" {
 		if _, err := sweepSettings(fashion.Setting{}, fashion.Setting{}, f.sweep, f.samplers, f.steps); err != nil {
 			return nil, err
