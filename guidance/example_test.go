@@ -118,7 +118,7 @@ func ExampleStructureGuidance() {
 	}
 	ref, _ := resize.To(resize.Bilinear, small, 16, 16)
 
-	plan, _ := ddim.Plan(10) // refine the last 5 of 10 steps
+	plan, _ := ddim.Trajectory(10) // refine the last 5 of 10 steps
 	g, err := guidance.StructureGuidance(model, sched, ref, guidance.StructureOptions{
 		From: plan.Timesteps[5], To: plan.Timesteps[9],
 	})

@@ -69,7 +69,7 @@ func BenchmarkGuidedDDIMStep(b *testing.B) {
 					b.Fatal(err)
 				}
 				ddim.Schedule = testSchedule
-				plan, err := ddim.Plan(steps)
+				plan, err := ddim.Trajectory(steps)
 				if err != nil {
 					b.Fatal(err)
 				}

@@ -256,7 +256,7 @@ func (m *Model) Resolve(req Request) (*Settings, error) {
 	if err != nil {
 		return nil, fmt.Errorf("pipeline: %s sampler from %s: %w", p.Sampler, SchedulerConfigPath, err)
 	}
-	sp, err := p.solver.Plan(p.Steps)
+	sp, err := p.solver.Trajectory(p.Steps)
 	if err != nil {
 		return nil, fmt.Errorf("pipeline: %d steps: %w", p.Steps, err)
 	}

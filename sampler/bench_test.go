@@ -141,7 +141,7 @@ func BenchmarkStep(b *testing.B) {
 		{"euler_a", &EulerAncestral{Schedule: s}},
 	} {
 		b.Run(bc.name, func(b *testing.B) {
-			p, err := bc.s.Plan(20)
+			p, err := bc.s.Trajectory(20)
 			if err != nil {
 				b.Fatal(err)
 			}

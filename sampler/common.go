@@ -91,12 +91,12 @@ type StepInput struct {
 	// values used by dynamic thresholding. When thresholding is on and
 	// X0 or Scratch is missing, Step allocates.
 	Scratch []float32
-	// PrevX0 is the history of multistep solvers (Plan.Multistep): the
+	// PrevX0 is the history of multistep solvers (Trajectory.Multistep): the
 	// X0 that the previous step of the run wrote, or nil when there is
 	// none (the first step, an img2img start, a resume without it). It
 	// must not alias X0. Scheduler.Step ignores it.
 	PrevX0 []float32
-	// State holds the Plan.State buffers of the run (each of the
+	// State holds the Trajectory.State buffers of the run (each of the
 	// sample's length), which the solver reads and writes as its own
 	// across steps; it may also swap the buffers within the slice. A run
 	// allocates them once and passes the same slice at every step.

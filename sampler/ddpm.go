@@ -120,7 +120,7 @@ func (d *DDPM) Timesteps(n int) ([]int, error) {
 // PrevTimestep returns the timestep after t in Timesteps(n), or -1 when t
 // is the last one or not in the list (diffusers' previous_timestep). It
 // computes the list, so a loop that steps many times should take it from
-// Timesteps (or use StepAt, which reads the plan).
+// Timesteps (or use StepAt, which reads the trajectory).
 func (d *DDPM) PrevTimestep(t, n int) int {
 	ts, err := d.Timesteps(n)
 	if err != nil {

@@ -47,7 +47,7 @@ func diffusersTolerance(name string) float64 {
 
 // TestDiffusersRuns builds each case's sampler from its scheduler config
 // through FromConfig (or New, for a sampler other than the config's
-// _class_name, as diffusers' from_config does) and compares the plan's
+// _class_name, as diffusers' from_config does) and compares the trajectory's
 // timesteps and the final sample of a Sample run with diffusers'.
 func TestDiffusersRuns(t *testing.T) {
 	data, err := os.ReadFile(filepath.Join("testdata", "diffusers_runs.json"))
@@ -76,7 +76,7 @@ func TestDiffusersRuns(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			p, err := s.Plan(want.Steps)
+			p, err := s.Trajectory(want.Steps)
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -7,10 +7,10 @@
 // # Solvers and schedulers
 //
 // A Solver is what Sample drives. It splits a run in two, like diffusers'
-// set_timesteps + step: Plan(n) computes the per-run Plan (the timesteps at
+// set_timesteps + step: Trajectory(n) computes the per-run Trajectory (the timesteps at
 // which the model is called, the noise levels sigma the sample passes
 // through, whether the model input is scaled, the initial noise level and
-// which steps draw noise), and StepAt(dst, plan, i, in) advances the sample
+// which steps draw noise), and StepAt(dst, trajectory, i, in) advances the sample
 // by step i, writing into a caller buffer (dst-first, like gonum's floats).
 // Every solver is a plain struct with exported fields that mirror diffusers'
 // scheduler_config.json keys, with constructors that fill them from a
@@ -108,10 +108,10 @@
 // truncated) to an integer may differ by one.
 //
 // A solver keeps no per-run state, so one value may drive concurrent runs:
-// the plan belongs to the run, and the history of a multistep solver
+// the trajectory belongs to the run, and the history of a multistep solver
 // travels in the caller's buffers: the previous step's prediction of the
 // clean sample (StepInput.PrevX0), which Sample double-buffers, and the
-// Plan.State buffers of third-order and predictor-corrector solvers
+// Trajectory.State buffers of third-order and predictor-corrector solvers
 // (StepInput.State), which Sample allocates once per run.
 //
 // # Timesteps and sigmas
@@ -119,9 +119,9 @@
 // DDIM, DDPM, PNDM, DPMSolverMultistep and UniPC work on the variance-preserving sample
 // x_t = sqrt(abar) x0 + sqrt(1-abar) eps, which the model sees as it is.
 // The Euler samplers work on k-diffusion's x0 + sigma eps, sigma =
-// sqrt((1-abar)/abar): the model sees it divided by Plan.InputNorm[i] =
+// sqrt((1-abar)/abar): the model sees it divided by Trajectory.InputNorm[i] =
 // sqrt(sigma^2+1), that is as x_t again, and a run from noise starts at
-// Plan.InitNoiseSigma. Their timesteps are fractional wherever sigma falls
+// Trajectory.InitNoiseSigma. Their timesteps are fractional wherever sigma falls
 // between training steps (diffusers' linspace spacing; Karras sigmas, whose
 // timesteps interpolate log sigma between training steps); ugo.Denoiser
 // takes float32 timesteps, and ProgressInfo reports both the exact and the

@@ -65,7 +65,7 @@ type DPMSolverMultistep struct {
 	// alphas_cumprod (zero SNR) is replaced by 2^-24, as diffusers does.
 	Schedule *schedule.Schedule
 	// SolverOrder is 1, 2 or 3 (0 means 2). Order 3 keeps the prediction
-	// of two steps back in the run's state (Plan.State); a resumed run
+	// of two steps back in the run's state (Trajectory.State); a resumed run
 	// restarts that part of the history, so it takes a second-order step
 	// where the uninterrupted run takes a third-order one.
 	SolverOrder int
@@ -267,10 +267,10 @@ func dpmTimesteps(T, last, n int, sp schedule.Spacing, offset int) ([]int, error
 	return ts, nil
 }
 
-// Plan returns the plan of an n-step run: the timesteps and sigmas
+// Trajectory returns the trajectory of an n-step run: the timesteps and sigmas
 // described on the type, unit initial noise, no input scaling, noise at
 // every step for SDEDPMSolverPP, and Multistep for order 2.
-func (d *DPMSolverMultistep) Plan(n int) (*Plan, error) {
+func (d *DPMSolverMultistep) Trajectory(n int) (*Trajectory, error) {
 	if _, err := d.check(); err != nil {
 		return nil, err
 	}
@@ -288,7 +288,7 @@ func (d *DPMSolverMultistep) Plan(n int) (*Plan, error) {
 			return nil, err
 		}
 	}
-	p := &Plan{
+	p := &Trajectory{
 		Timesteps: make([]float32, n),
 		Sigmas:    make([]float32, n+1),
 		Noisy:     make([]bool, n),
@@ -367,7 +367,7 @@ func exp32(x float32) float32 { return float32(math.Exp(float64(x))) }
 // configured), writes it into in.X0, and takes a first-order step, or a
 // second-order one when in.PrevX0 holds the previous step's x0^ and the
 // step is not forced to first order. dst may alias in.Sample.
-func (d *DPMSolverMultistep) StepAt(dst []float32, p *Plan, i int, in StepInput) error {
+func (d *DPMSolverMultistep) StepAt(dst []float32, p *Trajectory, i int, in StepInput) error {
 	c, err := d.check()
 	if err != nil {
 		return err
@@ -387,7 +387,7 @@ func (d *DPMSolverMultistep) StepAt(dst []float32, p *Plan, i int, in StepInput)
 	lowerSecond := i == n-2 && d.LowerOrderFinal && n < 15
 	third := second && d.order() == 3 && in.StateSteps >= 2 && !lowerSecond
 	if second && i == 0 {
-		return errors.New("sampler: DPM-Solver history (PrevX0) given at the first step of the plan")
+		return errors.New("sampler: DPM-Solver history (PrevX0) given at the first step of the trajectory")
 	}
 
 	sigS, sigT := p.Sigmas[i], p.Sigmas[i+1]
@@ -541,12 +541,12 @@ func (f FinalSigmas) orZero() FinalSigmas {
 // AddNoiseAt writes alpha_t x0 + sigma_t noise into dst, with alpha_t and
 // sigma_t the variance-preserving coefficients of sigma_i (diffusers'
 // add_noise). dst may alias x0 or noise.
-func (d *DPMSolverMultistep) AddNoiseAt(dst, x0, noise []float32, p *Plan, i int) error {
+func (d *DPMSolverMultistep) AddNoiseAt(dst, x0, noise []float32, p *Trajectory, i int) error {
 	if _, err := d.check(); err != nil {
 		return err
 	}
 	if p == nil || i < 0 || i >= p.Len() || len(p.Sigmas) != p.Len()+1 {
-		return fmt.Errorf("sampler: add noise at step %d outside the plan", i)
+		return fmt.Errorf("sampler: add noise at step %d outside the trajectory", i)
 	}
 	if len(x0) != len(dst) || len(noise) != len(dst) {
 		return fmt.Errorf("sampler: add noise: lengths %d (dst), %d (x0), %d (noise) differ", len(dst), len(x0), len(noise))

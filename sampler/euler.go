@@ -150,14 +150,14 @@ func (e *Euler) gamma(sigma float32, n int) float64 {
 	return min(e.SChurn/float64(n), math.Sqrt2-1)
 }
 
-// Plan returns the plan of an n-step run, 1 <= n <= T: the sigmas, the
+// Trajectory returns the trajectory of an n-step run, 1 <= n <= T: the sigmas, the
 // timesteps at which the model sees them, the input norms sqrt(sigma^2+1),
 // and noise at the steps where churn is on.
-func (e *Euler) Plan(n int) (*Plan, error) {
+func (e *Euler) Trajectory(n int) (*Trajectory, error) {
 	if err := e.check(); err != nil {
 		return nil, err
 	}
-	p, err := kPlan(e.Schedule, n, e.Spacing, e.StepsOffset, e.UseKarrasSigmas, e.FinalSigmas, e.KarrasSigmaMin, e.KarrasSigmaMax)
+	p, err := kTrajectory(e.Schedule, n, e.Spacing, e.StepsOffset, e.UseKarrasSigmas, e.FinalSigmas, e.KarrasSigmaMin, e.KarrasSigmaMax)
 	if err != nil {
 		return nil, err
 	}
@@ -167,9 +167,9 @@ func (e *Euler) Plan(n int) (*Plan, error) {
 	return p, nil
 }
 
-// kPlan computes the sigma list of diffusers' Euler schedulers; kMin and
+// kTrajectory computes the sigma list of diffusers' Euler schedulers; kMin and
 // kMax, when not 0, bound the Karras sigmas.
-func kPlan(s *schedule.Schedule, n int, sp schedule.Spacing, offset int, useKarras bool, final FinalSigmas, kMin, kMax float64) (*Plan, error) {
+func kTrajectory(s *schedule.Schedule, n int, sp schedule.Spacing, offset int, useKarras bool, final FinalSigmas, kMin, kMax float64) (*Trajectory, error) {
 	T := s.Len()
 	if n <= 0 || n > T {
 		return nil, fmt.Errorf("sampler: %d inference steps, want 1..%d (the training steps)", n, T)
@@ -213,7 +213,7 @@ func kPlan(s *schedule.Schedule, n int, sp schedule.Spacing, offset int, useKarr
 			ts[i] = st.sigmaToT(v)
 		}
 	}
-	p := &Plan{
+	p := &Trajectory{
 		Timesteps: make([]float32, n),
 		Sigmas:    make([]float32, n+1),
 		InputNorm: make([]float32, n),
@@ -277,7 +277,7 @@ func kX0(pred PredictionType, m, x, sigmaHat, cOut, c float32) float32 {
 //
 // with sigma_hat = sigma (1+gamma) and x first moved to sigma_hat with
 // in.Noise when churn is on at this step. dst may alias in.Sample.
-func (e *Euler) StepAt(dst []float32, p *Plan, i int, in StepInput) error {
+func (e *Euler) StepAt(dst []float32, p *Trajectory, i int, in StepInput) error {
 	if err := e.check(); err != nil {
 		return err
 	}
@@ -321,16 +321,16 @@ func (e *Euler) StepAt(dst []float32, p *Plan, i int, in StepInput) error {
 
 // AddNoiseAt writes x0 + sigma_i noise into dst (diffusers' add_noise for
 // the Euler samplers). dst may alias x0 or noise.
-func (e *Euler) AddNoiseAt(dst, x0, noise []float32, p *Plan, i int) error {
+func (e *Euler) AddNoiseAt(dst, x0, noise []float32, p *Trajectory, i int) error {
 	if err := e.check(); err != nil {
 		return err
 	}
 	return kAddNoise(dst, x0, noise, p, i)
 }
 
-func kAddNoise(dst, x0, noise []float32, p *Plan, i int) error {
+func kAddNoise(dst, x0, noise []float32, p *Trajectory, i int) error {
 	if p == nil || i < 0 || i >= p.Len() || len(p.Sigmas) != p.Len()+1 {
-		return fmt.Errorf("sampler: add noise at step %d outside the plan", i)
+		return fmt.Errorf("sampler: add noise at step %d outside the trajectory", i)
 	}
 	if len(x0) != len(dst) || len(noise) != len(dst) {
 		return fmt.Errorf("sampler: add noise: lengths %d (dst), %d (x0), %d (noise) differ", len(dst), len(x0), len(noise))

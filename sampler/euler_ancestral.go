@@ -77,13 +77,13 @@ func (e *EulerAncestral) check() error {
 	return checkKConfig(e.PredictionType, e.Spacing, e.StepsOffset, "")
 }
 
-// Plan returns the plan of an n-step run, 1 <= n <= T: Euler's sigmas,
+// Trajectory returns the trajectory of an n-step run, 1 <= n <= T: Euler's sigmas,
 // timesteps, input norms and initial noise, and noise at every step.
-func (e *EulerAncestral) Plan(n int) (*Plan, error) {
+func (e *EulerAncestral) Trajectory(n int) (*Trajectory, error) {
 	if err := e.check(); err != nil {
 		return nil, err
 	}
-	p, err := kPlan(e.Schedule, n, e.Spacing, e.StepsOffset, e.UseKarrasSigmas, FinalZero, 0, 0)
+	p, err := kTrajectory(e.Schedule, n, e.Spacing, e.StepsOffset, e.UseKarrasSigmas, FinalZero, 0, 0)
 	if err != nil {
 		return nil, err
 	}
@@ -109,7 +109,7 @@ func ancestral(sigma, next float32) (up, down float32) {
 //	dst = x + (x - x0^)/sigma * (sigma_down - sigma) + sigma_up z
 //
 // with z = in.Noise. dst may alias in.Sample.
-func (e *EulerAncestral) StepAt(dst []float32, p *Plan, i int, in StepInput) error {
+func (e *EulerAncestral) StepAt(dst []float32, p *Trajectory, i int, in StepInput) error {
 	if err := e.check(); err != nil {
 		return err
 	}
@@ -144,7 +144,7 @@ func (e *EulerAncestral) StepAt(dst []float32, p *Plan, i int, in StepInput) err
 
 // AddNoiseAt writes x0 + sigma_i noise into dst (diffusers' add_noise). dst
 // may alias x0 or noise.
-func (e *EulerAncestral) AddNoiseAt(dst, x0, noise []float32, p *Plan, i int) error {
+func (e *EulerAncestral) AddNoiseAt(dst, x0, noise []float32, p *Trajectory, i int) error {
 	if err := e.check(); err != nil {
 		return err
 	}

@@ -27,7 +27,7 @@ func ExampleFromConfig() {
 		if err != nil {
 			log.Fatal(err)
 		}
-		p, err := s.Plan(5)
+		p, err := s.Trajectory(5)
 		if err != nil {
 			log.Fatal(err)
 		}

@@ -40,12 +40,12 @@ func ExampleDPMSolverMultistep() {
 	}
 	dpm.UseKarrasSigmas = true
 
-	plan, err := dpm.Plan(20)
+	trajectory, err := dpm.Trajectory(20)
 	if err != nil {
 		log.Fatal(err)
 	}
-	fmt.Printf("timesteps %v ... %v\n", plan.Timesteps[:4], plan.Timesteps[16:])
-	fmt.Printf("sigmas %.3f ... %.3f\n", plan.Sigmas[:3], plan.Sigmas[18:])
+	fmt.Printf("timesteps %v ... %v\n", trajectory.Timesteps[:4], trajectory.Timesteps[16:])
+	fmt.Printf("sigmas %.3f ... %.3f\n", trajectory.Sigmas[:3], trajectory.Sigmas[18:])
 
 	src := noise.NewTorchCPU(42)
 	x, err := noise.NewTensor(src, 1, 4, 8, 8) // the initial latents
@@ -68,11 +68,11 @@ func ExampleDPMSolverMultistep() {
 func ExampleEuler() {
 	s := schedule.ScaledLinear(1000, 0.00085, 0.012)
 	euler := &sampler.Euler{Schedule: s} // Spacing "" = linspace
-	plan, err := euler.Plan(8)
+	trajectory, err := euler.Trajectory(8)
 	if err != nil {
 		log.Fatal(err)
 	}
-	fmt.Printf("initial noise sigma %.3f\n", plan.InitNoiseSigma)
+	fmt.Printf("initial noise sigma %.3f\n", trajectory.InitNoiseSigma)
 
 	src := noise.NewPCG(1)
 	x, err := noise.NewTensor(src, 1, 1, 4, 4)
@@ -83,7 +83,7 @@ func ExampleEuler() {
 		Steps: 8,
 		Progress: func(p sampler.ProgressInfo) error {
 			if p.Step%3 == 0 {
-				fmt.Printf("step %d: model at t=%.2f, sigma %.3f\n", p.Step, p.ModelTimestep, plan.Sigmas[p.Step])
+				fmt.Printf("step %d: model at t=%.2f, sigma %.3f\n", p.Step, p.ModelTimestep, trajectory.Sigmas[p.Step])
 			}
 			return nil
 		},

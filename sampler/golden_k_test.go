@@ -71,9 +71,9 @@ func TestDPMSolverFullLoopGoldens(t *testing.T) {
 // eulerTestLoop replays the loop of diffusers' test_scheduler_euler.py and
 // test_scheduler_euler_ancestral.py, quirk included: the tests assign the
 // output of scale_model_input back to sample, so step receives the scaled
-// sample. It starts at step start of an n-step plan from x, which it
+// sample. It starts at step start of an n-step trajectory from x, which it
 // updates; noise comes from src.
-func eulerTestLoop(t *testing.T, s Solver, p *Plan, start int, x []float32, src noise.Source) {
+func eulerTestLoop(t *testing.T, s Solver, p *Trajectory, start int, x []float32, src noise.Source) {
 	t.Helper()
 	xt := tensor.New(tensor.WithShape(dB, dC, dH, dW), tensor.WithBacking(x))
 	eps := tensor.New(tensor.WithShape(dB, dC, dH, dW), tensor.WithBacking(make([]float32, dN)))
@@ -117,7 +117,7 @@ func TestEulerFullLoopGoldens(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			p, err := tc.solver.Plan(10)
+			p, err := tc.solver.Trajectory(10)
 			if err != nil {
 				t.Fatal(err)
 			}

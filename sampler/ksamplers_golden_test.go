@@ -76,7 +76,7 @@ func maxRelDiff[F float32 | float64](got []F, want []float64) float64 {
 }
 
 // TestTorchReference runs Sample as a diffusers pipeline would and compares
-// plans and final samples with the torch reference. The tolerances allow
+// trajectories and final samples with the torch reference. The tolerances allow
 // for float32 log/exp/pow rounding differences between torch and Go's math
 // (observed differences are reported with -v).
 func TestTorchReference(t *testing.T) {
@@ -98,7 +98,7 @@ func TestTorchReference(t *testing.T) {
 			if !ok {
 				t.Fatalf("no Go case for %q", want.Name)
 			}
-			p, err := tc.s.Plan(tc.steps)
+			p, err := tc.s.Trajectory(tc.steps)
 			if err != nil {
 				t.Fatal(err)
 			}

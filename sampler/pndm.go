@@ -32,7 +32,7 @@ import (
 //
 // As in diffusers, a step from t lands on t - T/n whatever the spacing
 // (abar_prev is alphas_cumprod[0], or 1 with SetAlphaToOne, below 0), and
-// the history of noise predictions lives in the run's state (Plan.State),
+// the history of noise predictions lives in the run's state (Trajectory.State),
 // so that a resumed run restarts it.
 type PNDM struct {
 	// Schedule is the training noise schedule. Required.
@@ -101,13 +101,13 @@ func (d *PNDM) check() error {
 	return err
 }
 
-// Plan returns the plan of an n-step run: n+1 model calls (1 for n = 1)
+// Trajectory returns the trajectory of an n-step run: n+1 model calls (1 for n = 1)
 // with SkipPRKSteps, 12 + (n-3) without, at the timesteps described on the
 // type; no input scaling, unit initial noise, no step noise, and five
 // state buffers (three earlier noise predictions, the sample that a
 // Runge-Kutta step or the second PLMS call restarts from, and the
 // Runge-Kutta sum).
-func (d *PNDM) Plan(n int) (*Plan, error) {
+func (d *PNDM) Trajectory(n int) (*Trajectory, error) {
 	if err := d.check(); err != nil {
 		return nil, err
 	}
@@ -149,7 +149,7 @@ func (d *PNDM) Plan(n int) (*Plan, error) {
 			return nil, fmt.Errorf("sampler: PNDM timestep %d outside the schedule [0, %d)", t, d.Schedule.Len())
 		}
 	}
-	p := &Plan{
+	p := &Trajectory{
 		Timesteps: make([]float32, len(calls)),
 		Sigmas:    make([]float32, len(calls)+1),
 		Noisy:     make([]bool, len(calls)),
@@ -175,7 +175,7 @@ func (d *PNDM) finalAbar() float32 {
 // and the prediction of the clean sample that the combined noise
 // prediction implies into in.X0. in.StateSteps counts the calls of the run
 // so far (diffusers' counter).
-func (d *PNDM) StepAt(dst []float32, p *Plan, i int, in StepInput) error {
+func (d *PNDM) StepAt(dst []float32, p *Trajectory, i int, in StepInput) error {
 	if err := d.check(); err != nil {
 		return err
 	}
@@ -183,11 +183,11 @@ func (d *PNDM) StepAt(dst []float32, p *Plan, i int, in StepInput) error {
 		return err
 	}
 	if p.State < 5 {
-		return fmt.Errorf("sampler: PNDM plan has %d state buffers, want 5", p.State)
+		return fmt.Errorf("sampler: PNDM trajectory has %d state buffers, want 5", p.State)
 	}
 	T := d.Schedule.Len()
 	// diffusers counts the run's calls (its counter) and derives the
-	// steps n from the plan's length: n+1 calls for n > 1 steps, or
+	// steps n from the trajectory's length: n+1 calls for n > 1 steps, or
 	// 12 + (n-3) with Runge-Kutta steps.
 	n := p.Len() - 1
 	if !d.SkipPRKSteps {
@@ -289,12 +289,12 @@ func (d *PNDM) StepAt(dst []float32, p *Plan, i int, in StepInput) error {
 // AddNoiseAt writes sqrt(abar) x0 + sqrt(1-abar) noise into dst for the
 // timestep of call i of p (diffusers' add_noise). dst may alias x0 or
 // noise.
-func (d *PNDM) AddNoiseAt(dst, x0, noise []float32, p *Plan, i int) error {
+func (d *PNDM) AddNoiseAt(dst, x0, noise []float32, p *Trajectory, i int) error {
 	if err := d.check(); err != nil {
 		return err
 	}
 	if p == nil || i < 0 || i >= p.Len() {
-		return fmt.Errorf("sampler: add noise at step %d outside the plan", i)
+		return fmt.Errorf("sampler: add noise at step %d outside the trajectory", i)
 	}
 	return addNoiseAt(d.Schedule, dst, x0, noise, int(p.Timesteps[i]))
 }

@@ -66,17 +66,17 @@ func TestUniPCOrderOneIsDPMSolver(t *testing.T) {
 		}
 		u := &UniPC{Schedule: s, SolverOrder: 1, PredictionType: pred, Spacing: sp, StepsOffset: 1, DisableCorrector: all}
 		d := &DPMSolverMultistep{Schedule: s, SolverOrder: 1, PredictionType: pred, Spacing: sp, StepsOffset: 1}
-		pu, err := u.Plan(n)
+		pu, err := u.Trajectory(n)
 		if err != nil {
 			t.Skip(err) // a spacing that repeats timesteps for this n
 		}
-		pd, err := d.Plan(n)
+		pd, err := d.Trajectory(n)
 		if err != nil {
 			t.Fatal(err)
 		}
 		for i := range pu.Timesteps {
 			if pu.Timesteps[i] != pd.Timesteps[i] || pu.Sigmas[i] != pd.Sigmas[i] {
-				t.Fatalf("plans differ at %d: %v/%v and %v/%v", i, pu.Timesteps[i], pu.Sigmas[i], pd.Timesteps[i], pd.Sigmas[i])
+				t.Fatalf("trajectories differ at %d: %v/%v and %v/%v", i, pu.Timesteps[i], pu.Sigmas[i], pd.Timesteps[i], pd.Sigmas[i])
 			}
 		}
 		seed := rapid.Uint64().Draw(t, "seed")
@@ -99,7 +99,7 @@ func TestPNDMFirstStepIsDDIM(t *testing.T) {
 		}
 		pn := &PNDM{Schedule: s, PredictionType: pred, Spacing: sp, SkipPRKSteps: true}
 		dd := &DDIM{Schedule: s, PredictionType: pred, Spacing: sp}
-		pp, err := pn.Plan(n)
+		pp, err := pn.Trajectory(n)
 		if err != nil {
 			t.Skip(err)
 		}

@@ -235,8 +235,8 @@ func TestRegistry(t *testing.T) {
 				t.Errorf("New(%q): %v", name, err)
 				continue
 			}
-			if _, err := s.Plan(10); err != nil {
-				t.Errorf("New(%q).Plan(10): %v", name, err)
+			if _, err := s.Trajectory(10); err != nil {
+				t.Errorf("New(%q).Trajectory(10): %v", name, err)
 			}
 		}
 	}

@@ -15,7 +15,7 @@ import (
 // Options configures Sample.
 type Options struct {
 	// Steps is the number of inference steps n of the full run; the
-	// solver's plan is Solver.Plan(Steps). Required. The plan has one
+	// solver's trajectory is Solver.Trajectory(Steps). Required. The trajectory has one
 	// model call per step, except for solvers whose diffusers class calls
 	// the model more often (PNDM: n+1 calls, or 12 + (n-3) with its
 	// Runge-Kutta steps); StartStep, ProgressInfo and
@@ -24,7 +24,7 @@ type Options struct {
 	// Noise supplies the standard normal noise of stochastic steps and of
 	// Strength. Each such use is one Normal call over the whole batch, in
 	// this order: the Strength noise first, then one call per step that
-	// needs noise (Plan.Noisy), in step order. That is the order of
+	// needs noise (Trajectory.Noisy), in step order. That is the order of
 	// diffusers' pipelines, so a torch-compatible source seeded as the
 	// torch.Generator reproduces their runs. Required when some step needs
 	// noise or Strength > 0.
@@ -41,7 +41,7 @@ type Options struct {
 	// MarshalBinary in the Progress callback and restore it with
 	// UnmarshalBinary); for a multistep solver, when PrevX0 is given too.
 	StartStep int
-	// PrevX0 completes a resume for multistep solvers (Plan.Multistep,
+	// PrevX0 completes a resume for multistep solvers (Trajectory.Multistep,
 	// such as the second-order DPMSolverMultistep): the ProgressInfo.X0 of
 	// step StartStep-1, saved with the sample. Without it the resumed run
 	// restarts the solver's history with a first-order step, as after an
@@ -62,7 +62,7 @@ type Options struct {
 // modify them.
 type ProgressInfo struct {
 	// Step is the index of the completed step in the full run, 0-based;
-	// Steps is the length of the full run (the plan's model calls).
+	// Steps is the length of the full run (the trajectory's model calls).
 	Step, Steps int
 	// Timestep is the training timestep the step started from, rounded
 	// to the nearest integer where the model was called at a fractional
@@ -106,7 +106,7 @@ func (e *StepError) Unwrap() error { return e.Err }
 // advances x with the solver, in place. x is float32 N,C,H,W or
 // N,C,F,H,W; on entry it holds standard normal initial noise (fill it with
 // noise.FillTensor from the same Source as Options.Noise to reproduce a
-// diffusers run), which Sample first multiplies by the plan's
+// diffusers run), which Sample first multiplies by the trajectory's
 // InitNoiseSigma (1 except for the Euler samplers); or a clean sample
 // (Options.Strength); or a saved state (Options.StartStep). On success it
 // holds the final sample.
@@ -147,11 +147,11 @@ func Sample(ctx context.Context, model ugo.Denoiser, s Solver, x *tensor.Dense, 
 			return &ugo.ShapeError{What: "PrevX0", Got: ps, Want: fmt.Sprintf("the shape of x %v", shape)}
 		}
 	}
-	p, err := s.Plan(opts.Steps)
+	p, err := s.Trajectory(opts.Steps)
 	if err != nil {
 		return err
 	}
-	// The plan has a model call per step, or more (PNDM's n+1).
+	// The trajectory has a model call per step, or more (PNDM's n+1).
 	n := opts.Steps
 	if p != nil {
 		n = max(n, p.Len())

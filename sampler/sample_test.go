@@ -45,11 +45,11 @@ func schedulers(t testing.TB) map[string]Solver {
 	}
 }
 
-// manualSample drives the Plan/StepAt contract by hand, as documented on
-// Plan, with fresh buffers at every step.
+// manualSample drives the Trajectory/StepAt contract by hand, as documented on
+// Trajectory, with fresh buffers at every step.
 func manualSample(t *testing.T, model ugo.Denoiser, s Solver, x []float32, steps int, src noise.Source) {
 	t.Helper()
-	p, err := s.Plan(steps)
+	p, err := s.Trajectory(steps)
 	if err != nil {
 		t.Fatal(err)
 	}

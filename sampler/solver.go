@@ -12,35 +12,35 @@ import (
 // DPMSolverMultistep, Euler and EulerAncestral implement it, and
 // FromScheduler adapts any other Scheduler.
 //
-// A Solver splits a run into a per-run Plan, computed once by Plan(n)
+// A Solver splits a run into a per-run Trajectory, computed once by Trajectory(n)
 // (diffusers' set_timesteps), and steps addressed by their index in it
 // (diffusers' step with its step_index). All per-run state lives in the
-// Plan and in the buffers of the caller (StepInput.PrevX0 carries the
+// Trajectory and in the buffers of the caller (StepInput.PrevX0 carries the
 // history of multistep solvers), never in the Solver, so that one Solver
 // value may drive concurrent runs.
 type Solver interface {
-	// Plan returns the plan of an n-step run. It fails on a bad
+	// Trajectory returns the trajectory of an n-step run. It fails on a bad
 	// configuration or an n the solver cannot split the schedule into.
-	Plan(n int) (*Plan, error)
-	// StepAt performs step i of plan p: it reads the model output at
+	Trajectory(n int) (*Trajectory, error)
+	// StepAt performs step i of trajectory p: it reads the model output at
 	// p.Timesteps[i] for the sample in.Sample at noise level p.Sigmas[i]
 	// and writes the sample of step i+1 into dst, which may alias
 	// in.Sample. in.Noise is read when p.Noisy[i]; in.PrevX0 when
 	// p.Multistep. in.X0 receives the prediction of the clean sample (a
 	// multistep solver's history for the next step). in.Timestep and
 	// in.Prev are ignored.
-	StepAt(dst []float32, p *Plan, i int, in StepInput) error
+	StepAt(dst []float32, p *Trajectory, i int, in StepInput) error
 	// AddNoiseAt writes into dst the sample that enters step i of p when
 	// the clean sample is x0 and the standard normal noise is noise, for
 	// img2img starts (diffusers' add_noise at timesteps[i]). dst may alias
 	// x0 or noise.
-	AddNoiseAt(dst, x0, noise []float32, p *Plan, i int) error
+	AddNoiseAt(dst, x0, noise []float32, p *Trajectory, i int) error
 }
 
-// Plan is the schedule of one n-step run, as a Solver computes it: the
+// Trajectory is the schedule of one n-step run, as a Solver computes it: the
 // timesteps at which the model is called, the noise levels the sample
 // passes through and what the loop must do around each model call. Sample
-// computes it once per call; a hand-written loop calls Solver.Plan and
+// computes it once per call; a hand-written loop calls Solver.Trajectory and
 // follows the fields' documentation, as Sample does.
 //
 // The sample x of a run lives in the solver's own parametrisation: for
@@ -48,7 +48,7 @@ type Solver interface {
 // sqrt(abar) x0 + sqrt(1-abar) eps, which the model sees as it is; for the
 // Euler samplers it is k-diffusion's x0 + sigma eps, which the model sees
 // divided by InputNorm[i] = sqrt(sigma^2+1) (that is, as x_t again).
-type Plan struct {
+type Trajectory struct {
 	// Timesteps[i] is the timestep at which the model is called in step
 	// i, len n. It is fractional where the solver's noise level falls
 	// between training steps (the Euler samplers on linspace spacing or
@@ -79,64 +79,64 @@ type Plan struct {
 	State int
 }
 
-// Len returns the number of steps n of the plan.
-func (p *Plan) Len() int { return len(p.Timesteps) }
+// Len returns the number of steps n of the trajectory.
+func (p *Trajectory) Len() int { return len(p.Timesteps) }
 
 // initSigma returns InitNoiseSigma with 0 read as 1.
-func (p *Plan) initSigma() float32 {
+func (p *Trajectory) initSigma() float32 {
 	if p.InitNoiseSigma == 0 {
 		return 1
 	}
 	return p.InitNoiseSigma
 }
 
-// check validates the shape of a plan (from any Solver) against n steps.
-func (p *Plan) check(n int) error {
+// check validates the shape of a trajectory (from any Solver) against n steps.
+func (p *Trajectory) check(n int) error {
 	if p == nil {
-		return errors.New("sampler: solver returned a nil plan")
+		return errors.New("sampler: solver returned a nil trajectory")
 	}
 	if len(p.Timesteps) != n || len(p.Noisy) != n {
-		return fmt.Errorf("sampler: plan has %d timesteps and %d noise flags for %d steps", len(p.Timesteps), len(p.Noisy), n)
+		return fmt.Errorf("sampler: trajectory has %d timesteps and %d noise flags for %d steps", len(p.Timesteps), len(p.Noisy), n)
 	}
 	if p.Sigmas != nil && len(p.Sigmas) != n+1 {
-		return fmt.Errorf("sampler: plan has %d sigmas for %d steps, want %d", len(p.Sigmas), n, n+1)
+		return fmt.Errorf("sampler: trajectory has %d sigmas for %d steps, want %d", len(p.Sigmas), n, n+1)
 	}
 	if p.State < 0 || p.State > maxState {
-		return fmt.Errorf("sampler: plan asks for %d state buffers, want 0..%d", p.State, maxState)
+		return fmt.Errorf("sampler: trajectory asks for %d state buffers, want 0..%d", p.State, maxState)
 	}
 	if p.InputNorm != nil && len(p.InputNorm) != n {
-		return fmt.Errorf("sampler: plan has %d input norms for %d steps", len(p.InputNorm), n)
+		return fmt.Errorf("sampler: trajectory has %d input norms for %d steps", len(p.InputNorm), n)
 	}
 	for i, t := range p.Timesteps {
 		if !finite32(t) {
-			return fmt.Errorf("sampler: plan timestep %d is %v", i, t)
+			return fmt.Errorf("sampler: trajectory timestep %d is %v", i, t)
 		}
 	}
 	for i, c := range p.InputNorm {
 		if !(c > 0 && finite32(c)) {
-			return fmt.Errorf("sampler: plan input norm %d is %v, want a positive finite number", i, c)
+			return fmt.Errorf("sampler: trajectory input norm %d is %v, want a positive finite number", i, c)
 		}
 	}
 	if s := p.initSigma(); !(s > 0 && finite32(s)) {
-		return fmt.Errorf("sampler: plan initial noise sigma %v, want a positive finite number", s)
+		return fmt.Errorf("sampler: trajectory initial noise sigma %v, want a positive finite number", s)
 	}
 	return nil
 }
 
 // checkStep validates the arguments common to every StepAt.
-func (p *Plan) checkStep(dst []float32, i int, in *StepInput, needSigmas bool) error {
+func (p *Trajectory) checkStep(dst []float32, i int, in *StepInput, needSigmas bool) error {
 	if p == nil {
-		return errors.New("sampler: step: nil plan")
+		return errors.New("sampler: step: nil trajectory")
 	}
 	n := p.Len()
 	if i < 0 || i >= n {
-		return fmt.Errorf("sampler: step %d outside the plan's %d steps", i, n)
+		return fmt.Errorf("sampler: step %d outside the trajectory's %d steps", i, n)
 	}
 	if len(p.Noisy) != n {
-		return fmt.Errorf("sampler: step: plan has %d noise flags for %d steps", len(p.Noisy), n)
+		return fmt.Errorf("sampler: step: trajectory has %d noise flags for %d steps", len(p.Noisy), n)
 	}
 	if needSigmas && len(p.Sigmas) != n+1 {
-		return fmt.Errorf("sampler: step: plan has %d sigmas for %d steps, want %d", len(p.Sigmas), n, n+1)
+		return fmt.Errorf("sampler: step: trajectory has %d sigmas for %d steps, want %d", len(p.Sigmas), n, n+1)
 	}
 	m := len(in.Sample)
 	if m == 0 {
@@ -155,7 +155,7 @@ func (p *Plan) checkStep(dst []float32, i int, in *StepInput, needSigmas bool) e
 		return fmt.Errorf("sampler: step: PrevX0 has %d values, sample has %d", len(in.PrevX0), m)
 	}
 	if len(in.State) < p.State {
-		return fmt.Errorf("sampler: step: the plan needs %d state buffers, got %d", p.State, len(in.State))
+		return fmt.Errorf("sampler: step: the trajectory needs %d state buffers, got %d", p.State, len(in.State))
 	}
 	for j := range p.State {
 		if len(in.State[j]) != m {
@@ -176,16 +176,16 @@ func (p *Plan) checkStep(dst []float32, i int, in *StepInput, needSigmas bool) e
 
 func finite32(v float32) bool { return v-v == 0 }
 
-// maxState bounds Plan.State.
+// maxState bounds Trajectory.State.
 const maxState = 8
 
 // roundTimestep is the integer timestep reported for a model timestep:
 // the nearest integer, halves away from zero.
 func roundTimestep(t float32) int { return int(math.Round(float64(t))) }
 
-// FromScheduler adapts a Scheduler to the Solver interface: the plan's
+// FromScheduler adapts a Scheduler to the Solver interface: the trajectory's
 // timesteps are s.Timesteps(n), a step calls s.Step with Timestep and
-// PrevTimestep filled in, and AddNoiseAt calls s.AddNoise. The plan has
+// PrevTimestep filled in, and AddNoiseAt calls s.AddNoise. The trajectory has
 // no Sigmas. DDIM and DDPM implement Solver themselves (with Sigmas) and
 // need no adapter.
 func FromScheduler(s Scheduler) Solver { return discrete{s} }
@@ -193,19 +193,19 @@ func FromScheduler(s Scheduler) Solver { return discrete{s} }
 // discrete implements Solver over a Scheduler.
 type discrete struct{ s Scheduler }
 
-func (d discrete) Plan(n int) (*Plan, error) { return discretePlan(d.s, n, nil, 0) }
+func (d discrete) Trajectory(n int) (*Trajectory, error) { return discreteTrajectory(d.s, n, nil, 0) }
 
-func (d discrete) StepAt(dst []float32, p *Plan, i int, in StepInput) error {
+func (d discrete) StepAt(dst []float32, p *Trajectory, i int, in StepInput) error {
 	return discreteStep(d.s, dst, p, i, in)
 }
 
-func (d discrete) AddNoiseAt(dst, x0, noise []float32, p *Plan, i int) error {
+func (d discrete) AddNoiseAt(dst, x0, noise []float32, p *Trajectory, i int) error {
 	return discreteAddNoise(d.s, dst, x0, noise, p, i)
 }
 
-// discretePlan builds the plan of a Scheduler; when sched is not nil it
+// discreteTrajectory builds the trajectory of a Scheduler; when sched is not nil it
 // fills Sigmas, with final the alphas_cumprod of the final sample.
-func discretePlan(s Scheduler, n int, sched *schedule.Schedule, final float32) (*Plan, error) {
+func discreteTrajectory(s Scheduler, n int, sched *schedule.Schedule, final float32) (*Trajectory, error) {
 	if s == nil {
 		return nil, errors.New("sampler: FromScheduler(nil)")
 	}
@@ -216,7 +216,7 @@ func discretePlan(s Scheduler, n int, sched *schedule.Schedule, final float32) (
 	if len(ts) != n {
 		return nil, fmt.Errorf("sampler: scheduler returned %d timesteps for %d steps", len(ts), n)
 	}
-	p := &Plan{Timesteps: make([]float32, n), Noisy: make([]bool, n)}
+	p := &Trajectory{Timesteps: make([]float32, n), Noisy: make([]bool, n)}
 	for i, t := range ts {
 		p.Timesteps[i] = float32(t)
 		p.Noisy[i] = s.NeedsNoise(t)
@@ -234,12 +234,12 @@ func discretePlan(s Scheduler, n int, sched *schedule.Schedule, final float32) (
 	return p, nil
 }
 
-func discreteStep(s Scheduler, dst []float32, p *Plan, i int, in StepInput) error {
+func discreteStep(s Scheduler, dst []float32, p *Trajectory, i int, in StepInput) error {
 	if s == nil {
 		return errors.New("sampler: FromScheduler(nil)")
 	}
 	if p == nil || i < 0 || i >= p.Len() {
-		return fmt.Errorf("sampler: step %d outside the plan", i)
+		return fmt.Errorf("sampler: step %d outside the trajectory", i)
 	}
 	t := int(p.Timesteps[i])
 	in.Timestep, in.Prev = t, s.PrevTimestep(t, p.Len())
@@ -247,12 +247,12 @@ func discreteStep(s Scheduler, dst []float32, p *Plan, i int, in StepInput) erro
 	return s.Step(dst, in)
 }
 
-func discreteAddNoise(s Scheduler, dst, x0, noise []float32, p *Plan, i int) error {
+func discreteAddNoise(s Scheduler, dst, x0, noise []float32, p *Trajectory, i int) error {
 	if s == nil {
 		return errors.New("sampler: FromScheduler(nil)")
 	}
 	if p == nil || i < 0 || i >= p.Len() {
-		return fmt.Errorf("sampler: add noise at step %d outside the plan", i)
+		return fmt.Errorf("sampler: add noise at step %d outside the trajectory", i)
 	}
 	return s.AddNoise(dst, x0, noise, int(p.Timesteps[i]))
 }
@@ -261,40 +261,40 @@ func discreteAddNoise(s Scheduler, dst, x0, noise []float32, p *Plan, i int) err
 // float32.
 func sigmaOf(abar float32) float32 { return sqrt32((1 - abar) / abar) }
 
-// Plan returns the plan of an n-step DDIM run: the timesteps of
+// Trajectory returns the trajectory of an n-step DDIM run: the timesteps of
 // Timesteps(n), no input scaling, unit initial noise.
-func (d *DDIM) Plan(n int) (*Plan, error) {
+func (d *DDIM) Trajectory(n int) (*Trajectory, error) {
 	if _, err := d.check(); err != nil {
 		return nil, err
 	}
-	return discretePlan(d, n, d.Schedule, d.alphaPrev(-1))
+	return discreteTrajectory(d, n, d.Schedule, d.alphaPrev(-1))
 }
 
 // StepAt performs step i of p with Step (Solver interface).
-func (d *DDIM) StepAt(dst []float32, p *Plan, i int, in StepInput) error {
+func (d *DDIM) StepAt(dst []float32, p *Trajectory, i int, in StepInput) error {
 	return discreteStep(d, dst, p, i, in)
 }
 
 // AddNoiseAt adds noise for the timestep of step i of p with AddNoise
 // (Solver interface).
-func (d *DDIM) AddNoiseAt(dst, x0, noise []float32, p *Plan, i int) error {
+func (d *DDIM) AddNoiseAt(dst, x0, noise []float32, p *Trajectory, i int) error {
 	return discreteAddNoise(d, dst, x0, noise, p, i)
 }
 
-// Plan returns the plan of an n-step DDPM run: the timesteps of
+// Trajectory returns the trajectory of an n-step DDPM run: the timesteps of
 // Timesteps(n), no input scaling, unit initial noise.
-func (d *DDPM) Plan(n int) (*Plan, error) {
+func (d *DDPM) Trajectory(n int) (*Trajectory, error) {
 	if _, err := d.check(); err != nil {
 		return nil, err
 	}
-	return discretePlan(d, n, d.Schedule, 1)
+	return discreteTrajectory(d, n, d.Schedule, 1)
 }
 
 // StepAt performs step i of p with Step (Solver interface), from
 // p.Timesteps[i] to p.Timesteps[i+1] (-1 after the last).
-func (d *DDPM) StepAt(dst []float32, p *Plan, i int, in StepInput) error {
+func (d *DDPM) StepAt(dst []float32, p *Trajectory, i int, in StepInput) error {
 	if p == nil || i < 0 || i >= p.Len() {
-		return fmt.Errorf("sampler: step %d outside the plan", i)
+		return fmt.Errorf("sampler: step %d outside the trajectory", i)
 	}
 	in.Timestep, in.Prev = int(p.Timesteps[i]), -1
 	if i+1 < p.Len() {
@@ -306,7 +306,7 @@ func (d *DDPM) StepAt(dst []float32, p *Plan, i int, in StepInput) error {
 
 // AddNoiseAt adds noise for the timestep of step i of p with AddNoise
 // (Solver interface).
-func (d *DDPM) AddNoiseAt(dst, x0, noise []float32, p *Plan, i int) error {
+func (d *DDPM) AddNoiseAt(dst, x0, noise []float32, p *Trajectory, i int) error {
 	return discreteAddNoise(d, dst, x0, noise, p, i)
 }
 

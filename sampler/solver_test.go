@@ -174,7 +174,7 @@ func TestUpsampleGuidanceFastSolvers(t *testing.T) {
 }
 
 // TestConcurrentRuns drives one value of each solver from several
-// goroutines at once (run with -race): per-run state lives in the plan and
+// goroutines at once (run with -race): per-run state lives in the trajectory and
 // the loop's buffers, so every run equals the sequential one.
 func TestConcurrentRuns(t *testing.T) {
 	for name, s := range schedulers(t) {
@@ -221,7 +221,7 @@ func TestFractionalTimesteps(t *testing.T) {
 		{"euler_a_leading", &EulerAncestral{Schedule: s, Spacing: schedule.Leading, StepsOffset: 1}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			p, err := tc.s.Plan(7)
+			p, err := tc.s.Trajectory(7)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -260,7 +260,7 @@ func TestFractionalTimesteps(t *testing.T) {
 			}
 			for i := range p.Timesteps {
 				if seen[i] != p.Timesteps[i] || reported[i] != p.Timesteps[i] {
-					t.Fatalf("model saw %v, progress reported %v, plan has %v", seen, reported, p.Timesteps)
+					t.Fatalf("model saw %v, progress reported %v, trajectory has %v", seen, reported, p.Timesteps)
 				}
 			}
 			if tc.name != "euler_a_leading" && !fractional {
@@ -273,27 +273,27 @@ func TestFractionalTimesteps(t *testing.T) {
 	}
 }
 
-// TestPlans checks plan properties for every solver and a range of step
+// TestPlans checks trajectory properties for every solver and a range of step
 // counts: lengths, decreasing sigmas ending at FinalSigmas, timesteps
 // within the schedule and consistent with the sigmas.
 func TestPlans(t *testing.T) {
 	for name, s := range schedulers(t) {
 		for _, n := range []int{1, 2, 3, 10, 25, 50, 999} {
-			p, err := s.Plan(n)
+			p, err := s.Trajectory(n)
 			if err != nil {
-				t.Fatalf("%s: Plan(%d): %v", name, n, err)
+				t.Fatalf("%s: Trajectory(%d): %v", name, n, err)
 			}
 			if err := p.check(n); err != nil {
-				t.Fatalf("%s: Plan(%d): %v", name, n, err)
+				t.Fatalf("%s: Trajectory(%d): %v", name, n, err)
 			}
 			for i, ts := range p.Timesteps {
 				if ts < 0 || ts > 999 || (i > 0 && ts > p.Timesteps[i-1]) {
-					t.Fatalf("%s: Plan(%d) timesteps %v not descending in [0, 999]", name, n, p.Timesteps)
+					t.Fatalf("%s: Trajectory(%d) timesteps %v not descending in [0, 999]", name, n, p.Timesteps)
 				}
 			}
 			if p.Sigmas != nil {
 				if err := checkSigmas(p.Sigmas); err != nil {
-					t.Fatalf("%s: Plan(%d): %v", name, n, err)
+					t.Fatalf("%s: Trajectory(%d): %v", name, n, err)
 				}
 			}
 		}
@@ -304,7 +304,7 @@ func TestPlans(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	p, err := (&DPMSolverMultistep{Schedule: s, UseKarrasSigmas: true}).Plan(20)
+	p, err := (&DPMSolverMultistep{Schedule: s, UseKarrasSigmas: true}).Trajectory(20)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -329,7 +329,7 @@ func TestZeroTerminalSNR(t *testing.T) {
 		&EulerAncestral{Schedule: s, Spacing: schedule.Trailing},
 		&DPMSolverMultistep{Schedule: s, Spacing: schedule.Trailing, PredictionType: VPrediction},
 	} {
-		p, err := sol.Plan(10)
+		p, err := sol.Trajectory(10)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -414,12 +414,12 @@ func TestSolverErrors(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			_, err := tc.s.Plan(tc.n)
+			_, err := tc.s.Trajectory(tc.n)
 			if err == nil || !strings.Contains(err.Error(), tc.want) {
-				t.Fatalf("Plan(%d): err = %v, want one mentioning %q", tc.n, err, tc.want)
+				t.Fatalf("Trajectory(%d): err = %v, want one mentioning %q", tc.n, err, tc.want)
 			}
 			// The same configuration fails Sample, and StepAt/AddNoiseAt
-			// on a valid plan, without panicking.
+			// on a valid trajectory, without panicking.
 			if err := Sample(context.Background(), dummyModel, tc.s, dummyDeter(false), Options{Steps: tc.n, Noise: noise.NewPCG(1)}); err == nil {
 				t.Errorf("Sample succeeded")
 			}
@@ -437,19 +437,19 @@ func TestStepAtErrors(t *testing.T) {
 		"euler":   &Euler{Schedule: s, SChurn: 1},
 		"euler_a": &EulerAncestral{Schedule: s},
 	} {
-		p, err := sol.Plan(10)
+		p, err := sol.Trajectory(10)
 		if err != nil {
 			t.Fatal(err)
 		}
 		ok := StepInput{ModelOutput: v, Sample: v, Noise: v}
 		tests := []struct {
 			name string
-			p    *Plan
+			p    *Trajectory
 			i    int
 			dst  []float32
 			in   StepInput
 		}{
-			{"nil plan", nil, 0, v, ok},
+			{"nil trajectory", nil, 0, v, ok},
 			{"negative step", p, -1, v, ok},
 			{"step past end", p, 10, v, ok},
 			{"short dst", p, 1, v[:4], ok},
@@ -459,7 +459,7 @@ func TestStepAtErrors(t *testing.T) {
 		if p.Noisy[1] {
 			tests = append(tests, struct {
 				name string
-				p    *Plan
+				p    *Trajectory
 				i    int
 				dst  []float32
 				in   StepInput
@@ -469,18 +469,18 @@ func TestStepAtErrors(t *testing.T) {
 			tests = append(tests,
 				struct {
 					name string
-					p    *Plan
+					p    *Trajectory
 					i    int
 					dst  []float32
 					in   StepInput
 				}{"short X0", p, 1, v, StepInput{ModelOutput: v, Sample: v, Noise: v, X0: v[:2]}},
 				struct {
 					name string
-					p    *Plan
+					p    *Trajectory
 					i    int
 					dst  []float32
 					in   StepInput
-				}{"truncated sigmas", &Plan{Timesteps: p.Timesteps, Sigmas: p.Sigmas[:3], Noisy: p.Noisy}, 1, v, ok},
+				}{"truncated sigmas", &Trajectory{Timesteps: p.Timesteps, Sigmas: p.Sigmas[:3], Noisy: p.Noisy}, 1, v, ok},
 			)
 		}
 		for _, tc := range tests {
@@ -489,7 +489,7 @@ func TestStepAtErrors(t *testing.T) {
 			}
 		}
 		if err := sol.AddNoiseAt(v, v, v, p, 10); err == nil {
-			t.Errorf("%s: AddNoiseAt past the plan succeeded", name)
+			t.Errorf("%s: AddNoiseAt past the trajectory succeeded", name)
 		}
 		if err := sol.AddNoiseAt(v, v[:2], v, p, 1); err == nil {
 			t.Errorf("%s: AddNoiseAt with a short x0 succeeded", name)
@@ -497,14 +497,14 @@ func TestStepAtErrors(t *testing.T) {
 	}
 	// History at the first step is a caller error.
 	d := &DPMSolverMultistep{Schedule: s}
-	p, _ := d.Plan(10)
+	p, _ := d.Trajectory(10)
 	if err := d.StepAt(v, p, 0, StepInput{ModelOutput: v, Sample: v, PrevX0: v}); err == nil {
 		t.Error("DPM StepAt with PrevX0 at step 0 succeeded")
 	}
 }
 
 // TestSamplePlanErrors covers the Options that concern solvers with
-// history, and plans from a broken custom Solver.
+// history, and trajectories from a broken custom Solver.
 func TestSamplePlanErrors(t *testing.T) {
 	s := schedule.Linear(1000, 0.0001, 0.02)
 	d := &DPMSolverMultistep{Schedule: s}
@@ -517,12 +517,12 @@ func TestSamplePlanErrors(t *testing.T) {
 	}{
 		{"PrevX0 without StartStep", d, Options{Steps: 5, PrevX0: dummyDeter(false)}, "StartStep"},
 		{"PrevX0 wrong shape", d, Options{Steps: 5, StartStep: 2, PrevX0: tensor.New(tensor.WithShape(1, 1, 2, 2), tensor.Of(tensor.Float32))}, "PrevX0"},
-		{"nil plan", badPlan(nil), Options{Steps: 5}, "nil plan"},
-		{"short plan", badPlan(&Plan{Timesteps: make([]float32, 4), Noisy: make([]bool, 4)}), Options{Steps: 5}, "timesteps"},
-		{"bad sigmas", badPlan(&Plan{Timesteps: make([]float32, 5), Noisy: make([]bool, 5), Sigmas: make([]float32, 5)}), Options{Steps: 5}, "sigmas"},
-		{"bad norm", badPlan(&Plan{Timesteps: make([]float32, 5), Noisy: make([]bool, 5), InputNorm: make([]float32, 5)}), Options{Steps: 5}, "input norm"},
-		{"NaN timestep", badPlan(&Plan{Timesteps: []float32{1, 2, float32(math.NaN()), 4, 5}, Noisy: make([]bool, 5)}), Options{Steps: 5}, "timestep"},
-		{"negative init sigma", badPlan(&Plan{Timesteps: make([]float32, 5), Noisy: make([]bool, 5), InitNoiseSigma: -1}), Options{Steps: 5}, "initial noise"},
+		{"nil trajectory", badTrajectory(nil), Options{Steps: 5}, "nil trajectory"},
+		{"short trajectory", badTrajectory(&Trajectory{Timesteps: make([]float32, 4), Noisy: make([]bool, 4)}), Options{Steps: 5}, "timesteps"},
+		{"bad sigmas", badTrajectory(&Trajectory{Timesteps: make([]float32, 5), Noisy: make([]bool, 5), Sigmas: make([]float32, 5)}), Options{Steps: 5}, "sigmas"},
+		{"bad norm", badTrajectory(&Trajectory{Timesteps: make([]float32, 5), Noisy: make([]bool, 5), InputNorm: make([]float32, 5)}), Options{Steps: 5}, "input norm"},
+		{"NaN timestep", badTrajectory(&Trajectory{Timesteps: []float32{1, 2, float32(math.NaN()), 4, 5}, Noisy: make([]bool, 5)}), Options{Steps: 5}, "timestep"},
+		{"negative init sigma", badTrajectory(&Trajectory{Timesteps: make([]float32, 5), Noisy: make([]bool, 5), InitNoiseSigma: -1}), Options{Steps: 5}, "initial noise"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			err := Sample(context.Background(), dummyModel, tc.s, good, tc.opts)
@@ -533,14 +533,16 @@ func TestSamplePlanErrors(t *testing.T) {
 	}
 }
 
-// badPlan returns a Solver whose Plan returns p, a broken plan.
-func badPlan(p *Plan) Solver { return badPlanSolver{p} }
+// badTrajectory returns a Solver whose Trajectory returns p, a broken trajectory.
+func badTrajectory(p *Trajectory) Solver { return badTrajectorySolver{p} }
 
-type badPlanSolver struct{ p *Plan }
+type badTrajectorySolver struct{ p *Trajectory }
 
-func (b badPlanSolver) Plan(int) (*Plan, error)                                      { return b.p, nil }
-func (b badPlanSolver) StepAt([]float32, *Plan, int, StepInput) error                { return nil }
-func (b badPlanSolver) AddNoiseAt([]float32, []float32, []float32, *Plan, int) error { return nil }
+func (b badTrajectorySolver) Trajectory(int) (*Trajectory, error)                 { return b.p, nil }
+func (b badTrajectorySolver) StepAt([]float32, *Trajectory, int, StepInput) error { return nil }
+func (b badTrajectorySolver) AddNoiseAt([]float32, []float32, []float32, *Trajectory, int) error {
+	return nil
+}
 
 // TestAncestralNoiseOrder: an EulerAncestral run draws one Normal call
 // per step, the last one included, after the img2img draw.

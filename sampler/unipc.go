@@ -33,7 +33,7 @@ const (
 // whose final value under FinalSigmaMin is the smallest Karras sigma, as
 // in diffusers. The history (the predictions of the last SolverOrder
 // steps and the corrected sample of the previous step) lives in the run's
-// state (Plan.State), so that a resumed run restarts it with a
+// state (Trajectory.State), so that a resumed run restarts it with a
 // lower-order step.
 //
 // A UniPC holds no per-run state.
@@ -185,10 +185,10 @@ func (u *UniPC) order() int {
 	return u.SolverOrder
 }
 
-// Plan returns the plan of an n-step run: the timesteps and sigmas
+// Trajectory returns the trajectory of an n-step run: the timesteps and sigmas
 // described on the type, unit initial noise, no input scaling, no step
 // noise, and SolverOrder+2 state buffers.
-func (u *UniPC) Plan(n int) (*Plan, error) {
+func (u *UniPC) Trajectory(n int) (*Trajectory, error) {
 	if _, err := u.check(); err != nil {
 		return nil, err
 	}
@@ -200,7 +200,7 @@ func (u *UniPC) Plan(n int) (*Plan, error) {
 	if err != nil {
 		return nil, err
 	}
-	p := &Plan{
+	p := &Trajectory{
 		Timesteps: make([]float32, n),
 		Sigmas:    make([]float32, n+1),
 		Noisy:     make([]bool, n),
@@ -368,7 +368,7 @@ func abs32(v float32) float32 { return float32(math.Abs(float64(v))) }
 // with it unless this is the run's first step or i-1 is in
 // DisableCorrector, and predicts the sample at p.Sigmas[i+1] into dst,
 // which may alias in.Sample.
-func (u *UniPC) StepAt(dst []float32, p *Plan, i int, in StepInput) error {
+func (u *UniPC) StepAt(dst []float32, p *Trajectory, i int, in StepInput) error {
 	c, err := u.check()
 	if err != nil {
 		return err
@@ -378,7 +378,7 @@ func (u *UniPC) StepAt(dst []float32, p *Plan, i int, in StepInput) error {
 	}
 	order := u.order()
 	if p.State < order+2 {
-		return fmt.Errorf("sampler: UniPC plan has %d state buffers, want %d", p.State, order+2)
+		return fmt.Errorf("sampler: UniPC trajectory has %d state buffers, want %d", p.State, order+2)
 	}
 	n := p.Len()
 	prior := in.StateSteps
@@ -460,12 +460,12 @@ func (u *UniPC) StepAt(dst []float32, p *Plan, i int, in StepInput) error {
 // AddNoiseAt writes alpha_t x0 + sigma_t noise into dst, with alpha_t and
 // sigma_t the variance-preserving coefficients of sigma_i (diffusers'
 // add_noise). dst may alias x0 or noise.
-func (u *UniPC) AddNoiseAt(dst, x0, noise []float32, p *Plan, i int) error {
+func (u *UniPC) AddNoiseAt(dst, x0, noise []float32, p *Trajectory, i int) error {
 	if _, err := u.check(); err != nil {
 		return err
 	}
 	if p == nil || i < 0 || i >= p.Len() || len(p.Sigmas) != p.Len()+1 {
-		return fmt.Errorf("sampler: add noise at step %d outside the plan", i)
+		return fmt.Errorf("sampler: add noise at step %d outside the trajectory", i)
 	}
 	if len(x0) != len(dst) || len(noise) != len(dst) {
 		return fmt.Errorf("sampler: add noise: lengths %d (dst), %d (x0), %d (noise) differ", len(dst), len(x0), len(noise))

@@ -43,7 +43,7 @@
 // # Refinement (SDEdit)
 //
 // Refine at strength r with an n-step solver noises the upscaled reference
-// to the level of step n - int(n*r) of the solver's plan with one draw
+// to the level of step n - int(n*r) of the solver's trajectory with one draw
 // (sampler.Options.Strength, as diffusers' img2img) and runs the remaining
 // int(n*r) steps. Small r keeps the upscaled picture and sharpens it; large
 // r lets the model redraw it, with the artefacts of sampling above the

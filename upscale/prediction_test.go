@@ -41,7 +41,7 @@ func TestRefinePassesThePredictionType(t *testing.T) {
 		o.Factors, o.Prediction = []int{2, 2}, pred
 		m, err := guidance.Upsample(model, testSchedule, o)
 		require.NoError(t, err)
-		plan, err := vDDIM().Plan(10)
+		plan, err := vDDIM().Trajectory(10)
 		require.NoError(t, err)
 		g, err := guidance.StructureGuidance(m, testSchedule, ref, guidance.StructureOptions{Cutoff: 0.5, From: plan.Timesteps[5], To: plan.Timesteps[9], Prediction: schedule.PredictV})
 		require.NoError(t, err)

@@ -260,7 +260,7 @@ type MixOptions struct {
 // Refine is the SDEdit refinement stage (the hires fix, SD upscale, and
 // each stage of ScaleDiff): it upscales its input to Height x Width, adds
 // noise up to strength r (the level of step Steps - int(Steps*r) of the
-// solver's plan, as img2img does) and denoises the rest of the way.
+// solver's trajectory, as img2img does) and denoises the rest of the way.
 //
 // The upscaled reference Z_ref is built as follows:
 //
@@ -350,7 +350,7 @@ func (st Refine) Run(ctx context.Context, s *Sampling, x *tensor.Dense) (*tensor
 		return nil, err
 	}
 	if st.Structure != nil {
-		p, err := s.Solver.Plan(steps)
+		p, err := s.Solver.Trajectory(steps)
 		if err != nil {
 			return nil, err
 		}

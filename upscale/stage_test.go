@@ -93,7 +93,7 @@ func TestRefineIsResizeThenImg2Img(t *testing.T) {
 	require.NoError(t, err)
 	ref, err := resize.To(resize.Lanczos3, x, 16, 16)
 	require.NoError(t, err)
-	plan, err := ddim().Plan(10)
+	plan, err := ddim().Trajectory(10)
 	require.NoError(t, err)
 	g, err := guidance.StructureGuidance(model, testSchedule, ref, guidance.StructureOptions{Cutoff: 0.5, From: plan.Timesteps[7], To: plan.Timesteps[9]})
 	require.NoError(t, err)
