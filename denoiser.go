@@ -146,10 +146,3 @@ func TimestepAt(t []float32, i int) float32 {
 	}
 	return t[i]
 }
-
-// Float32s returns the backing slice of a float32 tensor without allocating
-// (unlike x.Data(), which goes through reflection). It panics if x is not
-// float32; callers validate with CheckSample first.
-func Float32s(x *tensor.Dense) []float32 {
-	return x.Float32s()
-}

@@ -27,14 +27,14 @@ func TestDenoiserFuncCallsFunction(t *testing.T) {
 	var got []float32
 	f := ugo.DenoiserFunc(func(_ context.Context, dst, x *tensor.Dense, ts []float32) error {
 		got = ts
-		copy(ugo.Float32s(dst), ugo.Float32s(x))
+		copy(dst.Float32s(), x.Float32s())
 		return nil
 	})
 	x := dense(1, 1, 2, 2)
-	copy(ugo.Float32s(x), []float32{1, 2, 3, 4})
+	copy(x.Float32s(), []float32{1, 2, 3, 4})
 	dst := dense(1, 1, 2, 2)
 	require.NoError(t, f.PredictNoise(context.Background(), dst, x, []float32{7}))
-	require.Equal(t, []float32{1, 2, 3, 4}, ugo.Float32s(dst))
+	require.Equal(t, []float32{1, 2, 3, 4}, dst.Float32s())
 	require.Equal(t, []float32{7}, got)
 }
 
@@ -122,7 +122,7 @@ func TestCheckPredictionDoesNotAllocate(t *testing.T) {
 		if err := ugo.CheckPrediction(dst, x, ts); err != nil {
 			t.Fatal(err)
 		}
-		_ = ugo.Float32s(x)
+		_ = x.Float32s()
 	})
 	require.Zero(t, allocs)
 }

@@ -85,8 +85,8 @@ func TestCancelDuringRun(t *testing.T) {
 	if err := m.PredictNoise(context.Background(), dst, x, []float32{1}); err != nil {
 		t.Fatalf("call after cancellations: %v", err)
 	}
-	want := reference(ugo.Float32s(x)[:2*512*512], []int{1, 2, 512, 512}, func(int) float64 { return 1 }, nil)
-	assertClose(t, ugo.Float32s(dst), want, 1e-4, "after cancellations")
+	want := reference(x.Float32s()[:2*512*512], []int{1, 2, 512, 512}, func(int) float64 { return 1 }, nil)
+	assertClose(t, dst.Float32s(), want, 1e-4, "after cancellations")
 }
 
 // TestSteadyStateAllocations checks that a repeated call of one shape

@@ -25,7 +25,7 @@ func TestPredictMatchesReference(t *testing.T) {
 	embed := func(seed uint64, n, l int) ([][][]float32, *tensor.Dense) {
 		rng := rand.New(rand.NewPCG(seed, 1))
 		d := randDense(rng, n, l, refD)
-		data := ugo.Float32s(d)
+		data := d.Float32s()
 		rows := make([][][]float32, n)
 		for i := range n {
 			for j := range l {
@@ -63,7 +63,7 @@ func TestPredictMatchesReference(t *testing.T) {
 			m := open(t, tc.model)
 			rng := rand.New(rand.NewPCG(uint64(i), 7))
 			x := randDense(rng, tc.shape...)
-			xs := slices.Clone(ugo.Float32s(x))
+			xs := slices.Clone(x.Float32s())
 			dst := zerosLike(x)
 			var d ugo.Denoiser = m
 			var condOf func(int) [][]float32
@@ -79,7 +79,7 @@ func TestPredictMatchesReference(t *testing.T) {
 			if err := d.PredictNoise(context.Background(), dst, x, tc.t); err != nil {
 				t.Fatal(err)
 			}
-			if !slices.Equal(xs, ugo.Float32s(x)) {
+			if !slices.Equal(xs, x.Float32s()) {
 				t.Fatal("PredictNoise modified x")
 			}
 			tOf := func(n int) float64 {
@@ -97,7 +97,7 @@ func TestPredictMatchesReference(t *testing.T) {
 				in = roundHalf(xs)
 			}
 			want := reference(in, tc.shape, tOf, condOf)
-			assertClose(t, ugo.Float32s(dst), want, tc.tol, tc.model)
+			assertClose(t, dst.Float32s(), want, tc.tol, tc.model)
 
 			// A second call on the same shape reuses the cached tensors and
 			// must give the same answer.
@@ -105,7 +105,7 @@ func TestPredictMatchesReference(t *testing.T) {
 			if err := d.PredictNoise(context.Background(), dst2, x, tc.t); err != nil {
 				t.Fatal(err)
 			}
-			if !slices.Equal(ugo.Float32s(dst), ugo.Float32s(dst2)) {
+			if !slices.Equal(dst.Float32s(), dst2.Float32s()) {
 				t.Fatal("second call differs from the first")
 			}
 		})
@@ -232,7 +232,7 @@ func TestNonFiniteOutput(t *testing.T) {
 		t.Run(name, func(t *testing.T) {
 			m := open(t, name)
 			x := zerosLike(tensor.New(tensor.WithShape(1, 2, 4, 4), tensor.Of(tensor.Float32)))
-			ugo.Float32s(x)[5] = float32(math.NaN())
+			x.Float32s()[5] = float32(math.NaN())
 			err := m.PredictNoise(context.Background(), zerosLike(x), x, []float32{1})
 			if !errors.Is(err, ErrNonFinite) {
 				t.Fatalf("err = %v, want ErrNonFinite", err)
@@ -242,8 +242,8 @@ func TestNonFiniteOutput(t *testing.T) {
 	t.Run("fp16 overflow", func(t *testing.T) {
 		m := open(t, "fp16.onnx")
 		x := zerosLike(tensor.New(tensor.WithShape(1, 2, 4, 4), tensor.Of(tensor.Float32)))
-		for i := range ugo.Float32s(x) {
-			ugo.Float32s(x)[i] = 60000 // finite in float16, the conv overflows it
+		for i := range x.Float32s() {
+			x.Float32s()[i] = 60000 // finite in float16, the conv overflows it
 		}
 		if err := m.PredictNoise(context.Background(), zerosLike(x), x, []float32{1}); !errors.Is(err, ErrNonFinite) {
 			t.Fatalf("err = %v, want ErrNonFinite", err)
@@ -353,9 +353,9 @@ func TestWith(t *testing.T) {
 		if err := b.PredictNoise(context.Background(), dst, x, []float32{0}); err != nil {
 			t.Fatal(err)
 		}
-		want := reference(ugo.Float32s(x), []int{2, 2, 4, 4}, func(int) float64 { return 0 },
+		want := reference(x.Float32s(), []int{2, 2, 4, 4}, func(int) float64 { return 0 },
 			func(int) [][]float32 { return [][]float32{{1, 2, 3, 4}} })
-		assertClose(t, ugo.Float32s(dst), want, 1e-4, "int-bound")
+		assertClose(t, dst.Float32s(), want, 1e-4, "int-bound")
 	})
 }
 
@@ -400,19 +400,19 @@ func TestBatchedCFG(t *testing.T) {
 				return func(int) [][]float32 {
 					var r [][]float32
 					for j := range l {
-						r = append(r, ugo.Float32s(d)[j*refD:(j+1)*refD])
+						r = append(r, d.Float32s()[j*refD:(j+1)*refD])
 					}
 					return r
 				}
 			}
 			tOf := func(n int) float64 { return float64(ts[n]) }
-			ec := reference(ugo.Float32s(x), []int{2, 2, 6, 6}, tOf, rows(c, tc.condL))
-			eu := reference(ugo.Float32s(x), []int{2, 2, 6, 6}, tOf, rows(u, tc.uncL))
+			ec := reference(x.Float32s(), []int{2, 2, 6, 6}, tOf, rows(c, tc.condL))
+			eu := reference(x.Float32s(), []int{2, 2, 6, 6}, tOf, rows(u, tc.uncL))
 			want := make([]float32, len(ec))
 			for i := range want {
 				want[i] = eu[i] + scale*(ec[i]-eu[i])
 			}
-			assertClose(t, ugo.Float32s(dst), want, 1e-3, "cfg")
+			assertClose(t, dst.Float32s(), want, 1e-3, "cfg")
 		})
 	}
 	t.Run("errors", func(t *testing.T) {
@@ -456,7 +456,7 @@ func TestConcurrent(t *testing.T) {
 			cond := func(int) [][]float32 {
 				var r [][]float32
 				for j := range 1 + g%3 {
-					r = append(r, ugo.Float32s(c)[j*refD:(j+1)*refD])
+					r = append(r, c.Float32s()[j*refD:(j+1)*refD])
 				}
 				return r
 			}
@@ -469,8 +469,8 @@ func TestConcurrent(t *testing.T) {
 					errs <- err
 					return
 				}
-				want := reference(ugo.Float32s(x), shape, func(int) float64 { return float64(ts[0]) }, cond)
-				if d, i := maxDiff(t, ugo.Float32s(dst), want); d > 1e-4 {
+				want := reference(x.Float32s(), shape, func(int) float64 { return float64(ts[0]) }, cond)
+				if d, i := maxDiff(t, dst.Float32s(), want); d > 1e-4 {
 					errs <- errors.New("goroutine result mismatch at " + fmtShape(shape) + " index " + fmtShape([]int{i}))
 					return
 				}
@@ -514,7 +514,7 @@ func TestThreads(t *testing.T) {
 		if err := m.PredictNoise(context.Background(), dst, x, []float32{3, 4}); err != nil {
 			t.Fatalf("threads %v: %v", th, err)
 		}
-		want := reference(ugo.Float32s(x), []int{2, 2, 9, 9}, func(n int) float64 { return float64(3 + n) }, nil)
-		assertClose(t, ugo.Float32s(dst), want, 1e-4, "threads")
+		want := reference(x.Float32s(), []int{2, 2, 9, 9}, func(n int) float64 { return float64(3 + n) }, nil)
+		assertClose(t, dst.Float32s(), want, 1e-4, "threads")
 	}
 }

@@ -12,8 +12,6 @@ import (
 	"testing"
 
 	"gorgonia.org/tensor"
-
-	"github.com/ugo-diffusion/ugo"
 )
 
 // subprocessEnv marks a child test process that must not load the library,
@@ -175,13 +173,13 @@ func TestGPUProviders(t *testing.T) {
 				t.Fatalf("no fallback warning logged: %q", logs.String())
 			}
 			x := zerosLike(tensor.New(tensor.WithShape(1, 2, 4, 4), tensor.Of(tensor.Float32)))
-			ugo.Float32s(x)[3] = 1
+			x.Float32s()[3] = 1
 			dst := zerosLike(x)
 			if err := m.PredictNoise(context.Background(), dst, x, []float32{10}); err != nil {
 				t.Fatal(err)
 			}
-			want := reference(ugo.Float32s(x), []int{1, 2, 4, 4}, func(int) float64 { return 10 }, nil)
-			assertClose(t, ugo.Float32s(dst), want, 1e-4, "fallback")
+			want := reference(x.Float32s(), []int{1, 2, 4, 4}, func(int) float64 { return 10 }, nil)
+			assertClose(t, dst.Float32s(), want, 1e-4, "fallback")
 		})
 	}
 }

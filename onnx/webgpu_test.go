@@ -12,8 +12,6 @@ import (
 	"slices"
 	"strings"
 	"testing"
-
-	"github.com/ugo-diffusion/ugo"
 )
 
 // webgpuChildEnv names the case a child process of TestWebGPUEnvironment
@@ -116,13 +114,13 @@ func TestWebGPUEnvironment(t *testing.T) {
 func webgpuChild(t *testing.T, name string) {
 	requireRuntime(t)
 	x := randDense(rand.New(rand.NewPCG(7, 7)), 2, refC, 8, 12)
-	want := reference(ugo.Float32s(x), x.Shape(), func(int) float64 { return 321 }, nil)
+	want := reference(x.Float32s(), x.Shape(), func(int) float64 { return 321 }, nil)
 	predict := func(m *Model) []float32 {
 		dst := zerosLike(x)
 		if err := m.PredictNoise(context.Background(), dst, x, []float32{321, 321}); err != nil {
 			t.Fatal(err)
 		}
-		return ugo.Float32s(dst)
+		return dst.Float32s()
 	}
 
 	m, err := Open(modelPath("dynamic.onnx"), WithWebGPU(nil))

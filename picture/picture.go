@@ -54,7 +54,7 @@ func Grid(x *tensor.Dense, cols, pad int) (image.Image, error) {
 	if err := ugo.CheckMemory(fmt.Sprintf("picture: a %dx%d grid", width, height), ugo.TensorBytes(1, int(width), int(height))); err != nil {
 		return nil, err
 	}
-	data := ugo.Float32s(x)
+	data := x.Float32s()
 	img := image.NewRGBA(image.Rect(0, 0, int(width), int(height)))
 	for i := range img.Pix {
 		img.Pix[i] = 128

@@ -22,7 +22,7 @@ func cheapModel() ugo.Denoiser {
 	var d, xs []float32
 	return ugo.DenoiserFunc(func(_ context.Context, dst, x *tensor.Dense, _ []float32) error {
 		if dst != lastDst || x != lastX {
-			lastDst, lastX, d, xs = dst, x, ugo.Float32s(dst), ugo.Float32s(x)
+			lastDst, lastX, d, xs = dst, x, dst.Float32s(), x.Float32s()
 		}
 		for i, v := range xs {
 			d[i] = 0.1 * v
@@ -100,14 +100,14 @@ func BenchmarkSample(b *testing.B) {
 	} {
 		const steps = 20
 		x := latent(1, 4, 64, 64)
-		init := append([]float32(nil), ugo.Float32s(x)...)
+		init := append([]float32(nil), x.Float32s()...)
 		src := noise.NewPCG(1)
 		model := cheapModel()
 		b.Run(fmt.Sprintf("%s/1x4x64x64/%dsteps", bc.name, steps), func(b *testing.B) {
 			b.ReportAllocs()
 			b.SetBytes(int64(4 * len(init) * steps))
 			for b.Loop() {
-				copy(ugo.Float32s(x), init)
+				copy(x.Float32s(), init)
 				if err := Sample(context.Background(), model, bc.s, x, Options{Steps: steps, Noise: src}); err != nil {
 					b.Fatal(err)
 				}

@@ -11,7 +11,6 @@ import (
 
 	"gorgonia.org/tensor"
 
-	"github.com/ugo-diffusion/ugo"
 	"github.com/ugo-diffusion/ugo/noise"
 	"github.com/ugo-diffusion/ugo/schedule"
 )
@@ -93,7 +92,7 @@ func TestDiffusersRuns(t *testing.T) {
 			}
 			src := noise.NewTorchCPU(want.Seed)
 			x := tensor.New(tensor.WithShape(g.Shape...), tensor.Of(tensor.Float32))
-			xs := ugo.Float32s(x)
+			xs := x.Float32s()
 			if want.Strength > 0 {
 				for i := range xs {
 					xs[i] = float32(i)/float32(len(xs)) - 0.5

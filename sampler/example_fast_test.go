@@ -21,8 +21,8 @@ import (
 func exactModel(s *schedule.Schedule, c float64) ugo.Denoiser {
 	return ugo.DenoiserFunc(func(_ context.Context, dst, x *tensor.Dense, t []float32) error {
 		a := s.AlphaBar(float64(t[0]))
-		d := ugo.Float32s(dst)
-		for i, v := range ugo.Float32s(x) {
+		d := dst.Float32s()
+		for i, v := range x.Float32s() {
 			d[i] = float32((float64(v) - math.Sqrt(a)*c) / math.Sqrt(1-a))
 		}
 		return nil
@@ -55,7 +55,7 @@ func ExampleDPMSolverMultistep() {
 	if err := sampler.Sample(context.Background(), exactModel(dpm.Schedule, -0.25), dpm, x, sampler.Options{Steps: 20, Noise: src}); err != nil {
 		log.Fatal(err)
 	}
-	fmt.Printf("final x[0] = %.3f\n", ugo.Float32s(x)[0])
+	fmt.Printf("final x[0] = %.3f\n", x.Float32s()[0])
 	// Output:
 	// timesteps [999 962 921 876] ... [15 6 2 0]
 	// sigmas [14.615 11.725 9.340] ... [0.048 0.029 0.000]
@@ -91,7 +91,7 @@ func ExampleEuler() {
 	if err != nil {
 		log.Fatal(err)
 	}
-	fmt.Printf("final x[0] = %.3f\n", ugo.Float32s(x)[0])
+	fmt.Printf("final x[0] = %.3f\n", x.Float32s()[0])
 	// Output:
 	// initial noise sigma 14.615
 	// step 0: model at t=999.00, sigma 14.615
@@ -122,7 +122,7 @@ func ExampleEulerAncestral() {
 	if err := sampler.Sample(context.Background(), guided, ea, x, sampler.Options{Steps: 25, Noise: src}); err != nil {
 		log.Fatal(err)
 	}
-	xs := ugo.Float32s(x)
+	xs := x.Float32s()
 	fmt.Printf("final x[0] = %.3f, x[255] = %.3f\n", xs[0], xs[255])
 	// Output:
 	// final x[0] = 0.500, x[255] = 0.500

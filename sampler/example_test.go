@@ -26,8 +26,8 @@ func ExampleDDIM() {
 	sched := ddim.Schedule
 	model := ugo.DenoiserFunc(func(_ context.Context, dst, x *tensor.Dense, t []float32) error {
 		a := sched.AlphaBar(float64(t[0]))
-		d := ugo.Float32s(dst)
-		for i, v := range ugo.Float32s(x) {
+		d := dst.Float32s()
+		for i, v := range x.Float32s() {
 			d[i] = float32((float64(v) - math.Sqrt(a)*0.5) / math.Sqrt(1-a))
 		}
 		return nil
@@ -43,7 +43,7 @@ func ExampleDDIM() {
 		Noise: src,
 		Progress: func(p sampler.ProgressInfo) error {
 			if p.Step%5 == 0 {
-				fmt.Printf("step %2d  t=%3d  x0[0]=%.3f\n", p.Step, p.Timestep, ugo.Float32s(p.X0)[0])
+				fmt.Printf("step %2d  t=%3d  x0[0]=%.3f\n", p.Step, p.Timestep, p.X0.Float32s()[0])
 			}
 			return nil
 		},
@@ -51,7 +51,7 @@ func ExampleDDIM() {
 	if err != nil {
 		log.Fatal(err)
 	}
-	xs := ugo.Float32s(x)
+	xs := x.Float32s()
 	fmt.Printf("final x[0]=%.3f x[last]=%.3f\n", xs[0], xs[len(xs)-1])
 	// Output:
 	// step  0  t=950  x0[0]=0.500

@@ -7,7 +7,6 @@ import (
 
 	"gorgonia.org/tensor"
 
-	"github.com/ugo-diffusion/ugo"
 	"github.com/ugo-diffusion/ugo/noise"
 	"github.com/ugo-diffusion/ugo/schedule"
 )
@@ -58,12 +57,12 @@ func TestDPMSolverFullLoopGoldens(t *testing.T) {
 			opts := Options{Steps: 10}
 			if tc.strength > 0 {
 				opts.Strength = tc.strength
-				opts.Noise = &fixedThen{first: ugo.Float32s(dummyDeter(true))}
+				opts.Noise = &fixedThen{first: dummyDeter(true).Float32s()}
 			}
 			if err := Sample(context.Background(), dummyModel, d, x, opts); err != nil {
 				t.Fatal(err)
 			}
-			checkSumMean(t, ugo.Float32s(x), tc.sum, tc.mean)
+			checkSumMean(t, x.Float32s(), tc.sum, tc.mean)
 		})
 	}
 }
@@ -85,7 +84,7 @@ func eulerTestLoop(t *testing.T, s Solver, p *Trajectory, start int, x []float32
 		if err := dummyModel(context.Background(), eps, xt, []float32{p.Timesteps[i]}); err != nil {
 			t.Fatal(err)
 		}
-		in := StepInput{ModelOutput: ugo.Float32s(eps), Sample: x}
+		in := StepInput{ModelOutput: eps.Float32s(), Sample: x}
 		if p.Noisy[i] {
 			src.Normal(z)
 			in.Noise = z
@@ -121,12 +120,12 @@ func TestEulerFullLoopGoldens(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			x := ugo.Float32s(dummyDeter(false))
+			x := dummyDeter(false).Float32s()
 			for j := range x {
 				x[j] *= p.InitNoiseSigma
 			}
 			if tc.start > 0 {
-				if err := tc.solver.AddNoiseAt(x, x, ugo.Float32s(dummyDeter(true)), p, tc.start); err != nil {
+				if err := tc.solver.AddNoiseAt(x, x, dummyDeter(true).Float32s(), p, tc.start); err != nil {
 					t.Fatal(err)
 				}
 			}

@@ -5,7 +5,6 @@ import (
 	"math"
 	"testing"
 
-	"github.com/ugo-diffusion/ugo"
 	"github.com/ugo-diffusion/ugo/noise"
 	"github.com/ugo-diffusion/ugo/schedule"
 )
@@ -42,12 +41,12 @@ func TestDDIMFullLoopGoldens(t *testing.T) {
 			opts := Options{Steps: 10}
 			if tc.strength > 0 {
 				opts.Strength = tc.strength
-				opts.Noise = &fixedThen{first: ugo.Float32s(dummyDeter(true))}
+				opts.Noise = &fixedThen{first: dummyDeter(true).Float32s()}
 			}
 			if err := Sample(context.Background(), dummyModel, d, x, opts); err != nil {
 				t.Fatal(err)
 			}
-			sum, mean := absSumMean(ugo.Float32s(x))
+			sum, mean := absSumMean(x.Float32s())
 			if math.Abs(sum-tc.sum) > 1e-2 || math.Abs(mean-tc.mean) > 1e-3 {
 				t.Errorf("sum %.4f mean %.6f, want %.4f and %.6f", sum, mean, tc.sum, tc.mean)
 			}
@@ -77,12 +76,12 @@ func TestDDPMFullLoopGoldens(t *testing.T) {
 			x := dummyDeter(false)
 			var src noise.Source = noise.NewTorchCPU(0)
 			if tc.strength > 0 {
-				src = &fixedThen{first: ugo.Float32s(dummyDeter(true)), rest: src}
+				src = &fixedThen{first: dummyDeter(true).Float32s(), rest: src}
 			}
 			if err := Sample(context.Background(), dummyModel, d, x, Options{Steps: 1000, Noise: src, Strength: tc.strength}); err != nil {
 				t.Fatal(err)
 			}
-			sum, mean := absSumMean(ugo.Float32s(x))
+			sum, mean := absSumMean(x.Float32s())
 			if math.Abs(sum-tc.sum) > 1e-2 || math.Abs(mean-tc.mean) > 1e-3 {
 				t.Errorf("sum %.4f mean %.6f, want %.4f and %.6f", sum, mean, tc.sum, tc.mean)
 			}

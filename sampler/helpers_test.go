@@ -44,7 +44,7 @@ var dummyModel = ugo.DenoiserFunc(func(_ context.Context, dst, x *tensor.Dense, 
 	if err := ugo.CheckPrediction(dst, x, t); err != nil {
 		return err
 	}
-	d, xs := ugo.Float32s(dst), ugo.Float32s(x)
+	d, xs := dst.Float32s(), x.Float32s()
 	tt := t[0]
 	for i, v := range xs {
 		d[i] = (v * tt) / (tt + 1)
@@ -84,7 +84,7 @@ func linearSchedule(t testing.TB, betaStart float32) *schedule.Schedule {
 }
 
 func clone(x *tensor.Dense) *tensor.Dense {
-	return tensor.New(tensor.WithShape(x.Shape().Clone()...), tensor.WithBacking(append([]float32(nil), ugo.Float32s(x)...)))
+	return tensor.New(tensor.WithShape(x.Shape().Clone()...), tensor.WithBacking(append([]float32(nil), x.Float32s()...)))
 }
 
 // analyticModel is the exact eps-predictor for data concentrated at the
@@ -96,8 +96,8 @@ func analyticModel(s *schedule.Schedule, c float64) ugo.Denoiser {
 		}
 		a := s.AlphaBar(float64(t[0]))
 		sa, sb := math.Sqrt(a), math.Sqrt(1-a)
-		d := ugo.Float32s(dst)
-		for i, v := range ugo.Float32s(x) {
+		d := dst.Float32s()
+		for i, v := range x.Float32s() {
 			d[i] = float32((float64(v) - sa*c) / sb)
 		}
 		return nil

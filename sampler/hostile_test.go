@@ -46,13 +46,13 @@ func TestHostileConfigurations(t *testing.T) {
 	models := map[string]ugo.Denoiser{
 		"dummy": dummyModel,
 		"huge": ugo.DenoiserFunc(func(_ context.Context, dst, x *tensor.Dense, tt []float32) error {
-			for i := range ugo.Float32s(dst) {
-				ugo.Float32s(dst)[i] = 3e38
+			for i := range dst.Float32s() {
+				dst.Float32s()[i] = 3e38
 			}
 			return nil
 		}),
 		"zero": ugo.DenoiserFunc(func(_ context.Context, dst, x *tensor.Dense, tt []float32) error {
-			clear(ugo.Float32s(dst))
+			clear(dst.Float32s())
 			return nil
 		}),
 	}
@@ -74,11 +74,11 @@ func TestHostileConfigurations(t *testing.T) {
 							x := tensor.New(tensor.WithShape(1, 1, 2, 2), tensor.WithBacking([]float32{v, -v, v / 2, 0}))
 							var last []float32
 							opts := Options{Steps: 4, Noise: noise.NewTorchCPU(1), Progress: func(p ProgressInfo) error {
-								last = append(last[:0], ugo.Float32s(p.Sample)...)
+								last = append(last[:0], p.Sample.Float32s()...)
 								return nil
 							}}
 							err := Sample(context.Background(), model, s, x, opts)
-							xs := ugo.Float32s(x)
+							xs := x.Float32s()
 							if j := ugo.FirstNonFinite(xs); j >= 0 {
 								t.Fatalf("%s: x[%d] = %v after Sample (err %v)", name, j, xs[j], err)
 							}
@@ -107,13 +107,13 @@ func TestSampleMemoryLimit(t *testing.T) {
 	prev := ugo.SetMemoryLimit(1 << 10)
 	defer ugo.SetMemoryLimit(prev)
 	x := dummyDeter(false)
-	before := append([]float32(nil), ugo.Float32s(x)...)
+	before := append([]float32(nil), x.Float32s()...)
 	err := Sample(context.Background(), dummyModel, &DDIM{Schedule: schedule.Linear(1000, 0.0001, 0.02)}, x, Options{Steps: 3})
 	var me *ugo.MemoryError
 	if !errors.As(err, &me) || me.Need != ugo.TensorBytes(3, []int(x.Shape())...) || me.Limit != 1<<10 {
 		t.Fatalf("err = %v, want a *ugo.MemoryError for 3 buffers", err)
 	}
-	equalBits(t, "x", ugo.Float32s(x), before)
+	equalBits(t, "x", x.Float32s(), before)
 	ugo.SetMemoryLimit(prev)
 	if err := Sample(context.Background(), dummyModel, &DDIM{Schedule: schedule.Linear(1000, 0.0001, 0.02)}, x, Options{Steps: 3}); err != nil {
 		t.Fatal(err)
@@ -131,12 +131,12 @@ func TestSampleRefusesNonFiniteInput(t *testing.T) {
 	})
 	for _, bad := range []float32{float32(math.NaN()), float32(math.Inf(-1))} {
 		x := dummyDeter(false)
-		ugo.Float32s(x)[3] = bad
+		x.Float32s()[3] = bad
 		if err := Sample(context.Background(), model, s, x, Options{Steps: 3}); !errors.Is(err, ErrNonFinite) {
 			t.Fatalf("x with %v: %v", bad, err)
 		}
 		prev := dummyDeter(false)
-		ugo.Float32s(prev)[0] = bad
+		prev.Float32s()[0] = bad
 		dpm := &DPMSolverMultistep{Schedule: s.Schedule}
 		if err := Sample(context.Background(), model, dpm, dummyDeter(false), Options{Steps: 3, StartStep: 1, PrevX0: prev}); !errors.Is(err, ErrNonFinite) {
 			t.Fatalf("PrevX0 with %v: %v", bad, err)

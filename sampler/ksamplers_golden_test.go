@@ -10,7 +10,6 @@ import (
 
 	"gorgonia.org/tensor"
 
-	"github.com/ugo-diffusion/ugo"
 	"github.com/ugo-diffusion/ugo/noise"
 	"github.com/ugo-diffusion/ugo/schedule"
 )
@@ -114,7 +113,7 @@ func TestTorchReference(t *testing.T) {
 
 			src := noise.NewTorchCPU(tc.seed)
 			x := tensor.New(tensor.WithShape(g.Shape...), tensor.Of(tensor.Float32))
-			xs := ugo.Float32s(x)
+			xs := x.Float32s()
 			if tc.strength > 0 {
 				// The clean sample of the script: arange(n)/n - 0.5.
 				for i := range xs {

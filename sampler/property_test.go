@@ -33,19 +33,19 @@ func genSolverCase(t *rapid.T) (*schedule.Schedule, schedule.Spacing, Prediction
 
 func runSolver(t *rapid.T, s Solver, sched *schedule.Schedule, n int, seed uint64) []float32 {
 	x := tensor.New(tensor.WithShape(1, 2, 4, 4), tensor.Of(tensor.Float32))
-	noise.NewPCG(seed).Normal(ugo.Float32s(x))
+	noise.NewPCG(seed).Normal(x.Float32s())
 	if err := Sample(context.Background(), fieldModelRapid(sched), s, x, Options{Steps: n}); err != nil {
 		t.Fatal(err)
 	}
-	return ugo.Float32s(x)
+	return x.Float32s()
 }
 
 // fieldModelRapid is a smooth model whose output depends on x and t.
 func fieldModelRapid(s *schedule.Schedule) ugo.Denoiser {
 	return ugo.DenoiserFunc(func(_ context.Context, dst, x *tensor.Dense, t []float32) error {
 		a := s.AlphaBar(float64(t[0]))
-		d := ugo.Float32s(dst)
-		for i, v := range ugo.Float32s(x) {
+		d := dst.Float32s()
+		for i, v := range x.Float32s() {
 			d[i] = float32(math.Sqrt(1-a)*float64(v) + 0.1*math.Sin(float64(i)))
 		}
 		return nil

@@ -7,7 +7,6 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/ugo-diffusion/ugo"
 	"github.com/ugo-diffusion/ugo/schedule"
 )
 
@@ -35,7 +34,7 @@ func TestPNDMFullLoopGoldens(t *testing.T) {
 			if err := Sample(context.Background(), dummyModel, d, x, Options{Steps: 10}); err != nil {
 				t.Fatal(err)
 			}
-			checkSumMean(t, ugo.Float32s(x), tc.sum, tc.mean)
+			checkSumMean(t, x.Float32s(), tc.sum, tc.mean)
 		})
 	}
 }
@@ -68,12 +67,12 @@ func TestUniPCFullLoopGoldens(t *testing.T) {
 			opts := Options{Steps: 10}
 			if tc.strength > 0 {
 				opts.Strength = tc.strength
-				opts.Noise = &fixedThen{first: ugo.Float32s(dummyDeter(true))}
+				opts.Noise = &fixedThen{first: dummyDeter(true).Float32s()}
 			}
 			if err := Sample(context.Background(), dummyModel, u, x, opts); err != nil {
 				t.Fatal(err)
 			}
-			checkSumMean(t, ugo.Float32s(x), tc.sum, tc.mean)
+			checkSumMean(t, x.Float32s(), tc.sum, tc.mean)
 		})
 	}
 }

@@ -178,13 +178,13 @@ func Sample(ctx context.Context, model ugo.Denoiser, s Solver, x *tensor.Dense, 
 		return errors.New("sampler: the run draws noise but Options.Noise is nil")
 	}
 
-	xs := ugo.Float32s(x)
+	xs := x.Float32s()
 	size, batch := len(xs), shape[0]
 	if err := ugo.CheckFinite("sampler: x on entry", xs); err != nil {
 		return err
 	}
 	if opts.PrevX0 != nil {
-		if err := ugo.CheckFinite("sampler: Options.PrevX0", ugo.Float32s(opts.PrevX0)); err != nil {
+		if err := ugo.CheckFinite("sampler: Options.PrevX0", opts.PrevX0.Float32s()); err != nil {
 			return err
 		}
 	}
@@ -238,7 +238,7 @@ func Sample(ctx context.Context, model ugo.Denoiser, s Solver, x *tensor.Dense, 
 
 	cur, hasPrev := 0, false
 	if p.Multistep && opts.PrevX0 != nil {
-		copy(x0[1], ugo.Float32s(opts.PrevX0))
+		copy(x0[1], opts.PrevX0.Float32s())
 		hasPrev = true
 	}
 	switch {

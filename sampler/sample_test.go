@@ -70,7 +70,7 @@ func manualSample(t *testing.T, model ugo.Denoiser, s Solver, x []float32, steps
 			t.Fatal(err)
 		}
 		x0 := make([]float32, dN)
-		stepIn := StepInput{ModelOutput: ugo.Float32s(eps), Sample: x, X0: x0, Batch: dB}
+		stepIn := StepInput{ModelOutput: eps.Float32s(), Sample: x, X0: x0, Batch: dB}
 		if p.Multistep {
 			stepIn.PrevX0 = prevX0
 		}
@@ -93,12 +93,12 @@ func TestSampleMatchesManualLoop(t *testing.T) {
 			const steps = 12
 			model := analyticModel(s.(interface{ sched() *schedule.Schedule }).sched(), 0.3)
 			x := dummyDeter(false)
-			want := append([]float32(nil), ugo.Float32s(x)...)
+			want := append([]float32(nil), x.Float32s()...)
 			manualSample(t, model, s, want, steps, noise.NewPCG(7))
 			if err := Sample(context.Background(), model, s, x, Options{Steps: steps, Noise: noise.NewPCG(7)}); err != nil {
 				t.Fatal(err)
 			}
-			equalBits(t, "Sample vs manual loop", ugo.Float32s(x), want)
+			equalBits(t, "Sample vs manual loop", x.Float32s(), want)
 		})
 	}
 }
@@ -115,7 +115,7 @@ func TestSchedulerManualLoop(t *testing.T) {
 			const steps = 12
 			model := analyticModel(s.(interface{ sched() *schedule.Schedule }).sched(), 0.3)
 			x := dummyDeter(false)
-			want := append([]float32(nil), ugo.Float32s(x)...)
+			want := append([]float32(nil), x.Float32s()...)
 			src := noise.NewPCG(7)
 			ts, err := sc.Timesteps(steps)
 			if err != nil {
@@ -128,7 +128,7 @@ func TestSchedulerManualLoop(t *testing.T) {
 				if err := model.PredictNoise(context.Background(), eps, xt, []float32{float32(ti)}); err != nil {
 					t.Fatal(err)
 				}
-				in := StepInput{Timestep: ti, Prev: sc.PrevTimestep(ti, steps), ModelOutput: ugo.Float32s(eps), Sample: want, Batch: dB}
+				in := StepInput{Timestep: ti, Prev: sc.PrevTimestep(ti, steps), ModelOutput: eps.Float32s(), Sample: want, Batch: dB}
 				if sc.NeedsNoise(ti) {
 					src.Normal(z)
 					in.Noise = z
@@ -143,7 +143,7 @@ func TestSchedulerManualLoop(t *testing.T) {
 				if err := Sample(context.Background(), model, solver, x, Options{Steps: steps, Noise: noise.NewPCG(7)}); err != nil {
 					t.Fatal(err)
 				}
-				equalBits(t, "Sample vs manual Scheduler loop", ugo.Float32s(x), want)
+				equalBits(t, "Sample vs manual Scheduler loop", x.Float32s(), want)
 			}
 		})
 	}
@@ -186,11 +186,11 @@ func TestResume(t *testing.T) {
 				if !errors.As(err, &se) || !errors.Is(err, errStop) || se.Step != stop || se.Resume != stop+1 {
 					t.Fatalf("interrupted run: err = %v, want a *StepError at step %d wrapping errStop", err, stop)
 				}
-				equalBits(t, "x after interruption", ugo.Float32s(x), ugo.Float32s(saved))
+				equalBits(t, "x after interruption", x.Float32s(), saved.Float32s())
 				if err := Sample(context.Background(), model, s, saved, Options{Steps: steps, Noise: src, StartStep: se.Resume, PrevX0: savedX0}); err != nil {
 					t.Fatal(err)
 				}
-				equalBits(t, "resumed run", ugo.Float32s(saved), ugo.Float32s(full))
+				equalBits(t, "resumed run", saved.Float32s(), full.Float32s())
 			})
 		}
 	}
@@ -203,8 +203,8 @@ func TestStrength(t *testing.T) {
 	d := &DDIM{Schedule: s, SetAlphaToOne: true}
 	for _, strength := range []float64{0.1, 0.35, 1} {
 		x := tensor.New(tensor.WithShape(1, 1, 4, 4), tensor.WithBacking(make([]float32, 16)))
-		for i := range ugo.Float32s(x) {
-			ugo.Float32s(x)[i] = 0.25
+		for i := range x.Float32s() {
+			x.Float32s()[i] = 0.25
 		}
 		var steps []int
 		err := Sample(context.Background(), analyticModel(s, 0.25), d, x, Options{Steps: 20, Noise: noise.NewPCG(1), Strength: strength,
@@ -216,7 +216,7 @@ func TestStrength(t *testing.T) {
 		if len(steps) != kept || steps[0] != 20-kept {
 			t.Errorf("strength %v ran steps %v, want the last %d", strength, steps, kept)
 		}
-		for i, v := range ugo.Float32s(x) {
+		for i, v := range x.Float32s() {
 			if math.Abs(float64(v)-0.25) > 1e-4 {
 				t.Fatalf("strength %v: x[%d] = %v, want 0.25", strength, i, v)
 			}
@@ -258,7 +258,7 @@ func TestCancel(t *testing.T) {
 			if calls != 4 {
 				t.Errorf("model called %d times, want 4", calls)
 			}
-			equalBits(t, "x after cancel", ugo.Float32s(x), ugo.Float32s(before))
+			equalBits(t, "x after cancel", x.Float32s(), before.Float32s())
 		})
 	}
 	t.Run("inside_model", func(t *testing.T) {
@@ -292,8 +292,8 @@ func TestNonFinite(t *testing.T) {
 					return err
 				}
 				if int(tt[0]) == ts[at] {
-					before = append([]float32(nil), ugo.Float32s(x)...)
-					ugo.Float32s(dst)[17] = bad
+					before = append([]float32(nil), x.Float32s()...)
+					dst.Float32s()[17] = bad
 				}
 				return nil
 			})
@@ -306,7 +306,7 @@ func TestNonFinite(t *testing.T) {
 			if msg := err.Error(); !strings.Contains(msg, "timestep") || !strings.Contains(msg, "index 17") {
 				t.Errorf("error %q does not name the timestep and index", msg)
 			}
-			equalBits(t, "x after failed step", ugo.Float32s(x), before)
+			equalBits(t, "x after failed step", x.Float32s(), before)
 		}
 	}
 }

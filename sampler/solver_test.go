@@ -51,7 +51,7 @@ func TestSolversAgreeOnODE(t *testing.T) {
 		if err := Sample(context.Background(), model, sol, x, Options{Steps: steps}); err != nil {
 			t.Fatal(err)
 		}
-		return ugo.Float32s(x)
+		return x.Float32s()
 	}
 	ref := run(&DDIM{Schedule: s, SetAlphaToOne: true, Spacing: schedule.Trailing}, 1000)
 	solvers := []struct {
@@ -124,7 +124,7 @@ func TestUpsampleGuidanceFastSolvers(t *testing.T) {
 	pool := func(x *tensor.Dense) *tensor.Dense {
 		sh := x.Shape()
 		n, c, h, w := sh[0], sh[1], sh[2]/2, sh[3]/2
-		src, dst := ugo.Float32s(x), make([]float32, n*c*h*w)
+		src, dst := x.Float32s(), make([]float32, n*c*h*w)
 		for b := range n * c {
 			for i := range h {
 				for j := range w {
@@ -200,7 +200,7 @@ func TestConcurrentRuns(t *testing.T) {
 				if errs[g] != nil {
 					t.Fatal(errs[g])
 				}
-				equalBits(t, "concurrent run", ugo.Float32s(got[g]), ugo.Float32s(want))
+				equalBits(t, "concurrent run", got[g].Float32s(), want.Float32s())
 			}
 		})
 	}
@@ -229,13 +229,13 @@ func TestFractionalTimesteps(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			first := ugo.Float32s(clone(x))
+			first := clone(x).Float32s()
 			var seen []float32
 			fractional := false
 			model := ugo.DenoiserFunc(func(ctx context.Context, dst, xt *tensor.Dense, tt []float32) error {
 				if len(seen) == 0 {
 					// The first input is noise * InitNoiseSigma / InputNorm[0].
-					for i, v := range ugo.Float32s(xt) {
+					for i, v := range xt.Float32s() {
 						want := float32(first[i]*p.InitNoiseSigma) / p.InputNorm[0]
 						if v != want {
 							t.Fatalf("model input [%d] = %v, want %v", i, v, want)
@@ -340,7 +340,7 @@ func TestZeroTerminalSNR(t *testing.T) {
 		if err := Sample(context.Background(), analyticModel(s, 0.2), sol, x, Options{Steps: 10, Noise: noise.NewPCG(2)}); err != nil {
 			t.Fatalf("%T: %v", sol, err)
 		}
-		if j := ugo.FirstNonFinite(ugo.Float32s(x)); j >= 0 {
+		if j := ugo.FirstNonFinite(x.Float32s()); j >= 0 {
 			t.Errorf("%T: non-finite result at %d", sol, j)
 		}
 	}
@@ -370,7 +370,7 @@ func TestResumeWithoutHistory(t *testing.T) {
 	if err := Sample(context.Background(), model, d, half, Options{Steps: 20, StartStep: 10}); err != nil {
 		t.Fatal(err)
 	}
-	e := rmsDiff(ugo.Float32s(half), ugo.Float32s(full))
+	e := rmsDiff(half.Float32s(), full.Float32s())
 	if e == 0 || e > 0.02 {
 		t.Errorf("resume without history: rms difference %.3g from the full run, want small but nonzero", e)
 	}

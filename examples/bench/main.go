@@ -239,7 +239,7 @@ func run(out io.Writer) error {
 				r.lowCall = append(r.lowCall, lt)
 				r.lowCalls = lc
 			}
-			data := ugo.Float32s(x)
+			data := x.Float32s()
 			if r.final == nil {
 				r.final = append([]float32(nil), data...)
 			} else {

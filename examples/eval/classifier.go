@@ -7,7 +7,6 @@ import (
 
 	"gorgonia.org/tensor"
 
-	"github.com/ugo-diffusion/ugo"
 	"github.com/ugo-diffusion/ugo/onnx"
 )
 
@@ -67,7 +66,7 @@ func (c *classifier) features(ctx context.Context, images []float32, n int) ([]f
 		if err := c.sess.Run(ctx, map[string]*tensor.Dense{"x": x}, map[string]*tensor.Dense{"logits": logits, "features": f}); err != nil {
 			return nil, 0, err
 		}
-		l := ugo.Float32s(logits)
+		l := logits.Float32s()
 		for i := 0; i < nb; i++ {
 			conf += topProbability(l[i*10 : (i+1)*10])
 		}

@@ -399,7 +399,7 @@ func (h *hiresEval) sample(ctx context.Context, set fashion.Setting, n int) ([]f
 			if err != nil {
 				return err
 			}
-			copy(imgs[start*per:(start+nb)*per], ugo.Float32s(x))
+			copy(imgs[start*per:(start+nb)*per], x.Float32s())
 			fmt.Fprintf(os.Stderr, "\r%-28s %4d/%d images", set.Name, finished.Add(int64(nb)), n)
 			return nil
 		})

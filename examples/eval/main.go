@@ -397,7 +397,7 @@ func evaluate(ctx context.Context, model ugo.Denoiser, steps, workers int, cls *
 					cancel()
 					return
 				}
-				fashion.AreaDownsample(small[start*784:(start+nb)*784], ugo.Float32s(x), nb, set.Size, set.Size, f)
+				fashion.AreaDownsample(small[start*784:(start+nb)*784], x.Float32s(), nb, set.Size, set.Size, f)
 				mu.Lock()
 				finished += nb
 				mu.Unlock()
@@ -473,7 +473,7 @@ func firstN(x *tensor.Dense, n int) *tensor.Dense {
 		return x
 	}
 	per := s[1] * s[2] * s[3]
-	return tensor.New(tensor.WithShape(n, s[1], s[2], s[3]), tensor.WithBacking(ugo.Float32s(x)[:n*per]))
+	return tensor.New(tensor.WithShape(n, s[1], s[2], s[3]), tensor.WithBacking(x.Float32s()[:n*per]))
 }
 
 func key(name string, n int) string { return fmt.Sprintf("%s|%d", name, n) }

@@ -335,7 +335,7 @@ func compare(ctx context.Context, c *config, r *result, cpu, dev *onnx.Model) er
 	}
 
 	x := tensor.New(tensor.WithShape(r.Batch, 1, r.Size, r.Size), tensor.Of(tensor.Float32))
-	fashion.SeedNoise(ugo.Float32s(x), seeds)
+	fashion.SeedNoise(x.Float32s(), seeds)
 	ts := make([]float32, r.Batch)
 	for i := range ts {
 		ts[i] = float32(c.t)
@@ -350,7 +350,7 @@ func compare(ctx context.Context, c *config, r *result, cpu, dev *onnx.Model) er
 		if err := d.PredictNoise(ctx, dst, x, ts); err != nil {
 			return err
 		}
-		eps = append(eps, ugo.Float32s(dst))
+		eps = append(eps, dst.Float32s())
 	}
 	r.EpsScale = jsonFloat(maxAbs(eps[0]))
 
@@ -362,7 +362,7 @@ func compare(ctx context.Context, c *config, r *result, cpu, dev *onnx.Model) er
 			return err
 		}
 		r.last[i] = time.Since(t0)
-		samples = append(samples, ugo.Float32s(out))
+		samples = append(samples, out.Float32s())
 	}
 	if dev != nil {
 		r.EpsDiff = jsonFloat(maxAbsDiff(eps[0], eps[1]))

@@ -284,7 +284,7 @@ func (d *Denoiser) PredictNoise(ctx context.Context, dst, x *tensor.Dense, t []f
 	}
 	ws := d.field.getWorkspace(ext)
 	defer d.field.putWorkspace(ws)
-	xs, ds := ugo.Float32s(x), ugo.Float32s(dst)
+	xs, ds := x.Float32s(), dst.Float32s()
 	plane := ext[0] * ext[1] * ext[2]
 	n, c := shape[0], shape[1]
 	for b := range n {
@@ -331,7 +331,7 @@ func (f *Field) Sample(dst *tensor.Dense, r *rand.Rand) error {
 	ws := f.getWorkspace(ext)
 	defer f.putWorkspace(ws)
 	ws.setScale(math.Sqrt)
-	data := ugo.Float32s(dst)
+	data := dst.Float32s()
 	for i := range data {
 		data[i] = float32(r.NormFloat64())
 	}
@@ -358,7 +358,7 @@ func Autocorrelation(x *tensor.Dense, axis int) ([]float64, error) {
 	if axis < 2 || axis >= len(shape) {
 		return nil, fmt.Errorf("analytic: axis %d of a rank-%d tensor, want 2 to %d", axis, len(shape), len(shape)-1)
 	}
-	data := ugo.Float32s(x)
+	data := x.Float32s()
 	n := shape[axis]
 	stride := 1
 	for _, d := range shape[axis+1:] {

@@ -9,7 +9,6 @@ import (
 	"github.com/stretchr/testify/require"
 	"gorgonia.org/tensor"
 
-	"github.com/ugo-diffusion/ugo"
 	"github.com/ugo-diffusion/ugo/guidance"
 	"github.com/ugo-diffusion/ugo/internal/ortest"
 	"github.com/ugo-diffusion/ugo/noise"
@@ -50,7 +49,7 @@ func TestShippedModelRunsAtAllSizes(t *testing.T) {
 		eps := tensor.New(tensor.WithShape(2, 1, size, size), tensor.Of(tensor.Float32))
 		require.NoError(t, m.PredictNoise(context.Background(), eps, x, []float32{999, 999}))
 		var sq float64
-		for _, v := range ugo.Float32s(eps) {
+		for _, v := range eps.Float32s() {
 			require.False(t, math.IsNaN(float64(v)))
 			sq += float64(v) * float64(v)
 		}
@@ -81,14 +80,14 @@ func TestShippedModelDenoisesRealImages(t *testing.T) {
 	for _, tt := range []float64{100, 500, 900} {
 		a := sched.AlphaBar(tt)
 		xt := tensor.New(tensor.WithShape(n, 1, 28, 28), tensor.Of(tensor.Float32))
-		xd, ed := ugo.Float32s(xt), ugo.Float32s(eps)
+		xd, ed := xt.Float32s(), eps.Float32s()
 		for i := range xd {
 			xd[i] = float32(math.Sqrt(a))*imgs[i] + float32(math.Sqrt(1-a))*ed[i]
 		}
 		pred := tensor.New(tensor.WithShape(n, 1, 28, 28), tensor.Of(tensor.Float32))
 		require.NoError(t, m.PredictNoise(context.Background(), pred, xt, []float32{float32(tt)}))
 		var mse float64
-		for i, v := range ugo.Float32s(pred) {
+		for i, v := range pred.Float32s() {
 			d := float64(v - ed[i])
 			mse += d * d
 		}
@@ -110,18 +109,18 @@ func TestGuidedSamplingIsDeterministic(t *testing.T) {
 	require.NoError(t, err)
 	b, err := s.Sample(context.Background(), set, seeds, 0)
 	require.NoError(t, err)
-	require.Equal(t, ugo.Float32s(a), ugo.Float32s(b))
+	require.Equal(t, a.Float32s(), b.Float32s())
 	plain, err := s.Sample(context.Background(), Setting{Name: "56 plain", Size: 56}, seeds, 0)
 	require.NoError(t, err)
-	require.NotEqual(t, ugo.Float32s(a), ugo.Float32s(plain))
-	for _, v := range ugo.Float32s(a) {
+	require.NotEqual(t, a.Float32s(), plain.Float32s())
+	for _, v := range a.Float32s() {
 		require.False(t, math.IsNaN(float64(v)) || math.IsInf(float64(v), 0))
 	}
 	// Seeds, not batch positions, decide the noise: image 1 of a batch
 	// equals a batch of just its seed.
 	one, err := s.Sample(context.Background(), set, seeds[1:], 0)
 	require.NoError(t, err)
-	require.InDeltaSlice(t, ugo.Float32s(one), ugo.Float32s(a)[56*56:], 1e-5)
+	require.InDeltaSlice(t, one.Float32s(), a.Float32s()[56*56:], 1e-5)
 }
 
 func TestSettingFactor(t *testing.T) {
