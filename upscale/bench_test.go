@@ -1,19 +1,10 @@
 package upscale
 
 import (
-	"context"
 	"fmt"
 	"math/rand/v2"
 	"testing"
-
-	"gorgonia.org/tensor"
-
-	"github.com/ugo-diffusion/ugo"
 )
-
-// noop is a model that costs nothing, so that benchmarks measure the
-// middleware alone.
-var noop = ugo.DenoiserFunc(func(context.Context, *tensor.Dense, *tensor.Dense, []float32) error { return nil })
 
 var benchShapes = [][]int{
 	{2, 4, 128, 128},  // SD 1.5 latents at 1024^2, batch 2
