@@ -31,7 +31,7 @@ func impliedX0(x, eps []float32, n int, ts []float32) []float64 {
 func TestPropertyClipSampleRange(t *testing.T) {
 	rapid.Check(t, func(rt *rapid.T) {
 		shape, factors := drawCase(rt)
-		plan, _ := resample.NewPlan(shape, factors)
+		plan, _ := resample.NewPooling(shape, factors)
 		if plan.K() == 1 {
 			return
 		}

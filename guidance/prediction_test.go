@@ -46,7 +46,7 @@ func implied(pred string, m, x, abar float64) (eps, x0 float64) {
 // modelPred is what the model predicts, guidedAs what Upsample is told.
 func pooledIdentityError(rt *rapid.T, modelPred, guidedAs string) (worst float64, checked bool) {
 	shape, factors := drawCase(rt)
-	plan, _ := resample.NewPlan(shape, factors)
+	plan, _ := resample.NewPooling(shape, factors)
 	if plan.K() == 1 {
 		return 0, false
 	}
@@ -92,7 +92,7 @@ func pooledIdentityError(rt *rapid.T, modelPred, guidedAs string) (worst float64
 	w := opts.Theta
 	one := []int{1}
 	one = append(one, shape[1:]...)
-	p1, _ := resample.NewPlan(one, factors)
+	p1, _ := resample.NewPooling(one, factors)
 	hi, lo := p1.HighLen(), p1.LowLen()
 	xs, ls, lx := x.Float32s(), lowOut.Float32s(), lowX.Float32s()
 	for b := range shape[0] {
@@ -182,7 +182,7 @@ func TestPropertyClipSampleRangeEveryPrediction(t *testing.T) {
 		t.Run(pred, func(t *testing.T) {
 			rapid.Check(t, func(rt *rapid.T) {
 				shape, factors := drawCase(rt)
-				plan, _ := resample.NewPlan(shape, factors)
+				plan, _ := resample.NewPooling(shape, factors)
 				if plan.K() == 1 {
 					return
 				}

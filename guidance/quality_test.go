@@ -48,7 +48,7 @@ func ddimSample(t *testing.T, model ugo.Denoiser, s *schedule.Schedule, seed uin
 func pooled(t *testing.T, x *tensor.Dense, factors []int) *tensor.Dense {
 	t.Helper()
 	shape := []int(x.Shape())
-	plan, err := resample.NewPlan(shape, factors)
+	plan, err := resample.NewPooling(shape, factors)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -163,11 +163,11 @@ type upsampler struct {
 
 // upWork holds the buffers of one guided call for one sample shape.
 type upWork struct {
-	plan    resample.Plan // for one batch element
-	lowX    *tensor.Dense // D(x_t)/sqrt(P_t), whole batch
-	lowEps  *tensor.Dense // eps(lowX, tau), whole batch
-	scratch []float32     // D(eps) of one batch element
-	poolX   []float32     // D(x_t) of one batch element
+	plan    resample.Pooling // for one batch element
+	lowX    *tensor.Dense    // D(x_t)/sqrt(P_t), whole batch
+	lowEps  *tensor.Dense    // eps(lowX, tau), whole batch
+	scratch []float32        // D(eps) of one batch element
+	poolX   []float32        // D(x_t) of one batch element
 	tau     []float32
 	call    call
 
@@ -464,7 +464,7 @@ func (u *upsampler) workspace(shape []int) (*upWork, error) {
 		return ws, nil
 	}
 	one := append([]int{1}, shape[1:]...)
-	plan, err := resample.NewPlan(one, u.factors)
+	plan, err := resample.NewPooling(one, u.factors)
 	if err != nil {
 		return nil, &ugo.ShapeError{What: "x", Got: shape, Want: err.Error()}
 	}

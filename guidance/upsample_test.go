@@ -186,7 +186,7 @@ func TestUpsamplePerElementWindow(t *testing.T) {
 func TestUpsampleAdjustmentSwitches(t *testing.T) {
 	r := rand.New(rand.NewPCG(3, 3))
 	x := randTensor(r, 1, 1, 8, 12)
-	plan, _ := resample.NewPlan([]int{1, 1, 8, 12}, []int{2, 3})
+	plan, _ := resample.NewPooling([]int{1, 1, 8, 12}, []int{2, 3})
 	pooled := make([]float32, plan.LowLen())
 	plan.Pool(pooled, x.Float32s(), 1)
 	const tt = 640
@@ -343,7 +343,7 @@ func (m *consistent) PredictNoise(ctx context.Context, dst, x *tensor.Dense, t [
 func TestPropertyConsistentModelIsUnchanged(t *testing.T) {
 	rapid.Check(t, func(rt *rapid.T) {
 		shape, factors := drawCase(rt)
-		plan, err := resample.NewPlan(shape, factors)
+		plan, err := resample.NewPooling(shape, factors)
 		if err != nil {
 			rt.Fatal(err)
 		}
@@ -370,7 +370,7 @@ func TestPropertyConsistentModelIsUnchanged(t *testing.T) {
 func TestPropertyPooledPrediction(t *testing.T) {
 	rapid.Check(t, func(rt *rapid.T) {
 		shape, factors := drawCase(rt)
-		plan, _ := resample.NewPlan(shape, factors)
+		plan, _ := resample.NewPooling(shape, factors)
 		r := rand.New(rand.NewPCG(rapid.Uint64().Draw(rt, "seed"), 2))
 		x := randTensor(r, shape...)
 		ts := drawTimesteps(rt, shape[0])
@@ -417,7 +417,7 @@ func TestPropertyPooledPrediction(t *testing.T) {
 func TestPropertyLowInputIsMatchedSample(t *testing.T) {
 	rapid.Check(t, func(rt *rapid.T) {
 		shape, factors := drawCase(rt)
-		plan, _ := resample.NewPlan(shape, factors)
+		plan, _ := resample.NewPooling(shape, factors)
 		r := rand.New(rand.NewPCG(rapid.Uint64().Draw(rt, "seed"), 3))
 		x0 := randTensor(r, shape...).Float32s()
 		eps := randTensor(r, shape...).Float32s()

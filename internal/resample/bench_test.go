@@ -23,7 +23,7 @@ func benchName(shape, factors []int) string { return fmt.Sprintf("%v_by_%v", sha
 func BenchmarkPool(b *testing.B) {
 	for _, bc := range benchCases {
 		b.Run(benchName(bc.shape, bc.factors), func(b *testing.B) {
-			p, _ := NewPlan(bc.shape, bc.factors)
+			p, _ := NewPooling(bc.shape, bc.factors)
 			src := randSlice(rand.New(rand.NewPCG(1, 1)), p.HighLen())
 			dst := make([]float32, p.LowLen())
 			b.SetBytes(int64(4 * (p.HighLen() + p.LowLen())))
@@ -37,7 +37,7 @@ func BenchmarkPool(b *testing.B) {
 func BenchmarkRepeat(b *testing.B) {
 	for _, bc := range benchCases {
 		b.Run(benchName(bc.shape, bc.factors), func(b *testing.B) {
-			p, _ := NewPlan(bc.shape, bc.factors)
+			p, _ := NewPooling(bc.shape, bc.factors)
 			src := randSlice(rand.New(rand.NewPCG(1, 1)), p.LowLen())
 			dst := make([]float32, p.HighLen())
 			b.SetBytes(int64(4 * (p.HighLen() + p.LowLen())))
@@ -51,7 +51,7 @@ func BenchmarkRepeat(b *testing.B) {
 func BenchmarkAddRepeated(b *testing.B) {
 	for _, bc := range benchCases {
 		b.Run(benchName(bc.shape, bc.factors), func(b *testing.B) {
-			p, _ := NewPlan(bc.shape, bc.factors)
+			p, _ := NewPooling(bc.shape, bc.factors)
 			src := randSlice(rand.New(rand.NewPCG(1, 1)), p.LowLen())
 			dst := make([]float32, p.HighLen())
 			b.SetBytes(int64(4 * (2*p.HighLen() + p.LowLen())))

@@ -1,7 +1,7 @@
 package resample
 
 // ClampBlocks limits x (high resolution) to [-r, r] block by block while
-// keeping every block's mean where the range allows: each block of the Plan
+// keeping every block's mean where the range allows: each block of the Pooling
 // (the elements one low-resolution element averages) with mean m and
 // deviations d_i = x_i - m becomes
 //
@@ -16,9 +16,9 @@ package resample
 // means and scales are scratch of LowLen elements each; on return means
 // holds the original block means and scales each block's s (1 for blocks
 // whose elements were all inside the range). ClampBlocks reports whether any
-// element changed. It panics if the lengths do not match the Plan or r is not
+// element changed. It panics if the lengths do not match the Pooling or r is not
 // positive.
-func (p Plan) ClampBlocks(x, means, scales []float32, r float32) bool {
+func (p Pooling) ClampBlocks(x, means, scales []float32, r float32) bool {
 	p.checkLens(len(x), len(means), "ClampBlocks")
 	if len(scales) != len(means) {
 		panic("resample: ClampBlocks: scales and means differ in length")

@@ -30,9 +30,9 @@ func TestClampBlocksProperties(t *testing.T) {
 			}
 			shape[2+i] = f * rapid.IntRange(1, 3).Draw(rt, "blocks")
 		}
-		p, err := NewPlan(shape, factors)
+		p, err := NewPooling(shape, factors)
 		if err != nil {
-			rt.Fatalf("NewPlan(%v, %v): %v", shape, factors, err)
+			rt.Fatalf("NewPooling(%v, %v): %v", shape, factors, err)
 		}
 		r := float32(rapid.Float64Range(0.1, 2).Draw(rt, "r"))
 		spread := rapid.Float64Range(0, 3).Draw(rt, "spread")
@@ -80,7 +80,7 @@ func TestClampBlocksProperties(t *testing.T) {
 
 // TestClampBlocksExample checks a hand-computed 2x2 block.
 func TestClampBlocksExample(t *testing.T) {
-	p, err := NewPlan([]int{1, 1, 2, 4}, []int{2, 2})
+	p, err := NewPooling([]int{1, 1, 2, 4}, []int{2, 2})
 	if err != nil {
 		t.Fatal(err)
 	}

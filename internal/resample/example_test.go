@@ -7,8 +7,8 @@ import (
 )
 
 // Pool a 1x1x2x4 image by 2 along H and W, then repeat it back.
-func ExamplePlan() {
-	plan, err := resample.NewPlan([]int{1, 1, 2, 4}, []int{2, 2})
+func ExamplePooling() {
+	plan, err := resample.NewPooling([]int{1, 1, 2, 4}, []int{2, 2})
 	if err != nil {
 		panic(err)
 	}
@@ -23,7 +23,7 @@ func ExamplePlan() {
 	plan.Repeat(up, low)
 	fmt.Println("U(D(x)) =", up)
 
-	_, err = resample.NewPlan([]int{1, 1, 3, 4}, []int{2, 2})
+	_, err = resample.NewPooling([]int{1, 1, 3, 4}, []int{2, 2})
 	fmt.Println(err)
 	// Output:
 	// D(x) = [2.5 25] shape [1 1 1 2] k = 4

@@ -29,7 +29,7 @@ func reportGBps(b *testing.B, bytes int) {
 // upsampleCases, reporting GB/s.
 func BenchmarkUpsampleKernels(b *testing.B) {
 	for _, bc := range upsampleCases {
-		p, err := NewPlan(bc.shape, bc.factors)
+		p, err := NewPooling(bc.shape, bc.factors)
 		if err != nil {
 			b.Fatal(err)
 		}

@@ -4,37 +4,37 @@ import (
 	"fmt"
 )
 
-// Plan describes average pooling and nearest repetition between a
-// high-resolution tensor shape and its low-resolution counterpart. The zero
-// Plan is not usable; build one with NewPlan. A Plan is a small value with no
-// internal state and is safe for concurrent use.
-type Plan struct {
+// Pooling describes average pooling and nearest repetition between a
+// high-resolution tensor shape and its low-resolution counterpart. The
+// zero Pooling is not usable; build one with NewPooling. A Pooling is a
+// small value with no internal state and is safe for concurrent use.
+type Pooling struct {
 	outer      int // N*C: planes that are never pooled
 	f, h, w    int // high-resolution extents of the pooled axes
 	ff, fh, fw int // factors
 }
 
-// NewPlan returns the Plan for a high-resolution tensor of the given shape
-// (rank 4 NCHW or rank 5 NCFHW) pooled by factors, which apply to the
+// NewPooling returns the Pooling for a high-resolution tensor of the given
+// shape (rank 4 NCHW or rank 5 NCFHW) pooled by factors, which apply to the
 // trailing axes: [fH, fW] or, for rank 5 only, [fF, fH, fW]. It returns an
 // error when the rank or the factor list does not fit, a factor is below 1,
 // or an axis is not divisible by its factor.
-func NewPlan(shape, factors []int) (Plan, error) {
+func NewPooling(shape, factors []int) (Pooling, error) {
 	if len(shape) != 4 && len(shape) != 5 {
-		return Plan{}, fmt.Errorf("resample: shape %v has rank %d, want 4 (N,C,H,W) or 5 (N,C,F,H,W)", shape, len(shape))
+		return Pooling{}, fmt.Errorf("resample: shape %v has rank %d, want 4 (N,C,H,W) or 5 (N,C,F,H,W)", shape, len(shape))
 	}
 	for _, d := range shape {
 		if d <= 0 {
-			return Plan{}, fmt.Errorf("resample: shape %v has a non-positive dimension", shape)
+			return Pooling{}, fmt.Errorf("resample: shape %v has a non-positive dimension", shape)
 		}
 	}
 	spatial := len(shape) - 2
 	if len(factors) < 1 || len(factors) > spatial {
-		return Plan{}, fmt.Errorf("resample: %d factors %v for a rank-%d tensor, want 1 to %d (trailing axes)", len(factors), factors, len(shape), spatial)
+		return Pooling{}, fmt.Errorf("resample: %d factors %v for a rank-%d tensor, want 1 to %d (trailing axes)", len(factors), factors, len(shape), spatial)
 	}
 	for _, f := range factors {
 		if f < 1 {
-			return Plan{}, fmt.Errorf("resample: factors %v: every factor must be at least 1", factors)
+			return Pooling{}, fmt.Errorf("resample: factors %v: every factor must be at least 1", factors)
 		}
 	}
 	// full[i] is the factor of spatial axis i (F, H, W for rank 5; H, W for rank 4).
@@ -50,10 +50,10 @@ func NewPlan(shape, factors []int) (Plan, error) {
 	names := [3]string{"F", "H", "W"}
 	for i := range 3 {
 		if ext[i]%full[i] != 0 {
-			return Plan{}, fmt.Errorf("resample: axis %s of shape %v has size %d, not divisible by its factor %d", names[i], shape, ext[i], full[i])
+			return Pooling{}, fmt.Errorf("resample: axis %s of shape %v has size %d, not divisible by its factor %d", names[i], shape, ext[i], full[i])
 		}
 	}
-	return Plan{
+	return Pooling{
 		outer: shape[0] * shape[1],
 		f:     ext[0], h: ext[1], w: ext[2],
 		ff: full[0], fh: full[1], fw: full[2],
@@ -62,18 +62,18 @@ func NewPlan(shape, factors []int) (Plan, error) {
 
 // K returns the number of high-resolution elements pooled into one
 // low-resolution element: the product of the factors.
-func (p Plan) K() int { return p.ff * p.fh * p.fw }
+func (p Pooling) K() int { return p.ff * p.fh * p.fw }
 
 // HighLen returns the number of elements of the high-resolution tensor.
-func (p Plan) HighLen() int { return p.outer * p.f * p.h * p.w }
+func (p Pooling) HighLen() int { return p.outer * p.f * p.h * p.w }
 
 // LowLen returns the number of elements of the low-resolution tensor.
-func (p Plan) LowLen() int { return p.HighLen() / p.K() }
+func (p Pooling) LowLen() int { return p.HighLen() / p.K() }
 
 // LowShape appends the low-resolution shape, of rank rank (4 or 5; the rank
-// of the shape given to NewPlan), to dst and returns it. n and c are the
-// batch and channel sizes to report, as the Plan only knows their product.
-func (p Plan) LowShape(dst []int, rank, n, c int) []int {
+// of the shape given to NewPooling), to dst and returns it. n and c are the
+// batch and channel sizes to report, as the Pooling only knows their product.
+func (p Pooling) LowShape(dst []int, rank, n, c int) []int {
 	dst = append(dst, n, c)
 	if rank == 5 {
 		dst = append(dst, p.f/p.ff)
@@ -81,7 +81,7 @@ func (p Plan) LowShape(dst []int, rank, n, c int) []int {
 	return append(dst, p.h/p.fh, p.w/p.fw)
 }
 
-func (p Plan) checkLens(high, low int, op string) {
+func (p Pooling) checkLens(high, low int, op string) {
 	if high != p.HighLen() || low != p.LowLen() {
 		panic(fmt.Sprintf("resample: %s: lengths high %d low %d, want %d and %d", op, high, low, p.HighLen(), p.LowLen()))
 	}
@@ -90,8 +90,8 @@ func (p Plan) checkLens(high, low int, op string) {
 // Pool writes scale times the average of each window of src (high
 // resolution) into dst (low resolution): dst = scale * D(src). Each window is
 // summed in float64 and rounded once. Pool panics if the lengths do not match
-// the Plan.
-func (p Plan) Pool(dst, src []float32, scale float32) {
+// the Pooling.
+func (p Pooling) Pool(dst, src []float32, scale float32) {
 	p.checkLens(len(src), len(dst), "Pool")
 	c := float64(scale) / float64(p.K())
 	lw := p.w / p.fw
@@ -183,7 +183,7 @@ func accumulate(a []float64, s []float32, fw int) {
 }
 
 // poolRows handles pooling along W only.
-func (p Plan) poolRows(dst, src []float32, c float64) {
+func (p Pooling) poolRows(dst, src []float32, c float64) {
 	lw := p.w / p.fw
 	nrows := p.outer * p.f * p.h
 	switch p.fw {
@@ -217,8 +217,8 @@ func (p Plan) poolRows(dst, src []float32, c float64) {
 
 // Repeat writes the nearest-neighbour upsampling of src (low resolution)
 // into dst (high resolution): dst = U(src). Repeat panics if the lengths do
-// not match the Plan.
-func (p Plan) Repeat(dst, src []float32) {
+// not match the Pooling.
+func (p Pooling) Repeat(dst, src []float32) {
 	p.checkLens(len(dst), len(src), "Repeat")
 	lw := p.w / p.fw
 	lh := p.h / p.fh
@@ -271,8 +271,8 @@ func repeatRow(d, s []float32, fw int) {
 // AddRepeated adds alpha times the nearest-neighbour upsampling of src (low
 // resolution) to dst (high resolution): dst += alpha * U(src), computed as
 // dst[i] + alpha*src[parent(i)] in float32. AddRepeated panics if the lengths
-// do not match the Plan.
-func (p Plan) AddRepeated(dst, src []float32, alpha float32) {
+// do not match the Pooling.
+func (p Pooling) AddRepeated(dst, src []float32, alpha float32) {
 	p.checkLens(len(dst), len(src), "AddRepeated")
 	lw := p.w / p.fw
 	lh := p.h / p.fh

@@ -10,7 +10,7 @@ import (
 	"pgregory.net/rapid"
 )
 
-// geometry mirrors a Plan with explicit rank-5 extents for the reference
+// geometry mirrors a Pooling with explicit rank-5 extents for the reference
 // implementations below, which use plain index arithmetic.
 type geometry struct {
 	n, c, f, h, w int
@@ -103,7 +103,7 @@ func TestKernelsMatchReference(t *testing.T) {
 	r := rand.New(rand.NewPCG(1, 2))
 	for _, tc := range cases {
 		t.Run(fmt.Sprintf("%v/%v", tc.shape, tc.factors), func(t *testing.T) {
-			p, err := NewPlan(tc.shape, tc.factors)
+			p, err := NewPooling(tc.shape, tc.factors)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -157,7 +157,7 @@ func TestLowShape(t *testing.T) {
 		{[]int{1, 3, 8, 16, 16}, []int{4, 4}, []int{1, 3, 8, 4, 4}},
 	}
 	for _, tc := range tests {
-		p, err := NewPlan(tc.shape, tc.factors)
+		p, err := NewPooling(tc.shape, tc.factors)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -175,7 +175,7 @@ func TestLowShape(t *testing.T) {
 	}
 }
 
-func TestNewPlanErrors(t *testing.T) {
+func TestNewPoolingErrors(t *testing.T) {
 	tests := []struct {
 		name           string
 		shape, factors []int
@@ -194,9 +194,9 @@ func TestNewPlanErrors(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			_, err := NewPlan(tc.shape, tc.factors)
+			_, err := NewPooling(tc.shape, tc.factors)
 			if err == nil {
-				t.Fatalf("NewPlan(%v, %v) succeeded, want an error", tc.shape, tc.factors)
+				t.Fatalf("NewPooling(%v, %v) succeeded, want an error", tc.shape, tc.factors)
 			}
 			if !strings.Contains(err.Error(), tc.msg) {
 				t.Errorf("error %q does not mention %q", err, tc.msg)
@@ -206,7 +206,7 @@ func TestNewPlanErrors(t *testing.T) {
 }
 
 func TestKernelsPanicOnLengthMismatch(t *testing.T) {
-	p, err := NewPlan([]int{1, 1, 4, 4}, []int{2, 2})
+	p, err := NewPooling([]int{1, 1, 4, 4}, []int{2, 2})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -247,7 +247,7 @@ func drawGeometry(t *rapid.T) (shape, factors []int) {
 func TestPropertyPoolOfRepeatIsIdentity(t *testing.T) {
 	rapid.Check(t, func(t *rapid.T) {
 		shape, factors := drawGeometry(t)
-		p, err := NewPlan(shape, factors)
+		p, err := NewPooling(shape, factors)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -274,7 +274,7 @@ func TestPropertyPoolIsMean(t *testing.T) {
 	// D is linear and preserves the mean of every plane.
 	rapid.Check(t, func(t *rapid.T) {
 		shape, factors := drawGeometry(t)
-		p, err := NewPlan(shape, factors)
+		p, err := NewPooling(shape, factors)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -300,7 +300,7 @@ func TestPropertyPooledNoiseVariance(t *testing.T) {
 	rapid.Check(t, func(t *rapid.T) {
 		factors := []int{rapid.IntRange(1, 3).Draw(t, "fh"), rapid.IntRange(1, 3).Draw(t, "fw")}
 		shape := []int{1, 1, 48 * factors[0], 48 * factors[1]}
-		p, err := NewPlan(shape, factors)
+		p, err := NewPooling(shape, factors)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -324,7 +324,7 @@ func TestPropertyRepeatLinearity(t *testing.T) {
 	// AddRepeated(dst, y, a) on a zero dst equals a*Repeat(y).
 	rapid.Check(t, func(t *rapid.T) {
 		shape, factors := drawGeometry(t)
-		p, err := NewPlan(shape, factors)
+		p, err := NewPooling(shape, factors)
 		if err != nil {
 			t.Fatal(err)
 		}
