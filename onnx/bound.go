@@ -3,6 +3,7 @@ package onnx
 import (
 	"context"
 	"fmt"
+	"math"
 	"slices"
 
 	"gorgonia.org/tensor"
@@ -126,21 +127,23 @@ type CFG struct {
 //
 //	eps = eps_uncond + scale * (eps_cond - eps_uncond)
 //
-// (diffusers' convention; scale 1 gives eps_cond). When the model has a
+// (diffusers' convention; scale 1 gives eps_cond). scale is diffusers'
+// guidance_scale, of the same type as guidance.CFG's: a float64 that must be
+// finite in float32, where the combination is computed. When the model has a
 // dynamic batch size and every bound input can be stacked along it, both
 // predictions are made in one session call on a doubled batch, as
 // diffusers' pipelines do; otherwise they are made one after the other.
 // Batched reports which. The result is a ugo.Denoiser, so Upsample Guidance
 // can wrap it.
-func BatchedCFG(cond, uncond *Bound, scale float32) (*CFG, error) {
+func BatchedCFG(cond, uncond *Bound, scale float64) (*CFG, error) {
 	if cond == nil || uncond == nil || cond.m == nil || uncond.m == nil {
 		return nil, fmt.Errorf("onnx: BatchedCFG: cond and uncond must not be nil: %w", errNil)
 	}
 	if cond.m != uncond.m {
 		return nil, fmt.Errorf("onnx: BatchedCFG: cond and uncond are bound to different models (%s, %s)", cond.m.info.Path, uncond.m.info.Path)
 	}
-	if scale != scale || scale > 3.4e38 || scale < -3.4e38 {
-		return nil, fmt.Errorf("onnx: BatchedCFG: scale %v is not finite", scale)
+	if !(math.Abs(scale) <= math.MaxFloat32) {
+		return nil, fmt.Errorf("onnx: BatchedCFG: scale %v is not finite in float32", scale)
 	}
 	mi := &cond.m.info
 	batched := mi.DynamicBatch()
@@ -153,7 +156,7 @@ func BatchedCFG(cond, uncond *Bound, scale float32) (*CFG, error) {
 			batched = false
 		}
 	}
-	return &CFG{cond: cond, uncond: uncond, scale: scale, batched: batched}, nil
+	return &CFG{cond: cond, uncond: uncond, scale: float32(scale), batched: batched}, nil
 }
 
 // Batched reports whether cond and uncond run in one session call.

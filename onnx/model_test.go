@@ -426,8 +426,11 @@ func TestBatchedCFG(t *testing.T) {
 		if _, err := BatchedCFG(a, nil, 2); err == nil {
 			t.Error("BatchedCFG with nil succeeded")
 		}
-		if _, err := BatchedCFG(a, a, float32(math.Inf(1))); err == nil {
+		if _, err := BatchedCFG(a, a, math.Inf(1)); err == nil {
 			t.Error("BatchedCFG with an infinite scale succeeded")
+		}
+		if _, err := BatchedCFG(a, a, 1e39); err == nil {
+			t.Error("BatchedCFG with a scale beyond float32 succeeded")
 		}
 		if _, err := BatchedCFG(m.root, a, 2); err == nil {
 			t.Error("BatchedCFG with an unbound denoiser succeeded")

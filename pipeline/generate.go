@@ -385,7 +385,7 @@ func (m *Model) Denoiser(p *Settings, cond, uncond *tensor.Dense) (ugo.Denoiser,
 		if err != nil {
 			return nil, fmt.Errorf("pipeline: unconditional embeddings: %w", err)
 		}
-		cfg, err := onnx.BatchedCFG(c, u, float32(p.GuidanceScale))
+		cfg, err := onnx.BatchedCFG(c, u, p.GuidanceScale)
 		if err != nil {
 			return nil, fmt.Errorf("pipeline: %w", err)
 		}
