@@ -1,11 +1,11 @@
 package metrics
 
 import (
-	"errors"
 	"math"
-	"strings"
 	"testing"
 
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
 	"gonum.org/v1/gonum/mat"
 
 	"github.com/ugo-diffusion/ugo"
@@ -17,9 +17,7 @@ import (
 // memory.
 func TestHostileGaussians(t *testing.T) {
 	good, err := FitGaussian([]float32{0, 1, 2, 3, 1, 1, 4, 0}, 2)
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	nanCov := mat.NewSymDense(2, []float64{1, 0, 0, math.NaN()})
 	cases := map[string]*Gaussian{
 		"nil": nil, "zero": {}, "no covariance": {Mean: []float64{0, 1}},
@@ -32,51 +30,42 @@ func TestHostileGaussians(t *testing.T) {
 	for name, g := range cases {
 		for _, pair := range [][2]*Gaussian{{g, good}, {good, g}} {
 			tried++
-			if _, err := FrechetDistance(pair[0], pair[1]); err == nil || strings.Contains(err.Error(), "%!") {
-				t.Errorf("FrechetDistance with %s: %v", name, err)
+			_, err := FrechetDistance(pair[0], pair[1])
+			if assert.Error(t, err, "FrechetDistance with %s", name) {
+				assert.NotContains(t, err.Error(), "%!", "FrechetDistance with %s", name)
 			}
 		}
 		tried++
 		if name != "other dimension" {
-			if _, err := NewFrechetReference(g); err == nil {
-				t.Errorf("NewFrechetReference(%s) accepted", name)
-			}
+			_, err := NewFrechetReference(g)
+			assert.Error(t, err, "NewFrechetReference(%s)", name)
 		}
 		ref, err := NewFrechetReference(good)
-		if err != nil {
-			t.Fatal(err)
-		}
+		require.NoError(t, err)
 		tried++
-		if _, err := ref.Distance(g); err == nil {
-			t.Errorf("Distance(%s) accepted", name)
-		}
+		_, err = ref.Distance(g)
+		assert.Error(t, err, "Distance(%s)", name)
 	}
 	var nilRef *FrechetReference
-	if _, err := nilRef.Distance(good); err == nil {
-		t.Error("nil reference accepted")
-	}
+	_, err = nilRef.Distance(good)
+	assert.Error(t, err, "nil reference")
 	for _, f := range [][]float32{{0, float32(math.NaN()), 1, 2}, {float32(math.Inf(1)), 0, 1, 2}} {
 		tried += 2
-		if _, err := FitGaussian(f, 2); !errors.Is(err, ugo.ErrNonFinite) {
-			t.Errorf("FitGaussian with %v: %v", f, err)
-		}
-		if _, _, err := KID(f, []float32{0, 1, 2, 3}, 2, KIDOptions{}); !errors.Is(err, ugo.ErrNonFinite) {
-			t.Errorf("KID with %v: %v", f, err)
-		}
+		_, err := FitGaussian(f, 2)
+		assert.ErrorIs(t, err, ugo.ErrNonFinite, "FitGaussian with %v", f)
+		_, _, err = KID(f, []float32{0, 1, 2, 3}, 2, KIDOptions{})
+		assert.ErrorIs(t, err, ugo.ErrNonFinite, "KID with %v", f)
 	}
 	var me *ugo.MemoryError
 	tried += 2
-	if _, err := FitGaussian(make([]float32, 2<<16), 1<<16); !errors.As(err, &me) {
-		t.Errorf("a 2^16-dimensional covariance: %v", err)
-	}
-	if _, err := FitGaussianWeighted(make([]float32, 2<<16), 1<<16, []float64{1, 1}); !errors.As(err, &me) {
-		t.Errorf("a weighted 2^16-dimensional covariance: %v", err)
-	}
+	_, err = FitGaussian(make([]float32, 2<<16), 1<<16)
+	assert.ErrorAs(t, err, &me, "a 2^16-dimensional covariance")
+	_, err = FitGaussianWeighted(make([]float32, 2<<16), 1<<16, []float64{1, 1})
+	assert.ErrorAs(t, err, &me, "a weighted 2^16-dimensional covariance")
 	for _, dim := range []int{0, -1, 3} {
 		tried++
-		if _, err := FitGaussian([]float32{1, 2, 3, 4}, dim); err == nil {
-			t.Errorf("FitGaussian dim %d accepted", dim)
-		}
+		_, err := FitGaussian([]float32{1, 2, 3, 4}, dim)
+		assert.Error(t, err, "FitGaussian dim %d", dim)
 	}
 	t.Logf("%d hostile inputs", tried)
 }

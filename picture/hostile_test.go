@@ -1,11 +1,11 @@
 package picture
 
 import (
-	"errors"
 	"image"
-	"strings"
 	"testing"
 
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
 	"gorgonia.org/tensor"
 
 	"github.com/ugo-diffusion/ugo"
@@ -20,9 +20,7 @@ func TestHostileGrid(t *testing.T) {
 		return tensor.New(tensor.WithShape(shape...), tensor.WithBacking(make([]float32, n)))
 	}
 	transposed := d(1, 1, 2, 3)
-	if err := transposed.T(0, 1, 3, 2); err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, transposed.T(0, 1, 3, 2))
 	cases := []struct {
 		name      string
 		x         *tensor.Dense
@@ -35,24 +33,20 @@ func TestHostileGrid(t *testing.T) {
 		{"too wide", d(1<<12, 1, 1, 1<<10), 1 << 12, 0},
 	}
 	for _, c := range cases {
-		if _, err := Grid(c.x, c.cols, c.pad); err == nil || strings.Contains(err.Error(), "%!") {
-			t.Errorf("%s: %v", c.name, err)
+		_, err := Grid(c.x, c.cols, c.pad)
+		if assert.Error(t, err, c.name) {
+			assert.NotContains(t, err.Error(), "%!", c.name)
 		}
 	}
 	prev := ugo.SetMemoryLimit(1 << 10)
 	defer ugo.SetMemoryLimit(prev)
 	var me *ugo.MemoryError
-	if _, err := Grid(d(4, 1, 32, 32), 2, 1); !errors.As(err, &me) {
-		t.Errorf("a grid over the memory limit: %v", err)
-	}
+	_, err := Grid(d(4, 1, 32, 32), 2, 1)
+	assert.ErrorAs(t, err, &me, "a grid over the memory limit")
 	ugo.SetMemoryLimit(prev)
 	// SideBySide skips nil images and never panics.
 	img := SideBySide(-3, nil, image.NewGray(image.Rect(0, 0, 2, 3)), nil)
-	if b := img.Bounds(); b.Dx() != 2 || b.Dy() != 3 {
-		t.Errorf("SideBySide with nils: %v", b)
-	}
-	if b := SideBySide(5).Bounds(); !b.Empty() {
-		t.Errorf("SideBySide of nothing: %v", b)
-	}
+	assert.Equal(t, image.Pt(2, 3), img.Bounds().Size(), "SideBySide with nils")
+	assert.True(t, SideBySide(5).Bounds().Empty(), "SideBySide of nothing: %v", SideBySide(5).Bounds())
 	t.Logf("%d hostile inputs", len(cases)+3)
 }

@@ -2,9 +2,9 @@ package superres
 
 import (
 	"context"
-	"errors"
 	"testing"
 
+	"github.com/stretchr/testify/require"
 	"gorgonia.org/tensor"
 
 	"github.com/ugo-diffusion/ugo"
@@ -14,14 +14,11 @@ import (
 func TestNilModel(t *testing.T) {
 	var m *Model
 	x := tensor.New(tensor.WithShape(1, 3, 4, 4), tensor.WithBacking(make([]float32, 48)))
-	if _, err := m.Upscale(context.Background(), x); !errors.Is(err, ugo.ErrNilDenoiser) {
-		t.Fatalf("Upscale: %v", err)
-	}
+	_, err := m.Upscale(context.Background(), x)
+	require.ErrorIs(t, err, ugo.ErrNilDenoiser, "Upscale")
 	dst := tensor.New(tensor.WithShape(1, 3, 8, 8), tensor.WithBacking(make([]float32, 192)))
-	if err := m.UpscaleTo(context.Background(), dst, x); !errors.Is(err, ugo.ErrNilDenoiser) {
-		t.Fatalf("UpscaleTo: %v", err)
-	}
-	if m.Scale() != 0 || m.Options() != (Options{}) || m.Close() != nil {
-		t.Fatal("nil Model accessors")
-	}
+	require.ErrorIs(t, m.UpscaleTo(context.Background(), dst, x), ugo.ErrNilDenoiser, "UpscaleTo")
+	require.Zero(t, m.Scale())
+	require.Equal(t, Options{}, m.Options())
+	require.NoError(t, m.Close())
 }

@@ -4,6 +4,9 @@ import (
 	"io"
 	"strings"
 	"testing"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
 )
 
 // hostileArgs are flag sets that must be refused at start, before any model
@@ -19,13 +22,11 @@ var hostileArgs = []string{
 
 func TestHostileArgs(t *testing.T) {
 	for _, a := range hostileArgs {
-		if _, err := parse(strings.Split(a, "\x00"), io.Discard); err == nil {
-			t.Errorf("parse(%q) accepted", a)
-		}
+		_, err := parse(strings.Split(a, "\x00"), io.Discard)
+		assert.Error(t, err, "parse(%q)", a)
 	}
-	if _, err := parse(nil, io.Discard); err != nil {
-		t.Fatalf("defaults: %v", err)
-	}
+	_, err := parse(nil, io.Discard)
+	require.NoError(t, err, "defaults")
 }
 
 func FuzzParse(f *testing.F) {
