@@ -362,11 +362,11 @@ func (m *Model) factors(latent, given []int) ([]int, error) {
 }
 
 // Denoiser returns the predictor (of the scheduler config's prediction
-// type) a run with settings p samples with, conditioned on
-// the prompt embeddings cond and uncond ([1 or N, sequence, hidden], from
+// type) a run with settings p samples with, conditioned on the prompt
+// embeddings cond and uncond ([1 or N, sequence, hidden], from
 // EncodePrompts): the UNet under classifier-free guidance (both branches in
 // one batched UNet call when the export allows it, else two concurrent
-// calls), wrapped in Upsample Guidance when the plan has factors. uncond is
+// calls), wrapped in Upsample Guidance when p.Upsample is set. uncond is
 // ignored when the settings have no CFG.
 func (m *Model) Denoiser(p *Settings, cond, uncond *tensor.Dense) (ugo.Denoiser, error) {
 	if err := m.usable(); err != nil {

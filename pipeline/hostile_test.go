@@ -149,10 +149,10 @@ func TestHostileFolderShapes(t *testing.T) {
 	require.Error(t, err, "a file as the folder")
 }
 
-// TestPlanRefusesWhatItCannotRun: sizes the UNet's block structure cannot
-// take, and requests beyond ugo.MemoryLimit, are refused by Plan with typed
+// TestResolveRefusesWhatItCannotRun: sizes the UNet's block structure cannot
+// take, and requests beyond ugo.MemoryLimit, are refused by Resolve with typed
 // errors before any model runs.
-func TestPlanRefusesWhatItCannotRun(t *testing.T) {
+func TestResolveRefusesWhatItCannotRun(t *testing.T) {
 	dir := copyDir(t, tinyDir("fp16"))
 	require.NoError(t, os.WriteFile(filepath.Join(dir, "unet", "config.json"),
 		[]byte(`{"sample_size": 64, "in_channels": 4, "block_out_channels": [32, 64, 64, 64]}`), 0o644))
@@ -191,7 +191,7 @@ func TestPlanRefusesWhatItCannotRun(t *testing.T) {
 
 // FuzzReadConfigs fuzzes the optional config.json files of a model folder
 // and a request size: readConfigs either refuses them or gives sizes that
-// Plan then handles without a panic.
+// Resolve then handles without a panic.
 func FuzzReadConfigs(f *testing.F) {
 	f.Add([]byte(`{"sample_size": 64, "in_channels": 4}`), []byte(`{"scaling_factor": 0.18215, "block_out_channels": [1,2,3,4]}`), 512, 512)
 	f.Add([]byte(`{"sample_size": 4}`), []byte(`{"sample_size": 4}`), 0, 0)
@@ -234,7 +234,7 @@ func FuzzReadConfigs(f *testing.F) {
 			Sample:          onnx.TensorInfo{Name: "sample", Dims: []int64{-1, int64(info.LatentChannels), -1, -1}},
 			SpatialMultiple: info.LatentMultiple,
 		}
-		// Plan must refuse or resolve any size, and never plan more than
+		// Resolve must refuse or resolve any size, and never plan more than
 		// the memory limit.
 		p, err := m.Resolve(Request{Width: width, Height: height, Steps: 2})
 		if err != nil {

@@ -101,7 +101,7 @@ func parse(args []string, stderr io.Writer) (*options, error) {
 		}
 		o.width, o.height = w, h
 	}
-	// Everything Load and Plan would refuse only after loading the model.
+	// Everything Load and Resolve would refuse only after loading the model.
 	if err := cli.First(
 		cli.Between("steps", *steps, 1, 10000), cli.Between("images", *images, 1, 64),
 		cli.Threads("threads", *threads), cli.NonNegative("sample-size", o.sampleSize),
