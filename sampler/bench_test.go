@@ -48,10 +48,10 @@ func TestNoAllocPerStep(t *testing.T) {
 	s := schedule.ScaledLinear(1000, 0.00085, 0.012)
 	for name, sch := range map[string]Solver{
 		"ddim":         &DDIM{Schedule: s},
-		"ddim_eta":     &DDIM{Schedule: s, Eta: 1, Thresholding: true},
-		"ddpm":         &DDPM{Schedule: s, ClipSample: true},
-		"ddpm_thresh":  &DDPM{Schedule: s, Thresholding: true, VarianceType: FixedSmallLog},
-		"dpm2m":        &DPMSolverMultistep{Schedule: s, Thresholding: true},
+		"ddim_eta":     &DDIM{Schedule: s, Eta: 1, Clip: Clip{Threshold: Threshold{Thresholding: true}}},
+		"ddpm":         &DDPM{Schedule: s, Clip: Clip{ClipSample: true}},
+		"ddpm_thresh":  &DDPM{Schedule: s, Clip: Clip{Threshold: Threshold{Thresholding: true}}, VarianceType: FixedSmallLog},
+		"dpm2m":        &DPMSolverMultistep{Schedule: s, Threshold: Threshold{Thresholding: true}},
 		"dpm2m_sde":    &DPMSolverMultistep{Schedule: s, Algorithm: SDEDPMSolverPP, UseKarrasSigmas: true},
 		"euler_karras": &Euler{Schedule: s, UseKarrasSigmas: true},
 		"euler_churn":  &Euler{Schedule: s, SChurn: 1},
@@ -59,7 +59,7 @@ func TestNoAllocPerStep(t *testing.T) {
 		"dpm3":         &DPMSolverMultistep{Schedule: s, SolverOrder: 3, LowerOrderFinal: true},
 		"pndm_plms":    &PNDM{Schedule: s, SkipPRKSteps: true},
 		"pndm_prk":     &PNDM{Schedule: s},
-		"unipc3_bh1": &UniPC{Schedule: s, SolverOrder: 3, SolverType: BH1, Thresholding: true, DisableCorrector: []int{2},
+		"unipc3_bh1": &UniPC{Schedule: s, SolverOrder: 3, SolverType: BH1, Threshold: Threshold{Thresholding: true}, DisableCorrector: []int{2},
 			FinalSigmas: FinalSigmaMin},
 		"unipc2_v": &UniPC{Schedule: s, PredictionType: VPrediction, UseKarrasSigmas: true, LowerOrderFinal: true},
 	} {
@@ -89,7 +89,7 @@ func BenchmarkSample(b *testing.B) {
 	}{
 		{"ddim", &DDIM{Schedule: s}},
 		{"ddim_eta1", &DDIM{Schedule: s, Eta: 1}},
-		{"ddim_threshold", &DDIM{Schedule: s, Thresholding: true}},
+		{"ddim_threshold", &DDIM{Schedule: s, Clip: Clip{Threshold: Threshold{Thresholding: true}}}},
 		{"ddpm", &DDPM{Schedule: s}},
 		{"dpm2m", &DPMSolverMultistep{Schedule: s, LowerOrderFinal: true}},
 		{"dpm2m_karras", &DPMSolverMultistep{Schedule: s, LowerOrderFinal: true, UseKarrasSigmas: true}},
@@ -131,10 +131,10 @@ func BenchmarkStep(b *testing.B) {
 		s    Solver
 	}{
 		{"ddim", &DDIM{Schedule: s}},
-		{"ddim_v_clip", &DDIM{Schedule: s, PredictionType: VPrediction, ClipSample: true}},
+		{"ddim_v_clip", &DDIM{Schedule: s, PredictionType: VPrediction, Clip: Clip{ClipSample: true}}},
 		{"ddpm", &DDPM{Schedule: s}},
 		{"dpm2m", &DPMSolverMultistep{Schedule: s}},
-		{"dpm2m_threshold", &DPMSolverMultistep{Schedule: s, Thresholding: true}},
+		{"dpm2m_threshold", &DPMSolverMultistep{Schedule: s, Threshold: Threshold{Thresholding: true}}},
 		{"dpm2m_sde", &DPMSolverMultistep{Schedule: s, Algorithm: SDEDPMSolverPP}},
 		{"euler", &Euler{Schedule: s}},
 		{"euler_churn", &Euler{Schedule: s, SChurn: 1}},

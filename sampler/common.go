@@ -140,8 +140,50 @@ func (in *StepInput) batch() int {
 	return in.Batch
 }
 
-// clipping holds the x0 post-processing shared by DDIM and DDPM: diffusers'
-// thresholding (which takes precedence) or clip_sample.
+// Threshold is diffusers' dynamic thresholding of the predicted clean
+// sample x0, which DDIM, DDPM, DPMSolverMultistep and UniPC embed. When
+// Thresholding is set, per batch element, s is the DynamicThresholdingRatio
+// quantile of |x0| (0 means 0.995) clamped to [1, SampleMaxValue] (0 means
+// 1), and x0 becomes clamp(x0, -s, s)/s.
+type Threshold struct {
+	Thresholding             bool
+	DynamicThresholdingRatio float32
+	SampleMaxValue           float32
+}
+
+// Clip is the post-processing of the predicted clean sample x0 of DDIM
+// and DDPM: ClipSample clamps x0 to [-ClipSampleRange, ClipSampleRange]
+// (0 means 1), unless the embedded Threshold's Thresholding is set, which
+// then replaces it. diffusers' default for clip_sample is true, but latent
+// models configure it false.
+type Clip struct {
+	ClipSample      bool
+	ClipSampleRange float32
+	Threshold
+}
+
+// clipFromConfig returns the Clip of a scheduler configuration.
+func clipFromConfig(cfg *schedule.Config) Clip {
+	return Clip{ClipSample: cfg.ClipSample, ClipSampleRange: cfg.ClipSampleRange, Threshold: thresholdFromConfig(cfg)}
+}
+
+// thresholdFromConfig returns the Threshold of a scheduler configuration.
+func thresholdFromConfig(cfg *schedule.Config) Threshold {
+	return Threshold{Thresholding: cfg.Thresholding, DynamicThresholdingRatio: cfg.DynamicThresholdingRatio, SampleMaxValue: cfg.SampleMaxValue}
+}
+
+// resolve validates c and returns it with its defaults filled in.
+func (c Clip) resolve() (clipping, error) {
+	return newClipping(c.ClipSample, c.ClipSampleRange, c.Thresholding, c.DynamicThresholdingRatio, c.SampleMaxValue)
+}
+
+// resolve validates t and returns it with its defaults filled in.
+func (t Threshold) resolve() (clipping, error) {
+	return newClipping(false, 0, t.Thresholding, t.DynamicThresholdingRatio, t.SampleMaxValue)
+}
+
+// clipping holds the resolved x0 post-processing of a Clip or Threshold:
+// diffusers' thresholding (which takes precedence) or clip_sample.
 type clipping struct {
 	clip      bool
 	clipRange float32
@@ -313,17 +355,14 @@ func abarAt(s *schedule.Schedule, t int) float32 { return float32(s.AlphaBar(flo
 // The helpers below are what DDIM and DDPM, diffusers' discrete-timestep
 // schedulers, share beyond clipping.
 
-// checkDiscrete validates the fields DDIM and DDPM (name) share after the
-// schedule and their own: the steps offset, the prediction type and the x0
-// post-processing, which it returns resolved.
-func checkDiscrete(name string, offset int, pred PredictionType, clip bool, clipRange float32, threshold bool, ratio, maxValue float32) (clipping, error) {
+// checkDiscrete validates the fields DDIM, DDPM and PNDM (name) share
+// after the schedule, their own and their Clip: the steps offset and the
+// prediction type.
+func checkDiscrete(name string, offset int, pred PredictionType) error {
 	if offset < 0 {
-		return clipping{}, fmt.Errorf("sampler: %s steps offset %d, want >= 0", name, offset)
+		return fmt.Errorf("sampler: %s steps offset %d, want >= 0", name, offset)
 	}
-	if err := pred.validate(); err != nil {
-		return clipping{}, err
-	}
-	return newClipping(clip, clipRange, threshold, ratio, maxValue)
+	return pred.validate()
 }
 
 func spacingOrDefault(s schedule.Spacing) schedule.Spacing {

@@ -26,18 +26,9 @@ type DDIM struct {
 	Eta float64
 	// PredictionType says how to read the model output ("" = Epsilon).
 	PredictionType PredictionType
-	// ClipSample clamps the predicted x0 to [-ClipSampleRange,
-	// ClipSampleRange] (0 means 1). diffusers' default is true, but
-	// latent models configure it false.
-	ClipSample      bool
-	ClipSampleRange float32
-	// Thresholding enables dynamic thresholding of the predicted x0, which
-	// then replaces ClipSample: per batch element, s is the
-	// DynamicThresholdingRatio quantile of |x0| (0 means 0.995) clamped to
-	// [1, SampleMaxValue] (0 means 1), and x0 becomes clamp(x0, -s, s)/s.
-	Thresholding             bool
-	DynamicThresholdingRatio float32
-	SampleMaxValue           float32
+	// Clip post-processes the predicted x0 (clip_sample or dynamic
+	// thresholding).
+	Clip
 	// SetAlphaToOne makes the final step land on alphas_cumprod = 1 (a
 	// clean sample); when false it lands on alphas_cumprod[0], as Stable
 	// Diffusion's configuration does.
@@ -62,16 +53,12 @@ func NewDDIM(cfg schedule.Config) (*DDIM, error) {
 		return nil, err
 	}
 	d := &DDIM{
-		Schedule:                 s,
-		PredictionType:           PredictionType(cfg.PredictionType),
-		ClipSample:               cfg.ClipSample,
-		ClipSampleRange:          cfg.ClipSampleRange,
-		Thresholding:             cfg.Thresholding,
-		DynamicThresholdingRatio: cfg.DynamicThresholdingRatio,
-		SampleMaxValue:           cfg.SampleMaxValue,
-		SetAlphaToOne:            cfg.SetAlphaToOne,
-		Spacing:                  spacingFor(&cfg, schedule.Leading),
-		StepsOffset:              cfg.StepsOffset,
+		Schedule:       s,
+		PredictionType: PredictionType(cfg.PredictionType),
+		Clip:           clipFromConfig(&cfg),
+		SetAlphaToOne:  cfg.SetAlphaToOne,
+		Spacing:        spacingFor(&cfg, schedule.Leading),
+		StepsOffset:    cfg.StepsOffset,
 	}
 	if _, err := d.check(); err != nil {
 		return nil, err
@@ -87,8 +74,10 @@ func (d *DDIM) check() (clipping, error) {
 	if !(d.Eta >= 0 && d.Eta <= math.MaxFloat32) {
 		return clipping{}, fmt.Errorf("sampler: DDIM eta %v, want a finite number >= 0", d.Eta)
 	}
-	return checkDiscrete("DDIM", d.StepsOffset, d.PredictionType,
-		d.ClipSample, d.ClipSampleRange, d.Thresholding, d.DynamicThresholdingRatio, d.SampleMaxValue)
+	if err := checkDiscrete("DDIM", d.StepsOffset, d.PredictionType); err != nil {
+		return clipping{}, err
+	}
+	return d.Clip.resolve()
 }
 
 // Timesteps returns the n descending timesteps of an n-step run, as

@@ -46,13 +46,8 @@ type DDPM struct {
 	VarianceType VarianceType
 	// PredictionType says how to read the model output ("" = Epsilon).
 	PredictionType PredictionType
-	// ClipSample, ClipSampleRange, Thresholding, DynamicThresholdingRatio
-	// and SampleMaxValue post-process the predicted x0 exactly as in DDIM.
-	ClipSample               bool
-	ClipSampleRange          float32
-	Thresholding             bool
-	DynamicThresholdingRatio float32
-	SampleMaxValue           float32
+	// Clip post-processes the predicted x0 exactly as in DDIM.
+	Clip
 	// Spacing chooses the inference timesteps ("" = schedule.Leading), and
 	// StepsOffset is added to them under Leading spacing.
 	Spacing     schedule.Spacing
@@ -76,16 +71,12 @@ func NewDDPM(cfg schedule.Config) (*DDPM, error) {
 		vt = VarianceType(cfg.VarianceType)
 	}
 	d := &DDPM{
-		Schedule:                 s,
-		VarianceType:             vt,
-		PredictionType:           PredictionType(cfg.PredictionType),
-		ClipSample:               cfg.ClipSample,
-		ClipSampleRange:          cfg.ClipSampleRange,
-		Thresholding:             cfg.Thresholding,
-		DynamicThresholdingRatio: cfg.DynamicThresholdingRatio,
-		SampleMaxValue:           cfg.SampleMaxValue,
-		Spacing:                  spacingFor(&cfg, schedule.Leading),
-		StepsOffset:              cfg.StepsOffset,
+		Schedule:       s,
+		VarianceType:   vt,
+		PredictionType: PredictionType(cfg.PredictionType),
+		Clip:           clipFromConfig(&cfg),
+		Spacing:        spacingFor(&cfg, schedule.Leading),
+		StepsOffset:    cfg.StepsOffset,
 	}
 	if _, err := d.check(); err != nil {
 		return nil, err
@@ -103,8 +94,10 @@ func (d *DDPM) check() (clipping, error) {
 		return clipping{}, fmt.Errorf("sampler: DDPM variance type %q not supported, want %q, %q, %q or %q",
 			string(d.VarianceType), FixedSmall, FixedSmallLog, FixedLarge, FixedLargeLog)
 	}
-	return checkDiscrete("DDPM", d.StepsOffset, d.PredictionType,
-		d.ClipSample, d.ClipSampleRange, d.Thresholding, d.DynamicThresholdingRatio, d.SampleMaxValue)
+	if err := checkDiscrete("DDPM", d.StepsOffset, d.PredictionType); err != nil {
+		return clipping{}, err
+	}
+	return d.Clip.resolve()
 }
 
 // Timesteps returns the n descending timesteps of an n-step run, as

@@ -75,11 +75,9 @@ type DPMSolverMultistep struct {
 	SolverType DPMSolverType
 	// PredictionType says how to read the model output ("" = Epsilon).
 	PredictionType PredictionType
-	// Thresholding, DynamicThresholdingRatio and SampleMaxValue apply
-	// dynamic thresholding to the predicted x0 as in DDIM.
-	Thresholding             bool
-	DynamicThresholdingRatio float32
-	SampleMaxValue           float32
+	// Threshold applies dynamic thresholding to the predicted x0 as in
+	// DDIM.
+	Threshold
 	// LowerOrderFinal makes the last step first order in runs of fewer
 	// than 15 steps (diffusers' default true), and EulerAtFinal in every
 	// run.
@@ -159,22 +157,20 @@ func NewDPMSolverMultistep(cfg schedule.Config) (*DPMSolverMultistep, error) {
 		return nil, err
 	}
 	d := &DPMSolverMultistep{
-		Schedule:                 s,
-		SolverOrder:              order,
-		Algorithm:                alg,
-		SolverType:               st,
-		PredictionType:           PredictionType(cfg.PredictionType),
-		Thresholding:             cfg.Thresholding,
-		DynamicThresholdingRatio: cfg.DynamicThresholdingRatio,
-		SampleMaxValue:           cfg.SampleMaxValue,
-		LowerOrderFinal:          lowerFinal,
-		EulerAtFinal:             cfg.Given("euler_at_final") && cfg.EulerAtFinal,
-		UseKarrasSigmas:          cfg.UseKarrasSigmas,
-		KarrasTruncate:           cfg.BetaSchedule == schedule.BetaSquaredCos,
-		FinalSigmas:              finalSigmasFor(&cfg),
-		LambdaMinClipped:         lambdaClip(&cfg),
-		Spacing:                  spacingFor(&cfg, schedule.Linspace),
-		StepsOffset:              cfg.StepsOffset,
+		Schedule:         s,
+		SolverOrder:      order,
+		Algorithm:        alg,
+		SolverType:       st,
+		PredictionType:   PredictionType(cfg.PredictionType),
+		Threshold:        thresholdFromConfig(&cfg),
+		LowerOrderFinal:  lowerFinal,
+		EulerAtFinal:     cfg.Given("euler_at_final") && cfg.EulerAtFinal,
+		UseKarrasSigmas:  cfg.UseKarrasSigmas,
+		KarrasTruncate:   cfg.BetaSchedule == schedule.BetaSquaredCos,
+		FinalSigmas:      finalSigmasFor(&cfg),
+		LambdaMinClipped: lambdaClip(&cfg),
+		Spacing:          spacingFor(&cfg, schedule.Linspace),
+		StepsOffset:      cfg.StepsOffset,
 	}
 	if _, err := d.check(); err != nil {
 		return nil, err
@@ -205,7 +201,7 @@ func (d *DPMSolverMultistep) check() (clipping, error) {
 	if err := checkKConfig(d.PredictionType, d.Spacing, d.StepsOffset, d.FinalSigmas); err != nil {
 		return clipping{}, err
 	}
-	return newClipping(false, 0, d.Thresholding, d.DynamicThresholdingRatio, d.SampleMaxValue)
+	return d.Threshold.resolve()
 }
 
 func (d *DPMSolverMultistep) order() int {

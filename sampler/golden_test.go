@@ -34,7 +34,7 @@ func TestDDIMFullLoopGoldens(t *testing.T) {
 			d := &DDIM{
 				Schedule:       linearSchedule(t, tc.betaStart),
 				PredictionType: tc.pred,
-				ClipSample:     true,
+				Clip:           Clip{ClipSample: true},
 				SetAlphaToOne:  tc.alphaOne,
 			}
 			x := dummyDeter(false)
@@ -72,7 +72,7 @@ func TestDDPMFullLoopGoldens(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			d := &DDPM{Schedule: linearSchedule(t, 0.0001), PredictionType: tc.pred, ClipSample: true, VarianceType: FixedSmall}
+			d := &DDPM{Schedule: linearSchedule(t, 0.0001), PredictionType: tc.pred, Clip: Clip{ClipSample: true}, VarianceType: FixedSmall}
 			x := dummyDeter(false)
 			var src noise.Source = noise.NewTorchCPU(0)
 			if tc.strength > 0 {

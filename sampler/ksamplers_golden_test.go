@@ -58,7 +58,7 @@ func torchCases() map[string]struct {
 			SolverType: Heun, FinalSigmas: FinalSigmaMin}, 12, 9, 0},
 		"dpm2m_sde_karras": {&DPMSolverMultistep{Schedule: sd, LowerOrderFinal: true, Algorithm: SDEDPMSolverPP, UseKarrasSigmas: true}, 20, 10, 0},
 		"dpm2m_threshold_sample": {&DPMSolverMultistep{Schedule: schedule.Linear(1000, 0.0001, 0.02), LowerOrderFinal: true,
-			PredictionType: SamplePred, Thresholding: true, DynamicThresholdingRatio: 0.9, SampleMaxValue: 1.5, Spacing: schedule.Trailing}, 10, 11, 0},
+			PredictionType: SamplePred, Threshold: Threshold{Thresholding: true, DynamicThresholdingRatio: 0.9, SampleMaxValue: 1.5}, Spacing: schedule.Trailing}, 10, 11, 0},
 		"dpm1_img2img":  {&DPMSolverMultistep{Schedule: sd, SolverOrder: 1, LowerOrderFinal: true}, 20, 12, 0.6},
 		"dpm2m_img2img": {&DPMSolverMultistep{Schedule: sd, LowerOrderFinal: true}, 20, 13, 0.6},
 	}

@@ -97,8 +97,7 @@ func (d *PNDM) check() error {
 	if d.PredictionType.orDefault() == SamplePred {
 		return errors.New("sampler: PNDM does not support the sample prediction type")
 	}
-	_, err := checkDiscrete("PNDM", d.StepsOffset, d.PredictionType, false, 0, false, 0, 0)
-	return err
+	return checkDiscrete("PNDM", d.StepsOffset, d.PredictionType)
 }
 
 // Trajectory returns the trajectory of an n-step run: n+1 model calls (1 for n = 1)

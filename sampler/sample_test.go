@@ -32,11 +32,11 @@ func schedulers(t testing.TB) map[string]Solver {
 	s := schedule.ScaledLinear(1000, 0.00085, 0.012)
 	return map[string]Solver{
 		"ddim":           &DDIM{Schedule: s, StepsOffset: 1},
-		"ddim_eta":       &DDIM{Schedule: s, Eta: 0.7, Thresholding: true, SampleMaxValue: 1.5},
-		"ddpm_small":     &DDPM{Schedule: s, ClipSample: true},
+		"ddim_eta":       &DDIM{Schedule: s, Eta: 0.7, Clip: Clip{Threshold: Threshold{Thresholding: true, SampleMaxValue: 1.5}}},
+		"ddpm_small":     &DDPM{Schedule: s, Clip: Clip{ClipSample: true}},
 		"dpm2m":          &DPMSolverMultistep{Schedule: s, LowerOrderFinal: true},
 		"dpm2m_karras":   &DPMSolverMultistep{Schedule: s, UseKarrasSigmas: true, SolverType: Heun, Spacing: schedule.Leading, StepsOffset: 1},
-		"dpm2m_sde":      &DPMSolverMultistep{Schedule: s, Algorithm: SDEDPMSolverPP, Thresholding: true, SampleMaxValue: 1.2},
+		"dpm2m_sde":      &DPMSolverMultistep{Schedule: s, Algorithm: SDEDPMSolverPP, Threshold: Threshold{Thresholding: true, SampleMaxValue: 1.2}},
 		"euler":          &Euler{Schedule: s},
 		"euler_karras":   &Euler{Schedule: s, UseKarrasSigmas: true, Spacing: schedule.Leading, StepsOffset: 1},
 		"euler_churn":    &Euler{Schedule: s, SChurn: 4, STMin: 0.5, STMax: 8},

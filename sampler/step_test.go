@@ -50,11 +50,11 @@ func TestPredictionTypesAgree(t *testing.T) {
 			return &DDIM{Schedule: s, PredictionType: p, Eta: 0.5, SetAlphaToOne: true}
 		}, 20, -1},
 		{"ddim_clipped_output", func(p PredictionType) Scheduler {
-			return &DDIM{Schedule: s, PredictionType: p, ClipSample: true, ClipSampleRange: 0.5, UseClippedModelOutput: true}
+			return &DDIM{Schedule: s, PredictionType: p, Clip: Clip{ClipSample: true, ClipSampleRange: 0.5}, UseClippedModelOutput: true}
 		}, 900, 800},
 		{"ddpm", func(p PredictionType) Scheduler { return &DDPM{Schedule: s, PredictionType: p} }, 300, 299},
 		{"ddpm_large", func(p PredictionType) Scheduler {
-			return &DDPM{Schedule: s, PredictionType: p, VarianceType: FixedLarge, ClipSample: true}
+			return &DDPM{Schedule: s, PredictionType: p, VarianceType: FixedLarge, Clip: Clip{ClipSample: true}}
 		}, 999, 949},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -202,8 +202,7 @@ func TestThresholding(t *testing.T) {
 	for _, tc := range []struct {
 		ratio, max float32
 	}{{0.995, 1}, {0.9, 2}, {0.5, 3}, {0, 0}} {
-		d := &DDIM{Schedule: s, PredictionType: SamplePred, Thresholding: true, DynamicThresholdingRatio: tc.ratio, SampleMaxValue: tc.max,
-			ClipSample: true, ClipSampleRange: 0.01} // clipping is ignored under thresholding
+		d := &DDIM{Schedule: s, PredictionType: SamplePred, Clip: Clip{ClipSample: true, ClipSampleRange: 0.01, Threshold: Threshold{Thresholding: true, DynamicThresholdingRatio: tc.ratio, SampleMaxValue: tc.max}}} // clipping is ignored under thresholding
 		ratio, maxv := tc.ratio, tc.max
 		if ratio == 0 {
 			ratio, maxv = 0.995, 1
@@ -300,9 +299,9 @@ func TestSchedulerErrors(t *testing.T) {
 		{"negative offset ddpm", &DDPM{Schedule: s, StepsOffset: -1}, v, ok, "offset"},
 		{"prediction type", &DDPM{Schedule: s, PredictionType: "x0"}, v, ok, "prediction type"},
 		{"variance type", &DDPM{Schedule: s, VarianceType: "learned"}, v, ok, "variance type"},
-		{"clip range", &DDIM{Schedule: s, ClipSample: true, ClipSampleRange: -1}, v, ok, "clip"},
-		{"ratio", &DDIM{Schedule: s, Thresholding: true, DynamicThresholdingRatio: 1.5}, v, ok, "ratio"},
-		{"max value", &DDPM{Schedule: s, Thresholding: true, SampleMaxValue: -0.5}, v, ok, "max value"},
+		{"clip range", &DDIM{Schedule: s, Clip: Clip{ClipSample: true, ClipSampleRange: -1}}, v, ok, "clip"},
+		{"ratio", &DDIM{Schedule: s, Clip: Clip{Threshold: Threshold{Thresholding: true, DynamicThresholdingRatio: 1.5}}}, v, ok, "ratio"},
+		{"max value", &DDPM{Schedule: s, Clip: Clip{Threshold: Threshold{Thresholding: true, SampleMaxValue: -0.5}}}, v, ok, "max value"},
 		{"short dst", &DDIM{Schedule: s}, v[:3], ok, "dst"},
 		{"short output", &DDIM{Schedule: s}, v, StepInput{Timestep: 500, Prev: 400, ModelOutput: v[:3], Sample: v}, "model output"},
 		{"empty", &DDPM{Schedule: s}, nil, StepInput{Timestep: 500, Prev: 400}, "empty"},

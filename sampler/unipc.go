@@ -47,11 +47,9 @@ type UniPC struct {
 	SolverType UniPCSolverType
 	// PredictionType says how to read the model output ("" = Epsilon).
 	PredictionType PredictionType
-	// Thresholding, DynamicThresholdingRatio and SampleMaxValue apply
-	// dynamic thresholding to the predicted x0 as in DDIM.
-	Thresholding             bool
-	DynamicThresholdingRatio float32
-	SampleMaxValue           float32
+	// Threshold applies dynamic thresholding to the predicted x0 as in
+	// DDIM.
+	Threshold
 	// LowerOrderFinal lowers the order of the last steps so that it never
 	// exceeds the number of steps left (diffusers' default true;
 	// NewUniPC sets it).
@@ -124,21 +122,19 @@ func NewUniPC(cfg schedule.Config) (*UniPC, error) {
 		return nil, err
 	}
 	u := &UniPC{
-		Schedule:                 s,
-		SolverOrder:              order,
-		SolverType:               st,
-		PredictionType:           PredictionType(cfg.PredictionType),
-		Thresholding:             cfg.Thresholding,
-		DynamicThresholdingRatio: cfg.DynamicThresholdingRatio,
-		SampleMaxValue:           cfg.SampleMaxValue,
-		LowerOrderFinal:          lowerFinal,
-		DisableCorrector:         slices.Clone(cfg.DisableCorrector),
-		UseKarrasSigmas:          cfg.UseKarrasSigmas,
-		KarrasSigmaMin:           optSigma(cfg.SigmaMin),
-		KarrasSigmaMax:           optSigma(cfg.SigmaMax),
-		FinalSigmas:              finalSigmasFor(&cfg),
-		Spacing:                  spacingFor(&cfg, schedule.Linspace),
-		StepsOffset:              cfg.StepsOffset,
+		Schedule:         s,
+		SolverOrder:      order,
+		SolverType:       st,
+		PredictionType:   PredictionType(cfg.PredictionType),
+		Threshold:        thresholdFromConfig(&cfg),
+		LowerOrderFinal:  lowerFinal,
+		DisableCorrector: slices.Clone(cfg.DisableCorrector),
+		UseKarrasSigmas:  cfg.UseKarrasSigmas,
+		KarrasSigmaMin:   optSigma(cfg.SigmaMin),
+		KarrasSigmaMax:   optSigma(cfg.SigmaMax),
+		FinalSigmas:      finalSigmasFor(&cfg),
+		Spacing:          spacingFor(&cfg, schedule.Linspace),
+		StepsOffset:      cfg.StepsOffset,
 	}
 	if _, err := u.check(); err != nil {
 		return nil, err
@@ -175,7 +171,7 @@ func (u *UniPC) check() (clipping, error) {
 	if !(u.KarrasSigmaMin >= 0 && u.KarrasSigmaMax >= 0) {
 		return clipping{}, fmt.Errorf("sampler: UniPC Karras sigma bounds %v, %v, want numbers >= 0", u.KarrasSigmaMin, u.KarrasSigmaMax)
 	}
-	return newClipping(false, 0, u.Thresholding, u.DynamicThresholdingRatio, u.SampleMaxValue)
+	return u.Threshold.resolve()
 }
 
 func (u *UniPC) order() int {
