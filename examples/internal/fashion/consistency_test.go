@@ -11,20 +11,18 @@ import (
 	"github.com/ugo-diffusion/ugo"
 	"github.com/ugo-diffusion/ugo/guidance"
 	"github.com/ugo-diffusion/ugo/noise"
-	"github.com/ugo-diffusion/ugo/resize"
 	"github.com/ugo-diffusion/ugo/sampler"
 )
 
 // pooledNoise returns 2x-resolution standard normal noise whose 2x2
 // average pooling is z/2, as the pooling of white noise is: U(z)/2 plus the
 // part of independent noise w that pooling removes, w - U(D(w)).
-func pooledNoise(t *testing.T, z []float32, n, size int, seed uint64) []float32 {
-	t.Helper()
+func pooledNoise(z []float32, n, size int, seed uint64) []float32 {
 	big := 2 * size
 	w := make([]float32, n*big*big)
 	noise.NewTorchCPU(seed).Normal(w)
 	dw := make([]float32, n*size*size)
-	areaDownsample(t, dw, w, big, size)
+	AreaDownsample(dw, w, n, big, big, 2)
 	e := make([]float32, len(w))
 	for i := range n {
 		for y := range big {
@@ -35,15 +33,6 @@ func pooledNoise(t *testing.T, z []float32, n, size int, seed uint64) []float32 
 		}
 	}
 	return e
-}
-
-// areaDownsample averages the from x from planes of src into the to x to
-// planes of dst (resize.Area: block averages for integer factors).
-func areaDownsample(t *testing.T, dst, src []float32, from, to int) {
-	t.Helper()
-	plan, err := resize.Area.Plan(to, to, from, from)
-	require.NoError(t, err)
-	plan.Scale(dst, src)
 }
 
 // TestGuidedPooledTracksNative checks the property Upsample Guidance is
@@ -57,7 +46,7 @@ func TestGuidedPooledTracksNative(t *testing.T) {
 	const n, steps = 4, 50
 	z := make([]float32, n*TrainedSize*TrainedSize)
 	noise.NewTorchCPU(7).Normal(z)
-	e := pooledNoise(t, z, n, TrainedSize, 8)
+	e := pooledNoise(z, n, TrainedSize, 8)
 	ctx := context.Background()
 
 	run := func(diffusersDDIM bool, guide *guidance.UpsampleOptions, init []float32, size int) []float32 {
@@ -75,7 +64,7 @@ func TestGuidedPooledTracksNative(t *testing.T) {
 			return x.Float32s()
 		}
 		pooled := make([]float32, len(z))
-		areaDownsample(t, pooled, x.Float32s(), size, TrainedSize)
+		AreaDownsample(pooled, x.Float32s(), n, size, size, size/TrainedSize)
 		return pooled
 	}
 	rms := func(a, b []float32) float64 {

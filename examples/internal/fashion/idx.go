@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"io"
 	"os"
+
+	"github.com/ugo-diffusion/ugo/resize"
 )
 
 // maxIDXValues bounds the pixels ReadIDXImages accepts (4 GiB as float32).
@@ -53,24 +55,12 @@ func ReadIDXImages(path string) (data []float32, n, h, w int, err error) {
 }
 
 // AreaDownsample averages non-overlapping f x f blocks of n single-channel
-// h x w images into dst (n x h/f x w/f).
+// h x w images into dst (n x h/f x w/f) with resize.Area. It panics, as
+// resize.Plan.Scale does, when the sizes or lengths do not fit.
 func AreaDownsample(dst, src []float32, n, h, w, f int) {
-	oh, ow := h/f, w/f
-	inv := 1 / float32(f*f)
-	for i := 0; i < n; i++ {
-		s := src[i*h*w : (i+1)*h*w]
-		d := dst[i*oh*ow : (i+1)*oh*ow]
-		for y := 0; y < oh; y++ {
-			for x := 0; x < ow; x++ {
-				var sum float32
-				for dy := 0; dy < f; dy++ {
-					row := s[(y*f+dy)*w+x*f:]
-					for dx := 0; dx < f; dx++ {
-						sum += row[dx]
-					}
-				}
-				d[y*ow+x] = sum * inv
-			}
-		}
+	plan, err := resize.Area.Plan(h/f, w/f, h, w)
+	if err != nil {
+		panic(fmt.Sprintf("fashion: AreaDownsample: %v", err))
 	}
+	plan.Scale(dst[:n*(h/f)*(w/f)], src[:n*h*w])
 }
