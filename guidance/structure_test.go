@@ -5,10 +5,10 @@ import (
 	"errors"
 	"math"
 	"math/rand/v2"
+	"slices"
 	"sync"
 	"testing"
 
-	"github.com/stretchr/testify/require"
 	"gorgonia.org/tensor"
 	"pgregory.net/rapid"
 
@@ -36,7 +36,7 @@ func drawTensor(t *rapid.T, label string, shape ...int) *tensor.Dense {
 // alone: every plane resized by sf (round(sf*H) x round(sf*W), at least
 // 1x1) with resize.AntialiasBilinear, then back with resize.Bilinear; sf 0
 // is 0.25.
-func lowPassOf(t require.TestingT, x *tensor.Dense, sf float64) *tensor.Dense {
+func lowPassOf(t interface{ Fatal(...any) }, x *tensor.Dense, sf float64) *tensor.Dense {
 	if sf == 0 {
 		sf = 0.25
 	}
@@ -44,9 +44,13 @@ func lowPassOf(t require.TestingT, x *tensor.Dense, sf float64) *tensor.Dense {
 	h, w := s[len(s)-2], s[len(s)-1]
 	lh, lw := max(1, int(math.Round(float64(h)*sf))), max(1, int(math.Round(float64(w)*sf)))
 	down, err := resize.AntialiasBilinear.Plan(lh, lw, h, w)
-	require.NoError(t, err)
+	if err != nil {
+		t.Fatal(err)
+	}
 	up, err := resize.Bilinear.Plan(h, w, lh, lw)
-	require.NoError(t, err)
+	if err != nil {
+		t.Fatal(err)
+	}
 	planes := len(x.Float32s()) / (h * w)
 	small := make([]float32, planes*lh*lw)
 	out := tensorOf(s...)
@@ -94,9 +98,13 @@ func TestStructureGuidanceCorrectsX0(t *testing.T) {
 			ts[b] = float32(rapid.Float64Range(1, 998).Draw(t, "t"))
 		}
 		g, err := StructureGuidance(fixed(out), testSchedule, ref, StructureOptions{Cutoff: sf, Weight: weight, From: from, To: to, Prediction: pred})
-		require.NoError(t, err)
+		if err != nil {
+			t.Fatal(err)
+		}
 		dst := tensorOf(n, 2, h, w)
-		require.NoError(t, g.PredictNoise(context.Background(), dst, x, ts))
+		if err := g.PredictNoise(context.Background(), dst, x, ts); err != nil {
+			t.Fatal(err)
+		}
 
 		lpRef := lowPassOf(t, ref, sf)
 		per := 2 * h * w
@@ -138,17 +146,33 @@ func TestStructureGuidancePassThrough(t *testing.T) {
 	r := rand.New(rand.NewPCG(1, 2))
 	x, out, ref := randTensor(r, 2, 3, 16, 16), randTensor(r, 2, 3, 16, 16), randTensor(r, 2, 3, 16, 16)
 	g, err := StructureGuidance(fixed(out), testSchedule, ref, StructureOptions{From: 800, To: 300})
-	require.NoError(t, err)
+	if err != nil {
+		t.Fatal(err)
+	}
 	dst := tensorOf(2, 3, 16, 16)
-	require.NoError(t, g.PredictNoise(context.Background(), dst, x, []float32{300}))
-	require.Equal(t, out.Float32s(), dst.Float32s())
-	require.NoError(t, g.PredictNoise(context.Background(), dst, x, []float32{0}))
-	require.Equal(t, out.Float32s(), dst.Float32s())
+	if err := g.PredictNoise(context.Background(), dst, x, []float32{300}); err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(out.Float32s(), dst.Float32s()) {
+		t.Fatal("t = To (300) changed the prediction")
+	}
+	if err := g.PredictNoise(context.Background(), dst, x, []float32{0}); err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(out.Float32s(), dst.Float32s()) {
+		t.Fatal("t = 0 changed the prediction")
+	}
 	// Element 0 below To, element 1 above: only element 1 changes.
-	require.NoError(t, g.PredictNoise(context.Background(), dst, x, []float32{100, 900}))
+	if err := g.PredictNoise(context.Background(), dst, x, []float32{100, 900}); err != nil {
+		t.Fatal(err)
+	}
 	per := 3 * 16 * 16
-	require.Equal(t, out.Float32s()[:per], dst.Float32s()[:per])
-	require.NotEqual(t, out.Float32s()[per:], dst.Float32s()[per:])
+	if !slices.Equal(out.Float32s()[:per], dst.Float32s()[:per]) {
+		t.Fatal("element 0 (t = 100, below To) changed")
+	}
+	if slices.Equal(out.Float32s()[per:], dst.Float32s()[per:]) {
+		t.Fatal("element 1 (t = 900, in the window) did not change")
+	}
 
 	// The reference is the clean sample the output implies: nothing to
 	// correct.
@@ -159,9 +183,15 @@ func TestStructureGuidancePassThrough(t *testing.T) {
 		same.Float32s()[i] = float32(v)
 	}
 	g, err = StructureGuidance(fixed(out), testSchedule, same, StructureOptions{From: 900, To: 0})
-	require.NoError(t, err)
-	require.NoError(t, g.PredictNoise(context.Background(), dst, x, []float32{900}))
-	require.InDeltaSlice(t, out.Float32s(), dst.Float32s(), 1e-4)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := g.PredictNoise(context.Background(), dst, x, []float32{900}); err != nil {
+		t.Fatal(err)
+	}
+	if d := maxAbsDiff(out.Float32s(), dst.Float32s()); !(d <= 1e-4) {
+		t.Fatalf("a reference equal to the implied clean sample moved the prediction by %g", d)
+	}
 }
 
 func TestStructureGuidanceErrors(t *testing.T) {
@@ -181,33 +211,49 @@ func TestStructureGuidanceErrors(t *testing.T) {
 		"bad cutoff":      {m, ref, StructureOptions{Cutoff: 2}},
 		"bad prediction":  {m, ref, StructureOptions{Prediction: "noise"}},
 	} {
-		_, err := StructureGuidance(tc.model, testSchedule, tc.ref, tc.opts)
-		require.Error(t, err, name)
+		if _, err := StructureGuidance(tc.model, testSchedule, tc.ref, tc.opts); err == nil {
+			t.Errorf("%s accepted", name)
+		}
 	}
-	_, err := StructureGuidance(m, nil, ref, StructureOptions{})
-	require.Error(t, err, "nil schedule")
+	if _, err := StructureGuidance(m, nil, ref, StructureOptions{}); err == nil {
+		t.Error("nil schedule accepted")
+	}
 
 	g, err := StructureGuidance(m, testSchedule, ref, StructureOptions{From: 500})
-	require.NoError(t, err)
+	if err != nil {
+		t.Fatal(err)
+	}
 	var se *ugo.ShapeError
 	err = g.PredictNoise(context.Background(), tensorOf(1, 1, 8, 4), tensorOf(1, 1, 8, 4), []float32{600})
-	require.True(t, errors.As(err, &se), "shape other than the reference's: %v", err)
+	if !errors.As(err, &se) {
+		t.Errorf("shape other than the reference's: %v", err)
+	}
 	err = g.PredictNoise(context.Background(), tensorOf(1, 1, 8, 8), tensorOf(1, 1, 8, 4), []float32{600})
-	require.True(t, errors.As(err, &se), "dst and x differ: %v", err)
+	if !errors.As(err, &se) {
+		t.Errorf("dst and x differ: %v", err)
+	}
 	boom := errors.New("boom")
 	g, err = StructureGuidance(ugo.DenoiserFunc(func(context.Context, *tensor.Dense, *tensor.Dense, []float32) error { return boom }),
 		testSchedule, ref, StructureOptions{})
-	require.NoError(t, err)
-	require.ErrorIs(t, g.PredictNoise(context.Background(), tensorOf(1, 1, 8, 8), tensorOf(1, 1, 8, 8), []float32{600}), boom)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := g.PredictNoise(context.Background(), tensorOf(1, 1, 8, 8), tensorOf(1, 1, 8, 8), []float32{600}); !errors.Is(err, boom) {
+		t.Errorf("the model's error: %v, want %v", err, boom)
+	}
 }
 
 func TestStructureGuidanceConcurrentAndAllocationFree(t *testing.T) {
 	r := rand.New(rand.NewPCG(3, 4))
 	x, ref := randTensor(r, 2, 4, 16, 16), randTensor(r, 2, 4, 16, 16)
 	g, err := StructureGuidance(pointwise{0.5, 0.3}, testSchedule, ref, StructureOptions{From: 999})
-	require.NoError(t, err)
+	if err != nil {
+		t.Fatal(err)
+	}
 	want := tensorOf(2, 4, 16, 16)
-	require.NoError(t, g.PredictNoise(context.Background(), want, x, []float32{700}))
+	if err := g.PredictNoise(context.Background(), want, x, []float32{700}); err != nil {
+		t.Fatal(err)
+	}
 	var wg sync.WaitGroup
 	errs := make(chan error, 4)
 	for range 4 {
