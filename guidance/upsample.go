@@ -21,7 +21,9 @@ type UpsampleOptions struct {
 	// H and W axes of images (and of video, frame axis untouched), or
 	// [fF, fH, fW] for video (rank-5 N,C,F,H,W samples), where fF
 	// upsamples time. Unequal factors are fine: [1, 2] for a panorama twice
-	// as wide, [2, 1, 1] for twice as many frames. nil means [2, 2].
+	// as wide, [2, 1, 1] for twice as many frames. nil means [2, 2] for
+	// Upsample; packages pipeline and upscale derive nil factors from the
+	// requested size and the training size.
 	// Every factor must be at least 1; the sample's axes must be divisible
 	// by them.
 	Factors []int
