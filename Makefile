@@ -74,9 +74,11 @@ gotest:
 test: ort data vulkan-debs fmtcheck tidycheck vet staticcheck nocgo gotest
 
 # The demo: samples the shipped Fashion-MNIST model at 28, 56 and 112 pixels,
-# without and with Upsample Guidance, into out/demo/.
+# without and with Upsample Guidance, and the text-to-image latent model at 32
+# and 64 pixels, into out/demo/.
 demo: ort
 	$(GO) run ./examples/fashion -out out/demo
+	$(GO) run ./examples/latentdemo -out out/demo
 
 # The quality table against a real high-resolution reference: the 14x14 model
 # at 14, 28 and 56 against the real 28x28 test images, with bootstrap
@@ -88,6 +90,13 @@ eval: ort data
 # The shipped 28x28 model's structural table (long: about an hour on 2 cores).
 eval28: ort data
 	$(GO) run ./examples/eval -protocol 28 -out out/eval28
+
+# The latent-model table (examples/latenteval): FD and prompt accuracy of the
+# text-to-image models in testdata/models at 32, 64 and 128 pixels, plain and
+# guided, for several CFG scales (long: run it in the background).
+.PHONY: latenteval
+latenteval: ort data
+	$(GO) run ./examples/latenteval -out out/latenteval
 
 # Frechet distance vs sampling steps for each sampler with UG at 2x (about
 # 25 minutes on 2 cores); the table in BENCHMARKS.md.

@@ -35,12 +35,12 @@ func main() {
 }
 
 func run() error {
-	models := flag.String("models", "testdata/models/fashion_ldm_eps,testdata/models/fashion_ldm_v", "comma-separated model folders")
+	models := flag.String("models", "testdata/models/fashion_ldm_v", "comma-separated model folders (testdata/models/fashion_ldm_eps is the epsilon-prediction one)")
 	out := flag.String("out", "out/demo", "output folder")
 	prompts := flag.String("prompts", "a photo of a sneaker;a dress, studio shot;a photo of a handbag;an ankle boot;a pair of trousers",
 		"semicolon-separated prompts")
 	images := flag.Int("images", 4, "images per prompt and column")
-	steps := flag.Int("steps", 30, "DDIM steps")
+	steps := flag.Int("steps", 25, "DDIM steps")
 	cfg := flag.Float64("cfg", 7.5, "classifier-free guidance scale")
 	seed := flag.Uint64("seed", 7, "seed of the first prompt (prompt i uses seed+i)")
 	flag.Parse()
