@@ -183,7 +183,7 @@ func classifyFashion(t *testing.T, pixels *tensor.Dense) []int {
 			}
 		}
 	}
-	sess, err := onnx.OpenSession(filepath.Join("..", "testdata", "models", "fashion_classifier.onnx"), onnx.WithThreads(1, 1))
+	sess, err := onnx.OpenGraph(filepath.Join("..", "testdata", "models", "fashion_classifier.onnx"), onnx.WithThreads(1, 1))
 	require.NoError(t, err)
 	defer sess.Close()
 	logits := tensor.New(tensor.WithShape(n, 10), tensor.Of(tensor.Float32))
