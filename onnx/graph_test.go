@@ -5,9 +5,10 @@ import (
 	"errors"
 	"math/rand/v2"
 	"path/filepath"
+	"slices"
+	"strings"
 	"testing"
 
-	"github.com/stretchr/testify/require"
 	"gorgonia.org/tensor"
 )
 
@@ -15,7 +16,9 @@ func openGraph(tb testing.TB, path string) *Graph {
 	tb.Helper()
 	requireRuntime(tb)
 	g, err := OpenGraph(path)
-	require.NoError(tb, err)
+	if err != nil {
+		tb.Fatal(err)
+	}
 	tb.Cleanup(func() { _ = g.Close() })
 	return g
 }
@@ -45,7 +48,9 @@ func TestGraphMatchesReference(t *testing.T) {
 			shape := []int{2, 2, 6, 10}
 			x := randDense(rng, shape...)
 			out := zerosLike(x)
-			require.NoError(t, g.Run(context.Background(), map[string]*tensor.Dense{"x": x, "t": c.t}, map[string]*tensor.Dense{"eps": out}))
+			if err := g.Run(context.Background(), map[string]*tensor.Dense{"x": x, "t": c.t}, map[string]*tensor.Dense{"eps": out}); err != nil {
+				t.Fatal(err)
+			}
 			xs := x.Float32s()
 			if c.half {
 				xs = roundHalf(xs)
@@ -59,20 +64,27 @@ func TestGraphMatchesReference(t *testing.T) {
 func TestGraphInfo(t *testing.T) {
 	g := openGraph(t, modelPath("fp16.onnx"))
 	in, ok := g.Input("x")
-	require.True(t, ok)
-	require.Equal(t, Float16, in.DType)
-	require.Equal(t, []int64{-1, 2, -1, -1}, in.Dims)
+	if !ok || in.DType != Float16 || !slices.Equal(in.Dims, []int64{-1, 2, -1, -1}) {
+		t.Errorf("Input(x) = %+v, %v; want float16 [-1 2 -1 -1]", in, ok)
+	}
 	out, ok := g.Output("eps")
-	require.True(t, ok)
-	require.Equal(t, Float16, out.DType)
-	_, ok = g.Input("nope")
-	require.False(t, ok)
-	_, ok = g.Output("nope")
-	require.False(t, ok)
+	if !ok || out.DType != Float16 {
+		t.Errorf("Output(eps) = %+v, %v; want float16", out, ok)
+	}
+	if _, ok := g.Input("nope"); ok {
+		t.Error("Input(nope) found")
+	}
+	if _, ok := g.Output("nope"); ok {
+		t.Error("Output(nope) found")
+	}
 	info := g.Info()
-	require.Equal(t, "CPUExecutionProvider", info.Providers[len(info.Providers)-1])
+	if last := info.Providers[len(info.Providers)-1]; last != "CPUExecutionProvider" {
+		t.Errorf("last provider %q, want CPUExecutionProvider", last)
+	}
 	info.Inputs[0].Name = "changed"
-	require.Equal(t, "x", g.Info().Inputs[0].Name, "Info returns a copy")
+	if name := g.Info().Inputs[0].Name; name != "x" {
+		t.Errorf("Info does not return a copy: input renamed %q", name)
+	}
 }
 
 func TestGraphErrors(t *testing.T) {
@@ -101,15 +113,23 @@ func TestGraphErrors(t *testing.T) {
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
-			require.ErrorContains(t, g.Run(ctx, c.in, c.out), c.want)
+			wantError(t, g.Run(ctx, c.in, c.out), c.want)
 		})
 	}
 	cancelled, cancel := context.WithCancel(ctx)
 	cancel()
-	require.ErrorIs(t, g.Run(cancelled, in, outs), context.Canceled)
-	require.NoError(t, g.Close())
-	require.ErrorIs(t, g.Run(ctx, in, outs), ErrClosed)
-	require.NoError(t, g.Close(), "a second Close is harmless")
+	if err := g.Run(cancelled, in, outs); !errors.Is(err, context.Canceled) {
+		t.Errorf("cancelled context: %v", err)
+	}
+	if err := g.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := g.Run(ctx, in, outs); !errors.Is(err, ErrClosed) {
+		t.Errorf("Run after Close: %v", err)
+	}
+	if err := g.Close(); err != nil {
+		t.Errorf("a second Close: %v", err)
+	}
 }
 
 func TestGraphNonFinite(t *testing.T) {
@@ -121,7 +141,9 @@ func TestGraphNonFinite(t *testing.T) {
 	}
 	tt := tensor.New(tensor.WithShape(1), tensor.WithBacking([]float32{1}))
 	err := g.Run(context.Background(), map[string]*tensor.Dense{"x": x, "t": tt}, map[string]*tensor.Dense{"eps": zerosLike(x)})
-	require.ErrorIs(t, err, ErrNonFinite)
+	if !errors.Is(err, ErrNonFinite) {
+		t.Errorf("float16 overflow: %v, want ErrNonFinite", err)
+	}
 }
 
 func TestOpenGraphRejects(t *testing.T) {
@@ -134,16 +156,18 @@ func TestOpenGraphRejects(t *testing.T) {
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
 			_, err := OpenGraph(c.path)
-			require.ErrorContains(t, err, c.want)
+			wantError(t, err, c.want)
 			_, err = Open(c.path)
-			require.ErrorContains(t, err, c.want)
+			wantError(t, err, c.want)
 		})
 	}
 	var perr *ProviderError
 	_, err := OpenGraph(modelPath("dynamic.onnx"), WithCUDA(0, nil))
-	require.True(t, errors.As(err, &perr), "CUDA on a CPU-only runtime: %v", err)
+	if !errors.As(err, &perr) {
+		t.Errorf("CUDA on a CPU-only runtime: %v, want a *ProviderError", err)
+	}
 	_, err = OpenGraph(modelPath("dynamic.onnx"), WithThreads(-1, 0))
-	require.ErrorContains(t, err, "thread counts")
+	wantError(t, err, "thread counts")
 }
 
 func sdtiny(parts ...string) string {
@@ -165,20 +189,33 @@ func TestGraphOutputs(t *testing.T) {
 	pooled := func() *tensor.Dense { return tensor.New(tensor.WithShape(2, 768), tensor.Of(tensor.Float32)) }
 
 	all := openGraph(t, path)
-	require.Len(t, all.Info().Outputs, 2)
+	if n := len(all.Info().Outputs); n != 2 {
+		t.Fatalf("%d outputs, want 2", n)
+	}
 	h1, p1 := hidden(), pooled()
-	require.NoError(t, all.Run(ctx, in, map[string]*tensor.Dense{"last_hidden_state": h1, "pooler_output": p1}))
+	if err := all.Run(ctx, in, map[string]*tensor.Dense{"last_hidden_state": h1, "pooler_output": p1}); err != nil {
+		t.Fatal(err)
+	}
 	err := all.Run(ctx, in, map[string]*tensor.Dense{"last_hidden_state": hidden()})
-	require.ErrorContains(t, err, "WithOutputs", "an unrequested float16 output cannot be allocated by the binding")
+	// An unrequested float16 output cannot be allocated by the binding.
+	wantError(t, err, "WithOutputs")
 
 	one, err := OpenGraph(path, WithOutputs("last_hidden_state"))
-	require.NoError(t, err)
+	if err != nil {
+		t.Fatal(err)
+	}
 	defer one.Close()
-	require.Len(t, one.Info().Outputs, 1)
+	if n := len(one.Info().Outputs); n != 1 {
+		t.Fatalf("%d outputs, want 1", n)
+	}
 	h2 := hidden()
-	require.NoError(t, one.Run(ctx, in, map[string]*tensor.Dense{"last_hidden_state": h2}))
-	require.Equal(t, h1.Float32s(), h2.Float32s())
-	require.ErrorContains(t, one.Run(ctx, in, map[string]*tensor.Dense{"pooler_output": pooled()}), `no output "pooler_output"`)
+	if err := one.Run(ctx, in, map[string]*tensor.Dense{"last_hidden_state": h2}); err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(h1.Float32s(), h2.Float32s()) {
+		t.Error("last_hidden_state differs when it is the only output")
+	}
+	wantError(t, one.Run(ctx, in, map[string]*tensor.Dense{"pooler_output": pooled()}), `no output "pooler_output"`)
 
 	// The pooled output is the state at the end token (the largest id).
 	for n := range 2 {
@@ -188,11 +225,21 @@ func TestGraphOutputs(t *testing.T) {
 				end = i
 			}
 		}
-		require.Equal(t, h1.Float32s()[(n*77+end)*768:(n*77+end+1)*768], p1.Float32s()[n*768:(n+1)*768])
+		if !slices.Equal(h1.Float32s()[(n*77+end)*768:(n*77+end+1)*768], p1.Float32s()[n*768:(n+1)*768]) {
+			t.Errorf("sequence %d: pooler_output is not the state at the end token %d", n, end)
+		}
 	}
 
 	_, err = OpenGraph(path, WithOutputs("nope"))
-	require.ErrorContains(t, err, `no output "nope"`)
+	wantError(t, err, `no output "nope"`)
+}
+
+// wantError fails t unless err is an error whose message contains want.
+func wantError(t *testing.T, err error, want string) {
+	t.Helper()
+	if err == nil || !strings.Contains(err.Error(), want) {
+		t.Errorf("error %v, want one containing %q", err, want)
+	}
 }
 
 // TestOpenExternalData loads the tiny pipeline's float32 UNet, whose
@@ -202,23 +249,34 @@ func TestOpenExternalData(t *testing.T) {
 	requireRuntime(t)
 	path := sdtiny("fp32", "unet", "model.onnx")
 	m, err := Open(path)
-	require.NoError(t, err)
+	if err != nil {
+		t.Fatal(err)
+	}
 	defer m.Close()
-	require.Equal(t, "timestep", m.Info().Timestep.Name)
-	require.Equal(t, Int64, m.Info().Timestep.DType)
+	if ts := m.Info().Timestep; ts.Name != "timestep" || ts.DType != Int64 {
+		t.Errorf("timestep input %q (%s), want timestep (int64)", ts.Name, ts.DType)
+	}
 	ehs := tensor.New(tensor.WithShape(1, 77, 768), tensor.Of(tensor.Float32))
 	b, err := m.With("encoder_hidden_states", ehs)
-	require.NoError(t, err)
+	if err != nil {
+		t.Fatal(err)
+	}
 	rng := rand.New(rand.NewPCG(7, 8))
 	x := randDense(rng, 2, 4, 16, 8)
 	out := zerosLike(x)
-	require.NoError(t, b.PredictNoise(context.Background(), out, x, []float32{500}))
+	if err := b.PredictNoise(context.Background(), out, x, []float32{500}); err != nil {
+		t.Fatal(err)
+	}
 
 	g := openGraph(t, path)
 	out2 := zerosLike(x)
-	require.NoError(t, g.Run(context.Background(), map[string]*tensor.Dense{
+	if err := g.Run(context.Background(), map[string]*tensor.Dense{
 		"sample": x, "timestep": tensor.New(tensor.WithShape(2), tensor.WithBacking([]int64{500, 500})),
 		"encoder_hidden_states": tensor.New(tensor.WithShape(2, 77, 768), tensor.Of(tensor.Float32)),
-	}, map[string]*tensor.Dense{"out_sample": out2}))
-	require.Equal(t, out.Float32s(), out2.Float32s())
+	}, map[string]*tensor.Dense{"out_sample": out2}); err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(out.Float32s(), out2.Float32s()) {
+		t.Error("Open and OpenGraph predict differently")
+	}
 }

@@ -4,9 +4,9 @@ import (
 	"context"
 	"errors"
 	"math"
+	"strings"
 	"testing"
 
-	"github.com/stretchr/testify/require"
 	"gorgonia.org/tensor"
 
 	"github.com/ugo-diffusion/ugo"
@@ -21,7 +21,9 @@ func TestInputRange(t *testing.T) {
 	bound := func(t *testing.T, m *Model) *Bound {
 		c := tensor.New(tensor.WithShape(1, 3, refD), tensor.Of(tensor.Float32))
 		b, err := m.With("encoder_hidden_states", c)
-		require.NoError(t, err)
+		if err != nil {
+			t.Fatal(err)
+		}
 		return b
 	}
 	cases := []struct {
@@ -53,15 +55,24 @@ func TestInputRange(t *testing.T) {
 			x.Float32s()[3] = tc.x
 			err := d.PredictNoise(context.Background(), zerosLike(x), x, tc.t)
 			if tc.input == "" {
-				require.NoError(t, err, "t %v x %v", tc.t, tc.x)
+				if err != nil {
+					t.Fatalf("t %v x %v: %v", tc.t, tc.x, err)
+				}
 				return
 			}
 			var re *RangeError
-			require.ErrorAs(t, err, &re, "t %v x %v", tc.t, tc.x)
-			require.Equal(t, tc.input, re.Input)
-			require.Equal(t, tc.dt, re.DType)
-			require.False(t, errors.Is(err, ErrNonFinite), "an input out of range is not a non-finite model output")
-			require.Contains(t, err.Error(), "out of the range of "+tc.dt.String())
+			if !errors.As(err, &re) {
+				t.Fatalf("t %v x %v: %v, want a *RangeError", tc.t, tc.x, err)
+			}
+			if re.Input != tc.input || re.DType != tc.dt {
+				t.Errorf("RangeError of input %q (%s), want %q (%s)", re.Input, re.DType, tc.input, tc.dt)
+			}
+			if errors.Is(err, ErrNonFinite) {
+				t.Errorf("an input out of range is not a non-finite model output: %v", err)
+			}
+			if want := "out of the range of " + tc.dt.String(); !strings.Contains(err.Error(), want) {
+				t.Errorf("%q does not say %q", err, want)
+			}
 		})
 	}
 }
@@ -74,15 +85,22 @@ func TestConvertRange(t *testing.T) {
 	err := g.Run(context.Background(), map[string]*tensor.Dense{"x": x, "t": tensor.New(tensor.WithShape(1), tensor.WithBacking([]float64{1e6}))},
 		map[string]*tensor.Dense{"eps": out})
 	var re *RangeError
-	require.ErrorAs(t, err, &re)
-	require.Equal(t, RangeError{Input: "t", DType: Float16, Index: 0, Value: 1e6}, *re)
+	if !errors.As(err, &re) {
+		t.Fatalf("%v, want a *RangeError", err)
+	}
+	if want := (RangeError{Input: "t", DType: Float16, Index: 0, Value: 1e6}); *re != want {
+		t.Errorf("%+v, want %+v", *re, want)
+	}
 
 	m := open(t, "fp16scalar.onnx")
 	c := tensor.New(tensor.WithShape(1, 2, refD), tensor.WithBacking([]float64{0, 1, 2, 3, 4, 5, 6, math.MaxFloat32 * 2}))
 	_, err = m.With("encoder_hidden_states", c)
-	require.ErrorAs(t, err, &re)
-	require.Equal(t, "encoder_hidden_states", re.Input)
-	require.Equal(t, 7, re.Index)
+	if !errors.As(err, &re) {
+		t.Fatalf("%v, want a *RangeError", err)
+	}
+	if re.Input != "encoder_hidden_states" || re.Index != 7 {
+		t.Errorf("RangeError of input %q, index %d, want encoder_hidden_states, 7", re.Input, re.Index)
+	}
 
 	for _, c := range []struct {
 		dt DType
@@ -115,7 +133,9 @@ func TestHalfScalarTimestep(t *testing.T) {
 		}
 	}
 	b, err := m.With("encoder_hidden_states", cond)
-	require.NoError(t, err)
+	if err != nil {
+		t.Fatal(err)
+	}
 	x := tensor.New(tensor.WithShape(2, 2, 4, 4), tensor.Of(tensor.Float32))
 	for i := range x.Float32s() {
 		x.Float32s()[i] = float32(i%7) / 8
@@ -123,7 +143,9 @@ func TestHalfScalarTimestep(t *testing.T) {
 	dst := zerosLike(x)
 	ctx := context.Background()
 	for _, ts := range []float32{999, 1, 500.5, 999} {
-		require.NoError(t, b.PredictNoise(ctx, dst, x, []float32{ts}))
+		if err := b.PredictNoise(ctx, dst, x, []float32{ts}); err != nil {
+			t.Fatal(err)
+		}
 		tv := float64(roundHalf([]float32{ts})[0])
 		want := reference(x.Float32s(), []int{2, 2, 4, 4}, func(int) float64 { return tv }, func(int) [][]float32 { return rows })
 		assertClose(t, dst.Float32s(), want, 0.06, "fp16scalar.onnx")
@@ -132,10 +154,16 @@ func TestHalfScalarTimestep(t *testing.T) {
 	allocs := testing.AllocsPerRun(10, func() { _ = b.PredictNoise(ctx, dst, x, ts) })
 	f32 := open(t, "extra.onnx")
 	bf, err := f32.With("encoder_hidden_states", cond)
-	require.NoError(t, err)
-	require.NoError(t, bf.PredictNoise(ctx, dst, x, ts))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := bf.PredictNoise(ctx, dst, x, ts); err != nil {
+		t.Fatal(err)
+	}
 	base := testing.AllocsPerRun(10, func() { _ = bf.PredictNoise(ctx, dst, x, ts) })
-	require.LessOrEqual(t, allocs, base, "float16 scalar timestep: allocations per call vs the float32 [N] model")
+	if allocs > base {
+		t.Errorf("float16 scalar timestep: %v allocations per call, the float32 [N] model %v", allocs, base)
+	}
 	t.Logf("%v allocations per call (float32 [N] timestep model: %v)", allocs, base)
 }
 
@@ -151,20 +179,28 @@ func TestHalfScalarBatchedCFG(t *testing.T) {
 			c.Float32s()[i] = v * float32(i%3-1) // exact in float16
 		}
 		b, err := m.With("encoder_hidden_states", c)
-		require.NoError(t, err)
+		if err != nil {
+			t.Fatal(err)
+		}
 		return b, rows
 	}
 	cb, crows := mk(0.5)
 	ub, urows := mk(-0.25)
 	g, err := BatchedCFG(cb, ub, 3)
-	require.NoError(t, err)
-	require.True(t, g.Batched())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !g.Batched() {
+		t.Fatal("BatchedCFG over the float16 export is not batched")
+	}
 	x := tensor.New(tensor.WithShape(2, 2, 4, 4), tensor.Of(tensor.Float32))
 	for i := range x.Float32s() {
 		x.Float32s()[i] = float32(i%5) / 4
 	}
 	dst := zerosLike(x)
-	require.NoError(t, g.PredictNoise(context.Background(), dst, x, []float32{420}))
+	if err := g.PredictNoise(context.Background(), dst, x, []float32{420}); err != nil {
+		t.Fatal(err)
+	}
 	tOf := func(int) float64 { return 420 }
 	ec := reference(x.Float32s(), []int{2, 2, 4, 4}, tOf, func(int) [][]float32 { return crows })
 	eu := reference(x.Float32s(), []int{2, 2, 4, 4}, tOf, func(int) [][]float32 { return urows })
@@ -188,15 +224,21 @@ func TestScalarTimestepReused(t *testing.T) {
 	dst := zerosLike(x)
 	ctx := context.Background()
 	for _, ts := range []float32{999, 3, 500.25} {
-		require.NoError(t, m.PredictNoise(ctx, dst, x, []float32{ts}))
+		if err := m.PredictNoise(ctx, dst, x, []float32{ts}); err != nil {
+			t.Fatal(err)
+		}
 		want := reference(x.Float32s(), []int{2, 2, 4, 4}, func(int) float64 { return float64(ts) }, nil)
 		assertClose(t, dst.Float32s(), want, 1e-4, "scalar.onnx")
 	}
 	ts := []float32{10}
 	allocs := testing.AllocsPerRun(10, func() { _ = m.PredictNoise(ctx, dst, x, ts) })
 	dyn := open(t, "dynamic.onnx")
-	require.NoError(t, dyn.PredictNoise(ctx, dst, x, ts))
+	if err := dyn.PredictNoise(ctx, dst, x, ts); err != nil {
+		t.Fatal(err)
+	}
 	base := testing.AllocsPerRun(10, func() { _ = dyn.PredictNoise(ctx, dst, x, ts) })
-	require.LessOrEqual(t, allocs, base)
+	if allocs > base {
+		t.Errorf("%v allocations per call, the [N] timestep model %v", allocs, base)
+	}
 	t.Logf("%v allocations per call ([N] timestep model: %v)", allocs, base)
 }
