@@ -140,9 +140,7 @@ func TestBootstrapResamples(t *testing.T) {
 			lo, hi = min(lo, v), max(hi, v)
 			return v, nil
 		})
-		if err != nil {
-			t.Fatal(err)
-		}
+		require.NoError(t, err)
 		if !(lo <= iv.Lo && iv.Lo <= iv.Hi && iv.Hi <= hi) {
 			t.Fatalf("interval %+v outside [%v, %v]", iv, lo, hi)
 		}

@@ -33,9 +33,7 @@ func TestFrechetDistanceDiagonalClosedForm(t *testing.T) {
 			want += (m1[i]-m2[i])*(m1[i]-m2[i]) + (math.Sqrt(s1)-math.Sqrt(s2))*(math.Sqrt(s1)-math.Sqrt(s2))
 		}
 		got, err := FrechetDistance(gaussianFromMoments(m1, c1), gaussianFromMoments(m2, c2))
-		if err != nil {
-			t.Fatal(err)
-		}
+		require.NoError(t, err)
 		if math.Abs(got-want) > 1e-9*(1+want) {
 			t.Fatalf("FD = %v, want %v", got, want)
 		}
@@ -125,13 +123,9 @@ func TestFitGaussianWeightedIsRepetition(t *testing.T) {
 			rep = append(rep, f[:2*d]...)
 		}
 		got, err := FitGaussianWeighted(f, d, w)
-		if err != nil {
-			t.Fatal(err)
-		}
+		require.NoError(t, err)
 		want, err := FitGaussian(rep, d)
-		if err != nil {
-			t.Fatal(err)
-		}
+		require.NoError(t, err)
 		for i := 0; i < d; i++ {
 			if math.Abs(got.Mean[i]-want.Mean[i]) > 1e-9 {
 				t.Fatalf("mean %v, want %v", got.Mean, want.Mean)

@@ -65,17 +65,11 @@ func TestKIDWeightsAreMultiplicities(t *testing.T) {
 			w[0], w[1] = 1, 1
 		}
 		ref, err := NewKIDReference(y, d, KIDOptions{Subsets: 1, SubsetSize: m})
-		if err != nil {
-			t.Fatal(err)
-		}
+		require.NoError(t, err)
 		s, err := ref.Prepare(x)
-		if err != nil {
-			t.Fatal(err)
-		}
+		require.NoError(t, err)
 		got, _, err := s.KID(w)
-		if err != nil {
-			t.Fatal(err)
-		}
+		require.NoError(t, err)
 		// Brute force over the expanded data.
 		var idx []int
 		for i, c := range w {

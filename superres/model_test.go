@@ -121,22 +121,14 @@ func TestTilingMatchesWholeImage(t *testing.T) {
 		batch := rapid.IntRange(1, 5).Draw(t, "batch")
 		x := randomSamples(t, n, c, h, w)
 		whole, err := newModel(newLocalNet(scale, mc, layout, 3), Options{Scale: scale, Layout: layout, Channels: mc, Tile: -1, Batch: 100})
-		if err != nil {
-			t.Fatal(err)
-		}
+		require.NoError(t, err)
 		net := newLocalNet(scale, mc, layout, 3)
 		tiled, err := newModel(net, Options{Scale: scale, Layout: layout, Channels: mc, Tile: tile, Overlap: overlap, Batch: batch})
-		if err != nil {
-			t.Fatal(err)
-		}
+		require.NoError(t, err)
 		want, err := whole.Upscale(context.Background(), x)
-		if err != nil {
-			t.Fatal(err)
-		}
+		require.NoError(t, err)
 		got, err := tiled.Upscale(context.Background(), x)
-		if err != nil {
-			t.Fatal(err)
-		}
+		require.NoError(t, err)
 		if g, w := []int(got.Shape()), []int{n, c, h * scale, w * scale}; !slices.Equal(g, w) {
 			t.Fatalf("shape %v, want %v", g, w)
 		}
