@@ -217,7 +217,7 @@ func TestGuidanceMemoryLimit(t *testing.T) {
 // type and with the block clamp on: the result is finite or an error.
 func TestUpsampleTimestepsOutsideTheSchedule(t *testing.T) {
 	s := schedule.Linear(1000, 0.0001, 0.02)
-	for _, pred := range []string{"", schedule.PredictV, schedule.PredictSample} {
+	for _, pred := range []schedule.PredictionType{"", schedule.PredictV, schedule.PredictSample} {
 		o := DefaultUpsampleOptions()
 		o.Prediction = pred
 		o.ClipSampleRange = 1

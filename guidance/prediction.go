@@ -39,7 +39,7 @@ type parameterization interface {
 // sqrt(1-abar_t) eps, that predicts pred.
 type vp struct {
 	s    *schedule.Schedule
-	pred string
+	pred schedule.PredictionType
 }
 
 func (p vp) at(t float64) (affine, bool) {
@@ -59,7 +59,7 @@ func (p vp) at(t float64) (affine, bool) {
 }
 
 // checkPrediction validates UpsampleOptions.Prediction.
-func checkPrediction(p string) error {
+func checkPrediction(p schedule.PredictionType) error {
 	switch p {
 	case "", schedule.PredictEpsilon, schedule.PredictV, schedule.PredictSample:
 		return nil

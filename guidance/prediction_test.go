@@ -15,13 +15,13 @@ import (
 	"github.com/ugo-diffusion/ugo/schedule"
 )
 
-var predictions = []string{schedule.PredictEpsilon, schedule.PredictV, schedule.PredictSample}
+var predictions = []schedule.PredictionType{schedule.PredictEpsilon, schedule.PredictV, schedule.PredictSample}
 
 // implied returns the noise and the clean sample that the output m of a
 // model predicting pred implies for the sample x at abar, from the
 // definitions x = sqrt(abar) x0 + sqrt(1-abar) eps and v = sqrt(abar) eps -
 // sqrt(1-abar) x0 (independently of the package's conversion code).
-func implied(pred string, m, x, abar float64) (eps, x0 float64) {
+func implied(pred schedule.PredictionType, m, x, abar float64) (eps, x0 float64) {
 	a, s := math.Sqrt(abar), math.Sqrt(1-abar)
 	switch pred {
 	case schedule.PredictV:
@@ -44,7 +44,7 @@ func implied(pred string, m, x, abar float64) (eps, x0 float64) {
 // second holds where tau matches SNR(tau) = k SNR(t) exactly (continuous
 // matching, tau not clamped to the schedule's end), the first everywhere.
 // modelPred is what the model predicts, guidedAs what Upsample is told.
-func pooledIdentityError(rt *rapid.T, modelPred, guidedAs string) (worst float64, checked bool) {
+func pooledIdentityError(rt *rapid.T, modelPred, guidedAs schedule.PredictionType) (worst float64, checked bool) {
 	shape, factors := drawCase(rt)
 	plan, _ := resample.NewPooling(shape, factors)
 	if plan.K() == 1 {
@@ -140,7 +140,7 @@ func pooledIdentityError(rt *rapid.T, modelPred, guidedAs string) (worst float64
 // low-resolution call at w = 1 (and the affine combination otherwise).
 func TestPropertyPooledIdentityEveryPrediction(t *testing.T) {
 	for _, pred := range predictions {
-		t.Run(pred, func(t *testing.T) {
+		t.Run(string(pred), func(t *testing.T) {
 			rapid.Check(t, func(rt *rapid.T) {
 				if worst, _ := pooledIdentityError(rt, pred, pred); worst > 1 {
 					rt.Fatalf("pooled identity violated by %.3g tolerances", worst)
@@ -155,8 +155,8 @@ func TestPropertyPooledIdentityEveryPrediction(t *testing.T) {
 // (what Upsample did before it knew the prediction type) breaks it by far
 // more than the tolerance.
 func TestPredictionMismatchBreaksIdentity(t *testing.T) {
-	for _, pred := range []string{schedule.PredictV, schedule.PredictSample} {
-		t.Run(pred, func(t *testing.T) {
+	for _, pred := range []schedule.PredictionType{schedule.PredictV, schedule.PredictSample} {
+		t.Run(string(pred), func(t *testing.T) {
 			var worst float64
 			cases := 0
 			rapid.Check(t, func(rt *rapid.T) {
@@ -179,7 +179,7 @@ func TestPredictionMismatchBreaksIdentity(t *testing.T) {
 // guided prediction's.
 func TestPropertyClipSampleRangeEveryPrediction(t *testing.T) {
 	for _, pred := range predictions {
-		t.Run(pred, func(t *testing.T) {
+		t.Run(string(pred), func(t *testing.T) {
 			rapid.Check(t, func(rt *rapid.T) {
 				shape, factors := drawCase(rt)
 				plan, _ := resample.NewPooling(shape, factors)
@@ -277,7 +277,7 @@ func TestUpsamplePredictionOption(t *testing.T) {
 // TestConvertedGuidanceDoesNotAllocate checks the no-allocation promise for
 // the converting path.
 func TestConvertedGuidanceDoesNotAllocate(t *testing.T) {
-	for _, pred := range []string{schedule.PredictV, schedule.PredictSample} {
+	for _, pred := range []schedule.PredictionType{schedule.PredictV, schedule.PredictSample} {
 		opts := DefaultUpsampleOptions()
 		opts.Prediction = pred
 		opts.Sequential = true

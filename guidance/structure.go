@@ -34,7 +34,7 @@ type StructureOptions struct {
 	// the ugo.Denoiser contract; "" means this), the velocity
 	// (schedule.PredictV) or the clean sample (schedule.PredictSample), as
 	// the solver reads it.
-	Prediction string
+	Prediction schedule.PredictionType
 }
 
 // structure is the Denoiser returned by StructureGuidance.

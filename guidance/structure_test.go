@@ -61,7 +61,7 @@ func lowPassOf(t interface{ Fatal(...any) }, x *tensor.Dense, sf float64) *tenso
 
 // x0Of returns the clean sample that the model output implies for x at
 // signal level abar.
-func x0Of(pred string, x, out []float32, abar float64) []float64 {
+func x0Of(pred schedule.PredictionType, x, out []float32, abar float64) []float64 {
 	sa, sb := math.Sqrt(abar), math.Sqrt(1-abar)
 	x0 := make([]float64, len(x))
 	for i := range x {
@@ -82,7 +82,7 @@ func x0Of(pred string, x, out []float32, abar float64) []float64 {
 // To.
 func TestStructureGuidanceCorrectsX0(t *testing.T) {
 	rapid.Check(t, func(t *rapid.T) {
-		pred := rapid.SampledFrom([]string{"", schedule.PredictEpsilon, schedule.PredictV, schedule.PredictSample}).Draw(t, "prediction")
+		pred := rapid.SampledFrom([]schedule.PredictionType{"", schedule.PredictEpsilon, schedule.PredictV, schedule.PredictSample}).Draw(t, "prediction")
 		n := rapid.IntRange(1, 3).Draw(t, "n")
 		h := rapid.IntRange(4, 12).Draw(t, "h")
 		w := rapid.IntRange(4, 12).Draw(t, "w")

@@ -87,7 +87,7 @@ type UpsampleOptions struct {
 	// returned prediction is of the same type as the model's. The
 	// returned Denoiser then outputs what the model outputs: pass it to a
 	// sampler configured with the same prediction type.
-	Prediction string
+	Prediction schedule.PredictionType
 }
 
 // DefaultUpsampleOptions returns the options of the paper's pixel-space

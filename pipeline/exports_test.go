@@ -98,7 +98,7 @@ func TestInferSampleSize(t *testing.T) {
 		name        string
 		unet        []int64
 		hidden      int
-		pred        string
+		pred        schedule.PredictionType
 		source      string
 		size        int
 		wantWarning bool

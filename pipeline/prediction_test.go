@@ -17,13 +17,13 @@ import (
 
 // withPrediction copies a tiny model folder with its scheduler config's
 // prediction_type set to pred.
-func withPrediction(t *testing.T, variant, pred string) string {
+func withPrediction(t *testing.T, variant string, pred schedule.PredictionType) string {
 	t.Helper()
 	dir := copyDir(t, tinyDir(variant))
 	path := filepath.Join(dir, SchedulerConfigPath)
 	data, err := os.ReadFile(path)
 	require.NoError(t, err)
-	cfg := strings.Replace(string(data), "{", `{"prediction_type": "`+pred+`",`, 1)
+	cfg := strings.Replace(string(data), "{", `{"prediction_type": "`+string(pred)+`",`, 1)
 	require.NoError(t, os.WriteFile(path, []byte(cfg), 0o644))
 	return dir
 }
@@ -34,8 +34,8 @@ func withPrediction(t *testing.T, variant, pred string) string {
 // guidance.Upsample with Prediction v over the plain CFG Denoiser, and it
 // differs from guiding the same outputs as noise.
 func TestDenoiserGuidesThePredictionType(t *testing.T) {
-	for _, pred := range []string{schedule.PredictV, schedule.PredictSample} {
-		t.Run(pred, func(t *testing.T) {
+	for _, pred := range []schedule.PredictionType{schedule.PredictV, schedule.PredictSample} {
+		t.Run(string(pred), func(t *testing.T) {
 			m := load(t, withPrediction(t, "fp32", pred), WithSampleSize(128))
 			require.Equal(t, pred, m.Info().Scheduler.PredictionType)
 			cond, uncond := condEmbeddings(t, m)

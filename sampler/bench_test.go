@@ -50,7 +50,7 @@ func TestNoAllocPerStep(t *testing.T) {
 		"ddim":         &DDIM{Schedule: s},
 		"ddim_eta":     &DDIM{Schedule: s, Eta: 1, Clip: Clip{Threshold: Threshold{Thresholding: true}}},
 		"ddpm":         &DDPM{Schedule: s, Clip: Clip{ClipSample: true}},
-		"ddpm_thresh":  &DDPM{Schedule: s, Clip: Clip{Threshold: Threshold{Thresholding: true}}, VarianceType: FixedSmallLog},
+		"ddpm_thresh":  &DDPM{Schedule: s, Clip: Clip{Threshold: Threshold{Thresholding: true}}, VarianceType: schedule.FixedSmallLog},
 		"dpm2m":        &DPMSolverMultistep{Schedule: s, Threshold: Threshold{Thresholding: true}},
 		"dpm2m_sde":    &DPMSolverMultistep{Schedule: s, Algorithm: SDEDPMSolverPP, UseKarrasSigmas: true},
 		"euler_karras": &Euler{Schedule: s, UseKarrasSigmas: true},
@@ -61,7 +61,7 @@ func TestNoAllocPerStep(t *testing.T) {
 		"pndm_prk":     &PNDM{Schedule: s},
 		"unipc3_bh1": &UniPC{Schedule: s, SolverOrder: 3, SolverType: BH1, Threshold: Threshold{Thresholding: true}, DisableCorrector: []int{2},
 			FinalSigmas: FinalSigmaMin},
-		"unipc2_v": &UniPC{Schedule: s, PredictionType: VPrediction, UseKarrasSigmas: true, LowerOrderFinal: true},
+		"unipc2_v": &UniPC{Schedule: s, PredictionType: schedule.PredictV, UseKarrasSigmas: true, LowerOrderFinal: true},
 	} {
 		allocs := func(steps int) float64 {
 			x := latent(2, 4, 8, 8)
@@ -131,7 +131,7 @@ func BenchmarkStep(b *testing.B) {
 		s    Solver
 	}{
 		{"ddim", &DDIM{Schedule: s}},
-		{"ddim_v_clip", &DDIM{Schedule: s, PredictionType: VPrediction, Clip: Clip{ClipSample: true}}},
+		{"ddim_v_clip", &DDIM{Schedule: s, PredictionType: schedule.PredictV, Clip: Clip{ClipSample: true}}},
 		{"ddpm", &DDPM{Schedule: s}},
 		{"dpm2m", &DPMSolverMultistep{Schedule: s}},
 		{"dpm2m_threshold", &DPMSolverMultistep{Schedule: s, Threshold: Threshold{Thresholding: true}}},

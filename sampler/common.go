@@ -9,32 +9,22 @@ import (
 	"github.com/ugo-diffusion/ugo/schedule"
 )
 
-// PredictionType says how a scheduler reads the model output: as the noise
-// eps (the contract of ugo.Denoiser), as the velocity v = sqrt(abar) eps -
-// sqrt(1-abar) x0, or as the clean sample x0 itself. The values are the
-// strings diffusers uses in scheduler_config.json.
-type PredictionType string
-
-// The prediction types of diffusers. The empty PredictionType means Epsilon.
-const (
-	Epsilon     PredictionType = "epsilon"
-	VPrediction PredictionType = "v_prediction"
-	SamplePred  PredictionType = "sample"
-)
-
-func (p PredictionType) orDefault() PredictionType {
+// predictionOrDefault returns p with the empty prediction type read as
+// schedule.PredictEpsilon.
+func predictionOrDefault(p schedule.PredictionType) schedule.PredictionType {
 	if p == "" {
-		return Epsilon
+		return schedule.PredictEpsilon
 	}
 	return p
 }
 
-func (p PredictionType) validate() error {
-	switch p.orDefault() {
-	case Epsilon, VPrediction, SamplePred:
+// validatePrediction refuses an unknown prediction type.
+func validatePrediction(p schedule.PredictionType) error {
+	switch predictionOrDefault(p) {
+	case schedule.PredictEpsilon, schedule.PredictV, schedule.PredictSample:
 		return nil
 	}
-	return fmt.Errorf("sampler: unknown prediction type %q, want %q, %q or %q", string(p), Epsilon, VPrediction, SamplePred)
+	return fmt.Errorf("sampler: unknown prediction type %q, want %q, %q or %q", string(p), schedule.PredictEpsilon, schedule.PredictV, schedule.PredictSample)
 }
 
 // ErrNonFinite is wrapped by the error Sample returns when a model output,
@@ -358,11 +348,11 @@ func abarAt(s *schedule.Schedule, t int) float32 { return float32(s.AlphaBar(flo
 // checkDiscrete validates the fields DDIM, DDPM and PNDM (name) share
 // after the schedule, their own and their Clip: the steps offset and the
 // prediction type.
-func checkDiscrete(name string, offset int, pred PredictionType) error {
+func checkDiscrete(name string, offset int, pred schedule.PredictionType) error {
 	if offset < 0 {
 		return fmt.Errorf("sampler: %s steps offset %d, want >= 0", name, offset)
 	}
-	return pred.validate()
+	return validatePrediction(pred)
 }
 
 func spacingOrDefault(s schedule.Spacing) schedule.Spacing {

@@ -24,8 +24,8 @@ type DDIM struct {
 	// Eta scales the noise of each step: 0 (the default) is the
 	// deterministic DDIM, 1 matches DDPM's posterior variance.
 	Eta float64
-	// PredictionType says how to read the model output ("" = Epsilon).
-	PredictionType PredictionType
+	// PredictionType says how to read the model output ("" = schedule.PredictEpsilon).
+	PredictionType schedule.PredictionType
 	// Clip post-processes the predicted x0 (clip_sample or dynamic
 	// thresholding).
 	Clip
@@ -54,7 +54,7 @@ func NewDDIM(cfg schedule.Config) (*DDIM, error) {
 	}
 	d := &DDIM{
 		Schedule:       s,
-		PredictionType: PredictionType(cfg.PredictionType),
+		PredictionType: cfg.PredictionType,
 		Clip:           clipFromConfig(&cfg),
 		SetAlphaToOne:  cfg.SetAlphaToOne,
 		Spacing:        spacingFor(&cfg, schedule.Leading),
@@ -155,15 +155,15 @@ func (d *DDIM) Step(dst []float32, in StepInput) error {
 	std := eta * sqrt32(ddimVariance(at, ap))
 	dirCoef := sqrt32(1 - ap - std*std)
 	sap := sqrt32(ap)
-	pred := d.PredictionType.orDefault()
+	pred := predictionOrDefault(d.PredictionType)
 	m, s := in.ModelOutput, in.Sample
 
 	// predict returns x0^ and eps^ of element i before clipping.
 	predict := func(i int) (x0, eps float32) {
 		switch pred {
-		case VPrediction:
+		case schedule.PredictV:
 			return float32(sa*s[i]) - float32(sb*m[i]), float32(sa*m[i]) + float32(sb*s[i])
-		case SamplePred:
+		case schedule.PredictSample:
 			return m[i], (s[i] - float32(sa*m[i])) / sb
 		default:
 			return (s[i] - float32(sb*m[i])) / sa, m[i]

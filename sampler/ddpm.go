@@ -8,28 +8,6 @@ import (
 	"github.com/ugo-diffusion/ugo/schedule"
 )
 
-// VarianceType selects the noise of a DDPM step, with diffusers' names.
-type VarianceType string
-
-// The fixed variance types of diffusers' DDPMScheduler. The empty
-// VarianceType means FixedSmall. With beta~ = (1-abar_prev)/(1-abar_t) beta_t
-// the posterior variance (clamped below at 1e-20) and beta_t = 1 -
-// abar_t/abar_prev the step's forward variance:
-//   - FixedSmall and FixedSmallLog add sqrt(beta~) z (the latter computed
-//     as exp(log(beta~)/2), as diffusers does);
-//   - FixedLarge and FixedLargeLog add sqrt(beta_t) z.
-//
-// diffusers' step takes the square root of log(beta_t) for fixed_large_log,
-// which is NaN; this package reads it as the log-variance it is documented
-// to be. The learned variance types need a model with twice the channels
-// and are not supported.
-const (
-	FixedSmall    VarianceType = "fixed_small"
-	FixedSmallLog VarianceType = "fixed_small_log"
-	FixedLarge    VarianceType = "fixed_large"
-	FixedLargeLog VarianceType = "fixed_large_log"
-)
-
 // DDPM is the ancestral sampler of denoising diffusion probabilistic models
 // (Ho et al., arXiv 2006.11239) with the semantics of diffusers'
 // DDPMScheduler: a step lands on the next timestep of the run's list (the
@@ -42,10 +20,19 @@ const (
 type DDPM struct {
 	// Schedule is the training noise schedule. Required.
 	Schedule *schedule.Schedule
-	// VarianceType selects the step noise ("" = FixedSmall).
-	VarianceType VarianceType
-	// PredictionType says how to read the model output ("" = Epsilon).
-	PredictionType PredictionType
+	// VarianceType selects the step noise ("" = schedule.FixedSmall).
+	// With beta~ = (1-abar_prev)/(1-abar_t) beta_t the posterior variance
+	// (clamped below at 1e-20) and beta_t = 1 - abar_t/abar_prev the
+	// step's forward variance, schedule.FixedSmall and schedule.FixedSmallLog add
+	// sqrt(beta~) z (the latter computed as exp(log(beta~)/2), as diffusers
+	// does), schedule.FixedLarge and schedule.FixedLargeLog add sqrt(beta_t) z. diffusers'
+	// step takes the square root of log(beta_t) for fixed_large_log, which
+	// is NaN; DDPM reads it as the log-variance it is documented to be. The
+	// learned variance types need a model with twice the channels and are
+	// not supported.
+	VarianceType schedule.VarianceType
+	// PredictionType says how to read the model output ("" = schedule.PredictEpsilon).
+	PredictionType schedule.PredictionType
 	// Clip post-processes the predicted x0 exactly as in DDIM.
 	Clip
 	// Spacing chooses the inference timesteps ("" = schedule.Leading), and
@@ -66,14 +53,14 @@ func NewDDPM(cfg schedule.Config) (*DDPM, error) {
 	if err != nil {
 		return nil, err
 	}
-	vt := FixedSmall
+	vt := schedule.FixedSmall
 	if cfg.Given("variance_type") {
-		vt = VarianceType(cfg.VarianceType)
+		vt = cfg.VarianceType
 	}
 	d := &DDPM{
 		Schedule:       s,
 		VarianceType:   vt,
-		PredictionType: PredictionType(cfg.PredictionType),
+		PredictionType: cfg.PredictionType,
 		Clip:           clipFromConfig(&cfg),
 		Spacing:        spacingFor(&cfg, schedule.Leading),
 		StepsOffset:    cfg.StepsOffset,
@@ -89,10 +76,10 @@ func (d *DDPM) check() (clipping, error) {
 		return clipping{}, errors.New("sampler: DDPM needs a non-empty Schedule")
 	}
 	switch d.VarianceType {
-	case "", FixedSmall, FixedSmallLog, FixedLarge, FixedLargeLog:
+	case "", schedule.FixedSmall, schedule.FixedSmallLog, schedule.FixedLarge, schedule.FixedLargeLog:
 	default:
 		return clipping{}, fmt.Errorf("sampler: DDPM variance type %q not supported, want %q, %q, %q or %q",
-			string(d.VarianceType), FixedSmall, FixedSmallLog, FixedLarge, FixedLargeLog)
+			string(d.VarianceType), schedule.FixedSmall, schedule.FixedSmallLog, schedule.FixedLarge, schedule.FixedLargeLog)
 	}
 	if err := checkDiscrete("DDPM", d.StepsOffset, d.PredictionType); err != nil {
 		return clipping{}, err
@@ -144,11 +131,11 @@ func (d *DDPM) alphas(t, prev int) (at, ap float32) {
 func (d *DDPM) noiseStd(at, ap float32) float32 {
 	beta := 1 - at/ap
 	switch d.VarianceType {
-	case FixedLarge:
+	case schedule.FixedLarge:
 		return sqrt32(beta)
-	case FixedLargeLog:
+	case schedule.FixedLargeLog:
 		return float32(math.Exp(0.5 * float64(float32(math.Log(float64(beta))))))
-	case FixedSmallLog:
+	case schedule.FixedSmallLog:
 		v := max((1-ap)/(1-at)*beta, 1e-20)
 		return float32(math.Exp(float64(0.5 * float32(math.Log(float64(v))))))
 	default:
@@ -157,7 +144,7 @@ func (d *DDPM) noiseStd(at, ap float32) float32 {
 }
 
 // Variance returns the variance of the noise a step from t to prev adds,
-// the square of its standard deviation under VarianceType. For FixedSmall it
+// the square of its standard deviation under VarianceType. For schedule.FixedSmall it
 // is diffusers' _get_variance: max((1-abar_prev)/(1-abar_t) beta_t, 1e-20).
 func (d *DDPM) Variance(t, prev int) (float32, error) {
 	if _, err := d.check(); err != nil {
@@ -170,7 +157,7 @@ func (d *DDPM) Variance(t, prev int) (float32, error) {
 	at, ap := d.alphas(t, prev)
 	beta := 1 - at/ap
 	switch d.VarianceType {
-	case FixedLarge, FixedLargeLog:
+	case schedule.FixedLarge, schedule.FixedLargeLog:
 		return beta, nil
 	default:
 		return max((1-ap)/(1-at)*beta, 1e-20), nil
@@ -210,14 +197,14 @@ func (d *DDPM) Step(dst []float32, in StepInput) error {
 	if noisy {
 		std = d.noiseStd(at, ap)
 	}
-	pred := d.PredictionType.orDefault()
+	pred := predictionOrDefault(d.PredictionType)
 	m, s := in.ModelOutput, in.Sample
 
 	predict := func(i int) float32 {
 		switch pred {
-		case VPrediction:
+		case schedule.PredictV:
 			return float32(sa*s[i]) - float32(sb*m[i])
-		case SamplePred:
+		case schedule.PredictSample:
 			return m[i]
 		default:
 			return (s[i] - float32(sb*m[i])) / sa

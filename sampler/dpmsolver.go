@@ -73,8 +73,8 @@ type DPMSolverMultistep struct {
 	Algorithm DPMAlgorithm
 	// SolverType is the second-order rule ("" = Midpoint).
 	SolverType DPMSolverType
-	// PredictionType says how to read the model output ("" = Epsilon).
-	PredictionType PredictionType
+	// PredictionType says how to read the model output ("" = schedule.PredictEpsilon).
+	PredictionType schedule.PredictionType
 	// Threshold applies dynamic thresholding to the predicted x0 as in
 	// DDIM.
 	Threshold
@@ -161,7 +161,7 @@ func NewDPMSolverMultistep(cfg schedule.Config) (*DPMSolverMultistep, error) {
 		SolverOrder:      order,
 		Algorithm:        alg,
 		SolverType:       st,
-		PredictionType:   PredictionType(cfg.PredictionType),
+		PredictionType:   cfg.PredictionType,
 		Threshold:        thresholdFromConfig(&cfg),
 		LowerOrderFinal:  lowerFinal,
 		EulerAtFinal:     cfg.Given("euler_at_final") && cfg.EulerAtFinal,
@@ -465,13 +465,13 @@ func (d *DPMSolverMultistep) StepAt(dst []float32, p *Trajectory, i int, in Step
 		cx, c0, c1, c2, cz = 1, 0, 0, 0, 0
 	}
 
-	pred := d.PredictionType.orDefault()
+	pred := predictionOrDefault(d.PredictionType)
 	m, s := in.ModelOutput, in.Sample
 	convert := func(j int) float32 {
 		switch pred {
-		case VPrediction:
+		case schedule.PredictV:
 			return float32(alphaS*s[j]) - float32(sigmaS*m[j])
-		case SamplePred:
+		case schedule.PredictSample:
 			return m[j]
 		default:
 			return (s[j] - float32(sigmaS*m[j])) / alphaS

@@ -38,8 +38,8 @@ type Euler struct {
 	// Schedule is the training noise schedule. Required. A zero terminal
 	// alphas_cumprod (zero SNR) is replaced by 2^-24, as diffusers does.
 	Schedule *schedule.Schedule
-	// PredictionType says how to read the model output ("" = Epsilon).
-	PredictionType PredictionType
+	// PredictionType says how to read the model output ("" = schedule.PredictEpsilon).
+	PredictionType schedule.PredictionType
 	// Spacing chooses the timesteps ("" = schedule.Linspace), and
 	// StepsOffset is added to them under Leading spacing.
 	Spacing     schedule.Spacing
@@ -88,7 +88,7 @@ func NewEuler(cfg schedule.Config) (*Euler, error) {
 	}
 	e := &Euler{
 		Schedule:        s,
-		PredictionType:  PredictionType(cfg.PredictionType),
+		PredictionType:  cfg.PredictionType,
 		Spacing:         spacingFor(&cfg, schedule.Linspace),
 		StepsOffset:     cfg.StepsOffset,
 		UseKarrasSigmas: cfg.UseKarrasSigmas,
@@ -123,8 +123,8 @@ func (e *Euler) check() error {
 	return nil
 }
 
-func checkKConfig(pred PredictionType, sp schedule.Spacing, offset int, final FinalSigmas) error {
-	if err := pred.validate(); err != nil {
+func checkKConfig(pred schedule.PredictionType, sp schedule.Spacing, offset int, final FinalSigmas) error {
+	if err := validatePrediction(pred); err != nil {
 		return err
 	}
 	if sp != "" && !sp.Valid() {
@@ -257,12 +257,12 @@ func checkSigmas(sig []float32) error {
 // kX0 returns k-diffusion's denoised x0^ for one element from the
 // model output m at sample x, where sigma is the level the model saw,
 // sigmaHat the (churned) level of x and c = sigma^2+1 precomputed.
-func kX0(pred PredictionType, m, x, sigmaHat, cOut, c float32) float32 {
+func kX0(pred schedule.PredictionType, m, x, sigmaHat, cOut, c float32) float32 {
 	switch pred {
-	case VPrediction:
+	case schedule.PredictV:
 		// model_output * (-sigma / (sigma**2 + 1) ** 0.5) + sample / (sigma**2 + 1)
 		return float32(m*cOut) + x/c
-	case SamplePred:
+	case schedule.PredictSample:
 		return m
 	default:
 		return x - float32(sigmaHat*m)
@@ -302,7 +302,7 @@ func (e *Euler) StepAt(dst []float32, p *Trajectory, i int, in StepInput) error 
 	c := float32(sigma*sigma) + 1
 	cOut := -sigma / sqrt32(c)
 	dt := next - sigmaHat
-	pred := e.PredictionType.orDefault()
+	pred := predictionOrDefault(e.PredictionType)
 	m, s := in.ModelOutput, in.Sample
 	for j := range s {
 		x := s[j]

@@ -26,10 +26,10 @@ type EulerAncestral struct {
 	// Schedule is the training noise schedule. Required. A zero terminal
 	// alphas_cumprod (zero SNR) is replaced by 2^-24, as diffusers does.
 	Schedule *schedule.Schedule
-	// PredictionType says how to read the model output ("" = Epsilon).
-	// diffusers supports epsilon and v_prediction only; SamplePred reads
+	// PredictionType says how to read the model output ("" = schedule.PredictEpsilon).
+	// diffusers supports epsilon and v_prediction only; schedule.PredictSample reads
 	// the output as x0 itself.
-	PredictionType PredictionType
+	PredictionType schedule.PredictionType
 	// Spacing chooses the timesteps ("" = schedule.Linspace), and
 	// StepsOffset is added to them under Leading spacing.
 	Spacing     schedule.Spacing
@@ -60,7 +60,7 @@ func NewEulerAncestral(cfg schedule.Config) (*EulerAncestral, error) {
 	}
 	e := &EulerAncestral{
 		Schedule:       s,
-		PredictionType: PredictionType(cfg.PredictionType),
+		PredictionType: cfg.PredictionType,
 		Spacing:        spacingFor(&cfg, schedule.Linspace),
 		StepsOffset:    cfg.StepsOffset,
 	}
@@ -127,7 +127,7 @@ func (e *EulerAncestral) StepAt(dst []float32, p *Trajectory, i int, in StepInpu
 	c := float32(sigma*sigma) + 1
 	cOut := -sigma / sqrt32(c)
 	dt := down - sigma
-	pred := e.PredictionType.orDefault()
+	pred := predictionOrDefault(e.PredictionType)
 	m, s, z := in.ModelOutput, in.Sample, in.Noise
 	for j := range s {
 		x := s[j]

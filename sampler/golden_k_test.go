@@ -41,9 +41,9 @@ func TestDPMSolverFullLoopGoldens(t *testing.T) {
 		{"thres", func(d *DPMSolverMultistep) {
 			d.Thresholding, d.DynamicThresholdingRatio, d.SampleMaxValue = true, 0.87, 0.5
 		}, 0, nan, 1.1364},
-		{"v_prediction", func(d *DPMSolverMultistep) { d.PredictionType = VPrediction }, 0, nan, 0.2251},
+		{"v_prediction", func(d *DPMSolverMultistep) { d.PredictionType = schedule.PredictV }, 0, nan, 0.2251},
 		{"karras_and_v_prediction", func(d *DPMSolverMultistep) {
-			d.PredictionType, d.UseKarrasSigmas = VPrediction, true
+			d.PredictionType, d.UseKarrasSigmas = schedule.PredictV, true
 		}, 0, nan, 0.2096},
 		// test_full_loop_with_noise: add_noise(dummy_noise_deter) at
 		// timesteps[5], then the last 5 of 10 steps: img2img at 0.5.
@@ -108,10 +108,10 @@ func TestEulerFullLoopGoldens(t *testing.T) {
 		sum, mean float64
 	}{
 		{"euler/no_noise", &Euler{Schedule: s}, 0, 10.0807, 0.0131},
-		{"euler/v_prediction", &Euler{Schedule: s, PredictionType: VPrediction}, 0, 0.0002, 2.2676e-06},
+		{"euler/v_prediction", &Euler{Schedule: s, PredictionType: schedule.PredictV}, 0, 0.0002, 2.2676e-06},
 		{"euler/karras_sigmas", &Euler{Schedule: s, UseKarrasSigmas: true}, 0, 124.52299499511719, 0.16213932633399963},
 		{"euler_ancestral/no_noise", &EulerAncestral{Schedule: s}, 0, 152.3192, 0.1983},
-		{"euler_ancestral/v_prediction", &EulerAncestral{Schedule: s, PredictionType: VPrediction}, 0, 108.4439, 0.1412},
+		{"euler_ancestral/v_prediction", &EulerAncestral{Schedule: s, PredictionType: schedule.PredictV}, 0, 108.4439, 0.1412},
 		{"euler_ancestral/with_noise", &EulerAncestral{Schedule: s}, 8, 56163.0508, 73.1290},
 	}
 	for _, tc := range tests {

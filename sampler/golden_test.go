@@ -15,19 +15,19 @@ import (
 func TestDDIMFullLoopGoldens(t *testing.T) {
 	tests := []struct {
 		name      string
-		pred      PredictionType
+		pred      schedule.PredictionType
 		betaStart float32
 		alphaOne  bool
 		strength  float64
 		sum, mean float64
 	}{
-		{"no_noise", Epsilon, 0.0001, true, 0, 172.0067, 0.223967},
-		{"v_prediction", VPrediction, 0.0001, true, 0, 52.5302, 0.0684},
-		{"set_alpha_to_one", Epsilon, 0.01, true, 0, 149.8295, 0.1951},
-		{"no_set_alpha_to_one", Epsilon, 0.01, false, 0, 149.0784, 0.1941},
+		{"no_noise", schedule.PredictEpsilon, 0.0001, true, 0, 172.0067, 0.223967},
+		{"v_prediction", schedule.PredictV, 0.0001, true, 0, 52.5302, 0.0684},
+		{"set_alpha_to_one", schedule.PredictEpsilon, 0.01, true, 0, 149.8295, 0.1951},
+		{"no_set_alpha_to_one", schedule.PredictEpsilon, 0.01, false, 0, 149.0784, 0.1941},
 		// test_full_loop_with_noise: add_noise at timesteps[8], then the
 		// last two of 10 steps, which is img2img at strength 0.2.
-		{"with_noise", Epsilon, 0.0001, true, 0.2, 354.5418, 0.4616},
+		{"with_noise", schedule.PredictEpsilon, 0.0001, true, 0.2, 354.5418, 0.4616},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -61,18 +61,18 @@ func TestDDPMFullLoopGoldens(t *testing.T) {
 	}
 	tests := []struct {
 		name      string
-		pred      PredictionType
+		pred      schedule.PredictionType
 		strength  float64
 		sum, mean float64
 	}{
-		{"no_noise", Epsilon, 0, 258.9606, 0.3372},
-		{"v_prediction", VPrediction, 0, 202.0296, 0.2631},
+		{"no_noise", schedule.PredictEpsilon, 0, 258.9606, 0.3372},
+		{"v_prediction", schedule.PredictV, 0, 202.0296, 0.2631},
 		// test_full_loop_with_noise: the last 2 of 1000 steps.
-		{"with_noise", Epsilon, 0.002, 387.9466, 0.5051},
+		{"with_noise", schedule.PredictEpsilon, 0.002, 387.9466, 0.5051},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			d := &DDPM{Schedule: linearSchedule(t, 0.0001), PredictionType: tc.pred, Clip: Clip{ClipSample: true}, VarianceType: FixedSmall}
+			d := &DDPM{Schedule: linearSchedule(t, 0.0001), PredictionType: tc.pred, Clip: Clip{ClipSample: true}, VarianceType: schedule.FixedSmall}
 			x := dummyDeter(false)
 			var src noise.Source = noise.NewTorchCPU(0)
 			if tc.strength > 0 {

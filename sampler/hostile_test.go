@@ -59,7 +59,7 @@ func TestHostileConfigurations(t *testing.T) {
 	inputs := map[string]float32{"unit": 1, "huge": 3e38, "tiny": 1e-38}
 	tried, failed := 0, 0
 	for _, zeroSNR := range []bool{false, true} {
-		for _, pred := range []string{schedule.PredictEpsilon, schedule.PredictV, schedule.PredictSample} {
+		for _, pred := range []schedule.PredictionType{schedule.PredictEpsilon, schedule.PredictV, schedule.PredictSample} {
 			for _, spacing := range []schedule.Spacing{schedule.Leading, schedule.Trailing, schedule.Linspace} {
 				cfg := schedule.DefaultConfig()
 				cfg.RescaleBetasZeroSNR = zeroSNR

@@ -37,9 +37,9 @@ import (
 type PNDM struct {
 	// Schedule is the training noise schedule. Required.
 	Schedule *schedule.Schedule
-	// PredictionType says how to read the model output ("" = Epsilon);
-	// SamplePred is not supported, as in diffusers.
-	PredictionType PredictionType
+	// PredictionType says how to read the model output ("" = schedule.PredictEpsilon);
+	// schedule.PredictSample is not supported, as in diffusers.
+	PredictionType schedule.PredictionType
 	// SetAlphaToOne makes the final step land on alphas_cumprod = 1
 	// rather than alphas_cumprod[0] (diffusers' default for this class:
 	// false).
@@ -78,7 +78,7 @@ func NewPNDM(cfg schedule.Config) (*PNDM, error) {
 	}
 	d := &PNDM{
 		Schedule:       s,
-		PredictionType: PredictionType(cfg.PredictionType),
+		PredictionType: cfg.PredictionType,
 		SetAlphaToOne:  cfg.Given("set_alpha_to_one") && cfg.SetAlphaToOne,
 		Spacing:        spacingFor(&cfg, schedule.Leading),
 		StepsOffset:    cfg.StepsOffset,
@@ -94,7 +94,7 @@ func (d *PNDM) check() error {
 	if d == nil || d.Schedule == nil || d.Schedule.Len() == 0 {
 		return errors.New("sampler: PNDM needs a non-empty Schedule")
 	}
-	if d.PredictionType.orDefault() == SamplePred {
+	if predictionOrDefault(d.PredictionType) == schedule.PredictSample {
 		return errors.New("sampler: PNDM does not support the sample prediction type")
 	}
 	return checkDiscrete("PNDM", d.StepsOffset, d.PredictionType)
@@ -234,7 +234,7 @@ func (d *PNDM) StepAt(dst []float32, p *Trajectory, i int, in StepInput) error {
 	sc := sqrt32(ap / at)
 	denom := float32(at*sqrt32(bp)) + sqrt32(float32(at*bt)*ap)
 	diff := ap - at
-	v := d.PredictionType.orDefault() == VPrediction
+	v := predictionOrDefault(d.PredictionType) == schedule.PredictV
 	const (
 		w4 = float32(1.0 / 24)
 		w6 = float32(1.0 / 6)

@@ -15,7 +15,7 @@ import (
 
 // genSolverCase draws a schedule, a spacing, a prediction type and a step
 // count shared by the solvers compared below.
-func genSolverCase(t *rapid.T) (*schedule.Schedule, schedule.Spacing, PredictionType, int) {
+func genSolverCase(t *rapid.T) (*schedule.Schedule, schedule.Spacing, schedule.PredictionType, int) {
 	var s *schedule.Schedule
 	switch rapid.IntRange(0, 2).Draw(t, "schedule") {
 	case 0:
@@ -26,7 +26,7 @@ func genSolverCase(t *rapid.T) (*schedule.Schedule, schedule.Spacing, Prediction
 		s = schedule.SquaredCosCapV2(1000)
 	}
 	sp := rapid.SampledFrom([]schedule.Spacing{schedule.Linspace, schedule.Leading, schedule.Trailing}).Draw(t, "spacing")
-	pred := rapid.SampledFrom([]PredictionType{Epsilon, VPrediction, SamplePred}).Draw(t, "prediction")
+	pred := rapid.SampledFrom([]schedule.PredictionType{schedule.PredictEpsilon, schedule.PredictV, schedule.PredictSample}).Draw(t, "prediction")
 	n := rapid.IntRange(2, 60).Draw(t, "steps")
 	return s, sp, pred, n
 }
@@ -94,8 +94,8 @@ func TestUniPCOrderOneIsDPMSolver(t *testing.T) {
 func TestPNDMFirstStepIsDDIM(t *testing.T) {
 	rapid.Check(t, func(t *rapid.T) {
 		s, sp, pred, n := genSolverCase(t)
-		if pred == SamplePred {
-			pred = Epsilon // PNDM reads epsilon and v only
+		if pred == schedule.PredictSample {
+			pred = schedule.PredictEpsilon // PNDM reads epsilon and v only
 		}
 		pn := &PNDM{Schedule: s, PredictionType: pred, Spacing: sp, SkipPRKSteps: true}
 		dd := &DDIM{Schedule: s, PredictionType: pred, Spacing: sp}

@@ -22,7 +22,7 @@ func TestPNDMFullLoopGoldens(t *testing.T) {
 		sum, mean float64
 	}{
 		{"no_noise", func(*PNDM) {}, 198.1318, 0.2580},
-		{"with_v_prediction", func(d *PNDM) { d.PredictionType = VPrediction }, 67.3986, 0.0878},
+		{"with_v_prediction", func(d *PNDM) { d.PredictionType = schedule.PredictV }, 67.3986, 0.0878},
 		{"with_set_alpha_to_one", func(d *PNDM) { d.Schedule, d.SetAlphaToOne = linearSchedule(t, 0.01), true }, 230.0399, 0.2995},
 		{"with_no_set_alpha_to_one", func(d *PNDM) { d.Schedule = linearSchedule(t, 0.01) }, 186.9482, 0.2434},
 	}
@@ -53,8 +53,8 @@ func TestUniPCFullLoopGoldens(t *testing.T) {
 	}{
 		{"no_noise", func(*UniPC) {}, 0, nan, 0.2464},
 		{"with_karras", func(u *UniPC) { u.UseKarrasSigmas = true }, 0, nan, 0.2925},
-		{"with_v_prediction", func(u *UniPC) { u.PredictionType = VPrediction }, 0, nan, 0.1014},
-		{"with_karras_and_v_prediction", func(u *UniPC) { u.UseKarrasSigmas, u.PredictionType = true, VPrediction }, 0, nan, 0.1966},
+		{"with_v_prediction", func(u *UniPC) { u.PredictionType = schedule.PredictV }, 0, nan, 0.1014},
+		{"with_karras_and_v_prediction", func(u *UniPC) { u.UseKarrasSigmas, u.PredictionType = true, schedule.PredictV }, 0, nan, 0.1966},
 		// test_full_loop_with_noise: add_noise(dummy_noise_deter) at
 		// timesteps[8], then the last 2 of 10 steps: img2img at 0.2.
 		{"with_noise", func(*UniPC) {}, 0.2, 315.5757, 0.4109},
@@ -182,7 +182,7 @@ func TestFromConfigKeysTakeEffect(t *testing.T) {
 		{`"lambda_min_clipped": -Infinity`, func(d *DPMSolverMultistep) bool { return math.IsInf(d.LambdaMinClipped, -1) }},
 		{`"timestep_spacing": "trailing"`, func(d *DPMSolverMultistep) bool { return d.Spacing == schedule.Trailing }},
 		{`"thresholding": true`, func(d *DPMSolverMultistep) bool { return d.Thresholding }},
-		{`"prediction_type": "v_prediction"`, func(d *DPMSolverMultistep) bool { return d.PredictionType == VPrediction }},
+		{`"prediction_type": "v_prediction"`, func(d *DPMSolverMultistep) bool { return d.PredictionType == schedule.PredictV }},
 	} {
 		s, err := FromConfig(parse(t, `{`+base+`, `+tc.body+`}`))
 		if err != nil {

@@ -327,7 +327,7 @@ func TestZeroTerminalSNR(t *testing.T) {
 	for _, sol := range []Solver{
 		&Euler{Schedule: s, Spacing: schedule.Trailing},
 		&EulerAncestral{Schedule: s, Spacing: schedule.Trailing},
-		&DPMSolverMultistep{Schedule: s, Spacing: schedule.Trailing, PredictionType: VPrediction},
+		&DPMSolverMultistep{Schedule: s, Spacing: schedule.Trailing, PredictionType: schedule.PredictV},
 	} {
 		p, err := sol.Trajectory(10)
 		if err != nil {

@@ -14,14 +14,14 @@ import (
 
 // outputsFor returns what an exact model predicts for x_t = sqrt(a) x0 +
 // sqrt(1-a) eps under each prediction type.
-func outputsFor(pred PredictionType, x0, eps []float32, a float64) []float32 {
+func outputsFor(pred schedule.PredictionType, x0, eps []float32, a float64) []float32 {
 	out := make([]float32, len(x0))
 	sa, sb := math.Sqrt(a), math.Sqrt(1-a)
 	for i := range out {
 		switch pred {
-		case VPrediction:
+		case schedule.PredictV:
 			out[i] = float32(sa*float64(eps[i]) - sb*float64(x0[i]))
-		case SamplePred:
+		case schedule.PredictSample:
 			out[i] = x0[i]
 		default:
 			out[i] = eps[i]
@@ -42,19 +42,19 @@ func TestPredictionTypesAgree(t *testing.T) {
 	src.Normal(z)
 	for _, tc := range []struct {
 		name    string
-		make    func(PredictionType) Scheduler
+		make    func(schedule.PredictionType) Scheduler
 		t, prev int
 	}{
-		{"ddim", func(p PredictionType) Scheduler { return &DDIM{Schedule: s, PredictionType: p} }, 500, 450},
-		{"ddim_eta_final", func(p PredictionType) Scheduler {
+		{"ddim", func(p schedule.PredictionType) Scheduler { return &DDIM{Schedule: s, PredictionType: p} }, 500, 450},
+		{"ddim_eta_final", func(p schedule.PredictionType) Scheduler {
 			return &DDIM{Schedule: s, PredictionType: p, Eta: 0.5, SetAlphaToOne: true}
 		}, 20, -1},
-		{"ddim_clipped_output", func(p PredictionType) Scheduler {
+		{"ddim_clipped_output", func(p schedule.PredictionType) Scheduler {
 			return &DDIM{Schedule: s, PredictionType: p, Clip: Clip{ClipSample: true, ClipSampleRange: 0.5}, UseClippedModelOutput: true}
 		}, 900, 800},
-		{"ddpm", func(p PredictionType) Scheduler { return &DDPM{Schedule: s, PredictionType: p} }, 300, 299},
-		{"ddpm_large", func(p PredictionType) Scheduler {
-			return &DDPM{Schedule: s, PredictionType: p, VarianceType: FixedLarge, Clip: Clip{ClipSample: true}}
+		{"ddpm", func(p schedule.PredictionType) Scheduler { return &DDPM{Schedule: s, PredictionType: p} }, 300, 299},
+		{"ddpm_large", func(p schedule.PredictionType) Scheduler {
+			return &DDPM{Schedule: s, PredictionType: p, VarianceType: schedule.FixedLarge, Clip: Clip{ClipSample: true}}
 		}, 999, 949},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -64,7 +64,7 @@ func TestPredictionTypesAgree(t *testing.T) {
 				xt[i] = float32(math.Sqrt(a)*float64(x0[i]) + math.Sqrt(1-a)*float64(eps[i]))
 			}
 			var ref []float32
-			for _, p := range []PredictionType{Epsilon, VPrediction, SamplePred} {
+			for _, p := range []schedule.PredictionType{schedule.PredictEpsilon, schedule.PredictV, schedule.PredictSample} {
 				sch := tc.make(p)
 				dst, gotX0 := make([]float32, n), make([]float32, n)
 				in := StepInput{Timestep: tc.t, Prev: tc.prev, ModelOutput: outputsFor(p, x0, eps, a), Sample: xt, X0: gotX0}
@@ -125,14 +125,14 @@ func TestDDPMVarianceTypes(t *testing.T) {
 	const tt = 600
 	post := float64(1-ac[tt-1]) / float64(1-ac[tt]) * float64(betas[tt])
 	for _, tc := range []struct {
-		vt      VarianceType
+		vt      schedule.VarianceType
 		wantVar float64
 	}{
 		{"", post},
-		{FixedSmall, post},
-		{FixedSmallLog, post},
-		{FixedLarge, float64(betas[tt])},
-		{FixedLargeLog, float64(betas[tt])},
+		{schedule.FixedSmall, post},
+		{schedule.FixedSmallLog, post},
+		{schedule.FixedLarge, float64(betas[tt])},
+		{schedule.FixedLargeLog, float64(betas[tt])},
 	} {
 		d := &DDPM{Schedule: s, VarianceType: tc.vt}
 		x, eps := make([]float32, 8), make([]float32, 8)
@@ -202,7 +202,7 @@ func TestThresholding(t *testing.T) {
 	for _, tc := range []struct {
 		ratio, max float32
 	}{{0.995, 1}, {0.9, 2}, {0.5, 3}, {0, 0}} {
-		d := &DDIM{Schedule: s, PredictionType: SamplePred, Clip: Clip{ClipSample: true, ClipSampleRange: 0.01, Threshold: Threshold{Thresholding: true, DynamicThresholdingRatio: tc.ratio, SampleMaxValue: tc.max}}} // clipping is ignored under thresholding
+		d := &DDIM{Schedule: s, PredictionType: schedule.PredictSample, Clip: Clip{ClipSample: true, ClipSampleRange: 0.01, Threshold: Threshold{Thresholding: true, DynamicThresholdingRatio: tc.ratio, SampleMaxValue: tc.max}}} // clipping is ignored under thresholding
 		ratio, maxv := tc.ratio, tc.max
 		if ratio == 0 {
 			ratio, maxv = 0.995, 1
@@ -243,7 +243,7 @@ func TestNewFromConfig(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if d.SetAlphaToOne || d.StepsOffset != 1 || d.ClipSample || d.PredictionType != VPrediction || d.Schedule.Len() != 1000 {
+	if d.SetAlphaToOne || d.StepsOffset != 1 || d.ClipSample || d.PredictionType != schedule.PredictV || d.Schedule.Len() != 1000 {
 		t.Errorf("NewDDIM did not carry the configuration over: %+v", d)
 	}
 	if ts, err := d.Timesteps(50); err != nil || ts[0] != 981 || ts[49] != 1 {
@@ -251,7 +251,7 @@ func TestNewFromConfig(t *testing.T) {
 	}
 	cfg.VarianceType = "fixed_large"
 	p, err := NewDDPM(cfg)
-	if err != nil || p.VarianceType != FixedLarge {
+	if err != nil || p.VarianceType != schedule.FixedLarge {
 		t.Errorf("NewDDPM = %+v, %v", p, err)
 	}
 

@@ -45,8 +45,8 @@ type UniPC struct {
 	SolverOrder int
 	// SolverType is the B(h) variant ("" = BH2).
 	SolverType UniPCSolverType
-	// PredictionType says how to read the model output ("" = Epsilon).
-	PredictionType PredictionType
+	// PredictionType says how to read the model output ("" = schedule.PredictEpsilon).
+	PredictionType schedule.PredictionType
 	// Threshold applies dynamic thresholding to the predicted x0 as in
 	// DDIM.
 	Threshold
@@ -125,7 +125,7 @@ func NewUniPC(cfg schedule.Config) (*UniPC, error) {
 		Schedule:         s,
 		SolverOrder:      order,
 		SolverType:       st,
-		PredictionType:   PredictionType(cfg.PredictionType),
+		PredictionType:   cfg.PredictionType,
 		Threshold:        thresholdFromConfig(&cfg),
 		LowerOrderFinal:  lowerFinal,
 		DisableCorrector: slices.Clone(cfg.DisableCorrector),
@@ -387,13 +387,13 @@ func (u *UniPC) StepAt(dst []float32, p *Trajectory, i int, in StepInput) error 
 		return fmt.Errorf("sampler: UniPC step %d at sigma %v, want sigma > 0", i, sig)
 	}
 	alphaS, sigmaS, _ := alphaSigma(sig)
-	pred := u.PredictionType.orDefault()
+	pred := predictionOrDefault(u.PredictionType)
 	m, s := in.ModelOutput, in.Sample
 	for j := range s {
 		switch pred {
-		case VPrediction:
+		case schedule.PredictV:
 			cur[j] = float32(alphaS*s[j]) - float32(sigmaS*m[j])
-		case SamplePred:
+		case schedule.PredictSample:
 			cur[j] = m[j]
 		default:
 			cur[j] = (s[j] - float32(sigmaS*m[j])) / alphaS

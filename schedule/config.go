@@ -17,11 +17,33 @@ const (
 	BetaSigmoid      = "sigmoid"
 )
 
-// Prediction types accepted in Config.PredictionType, as in diffusers.
+// PredictionType says what a model's output is, with diffusers' names: the
+// noise (PredictEpsilon), the velocity v = sqrt(abar) eps - sqrt(1-abar) x0
+// (PredictV) or the clean sample x0 (PredictSample). Samplers and guidance
+// read the empty PredictionType as PredictEpsilon.
+type PredictionType string
+
+// The prediction types of diffusers.
 const (
-	PredictEpsilon = "epsilon"
-	PredictV       = "v_prediction"
-	PredictSample  = "sample"
+	PredictEpsilon PredictionType = "epsilon"
+	PredictV       PredictionType = "v_prediction"
+	PredictSample  PredictionType = "sample"
+)
+
+// VarianceType is DDPM's posterior variance, with diffusers' names.
+// Package sampler's DDPM describes the fixed ones and reads the empty
+// VarianceType as FixedSmall; the learned ones need a model with twice the
+// channels and are parsed but not sampled.
+type VarianceType string
+
+// The variance types of diffusers' DDPMScheduler.
+const (
+	FixedSmall    VarianceType = "fixed_small"
+	FixedSmallLog VarianceType = "fixed_small_log"
+	FixedLarge    VarianceType = "fixed_large"
+	FixedLargeLog VarianceType = "fixed_large_log"
+	Learned       VarianceType = "learned"
+	LearnedRange  VarianceType = "learned_range"
 )
 
 // Config holds the keys of a diffusers scheduler_config.json that the
@@ -31,16 +53,16 @@ const (
 // UniPCMultistepScheduler). Field comments give the JSON key. The zero
 // Config is not useful; start from DefaultConfig or ParseConfig.
 type Config struct {
-	NumTrainTimesteps int       // num_train_timesteps: T, in [1, MaxTrainTimesteps]
-	BetaStart         float32   // beta_start, in (0, 1]
-	BetaEnd           float32   // beta_end, in (0, 1]
-	BetaSchedule      string    // beta_schedule: linear, scaled_linear, squaredcos_cap_v2 or sigmoid
-	TrainedBetas      []float32 // trained_betas: when non-nil, used instead of BetaSchedule
-	TimestepSpacing   Spacing   // timestep_spacing: leading, trailing or linspace
-	StepsOffset       int       // steps_offset: added to Leading timesteps
-	PredictionType    string    // prediction_type: epsilon, v_prediction or sample
-	ClipSample        bool      // clip_sample: clip the predicted x0 to ±ClipSampleRange
-	ClipSampleRange   float32   // clip_sample_range, > 0
+	NumTrainTimesteps int            // num_train_timesteps: T, in [1, MaxTrainTimesteps]
+	BetaStart         float32        // beta_start, in (0, 1]
+	BetaEnd           float32        // beta_end, in (0, 1]
+	BetaSchedule      string         // beta_schedule: linear, scaled_linear, squaredcos_cap_v2 or sigmoid
+	TrainedBetas      []float32      // trained_betas: when non-nil, used instead of BetaSchedule
+	TimestepSpacing   Spacing        // timestep_spacing: leading, trailing or linspace
+	StepsOffset       int            // steps_offset: added to Leading timesteps
+	PredictionType    PredictionType // prediction_type: epsilon, v_prediction or sample
+	ClipSample        bool           // clip_sample: clip the predicted x0 to ±ClipSampleRange
+	ClipSampleRange   float32        // clip_sample_range, > 0
 	// SetAlphaToOne (set_alpha_to_one) makes DDIM's final step use
 	// abar_prev = 1 rather than abar_0.
 	SetAlphaToOne            bool
@@ -51,7 +73,7 @@ type Config struct {
 	// VarianceType (variance_type) is DDPM's posterior variance: fixed_small,
 	// fixed_small_log, fixed_large, fixed_large_log, learned or
 	// learned_range.
-	VarianceType string
+	VarianceType VarianceType
 	SkipPRKSteps bool // skip_prk_steps (PNDM)
 
 	// ClassName (_class_name) names the diffusers scheduler class the
@@ -135,7 +157,7 @@ func DefaultConfig() Config {
 		SetAlphaToOne:            true,
 		DynamicThresholdingRatio: 0.995,
 		SampleMaxValue:           1,
-		VarianceType:             "fixed_small",
+		VarianceType:             FixedSmall,
 		LowerOrderFinal:          true,
 		PredictX0:                true,
 		FinalSigmasType:          "zero",
@@ -208,7 +230,7 @@ func ParseConfig(data []byte) (*Config, error) {
 		c.TimestepSpacing = Spacing(sp)
 	}
 	p.int("steps_offset", &c.StepsOffset, 0, MaxTrainTimesteps)
-	p.enum("prediction_type", &c.PredictionType, PredictEpsilon, PredictV, PredictSample)
+	enum(&p, "prediction_type", &c.PredictionType, PredictEpsilon, PredictV, PredictSample)
 	p.bool("clip_sample", &c.ClipSample)
 	p.float("clip_sample_range", &c.ClipSampleRange, nil)
 	p.bool("set_alpha_to_one", &c.SetAlphaToOne)
@@ -216,7 +238,7 @@ func ParseConfig(data []byte) (*Config, error) {
 	p.float("dynamic_thresholding_ratio", &c.DynamicThresholdingRatio, nil)
 	p.float("sample_max_value", &c.SampleMaxValue, nil)
 	p.bool("rescale_betas_zero_snr", &c.RescaleBetasZeroSNR)
-	p.enum("variance_type", &c.VarianceType, "fixed_small", "fixed_small_log", "fixed_large", "fixed_large_log", "learned", "learned_range")
+	enum(&p, "variance_type", &c.VarianceType, FixedSmall, FixedSmallLog, FixedLarge, FixedLargeLog, Learned, LearnedRange)
 	p.bool("skip_prk_steps", &c.SkipPRKSteps)
 
 	p.int("solver_order", &c.SolverOrder, 1, 3)
@@ -325,7 +347,7 @@ func (c *Config) Validate() error {
 		return bad("dynamic_thresholding_ratio", "%v is outside (0, 1]", c.DynamicThresholdingRatio)
 	case !positive(c.SampleMaxValue):
 		return bad("sample_max_value", "%v is not a positive finite number", c.SampleMaxValue)
-	case !oneOf(c.VarianceType, "fixed_small", "fixed_small_log", "fixed_large", "fixed_large_log", "learned", "learned_range"):
+	case !oneOf(c.VarianceType, FixedSmall, FixedSmallLog, FixedLarge, FixedLargeLog, Learned, LearnedRange):
 		return bad("variance_type", "unknown variance type %q", c.VarianceType)
 	case c.SolverOrder < 0 || c.SolverOrder > 3:
 		return bad("solver_order", "%d is outside [1, 3]", c.SolverOrder)
@@ -361,7 +383,7 @@ func (c *Config) usesBetaRange() bool {
 	return c.TrainedBetas == nil && c.BetaSchedule != BetaSquaredCos
 }
 
-func oneOf(s string, allowed ...string) bool {
+func oneOf[T ~string](s T, allowed ...T) bool {
 	for _, a := range allowed {
 		if s == a {
 			return true
@@ -495,6 +517,20 @@ func (p *parser) bool(key string, dst *bool) {
 	if err := json.Unmarshal(v, dst); err != nil {
 		p.fail(key, "want true or false, got %s", abbrev(v))
 	}
+}
+
+// enum is parser.enum for a string type T.
+func enum[T ~string](p *parser, key string, dst *T, allowed ...T) bool {
+	s := string(*dst)
+	names := make([]string, len(allowed))
+	for i, a := range allowed {
+		names[i] = string(a)
+	}
+	if !p.enum(key, &s, names...) {
+		return false
+	}
+	*dst = T(s)
+	return true
 }
 
 // enum decodes a string among allowed and reports whether it set dst.

@@ -17,7 +17,7 @@ import (
 // vDDIM is ddim() reading the model output as a velocity.
 func vDDIM() *sampler.DDIM {
 	d := ddim()
-	d.PredictionType = sampler.VPrediction
+	d.PredictionType = schedule.PredictV
 	return d
 }
 
@@ -29,12 +29,12 @@ func TestRefinePassesThePredictionType(t *testing.T) {
 	model := pointwise{0.4, 0.3}
 	x := randTensor(rand.New(rand.NewPCG(9, 10)), 3, 1, 8, 8)
 	s := testSampling(model)
-	s.Solver, s.Prediction = vDDIM(), sampler.VPrediction
+	s.Solver, s.Prediction = vDDIM(), schedule.PredictV
 	st := Refine{Height: 16, Width: 16, Strength: 0.5, Upsample: ugOptions(), Structure: &guidance.StructureOptions{Cutoff: 0.5}}
 	got, err := st.Run(context.Background(), &s, x)
 	require.NoError(t, err)
 
-	run := func(pred string) []float32 {
+	run := func(pred schedule.PredictionType) []float32 {
 		ref, err := resize.To(resize.Bicubic, x, 16, 16)
 		require.NoError(t, err)
 		o := guidance.DefaultUpsampleOptions()
@@ -49,21 +49,21 @@ func TestRefinePassesThePredictionType(t *testing.T) {
 		require.NoError(t, sampler.Sample(context.Background(), g, vDDIM(), want, sampler.Options{Steps: 10, Strength: 0.5, Noise: noise.PerImage(noise.TorchSeeds(seeds...)...)}))
 		return want.Float32s()
 	}
-	require.Equal(t, run(string(sampler.VPrediction)), got.Float32s())
-	require.NotEqual(t, run(string(sampler.Epsilon)), got.Float32s(), "guiding velocities as noise is another run")
+	require.Equal(t, run(schedule.PredictV), got.Float32s())
+	require.NotEqual(t, run(schedule.PredictEpsilon), got.Float32s(), "guiding velocities as noise is another run")
 }
 
 func TestStageOptionsNamingAnotherPrediction(t *testing.T) {
 	s := testSampling(pointwise{0.4, 0.3})
-	s.Solver, s.Prediction = vDDIM(), sampler.VPrediction
+	s.Solver, s.Prediction = vDDIM(), schedule.PredictV
 	ug := ugOptions()
-	ug.Prediction = string(sampler.SamplePred)
+	ug.Prediction = schedule.PredictSample
 	_, err := Generate{Height: 16, Width: 16, Upsample: ug}.Run(context.Background(), &s, nil)
 	require.ErrorContains(t, err, `UpsampleOptions.Prediction "sample", but Sampling.Prediction is "v_prediction"`)
 	x := randTensor(rand.New(rand.NewPCG(1, 2)), 3, 1, 8, 8)
 	_, err = Refine{Height: 16, Width: 16, Strength: 0.5, Structure: &guidance.StructureOptions{Prediction: schedule.PredictEpsilon}}.Run(context.Background(), &s, x)
 	require.ErrorContains(t, err, `StructureOptions.Prediction "epsilon", but Sampling.Prediction is "v_prediction"`)
-	ug.Prediction = string(sampler.VPrediction) // the same type is fine
+	ug.Prediction = schedule.PredictV // the same type is fine
 	_, err = Generate{Height: 16, Width: 16, Upsample: ug}.Run(context.Background(), &s, nil)
 	require.NoError(t, err)
 }

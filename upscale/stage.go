@@ -24,13 +24,13 @@ import (
 type Sampling struct {
 	// Model predicts, at any size, what Prediction says. Required.
 	Model ugo.Denoiser
-	// Prediction is what Model predicts: the noise (sampler.Epsilon, the
-	// default ""), the velocity (sampler.VPrediction) or the clean sample
-	// (sampler.SamplePred); the Solver must read the model output the
+	// Prediction is what Model predicts: the noise (schedule.PredictEpsilon, the
+	// default ""), the velocity (schedule.PredictV) or the clean sample
+	// (schedule.PredictSample); the Solver must read the model output the
 	// same way. Upsample Guidance and Structure Guidance convert around
 	// their terms accordingly; options of theirs that name another
 	// prediction type are refused.
-	Prediction sampler.PredictionType
+	Prediction schedule.PredictionType
 	// Schedule is the model's training schedule, required by Upsample
 	// Guidance and Structure Guidance.
 	Schedule *schedule.Schedule
@@ -129,7 +129,7 @@ func (s *Sampling) upsample(model ugo.Denoiser, opts *guidance.UpsampleOptions, 
 	if err := samePrediction("UpsampleOptions", o.Prediction, s.Prediction); err != nil {
 		return nil, err
 	}
-	o.Prediction = string(s.Prediction)
+	o.Prediction = s.Prediction
 	if th, tw := s.Trained[0], s.Trained[1]; th > 0 && tw > 0 {
 		if h%th != 0 || w%tw != 0 {
 			return nil, fmt.Errorf("upscale: Upsample Guidance at %dx%d: not a multiple of the trained %dx%d", h, w, th, tw)
@@ -152,15 +152,15 @@ func (s *Sampling) upsample(model ugo.Denoiser, opts *guidance.UpsampleOptions, 
 
 // samePrediction refuses a stage option naming a prediction type other than
 // the Sampling's ("" in either means epsilon).
-func samePrediction(what, opt string, s sampler.PredictionType) error {
-	norm := func(p string) string {
+func samePrediction(what string, opt, s schedule.PredictionType) error {
+	norm := func(p schedule.PredictionType) schedule.PredictionType {
 		if p == "" {
-			return string(sampler.Epsilon)
+			return schedule.PredictEpsilon
 		}
 		return p
 	}
-	if opt != "" && norm(opt) != norm(string(s)) {
-		return fmt.Errorf("upscale: %s.Prediction %q, but Sampling.Prediction is %q", what, opt, norm(string(s)))
+	if opt != "" && norm(opt) != norm(s) {
+		return fmt.Errorf("upscale: %s.Prediction %q, but Sampling.Prediction is %q", what, opt, norm(s))
 	}
 	return nil
 }
@@ -361,7 +361,7 @@ func (st Refine) Run(ctx context.Context, s *Sampling, x *tensor.Dense) (*tensor
 		if err := samePrediction("StructureOptions", o.Prediction, s.Prediction); err != nil {
 			return nil, err
 		}
-		o.Prediction = string(s.Prediction)
+		o.Prediction = s.Prediction
 		o.From = p.Timesteps[steps-int(float64(steps)*st.Strength)]
 		o.To = p.Timesteps[steps-1]
 		if model, err = guidance.StructureGuidance(model, s.Schedule, ref, o); err != nil {

@@ -466,7 +466,7 @@ func openLatent(ctx context.Context, dir string, o *options) (*setup, error) {
 	return &setup{
 		sampling: func() upscale.Sampling {
 			return upscale.Sampling{
-				Model: model, Prediction: sampler.PredictionType(info.Scheduler.PredictionType),
+				Model: model, Prediction: info.Scheduler.PredictionType,
 				Schedule: m.Schedule(), Solver: plan.Solver(), Steps: plan.Steps,
 				Channels: info.LatentChannels, Trained: [2]int{base, base},
 				Noise: noise.TorchSeeds(o.seed), Batch: o.n, // one draw over the batch, as diffusers
