@@ -138,18 +138,7 @@ func WithThreads(intra, inter int) Option {
 // needs a GPU build of ONNX Runtime; see the package documentation. What
 // happens when CUDA is unavailable is set by WithFallback.
 func WithCUDA(deviceID int, options map[string]string) Option {
-	return func(c *config) {
-		if deviceID < 0 {
-			c.errs = append(c.errs, fmt.Errorf("onnx: WithCUDA: device id %d is negative", deviceID))
-			return
-		}
-		o := maps.Clone(options)
-		if o == nil {
-			o = map[string]string{}
-		}
-		o["device_id"] = strconv.Itoa(deviceID)
-		c.providers = append(c.providers, provider{name: "CUDAExecutionProvider", kind: "cuda", options: o})
-	}
+	return withGPU("WithCUDA", "CUDAExecutionProvider", "cuda", deviceID, options)
 }
 
 // WithTensorRT asks for the TensorRT execution provider on GPU deviceID,
@@ -160,9 +149,16 @@ func WithCUDA(deviceID int, options map[string]string) Option {
 // that nodes TensorRT cannot take run on CUDA rather than the CPU. Providers
 // are tried in the order of the options.
 func WithTensorRT(deviceID int, options map[string]string) Option {
+	return withGPU("WithTensorRT", "TensorrtExecutionProvider", "tensorrt", deviceID, options)
+}
+
+// withGPU is the Option of a GPU execution provider on deviceID: a copy of
+// options with "device_id" set, or an error of the option fn for a negative
+// id.
+func withGPU(fn, name, kind string, deviceID int, options map[string]string) Option {
 	return func(c *config) {
 		if deviceID < 0 {
-			c.errs = append(c.errs, fmt.Errorf("onnx: WithTensorRT: device id %d is negative", deviceID))
+			c.errs = append(c.errs, fmt.Errorf("onnx: %s: device id %d is negative", fn, deviceID))
 			return
 		}
 		o := maps.Clone(options)
@@ -170,7 +166,7 @@ func WithTensorRT(deviceID int, options map[string]string) Option {
 			o = map[string]string{}
 		}
 		o["device_id"] = strconv.Itoa(deviceID)
-		c.providers = append(c.providers, provider{name: "TensorrtExecutionProvider", kind: "tensorrt", options: o})
+		c.providers = append(c.providers, provider{name: name, kind: kind, options: o})
 	}
 }
 
