@@ -116,40 +116,73 @@ func (e *StepError) Unwrap() error { return e.Err }
 // Any error after the run has started is a *StepError; see there for what x
 // holds then.
 func Sample(ctx context.Context, model ugo.Denoiser, s Solver, x *tensor.Dense, opts Options) error {
-	if err := ugo.CheckDenoiser("model", model); err != nil {
-		return fmt.Errorf("sampler: Sample needs a model and a solver: %w", err)
-	}
-	if ugo.IsNil(s) {
-		return errors.New("sampler: Sample needs a model and a solver, got a nil solver")
-	}
-	shape, err := ugo.CheckSample("x", x)
+	r, err := newRun(model, s, x, opts)
 	if err != nil {
 		return err
 	}
+	if err := r.allocate(); err != nil {
+		return err
+	}
+	return r.loop(ctx)
+}
+
+// run is one call of Sample: its validated arguments, its trajectory and,
+// once allocated, its buffers.
+type run struct {
+	model ugo.Denoiser
+	s     Solver
+	x     *tensor.Dense
+	opts  Options
+	shape []int
+	p     *Trajectory
+	// n is the number of model calls, start the first step run.
+	n, start  int
+	needNoise bool
+
+	xs, eps, next, scratch, z, xin []float32
+	size, batch                    int
+	epsT, in                       *tensor.Dense
+	x0                             [2][]float32
+	x0T                            [2]*tensor.Dense
+	state                          [][]float32
+}
+
+// newRun validates the arguments of Sample and computes the trajectory.
+func newRun(model ugo.Denoiser, s Solver, x *tensor.Dense, opts Options) (*run, error) {
+	if err := ugo.CheckDenoiser("model", model); err != nil {
+		return nil, fmt.Errorf("sampler: Sample needs a model and a solver: %w", err)
+	}
+	if ugo.IsNil(s) {
+		return nil, errors.New("sampler: Sample needs a model and a solver, got a nil solver")
+	}
+	shape, err := ugo.CheckSample("x", x)
+	if err != nil {
+		return nil, err
+	}
 	if opts.Steps <= 0 {
-		return fmt.Errorf("sampler: %d steps, want at least 1", opts.Steps)
+		return nil, fmt.Errorf("sampler: %d steps, want at least 1", opts.Steps)
 	}
 	if !(opts.Strength >= 0 && opts.Strength <= 1) {
-		return fmt.Errorf("sampler: strength %v, want a number in [0, 1]", opts.Strength)
+		return nil, fmt.Errorf("sampler: strength %v, want a number in [0, 1]", opts.Strength)
 	}
 	if opts.StartStep > 0 && opts.Strength > 0 {
-		return errors.New("sampler: set StartStep or Strength, not both: a resumed img2img run needs only StartStep")
+		return nil, errors.New("sampler: set StartStep or Strength, not both: a resumed img2img run needs only StartStep")
 	}
 	if opts.PrevX0 != nil {
 		if opts.StartStep == 0 {
-			return errors.New("sampler: Options.PrevX0 resumes a run and needs StartStep > 0")
+			return nil, errors.New("sampler: Options.PrevX0 resumes a run and needs StartStep > 0")
 		}
 		ps, err := ugo.CheckSample("PrevX0", opts.PrevX0)
 		if err != nil {
-			return err
+			return nil, err
 		}
 		if !slices.Equal([]int(tensor.Shape(ps)), []int(shape)) {
-			return &ugo.ShapeError{What: "PrevX0", Got: ps, Want: fmt.Sprintf("the shape of x %v", shape)}
+			return nil, &ugo.ShapeError{What: "PrevX0", Got: ps, Want: fmt.Sprintf("the shape of x %v", shape)}
 		}
 	}
 	p, err := s.Trajectory(opts.Steps)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	// The trajectory has a model call per step, or more (PNDM's n+1).
 	n := opts.Steps
@@ -157,16 +190,16 @@ func Sample(ctx context.Context, model ugo.Denoiser, s Solver, x *tensor.Dense, 
 		n = max(n, p.Len())
 	}
 	if err := p.check(n); err != nil {
-		return err
+		return nil, err
 	}
 	if opts.StartStep < 0 || opts.StartStep > n {
-		return fmt.Errorf("sampler: start step %d, want 0..%d", opts.StartStep, n)
+		return nil, fmt.Errorf("sampler: start step %d, want 0..%d", opts.StartStep, n)
 	}
 	start := opts.StartStep
 	if opts.Strength > 0 {
 		kept := int(float64(opts.Steps) * opts.Strength)
 		if kept == 0 {
-			return fmt.Errorf("sampler: strength %v of %d steps leaves no step to run", opts.Strength, opts.Steps)
+			return nil, fmt.Errorf("sampler: strength %v of %d steps leaves no step to run", opts.Strength, opts.Steps)
 		}
 		start = opts.Steps - kept
 	}
@@ -175,9 +208,16 @@ func Sample(ctx context.Context, model ugo.Denoiser, s Solver, x *tensor.Dense, 
 		needNoise = needNoise || noisy
 	}
 	if needNoise && ugo.IsNil(opts.Noise) {
-		return errors.New("sampler: the run draws noise but Options.Noise is nil")
+		return nil, errors.New("sampler: the run draws noise but Options.Noise is nil")
 	}
 
+	return &run{model: model, s: s, x: x, opts: opts, shape: shape, p: p, n: n, start: start, needNoise: needNoise}, nil
+}
+
+// allocate checks the entry values and allocates the buffers of the run,
+// once per call.
+func (r *run) allocate() error {
+	shape, p, x, opts, needNoise := r.shape, r.p, r.x, r.opts, r.needNoise
 	xs := x.Float32s()
 	size, batch := len(xs), shape[0]
 	if err := ugo.CheckFinite("sampler: x on entry", xs); err != nil {
@@ -234,8 +274,20 @@ func Sample(ctx context.Context, model ugo.Denoiser, s Solver, x *tensor.Dense, 
 		xin = make([]float32, size)
 		in = newT(xin)
 	}
-	tbuf := []float32{0}
 
+	r.xs, r.size, r.batch = xs, size, batch
+	r.eps, r.next, r.scratch, r.z, r.xin = eps, next, scratch, z, xin
+	r.epsT, r.in, r.x0, r.x0T, r.state = epsT, in, x0, x0T, state
+	return nil
+}
+
+// loop prepares the sample (noised for Strength, scaled by InitNoiseSigma
+// from noise) and runs the steps.
+func (r *run) loop(ctx context.Context) error {
+	model, s, x, opts, shape, p, n, start := r.model, r.s, r.x, r.opts, r.shape, r.p, r.n, r.start
+	xs, eps, next, scratch, z, xin := r.xs, r.eps, r.next, r.scratch, r.z, r.xin
+	size, batch, epsT, in, x0, x0T, state := r.size, r.batch, r.epsT, r.in, r.x0, r.x0T, r.state
+	tbuf := []float32{0}
 	cur, hasPrev := 0, false
 	if p.Multistep && opts.PrevX0 != nil {
 		copy(x0[1], opts.PrevX0.Float32s())
