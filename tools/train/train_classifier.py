@@ -20,7 +20,10 @@ from data import load  # noqa: E402
 
 
 class Classifier(nn.Module):
-    def __init__(self):
+    """Two conv blocks, each halving the side, then 128 features and 10
+    logits; side is the input's (28, or 14 for the 14x14 feature networks)."""
+
+    def __init__(self, side=28):
         super().__init__()
         self.c1 = nn.Conv2d(1, 32, 3, padding=1)
         self.c2 = nn.Conv2d(32, 32, 3, padding=1)
@@ -28,7 +31,7 @@ class Classifier(nn.Module):
         self.c4 = nn.Conv2d(64, 64, 3, padding=1)
         self.b1 = nn.BatchNorm2d(32)
         self.b2 = nn.BatchNorm2d(64)
-        self.fc = nn.Linear(64 * 7 * 7, 128)
+        self.fc = nn.Linear(64 * (side // 4) ** 2, 128)
         self.head = nn.Linear(128, 10)
         self.drop = nn.Dropout(0.3)
 

@@ -21,35 +21,11 @@ import time
 
 import numpy as np
 import torch
-import torch.nn as nn
 import torch.nn.functional as F
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from data import load  # noqa: E402
-
-
-class Net14(nn.Module):
-    """The evaluation classifier's layout for 14x14 inputs (14 -> 7 -> 3)."""
-
-    def __init__(self):
-        super().__init__()
-        self.c1 = nn.Conv2d(1, 32, 3, padding=1)
-        self.c2 = nn.Conv2d(32, 32, 3, padding=1)
-        self.c3 = nn.Conv2d(32, 64, 3, padding=1)
-        self.c4 = nn.Conv2d(64, 64, 3, padding=1)
-        self.b1 = nn.BatchNorm2d(32)
-        self.b2 = nn.BatchNorm2d(64)
-        self.fc = nn.Linear(64 * 3 * 3, 128)
-        self.head = nn.Linear(128, 10)
-        self.drop = nn.Dropout(0.3)
-
-    def forward(self, x):
-        h = F.relu(self.c1(x))
-        h = F.max_pool2d(F.relu(self.b1(self.c2(h))), 2)
-        h = F.relu(self.c3(h))
-        h = F.max_pool2d(F.relu(self.b2(self.c4(h))), 2)
-        feat = F.relu(self.fc(h.flatten(1)))
-        return self.head(self.drop(feat)), feat
+from train_classifier import Classifier  # noqa: E402
 
 
 def random_crops(x, gen):
@@ -85,7 +61,7 @@ def main():
         xtr, xte = F.avg_pool2d(xtr, 2), F.avg_pool2d(xte, 2)
     else:
         xte = random_crops(xte, torch.Generator().manual_seed(12345))
-    m = Net14()
+    m = Classifier(side=14)  # 14 -> 7 -> 3
     opt = torch.optim.Adam(m.parameters(), 1e-3)
     start = time.time()
     bs = 128
