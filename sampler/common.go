@@ -33,11 +33,10 @@ func validatePrediction(p schedule.PredictionType) error {
 // every package, the onnx backend's included.
 var ErrNonFinite = ugo.ErrNonFinite
 
-// Scheduler is one sampling algorithm in diffusers' set_timesteps + step
-// form over integer training timesteps, stateless so that one value may
-// serve concurrent runs. DDIM and DDPM implement it (and Solver, which is
-// what Sample drives); FromScheduler makes a Solver of any other.
-type Scheduler interface {
+// discreteScheduler is diffusers' set_timesteps + step form over integer
+// training timesteps, which DDIM and DDPM implement with their exported
+// methods and build their Solver methods on.
+type discreteScheduler interface {
 	// Timesteps returns the descending training timesteps of an n-step
 	// run (diffusers' set_timesteps).
 	Timesteps(n int) ([]int, error)
@@ -57,7 +56,8 @@ type Scheduler interface {
 	AddNoise(dst, x0, noise []float32, t int) error
 }
 
-// StepInput holds the arguments of Scheduler.Step. All slices are read-only
+// StepInput holds the arguments of a step (Solver.StepAt, and DDIM.Step
+// and DDPM.Step, which read Timestep and Prev). All slices are read-only
 // except X0 and Scratch, and none is retained.
 type StepInput struct {
 	// Timestep is the current training timestep t, and Prev the one being
@@ -84,7 +84,7 @@ type StepInput struct {
 	// PrevX0 is the history of multistep solvers (Trajectory.Multistep): the
 	// X0 that the previous step of the run wrote, or nil when there is
 	// none (the first step, an img2img start, a resume without it). It
-	// must not alias X0. Scheduler.Step ignores it.
+	// must not alias X0. DDIM.Step and DDPM.Step ignore it.
 	PrevX0 []float32
 	// State holds the Trajectory.State buffers of the run (each of the
 	// sample's length), which the solver reads and writes as its own

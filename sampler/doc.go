@@ -20,9 +20,8 @@
 //     and DDPMScheduler, quirks included (DDIM's previous timestep is
 //     t - T/n whatever the spacing, and its final step lands on abar = 1 or
 //     abar_0 per SetAlphaToOne; DDPM steps to the next timestep of its
-//     list). They also implement Scheduler, the lower-level
-//     integer-timestep interface; FromScheduler makes a Solver of any other
-//     Scheduler.
+//     list). Their Timesteps, PrevTimestep, NeedsNoise, Step and AddNoise
+//     methods are diffusers' integer-timestep set_timesteps + step form.
 //   - PNDM (NewPNDM) is diffusers' PNDMScheduler: with skip_prk_steps the
 //     PLMS sampler of Stable Diffusion 1.x and 2.x (n+1 model calls for n
 //     steps), without it F-PNDM with its Runge-Kutta warm-up (12 + (n-3)

@@ -8,9 +8,8 @@ import (
 	"github.com/ugo-diffusion/ugo/schedule"
 )
 
-// Solver is a sampling algorithm that Sample drives: DDIM, DDPM,
-// DPMSolverMultistep, Euler and EulerAncestral implement it, and
-// FromScheduler adapts any other Scheduler.
+// Solver is a sampling algorithm that Sample drives: DDIM, DDPM, PNDM,
+// DPMSolverMultistep, UniPC, Euler and EulerAncestral implement it.
 //
 // A Solver splits a run into a per-run Trajectory, computed once by Trajectory(n)
 // (diffusers' set_timesteps), and steps addressed by their index in it
@@ -56,7 +55,7 @@ type Trajectory struct {
 	Timesteps []float32
 	// Sigmas[i] for i < n is the noise level sigma = sqrt((1-abar)/abar)
 	// of the sample entering step i, and Sigmas[n] that of the final
-	// sample (0 for a clean one). nil for solvers built by FromScheduler.
+	// sample (0 for a clean one). nil when a Solver does not compute them.
 	Sigmas []float32
 	// InputNorm, when not nil, holds n divisors: the model is called on
 	// x / InputNorm[i] (diffusers' scale_model_input, 1/c_in of
@@ -183,31 +182,11 @@ const maxState = 8
 // the nearest integer, halves away from zero.
 func roundTimestep(t float32) int { return int(math.Round(float64(t))) }
 
-// FromScheduler adapts a Scheduler to the Solver interface: the trajectory's
-// timesteps are s.Timesteps(n), a step calls s.Step with Timestep and
-// PrevTimestep filled in, and AddNoiseAt calls s.AddNoise. The trajectory has
-// no Sigmas. DDIM and DDPM implement Solver themselves (with Sigmas) and
-// need no adapter.
-func FromScheduler(s Scheduler) Solver { return discrete{s} }
-
-// discrete implements Solver over a Scheduler.
-type discrete struct{ s Scheduler }
-
-func (d discrete) Trajectory(n int) (*Trajectory, error) { return discreteTrajectory(d.s, n, nil, 0) }
-
-func (d discrete) StepAt(dst []float32, p *Trajectory, i int, in StepInput) error {
-	return discreteStep(d.s, dst, p, i, in)
-}
-
-func (d discrete) AddNoiseAt(dst, x0, noise []float32, p *Trajectory, i int) error {
-	return discreteAddNoise(d.s, dst, x0, noise, p, i)
-}
-
-// discreteTrajectory builds the trajectory of a Scheduler; when sched is not nil it
+// discreteTrajectory builds the trajectory of a discreteScheduler; when sched is not nil it
 // fills Sigmas, with final the alphas_cumprod of the final sample.
-func discreteTrajectory(s Scheduler, n int, sched *schedule.Schedule, final float32) (*Trajectory, error) {
+func discreteTrajectory(s discreteScheduler, n int, sched *schedule.Schedule, final float32) (*Trajectory, error) {
 	if s == nil {
-		return nil, errors.New("sampler: FromScheduler(nil)")
+		return nil, errors.New("sampler: nil scheduler")
 	}
 	ts, err := s.Timesteps(n)
 	if err != nil {
@@ -234,9 +213,9 @@ func discreteTrajectory(s Scheduler, n int, sched *schedule.Schedule, final floa
 	return p, nil
 }
 
-func discreteStep(s Scheduler, dst []float32, p *Trajectory, i int, in StepInput) error {
+func discreteStep(s discreteScheduler, dst []float32, p *Trajectory, i int, in StepInput) error {
 	if s == nil {
-		return errors.New("sampler: FromScheduler(nil)")
+		return errors.New("sampler: nil scheduler")
 	}
 	if p == nil || i < 0 || i >= p.Len() {
 		return fmt.Errorf("sampler: step %d outside the trajectory", i)
@@ -247,9 +226,9 @@ func discreteStep(s Scheduler, dst []float32, p *Trajectory, i int, in StepInput
 	return s.Step(dst, in)
 }
 
-func discreteAddNoise(s Scheduler, dst, x0, noise []float32, p *Trajectory, i int) error {
+func discreteAddNoise(s discreteScheduler, dst, x0, noise []float32, p *Trajectory, i int) error {
 	if s == nil {
-		return errors.New("sampler: FromScheduler(nil)")
+		return errors.New("sampler: nil scheduler")
 	}
 	if p == nil || i < 0 || i >= p.Len() {
 		return fmt.Errorf("sampler: add noise at step %d outside the trajectory", i)

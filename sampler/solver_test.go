@@ -410,7 +410,6 @@ func TestSolverErrors(t *testing.T) {
 		{"dpm repeated timesteps", &DPMSolverMultistep{Schedule: s}, 1000, "repeat"},
 		{"dpm leading repeated", &DPMSolverMultistep{Schedule: s, Spacing: schedule.Leading}, 1000, "repeat"},
 		{"dpm offset past end", &DPMSolverMultistep{Schedule: s, Spacing: schedule.Leading, StepsOffset: 900}, 10, "outside"},
-		{"adapter nil", FromScheduler(nil), 10, "nil"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

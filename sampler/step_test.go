@@ -42,18 +42,18 @@ func TestPredictionTypesAgree(t *testing.T) {
 	src.Normal(z)
 	for _, tc := range []struct {
 		name    string
-		make    func(schedule.PredictionType) Scheduler
+		make    func(schedule.PredictionType) discreteScheduler
 		t, prev int
 	}{
-		{"ddim", func(p schedule.PredictionType) Scheduler { return &DDIM{Schedule: s, PredictionType: p} }, 500, 450},
-		{"ddim_eta_final", func(p schedule.PredictionType) Scheduler {
+		{"ddim", func(p schedule.PredictionType) discreteScheduler { return &DDIM{Schedule: s, PredictionType: p} }, 500, 450},
+		{"ddim_eta_final", func(p schedule.PredictionType) discreteScheduler {
 			return &DDIM{Schedule: s, PredictionType: p, Eta: 0.5, SetAlphaToOne: true}
 		}, 20, -1},
-		{"ddim_clipped_output", func(p schedule.PredictionType) Scheduler {
+		{"ddim_clipped_output", func(p schedule.PredictionType) discreteScheduler {
 			return &DDIM{Schedule: s, PredictionType: p, Clip: Clip{ClipSample: true, ClipSampleRange: 0.5}, UseClippedModelOutput: true}
 		}, 900, 800},
-		{"ddpm", func(p schedule.PredictionType) Scheduler { return &DDPM{Schedule: s, PredictionType: p} }, 300, 299},
-		{"ddpm_large", func(p schedule.PredictionType) Scheduler {
+		{"ddpm", func(p schedule.PredictionType) discreteScheduler { return &DDPM{Schedule: s, PredictionType: p} }, 300, 299},
+		{"ddpm_large", func(p schedule.PredictionType) discreteScheduler {
 			return &DDPM{Schedule: s, PredictionType: p, VarianceType: schedule.FixedLarge, Clip: Clip{ClipSample: true}}
 		}, 999, 949},
 	} {
@@ -287,7 +287,7 @@ func TestSchedulerErrors(t *testing.T) {
 	ok := StepInput{Timestep: 500, Prev: 400, ModelOutput: v, Sample: v, Noise: v}
 	tests := []struct {
 		name string
-		s    Scheduler
+		s    discreteScheduler
 		dst  []float32
 		in   StepInput
 		want string
@@ -320,7 +320,7 @@ func TestSchedulerErrors(t *testing.T) {
 			}
 		})
 	}
-	for _, sch := range []Scheduler{&DDIM{Schedule: s}, &DDPM{Schedule: s}} {
+	for _, sch := range []discreteScheduler{&DDIM{Schedule: s}, &DDPM{Schedule: s}} {
 		if err := sch.AddNoise(v, v, v, 1000); err == nil {
 			t.Errorf("%T.AddNoise accepted timestep 1000", sch)
 		}
