@@ -41,6 +41,7 @@ import (
 	"sync"
 	"time"
 
+	"golang.org/x/sync/errgroup"
 	"gorgonia.org/tensor"
 
 	"github.com/ugo-diffusion/ugo"
@@ -373,55 +374,35 @@ func evaluate(ctx context.Context, model ugo.Denoiser, steps, workers int, cls *
 		fmt.Fprintf(os.Stderr, "\r%-26s %4d/%d images, step %2d/%d", set.Name, finished, count, step, steps)
 		mu.Unlock()
 	}
-	starts := make(chan int)
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	errs := make(chan error, workers)
+	per := fashion.TrainedSize * fashion.TrainedSize
 	t0 := time.Now()
-	var wg sync.WaitGroup
-	for w := 0; w < workers; w++ {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			smp := &fashion.Sampler{Model: model, Steps: steps, Progress: func(_, step, steps int) { progress(step, steps) }}
-			for start := range starts {
-				nb := min(batch, count-start)
-				seeds := fashion.Seeds(seed+uint64(start), nb)
-				x, err := smp.Sample(ctx, set, seeds, start)
-				if err == nil && start == 0 {
-					name := strings.NewReplacer(" ", "_", "=", "", ",", "", ".", "", "θ", "theta").Replace(set.Name)
-					err = picture.WriteGrid(filepath.Join(out, name+".png"), firstN(x, 16), 8, 2)
-				}
-				if err != nil {
-					errs <- err
-					cancel()
-					return
-				}
-				fashion.AreaDownsample(small[start*784:(start+nb)*784], x.Float32s(), nb, set.Size, set.Size, f)
-				mu.Lock()
-				finished += nb
-				mu.Unlock()
-			}
-		}()
-	}
-feed:
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(workers)
 	for start := 0; start < count; start += batch {
-		select {
-		case starts <- start:
-		case <-ctx.Done():
-			break feed
-		}
+		nb := min(batch, count-start)
+		g.Go(func() error {
+			smp := &fashion.Sampler{Model: model, Steps: steps, Progress: func(_, step, steps int) { progress(step, steps) }}
+			x, err := smp.Sample(gctx, set, fashion.Seeds(seed+uint64(start), nb), start)
+			if err != nil {
+				return err
+			}
+			if start == 0 {
+				name := strings.NewReplacer(" ", "_", "=", "", ",", "", ".", "", "θ", "theta").Replace(set.Name)
+				if err := picture.WriteGrid(filepath.Join(out, name+".png"), firstN(x, 16), 8, 2); err != nil {
+					return err
+				}
+			}
+			fashion.AreaDownsample(small[start*per:(start+nb)*per], x.Float32s(), nb, set.Size, set.Size, f)
+			mu.Lock()
+			finished += nb
+			mu.Unlock()
+			return nil
+		})
 	}
-	close(starts)
-	wg.Wait()
+	if err := g.Wait(); err != nil {
+		return nil, 0, 0, err
+	}
 	secs := time.Since(t0).Seconds()
-	close(errs)
-	if err := <-errs; err != nil {
-		return nil, 0, 0, err
-	}
-	if err := ctx.Err(); err != nil {
-		return nil, 0, 0, err
-	}
 	fmt.Fprintln(os.Stderr)
 	feat, conf, err := cls.features(ctx, small, count)
 	if err != nil {
