@@ -82,6 +82,14 @@ func TestResolve(t *testing.T) {
 	require.Equal(t, DefaultGuidanceScale, p.GuidanceScale, "nil GuidanceScale means diffusers' default")
 	require.Equal(t, SamplerDDIM, p.Sampler)
 	require.Zero(t, mustResolve(t, m, Request{GuidanceScale: new(0.0)}).GuidanceScale, "0 is a scale, not a request for the default")
+
+	// The request's other guidance options reach the settings; the
+	// factors are resolved and the prediction type is the model's.
+	req := &guidance.UpsampleOptions{Theta: 1, Eta: 1, Sequential: true, ClipSampleRange: 1, TimeMatching: schedule.Nearest}
+	p = mustResolve(t, m, Request{Width: 1536, Height: 1024, Upsample: req})
+	require.Equal(t, guidance.UpsampleOptions{Factors: []int{2, 3}, Theta: 1, Eta: 1, Sequential: true, ClipSampleRange: 1,
+		TimeMatching: schedule.Nearest, Prediction: schedule.PredictEpsilon}, *p.Upsample)
+	require.Nil(t, req.Factors, "the request is not modified")
 }
 
 func mustResolve(t *testing.T, m *Model, req Request) *Settings {
