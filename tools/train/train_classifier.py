@@ -44,6 +44,21 @@ class Classifier(nn.Module):
         return self.head(self.drop(feat)), feat
 
 
+def prepare(args):
+    """Sets the thread count and seed of args, makes the folder args.out and
+    returns the train and test images as float32 [N,1,28,28] in [-1, 1] (the
+    diffusion model's scaling) with int64 labels: xtr, ytr, xte, yte."""
+    torch.set_num_threads(args.threads)
+    torch.manual_seed(args.seed)
+    os.makedirs(args.out, exist_ok=True)
+
+    def split(name):
+        x, y = load(name)
+        return torch.from_numpy(x.astype(np.float32) / 127.5 - 1).unsqueeze(1), torch.from_numpy(y.astype(np.int64))
+
+    return split("train") + split("t10k")
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--out", default="out/classifier")
@@ -51,16 +66,7 @@ def main():
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--seed", type=int, default=7)
     args = ap.parse_args()
-    torch.set_num_threads(args.threads)
-    torch.manual_seed(args.seed)
-    os.makedirs(args.out, exist_ok=True)
-    xtr, ytr = load("train")
-    xte, yte = load("t10k")
-    # Same scaling as the diffusion model: [-1, 1].
-    xtr = torch.from_numpy(xtr.astype(np.float32) / 127.5 - 1).unsqueeze(1)
-    xte = torch.from_numpy(xte.astype(np.float32) / 127.5 - 1).unsqueeze(1)
-    ytr = torch.from_numpy(ytr.astype(np.int64))
-    yte = torch.from_numpy(yte.astype(np.int64))
+    xtr, ytr, xte, yte = prepare(args)
     m = Classifier()
     opt = torch.optim.Adam(m.parameters(), 1e-3)
     start = time.time()

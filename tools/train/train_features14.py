@@ -19,13 +19,11 @@ import os
 import sys
 import time
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from data import load  # noqa: E402
-from train_classifier import Classifier  # noqa: E402
+from train_classifier import Classifier, prepare  # noqa: E402
 
 
 def random_crops(x, gen):
@@ -47,15 +45,7 @@ def main():
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--seed", type=int, default=7)
     args = ap.parse_args()
-    torch.set_num_threads(args.threads)
-    torch.manual_seed(args.seed)
-    os.makedirs(args.out, exist_ok=True)
-    xtr, ytr = load("train")
-    xte, yte = load("t10k")
-    xtr = torch.from_numpy(xtr.astype(np.float32) / 127.5 - 1).unsqueeze(1)
-    xte = torch.from_numpy(xte.astype(np.float32) / 127.5 - 1).unsqueeze(1)
-    ytr = torch.from_numpy(ytr.astype(np.int64))
-    yte = torch.from_numpy(yte.astype(np.int64))
+    xtr, ytr, xte, yte = prepare(args)
     gen = torch.Generator().manual_seed(args.seed)
     if args.mode == "pooled":
         xtr, xte = F.avg_pool2d(xtr, 2), F.avg_pool2d(xte, 2)
