@@ -209,6 +209,59 @@ func newClipping(clip bool, clipRange float32, threshold bool, ratio, maxValue f
 	return c, nil
 }
 
+// x0Map turns a model output m at sample x into the predicted clean sample,
+// for a sample x = a x0 + s eps at one noise level.
+type x0Map struct {
+	pred schedule.PredictionType
+	a, s float32
+}
+
+// at returns the predicted clean sample for output m at sample x.
+func (p x0Map) at(m, x float32) float32 {
+	switch p.pred {
+	case schedule.PredictV:
+		return float32(p.a*x) - float32(p.s*m)
+	case schedule.PredictSample:
+		return m
+	default:
+		return (x - float32(p.s*m)) / p.a
+	}
+}
+
+// thresholdX0 prepares the predicted clean samples of a step under
+// dynamic thresholding: it fills x0buf (allocated when nil) with every
+// element's prediction and thresholds it per batch element. Without
+// thresholding it returns x0buf as it is, and x0At clamps element by
+// element.
+func (c *clipping) thresholdX0(x0buf []float32, p x0Map, in StepInput) []float32 {
+	if !c.threshold {
+		return x0buf
+	}
+	m, x := in.ModelOutput, in.Sample
+	if x0buf == nil {
+		x0buf = make([]float32, len(x))
+	}
+	for i := range x {
+		x0buf[i] = p.at(m[i], x[i])
+	}
+	c.thresholdAll(x0buf, in.batch(), in.Scratch)
+	return x0buf
+}
+
+// x0At returns element i's predicted clean sample after clip_sample or
+// dynamic thresholding (already applied by thresholdX0), storing it in
+// x0buf when that is not nil.
+func (c *clipping) x0At(x0buf []float32, p x0Map, in StepInput, i int) float32 {
+	if c.threshold {
+		return x0buf[i]
+	}
+	x0 := c.clamp(p.at(in.ModelOutput[i], in.Sample[i]))
+	if x0buf != nil {
+		x0buf[i] = x0
+	}
+	return x0
+}
+
 // clamp applies clip_sample to one value (when thresholding is off).
 func (c *clipping) clamp(v float32) float32 {
 	if !c.clip || c.threshold {

@@ -197,39 +197,11 @@ func (d *DDPM) Step(dst []float32, in StepInput) error {
 	if noisy {
 		std = d.noiseStd(at, ap)
 	}
-	pred := predictionOrDefault(d.PredictionType)
-	m, s := in.ModelOutput, in.Sample
-
-	predict := func(i int) float32 {
-		switch pred {
-		case schedule.PredictV:
-			return float32(sa*s[i]) - float32(sb*m[i])
-		case schedule.PredictSample:
-			return m[i]
-		default:
-			return (s[i] - float32(sb*m[i])) / sa
-		}
-	}
-	x0buf := in.X0
-	if c.threshold {
-		if x0buf == nil {
-			x0buf = make([]float32, len(s))
-		}
-		for i := range s {
-			x0buf[i] = predict(i)
-		}
-		c.thresholdAll(x0buf, in.batch(), in.Scratch)
-	}
+	s := in.Sample
+	conv := x0Map{pred: predictionOrDefault(d.PredictionType), a: sa, s: sb}
+	x0buf := c.thresholdX0(in.X0, conv, in)
 	for i := range s {
-		var x0 float32
-		if c.threshold {
-			x0 = x0buf[i]
-		} else {
-			x0 = c.clamp(predict(i))
-			if x0buf != nil {
-				x0buf[i] = x0
-			}
-		}
+		x0 := c.x0At(x0buf, conv, in, i)
 		v := float32(c0*x0) + float32(ct*s[i])
 		if noisy {
 			v += float32(std * in.Noise[i])

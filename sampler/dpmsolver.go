@@ -356,6 +356,23 @@ func alphaSigma(sigma float32) (alpha, sig, lambda float32) {
 	return alpha, sig, lambda
 }
 
+// addNoiseSigma writes alpha_t x0 + sigma_t noise into dst, with alpha_t
+// and sigma_t the variance-preserving coefficients of the trajectory's
+// sigma at step i (diffusers' add_noise for the sigma-based solvers).
+func addNoiseSigma(dst, x0, noise []float32, p *Trajectory, i int) error {
+	if p == nil || i < 0 || i >= p.Len() || len(p.Sigmas) != p.Len()+1 {
+		return fmt.Errorf("sampler: add noise at step %d outside the trajectory", i)
+	}
+	if len(x0) != len(dst) || len(noise) != len(dst) {
+		return fmt.Errorf("sampler: add noise: lengths %d (dst), %d (x0), %d (noise) differ", len(dst), len(x0), len(noise))
+	}
+	a, s, _ := alphaSigma(p.Sigmas[i])
+	for j := range dst {
+		dst[j] = float32(a*x0[j]) + float32(s*noise[j])
+	}
+	return nil
+}
+
 func exp32(x float32) float32 { return float32(math.Exp(float64(x))) }
 
 // StepAt performs step i of p (diffusers' DPMSolverMultistepScheduler.step)
@@ -465,39 +482,12 @@ func (d *DPMSolverMultistep) StepAt(dst []float32, p *Trajectory, i int, in Step
 		cx, c0, c1, c2, cz = 1, 0, 0, 0, 0
 	}
 
-	pred := predictionOrDefault(d.PredictionType)
-	m, s := in.ModelOutput, in.Sample
-	convert := func(j int) float32 {
-		switch pred {
-		case schedule.PredictV:
-			return float32(alphaS*s[j]) - float32(sigmaS*m[j])
-		case schedule.PredictSample:
-			return m[j]
-		default:
-			return (s[j] - float32(sigmaS*m[j])) / alphaS
-		}
-	}
-	x0buf := in.X0
-	if c.threshold {
-		if x0buf == nil {
-			x0buf = make([]float32, len(s))
-		}
-		for j := range s {
-			x0buf[j] = convert(j)
-		}
-		c.thresholdAll(x0buf, in.batch(), in.Scratch)
-	}
+	s := in.Sample
+	conv := x0Map{pred: predictionOrDefault(d.PredictionType), a: alphaS, s: sigmaS}
+	x0buf := c.thresholdX0(in.X0, conv, in)
 	sde := d.sde()
 	for j := range s {
-		var m0 float32
-		if c.threshold {
-			m0 = x0buf[j]
-		} else {
-			m0 = convert(j)
-			if x0buf != nil {
-				x0buf[j] = m0
-			}
-		}
+		m0 := c.x0At(x0buf, conv, in, j)
 		// x_t = cx*x + c0*D0 [+ c1*D1] [+ cz*z], summed left to right as
 		// diffusers does (its minus signs are folded into c0 and c1).
 		v := float32(cx*s[j]) + float32(c0*m0)
@@ -541,15 +531,5 @@ func (d *DPMSolverMultistep) AddNoiseAt(dst, x0, noise []float32, p *Trajectory,
 	if _, err := d.check(); err != nil {
 		return err
 	}
-	if p == nil || i < 0 || i >= p.Len() || len(p.Sigmas) != p.Len()+1 {
-		return fmt.Errorf("sampler: add noise at step %d outside the trajectory", i)
-	}
-	if len(x0) != len(dst) || len(noise) != len(dst) {
-		return fmt.Errorf("sampler: add noise: lengths %d (dst), %d (x0), %d (noise) differ", len(dst), len(x0), len(noise))
-	}
-	a, s, _ := alphaSigma(p.Sigmas[i])
-	for j := range dst {
-		dst[j] = float32(a*x0[j]) + float32(s*noise[j])
-	}
-	return nil
+	return addNoiseSigma(dst, x0, noise, p, i)
 }

@@ -460,15 +460,5 @@ func (u *UniPC) AddNoiseAt(dst, x0, noise []float32, p *Trajectory, i int) error
 	if _, err := u.check(); err != nil {
 		return err
 	}
-	if p == nil || i < 0 || i >= p.Len() || len(p.Sigmas) != p.Len()+1 {
-		return fmt.Errorf("sampler: add noise at step %d outside the trajectory", i)
-	}
-	if len(x0) != len(dst) || len(noise) != len(dst) {
-		return fmt.Errorf("sampler: add noise: lengths %d (dst), %d (x0), %d (noise) differ", len(dst), len(x0), len(noise))
-	}
-	a, s, _ := alphaSigma(p.Sigmas[i])
-	for j := range dst {
-		dst[j] = float32(a*x0[j]) + float32(s*noise[j])
-	}
-	return nil
+	return addNoiseSigma(dst, x0, noise, p, i)
 }
