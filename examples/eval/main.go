@@ -156,20 +156,36 @@ func run() error {
 	if err != nil {
 		return err
 	}
-	modelPath, clsPath, srPath, dataDir, out := &f.model, &f.cls, &f.sr, &f.data, &f.out
-	n56, n112, steps, batch, seed, threads, workers := &f.n56, &f.n112, &f.steps, &f.batch, &f.seed, &f.threads, &f.workers
-	only, sweep, samplers := &f.only, &f.sweep, &f.samplers
+	if err := f.findModels(); err != nil {
+		return err
+	}
+	var opts []onnx.Option
+	if f.threads > 0 {
+		opts = append(opts, onnx.WithThreads(f.threads, 1))
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
+	defer stop()
+	if f.protocol == 14 {
+		return runHires(ctx, hiresConfig{model: f.model, cls28: f.cls, cls14: f.cls14, crop14: f.crop14,
+			dataDir: f.data, out: f.out, n2x: f.n2x, n4x: f.n4x, steps: f.steps, batch: f.batch, workers: f.workers,
+			seed: f.seed, resamples: f.resamples, crops: f.crops, only: f.only, opts: opts})
+	}
+	return run28(ctx, f, opts)
+}
 
+// findModels fills the model paths the flags left empty with the
+// repository's files for the chosen protocol.
+func (f *evalFlags) findModels() error {
 	defModel := "testdata/models/fashion_unet.onnx"
 	if f.protocol == 14 {
 		defModel = "testdata/models/fashion14_unet.onnx"
 	}
-	paths := map[string]*string{defModel: modelPath, "testdata/models/fashion_classifier.onnx": clsPath}
+	paths := map[string]*string{defModel: &f.model, "testdata/models/fashion_classifier.onnx": &f.cls}
 	if f.protocol == 14 {
 		paths["testdata/models/fashion14_classifier.onnx"] = &f.cls14
 		paths["testdata/models/fashion_crop14.onnx"] = &f.crop14
 	} else {
-		paths["testdata/models/esrgan_slim_x4.onnx"] = srPath
+		paths["testdata/models/esrgan_slim_x4.onnx"] = &f.sr
 	}
 	for def, p := range paths {
 		if *p == "" {
@@ -180,36 +196,11 @@ func run() error {
 			*p = found
 		}
 	}
-	var opts []onnx.Option
-	if *threads > 0 {
-		opts = append(opts, onnx.WithThreads(*threads, 1))
-	}
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
-	defer stop()
-	if f.protocol == 14 {
-		return runHires(ctx, hiresConfig{model: *modelPath, cls28: *clsPath, cls14: f.cls14, crop14: f.crop14,
-			dataDir: *dataDir, out: *out, n2x: f.n2x, n4x: f.n4x, steps: *steps, batch: *batch, workers: *workers,
-			seed: *seed, resamples: f.resamples, crops: f.crops, only: *only, opts: opts})
-	}
-	model, err := onnx.Open(*modelPath, opts...)
-	if err != nil {
-		return err
-	}
-	defer model.Close()
-	cls, err := newClassifier(*clsPath, opts...)
-	if err != nil {
-		return err
-	}
-	defer cls.Close()
-	esrgan, err := superres.Open(*srPath, superres.Options{Scale: 4}, opts...)
-	if err != nil {
-		return err
-	}
-	defer esrgan.Close()
-	if err := os.MkdirAll(*out, 0o755); err != nil {
-		return err
-	}
+	return nil
+}
 
+// settings28 lists the settings of the 28x28 model's table, native first.
+func settings28(esrgan *superres.Model) []fashion.Setting {
 	ug := func(theta float64, mod func(*guidance.UpsampleOptions)) *guidance.UpsampleOptions {
 		o := fashion.Guided(theta)
 		if mod != nil {
@@ -266,33 +257,65 @@ func run() error {
 			superres.Stage{Model: esrgan},
 			upscale.Refine{Height: 112, Width: 112, Strength: r, Upsample: &ugAt}}},
 	)
-	if *sweep != "" {
-		if settings, err = sweepSettings(settings[0], settings[2], *sweep, *samplers, *steps); err != nil {
+	return settings
+}
+
+// selectOnly keeps the settings named in only (separated by ";"), with the
+// native setting settings[0] first; an unknown name is an error.
+func selectOnly(settings []fashion.Setting, only string) ([]fashion.Setting, error) {
+	keep := map[string]bool{}
+	for _, s := range strings.Split(only, ";") {
+		keep[strings.TrimSpace(s)] = true
+	}
+	var sel []fashion.Setting
+	for _, s := range settings {
+		if keep[s.Name] {
+			sel = append(sel, s)
+			delete(keep, s.Name)
+		}
+	}
+	if len(keep) > 0 {
+		return nil, fmt.Errorf("-only names unknown settings %v", keys(keep))
+	}
+	return append([]fashion.Setting{settings[0]}, without(sel, settings[0].Name)...), nil
+}
+
+// run28 is the 28x28 model's structural table (-protocol 28).
+func run28(ctx context.Context, f *evalFlags, opts []onnx.Option) error {
+	model, err := onnx.Open(f.model, opts...)
+	if err != nil {
+		return err
+	}
+	defer model.Close()
+	cls, err := newClassifier(f.cls, opts...)
+	if err != nil {
+		return err
+	}
+	defer cls.Close()
+	esrgan, err := superres.Open(f.sr, superres.Options{Scale: 4}, opts...)
+	if err != nil {
+		return err
+	}
+	defer esrgan.Close()
+	if err := os.MkdirAll(f.out, 0o755); err != nil {
+		return err
+	}
+
+	settings := settings28(esrgan)
+	if f.sweep != "" {
+		if settings, err = sweepSettings(settings[0], settings[2], f.sweep, f.samplers, f.steps); err != nil {
 			return err
 		}
 	}
-	if *only != "" {
-		keep := map[string]bool{}
-		for _, s := range strings.Split(*only, ";") {
-			keep[strings.TrimSpace(s)] = true
+	if f.only != "" {
+		if settings, err = selectOnly(settings, f.only); err != nil {
+			return err
 		}
-		var sel []fashion.Setting
-		for _, s := range settings {
-			if keep[s.Name] {
-				sel = append(sel, s)
-				delete(keep, s.Name)
-			}
-		}
-		if len(keep) > 0 {
-			return fmt.Errorf("-only names unknown settings %v", keys(keep))
-		}
-		sel = append([]fashion.Setting{settings[0]}, without(sel, settings[0].Name)...)
-		settings = sel
 	}
 
 	// Reference statistics (minutes on a CPU), once -sweep and -only are
 	// known to be valid: the 10,000 real test images.
-	real, n, h, w, err := fashion.ReadIDXImages(filepath.Join(*dataDir, "t10k-images-idx3-ubyte.gz"))
+	real, n, h, w, err := fashion.ReadIDXImages(filepath.Join(f.data, "t10k-images-idx3-ubyte.gz"))
 	if err != nil {
 		return fmt.Errorf("%w (apt-get install dataset-fashion-mnist, or pass -data)", err)
 	}
@@ -308,7 +331,7 @@ func run() error {
 		return err
 	}
 
-	resultsPath := filepath.Join(*out, "results.jsonl")
+	resultsPath := filepath.Join(f.out, "results.jsonl")
 	done, err := loadResults(resultsPath)
 	if err != nil {
 		return err
@@ -317,19 +340,19 @@ func run() error {
 	var nativeFeat []float32
 	var rows []result
 	for _, set := range settings {
-		count := *n56
+		count := f.n56
 		if set.Size > 56 {
-			count = *n112
+			count = f.n112
 		}
 		if set.Name == "28 native" {
-			count = max(*n56, *n112)
+			count = max(f.n56, f.n112)
 		}
 		if r, ok := done[key(set.Name, count)]; ok && set.Name != "28 native" {
 			fmt.Fprintf(os.Stderr, "%-26s done before: FD %.3f\n", set.Name, r.FD)
 			rows = append(rows, r)
 			continue
 		}
-		feat, conf, secs, err := evaluate(ctx, model, *steps, *workers, cls, set, count, *batch, *seed, *out)
+		feat, conf, secs, err := evaluate(ctx, model, f.steps, f.workers, cls, set, count, f.batch, f.seed, f.out)
 		if err != nil {
 			return err
 		}
@@ -340,7 +363,7 @@ func run() error {
 		if err != nil {
 			return err
 		}
-		r.Steps = *steps
+		r.Steps = f.steps
 		if set.Steps > 0 {
 			r.Steps = set.Steps
 		}
@@ -350,12 +373,12 @@ func run() error {
 		}
 		rows = append(rows, r)
 	}
-	table := markdown(rows, *steps, *n56, *n112)
-	if *sweep != "" {
-		table = sweepMarkdown(rows, *steps)
+	table := markdown(rows, f.steps, f.n56, f.n112)
+	if f.sweep != "" {
+		table = sweepMarkdown(rows, f.steps)
 	}
 	fmt.Print(table)
-	return os.WriteFile(filepath.Join(*out, "table.md"), []byte(table), 0o644)
+	return os.WriteFile(filepath.Join(f.out, "table.md"), []byte(table), 0o644)
 }
 
 // evaluate samples count images of set with workers concurrent batches,
