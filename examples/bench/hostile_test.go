@@ -1,9 +1,9 @@
 package main
 
 import (
-	"io"
-	"strings"
 	"testing"
+
+	"github.com/ugo-diffusion/ugo/examples/internal/clitest"
 )
 
 var hostileArgs = []string{
@@ -13,32 +13,14 @@ var hostileArgs = []string{
 }
 
 func TestHostileArgs(t *testing.T) {
-	for _, a := range hostileArgs {
-		if _, err := parseFlags(strings.Split(a, "\x00"), io.Discard); err == nil {
-			t.Errorf("parseFlags(%q) accepted", a)
-		}
-	}
-	if _, err := parseFlags(nil, io.Discard); err != nil {
-		t.Fatalf("defaults: %v", err)
-	}
+	clitest.RefusesAll(t, parseFlags, hostileArgs, "")
 }
 
 func FuzzParse(f *testing.F) {
-	f.Add("")
-	for _, a := range hostileArgs {
-		f.Add(a)
-	}
-	f.Fuzz(func(t *testing.T, joined string) {
-		var args []string
-		if joined != "" {
-			args = strings.Split(joined, "\x00")
-		}
-		c, err := parseFlags(args, io.Discard)
-		if err != nil {
-			return
-		}
+	clitest.Fuzz(f, parseFlags, hostileArgs, []string{""}, func(c *config) string {
 		if c.n <= 0 || c.steps <= 0 || c.runs <= 0 || c.threads < 0 || c.inter < 0 || c.allocSteps < 0 || len(c.sizes) == 0 {
-			t.Fatalf("parseFlags(%q) accepted %+v", joined, *c)
+			return "a count out of range"
 		}
+		return ""
 	})
 }

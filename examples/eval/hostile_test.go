@@ -1,9 +1,9 @@
 package main
 
 import (
-	"io"
-	"strings"
 	"testing"
+
+	"github.com/ugo-diffusion/ugo/examples/internal/clitest"
 )
 
 var hostileArgs = []string{
@@ -14,36 +14,15 @@ var hostileArgs = []string{
 }
 
 func TestHostileArgs(t *testing.T) {
-	for _, a := range hostileArgs {
-		if _, err := parseFlags(strings.Split(a, "\x00"), io.Discard); err == nil {
-			t.Errorf("parseFlags(%q) accepted", a)
-		}
-	}
-	if _, err := parseFlags(nil, io.Discard); err != nil {
-		t.Fatalf("defaults: %v", err)
-	}
-	if _, err := parseFlags([]string{"-protocol", "28", "-sweep", "10,20", "-samplers", "ddim"}, io.Discard); err != nil {
-		t.Fatalf("a valid sweep: %v", err)
-	}
+	clitest.RefusesAll(t, parseFlags, hostileArgs, "", "-protocol\x0028\x00-sweep\x0010,20\x00-samplers\x00ddim")
 }
 
 func FuzzParse(f *testing.F) {
-	f.Add("")
-	for _, a := range hostileArgs {
-		f.Add(a)
-	}
-	f.Fuzz(func(t *testing.T, joined string) {
-		var args []string
-		if joined != "" {
-			args = strings.Split(joined, "\x00")
-		}
-		c, err := parseFlags(args, io.Discard)
-		if err != nil {
-			return
-		}
+	clitest.Fuzz(f, parseFlags, hostileArgs, []string{""}, func(c *evalFlags) string {
 		if c.n56 < 2 || c.n112 < 2 || c.steps <= 0 || c.batch <= 0 || c.workers <= 0 || c.threads < 0 ||
 			(c.protocol != 14 && c.protocol != 28) || c.n2x < 2 || c.n4x < 2 || c.resamples <= 0 || c.crops <= 0 {
-			t.Fatalf("parseFlags(%q) accepted %+v", joined, *c)
+			return "a setting out of range"
 		}
+		return ""
 	})
 }

@@ -1,9 +1,9 @@
 package main
 
 import (
-	"io"
-	"strings"
 	"testing"
+
+	"github.com/ugo-diffusion/ugo/examples/internal/clitest"
 )
 
 // hostileArgs are flag sets that must be refused at start, before any model
@@ -18,33 +18,15 @@ var hostileArgs = []string{
 }
 
 func TestHostileArgs(t *testing.T) {
-	for _, a := range hostileArgs {
-		if _, err := parseFlags(strings.Split(a, "\x00"), io.Discard); err == nil {
-			t.Errorf("parseFlags(%q) accepted", a)
-		}
-	}
-	if _, err := parseFlags(nil, io.Discard); err != nil {
-		t.Fatalf("defaults: %v", err)
-	}
+	clitest.RefusesAll(t, parseFlags, hostileArgs, "")
 }
 
 func FuzzParse(f *testing.F) {
-	f.Add("")
-	for _, a := range hostileArgs {
-		f.Add(a)
-	}
-	f.Fuzz(func(t *testing.T, joined string) {
-		var args []string
-		if joined != "" {
-			args = strings.Split(joined, "\x00")
-		}
-		o, err := parseFlags(args, io.Discard)
-		if err != nil {
-			return
-		}
+	clitest.Fuzz(f, parseFlags, hostileArgs, []string{""}, func(o *options) string {
 		if o.n <= 0 || o.cols <= 0 || o.steps <= 0 || o.batch <= 0 || o.size <= 0 || 28%o.size != 0 || !(o.lr > 0) ||
 			!(o.ema >= 0 && o.ema < 1) || !(o.minutes >= 0) || o.netConfig.Width <= 0 || len(o.sizes) == 0 {
-			t.Fatalf("parseFlags(%q) accepted %+v", joined, *o)
+			return "a setting out of range"
 		}
+		return ""
 	})
 }

@@ -1,11 +1,9 @@
 package main
 
 import (
-	"io"
-	"strings"
 	"testing"
 
-	"github.com/stretchr/testify/assert"
+	"github.com/ugo-diffusion/ugo/examples/internal/clitest"
 )
 
 // hostileArgs are flag sets that must be refused at start, before the
@@ -24,32 +22,21 @@ var hostileArgs = []string{
 }
 
 func TestHostileArgs(t *testing.T) {
-	for _, a := range hostileArgs {
-		_, err := parse(strings.Split(a, "\x00"), io.Discard)
-		assert.Error(t, err, "parse(%q)", a)
-	}
+	clitest.RefusesAll(t, parse, hostileArgs, "-model\x00m")
 }
 
 func FuzzParse(f *testing.F) {
-	f.Add("-model\x00m")
-	f.Add("-model\x00m\x00-size\x001024x768\x00-ug-factor\x002x3")
-	for _, a := range hostileArgs {
-		f.Add(a)
-	}
-	f.Fuzz(func(t *testing.T, joined string) {
-		o, err := parse(strings.Split(joined, "\x00"), io.Discard)
-		if err != nil {
-			return
-		}
+	clitest.Fuzz(f, parse, hostileArgs, []string{"-model\x00m", "-model\x00m\x00-size\x001024x768\x00-ug-factor\x002x3"}, func(o *options) string {
 		r := o.req
 		if r.Steps < 1 || r.Images < 1 || r.Images > 64 || o.width < 0 || o.height < 0 || o.width%8 != 0 || o.height%8 != 0 ||
 			r.Decode.TileSize <= 0 || r.Decode.Overlap < 0 || r.GuidanceScale == nil || *r.GuidanceScale != *r.GuidanceScale || !(r.Upsample.Eta >= 0 && r.Upsample.Eta <= 1) {
-			t.Fatalf("parse(%q) accepted %+v", joined, r)
+			return "a setting out of range"
 		}
 		for _, f := range r.Upsample.Factors {
 			if f < 1 {
-				t.Fatalf("parse(%q) accepted factors %v", joined, r.Upsample.Factors)
+				return "a guidance factor below 1"
 			}
 		}
+		return ""
 	})
 }

@@ -1,12 +1,9 @@
 package main
 
 import (
-	"io"
-	"strings"
 	"testing"
 
-	"github.com/stretchr/testify/assert"
-	"github.com/stretchr/testify/require"
+	"github.com/ugo-diffusion/ugo/examples/internal/clitest"
 )
 
 // hostileArgs are flag sets that must be refused at start, before any model
@@ -21,36 +18,20 @@ var hostileArgs = []string{
 }
 
 func TestHostileArgs(t *testing.T) {
-	for _, a := range hostileArgs {
-		_, err := parse(strings.Split(a, "\x00"), io.Discard)
-		assert.Error(t, err, "parse(%q)", a)
-	}
-	_, err := parse(nil, io.Discard)
-	require.NoError(t, err, "defaults")
+	clitest.RefusesAll(t, parse, hostileArgs, "")
 }
 
 func FuzzParse(f *testing.F) {
-	f.Add("")
-	for _, a := range hostileArgs {
-		f.Add(a)
-	}
-	f.Fuzz(func(t *testing.T, joined string) {
-		var args []string
-		if joined != "" {
-			args = strings.Split(joined, "\x00")
-		}
-		o, err := parse(args, io.Discard)
-		if err != nil {
-			return
-		}
+	clitest.Fuzz(f, parse, hostileArgs, []string{""}, func(o *options) string {
 		if o.n <= 0 || o.cols <= 0 || o.steps <= 0 || o.trained <= 0 || o.channels <= 0 || !(o.strength >= 0 && o.strength <= 1) ||
 			!(o.cutoff > 0 && o.cutoff <= 1) || len(o.methods) == 0 {
-			t.Fatalf("parse(%q) accepted %+v", joined, *o)
+			return "a setting out of range"
 		}
 		for i, s := range o.sizes {
 			if s <= 0 || (i > 0 && s <= o.sizes[i-1]) {
-				t.Fatalf("parse(%q) accepted sizes %v", joined, o.sizes)
+				return "sizes not positive and increasing"
 			}
 		}
+		return ""
 	})
 }
