@@ -144,14 +144,7 @@ func NewDPMSolverMultistep(cfg schedule.Config) (*DPMSolverMultistep, error) {
 	if cfg.Given("solver_type") && cfg.SolverType == string(Heun) {
 		st = Heun
 	}
-	order := 2
-	if cfg.Given("solver_order") && cfg.SolverOrder != 0 {
-		order = cfg.SolverOrder
-	}
-	lowerFinal := true
-	if cfg.Given("lower_order_final") {
-		lowerFinal = cfg.LowerOrderFinal
-	}
+	order, lowerFinal := multistepConfig(&cfg)
 	s, err := cfg.Schedule()
 	if err != nil {
 		return nil, err
@@ -354,6 +347,20 @@ func alphaSigma(sigma float32) (alpha, sig, lambda float32) {
 	sig = sigma * alpha
 	lambda = float32(math.Log(float64(alpha))) - float32(math.Log(float64(sig)))
 	return alpha, sig, lambda
+}
+
+// multistepConfig reads the keys both multistep solvers share, with
+// diffusers' defaults: solver_order (2; 0 also means 2) and
+// lower_order_final (true).
+func multistepConfig(cfg *schedule.Config) (order int, lowerFinal bool) {
+	order, lowerFinal = 2, true
+	if cfg.Given("solver_order") && cfg.SolverOrder != 0 {
+		order = cfg.SolverOrder
+	}
+	if cfg.Given("lower_order_final") {
+		lowerFinal = cfg.LowerOrderFinal
+	}
+	return order, lowerFinal
 }
 
 // addNoiseSigma writes alpha_t x0 + sigma_t noise into dst, with alpha_t

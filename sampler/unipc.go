@@ -101,14 +101,7 @@ func NewUniPC(cfg schedule.Config) (*UniPC, error) {
 	if cfg.Given("solver_type") && cfg.SolverType == string(BH1) {
 		st = BH1
 	}
-	order := 2
-	if cfg.Given("solver_order") && cfg.SolverOrder != 0 {
-		order = cfg.SolverOrder
-	}
-	lowerFinal := true
-	if cfg.Given("lower_order_final") {
-		lowerFinal = cfg.LowerOrderFinal
-	}
+	order, lowerFinal := multistepConfig(&cfg)
 	if f := finalSigmasFor(&cfg); f == FinalZero {
 		if st == BH1 {
 			return nil, fieldError("solver_type", `"bh1" with final_sigmas_type "zero" gives NaN in diffusers (B(h) = h is infinite at sigma 0); use bh2 or final_sigmas_type "sigma_min"`)
