@@ -25,6 +25,20 @@
 // says whether a given sample shape fits. Asking a fixed-size model for
 // another resolution is a *ugo.ShapeError naming the fixed dimension.
 //
+// # Video models
+//
+// A sample input of rank 5 is a video model's: N, C, F, H, W, frames on
+// axis 2 (the layout of diffusers' video UNets and of ugo's N,C,F,H,W
+// tensors). Such a model takes rank-5 samples only (a rank-4 one is a
+// *ugo.ShapeError, and so is a rank-5 sample for an image model), its
+// output has the sample's shape, and ModelInfo.DynamicFrames says whether
+// it takes any frame count; a fixed F is checked like a fixed H. The
+// timestep is one per clip (N of them), as for images.
+// WithSpatialMultiple constrains H and W only; WithFrameMultiple constrains
+// F, for networks that pool over frames. Upsample Guidance with a frame
+// factor (guidance.UpsampleOptions Factors [2, 1, 1] or [2, 2, 2]) calls
+// the model at F/2 frames, so a video model for it must take both counts.
+//
 // OpenGraph loads any other graph (text encoder, VAE, classifier) as a
 // *Graph, a function of named tensors; WithOutputs restricts it to the
 // outputs wanted. Both let ONNX Runtime read the file, so weights stored as
@@ -82,7 +96,8 @@
 // Bad input is an error, never a panic:
 //
 //   - *ugo.ShapeError: a sample the model cannot take (rank, channels, a
-//     fixed dimension, a size WithSpatialMultiple excludes, a lazily
+//     fixed dimension, a size WithSpatialMultiple or WithFrameMultiple
+//     excludes, a lazily
 //     transposed view);
 //   - ugo.ErrAlias: dst sharing memory with x;
 //   - *RangeError: a timestep, sample or bound value that the input's

@@ -139,9 +139,12 @@ type ModelInfo struct {
 	Providers []string
 	// RuntimeVersion is the version of the loaded ONNX Runtime library.
 	RuntimeVersion string
-	// SpatialMultiple is the number the spatial axes of a sample must be
-	// multiples of (WithSpatialMultiple); 0 or 1 when any size goes.
+	// SpatialMultiple is the number the spatial axes H and W of a sample
+	// must be multiples of (WithSpatialMultiple); 0 or 1 when any size goes.
 	SpatialMultiple int
+	// FrameMultiple is the number the frame count F of a rank-5 sample must
+	// be a multiple of (WithFrameMultiple); 0 or 1 when any count goes.
+	FrameMultiple int
 }
 
 // DynamicBatch reports whether the model accepts any batch size.
@@ -152,6 +155,12 @@ func (mi ModelInfo) DynamicBatch() bool { return len(mi.Sample.Dims) > 0 && mi.S
 func (mi ModelInfo) DynamicSize() bool {
 	d := mi.Sample.Dims
 	return len(d) >= 2 && d[len(d)-1] < 0 && d[len(d)-2] < 0
+}
+
+// DynamicFrames reports whether the model is a video model (a rank-5
+// N, C, F, H, W sample) that accepts any frame count F.
+func (mi ModelInfo) DynamicFrames() bool {
+	return len(mi.Sample.Dims) == 5 && mi.Sample.Dims[2] < 0
 }
 
 // CheckShape reports whether the model can take a sample of the given shape
@@ -169,8 +178,12 @@ func (mi ModelInfo) CheckShape(shape []int) error {
 				Want: fmt.Sprintf("%s = %d: model input %s has a fixed %s", axes[i], d, mi.Sample, axisWord(axes[i]))}
 		}
 	}
+	if k := mi.FrameMultiple; k > 1 && len(shape) == 5 && shape[2]%k != 0 {
+		return &ugo.ShapeError{What: "x", Got: shape,
+			Want: fmt.Sprintf("F a multiple of %d: the model takes frame counts divisible by %d (WithFrameMultiple)", k, k)}
+	}
 	if k := mi.SpatialMultiple; k > 1 {
-		for i := 2; i < len(shape); i++ {
+		for i := len(shape) - 2; i < len(shape); i++ {
 			if shape[i]%k != 0 {
 				return &ugo.ShapeError{What: "x", Got: shape,
 					Want: fmt.Sprintf("%s a multiple of %d: the model takes spatial sizes divisible by %d (WithSpatialMultiple)", axes[i], k, k)}

@@ -111,7 +111,7 @@ func openModel(path string, opts []Option) (*Model, error) {
 	if err != nil {
 		return nil, err
 	}
-	mi := ModelInfo{Path: path, RuntimeVersion: src.runtimeVer, Inputs: src.ins, Outputs: src.outs, SpatialMultiple: src.cfg.multiple}
+	mi := ModelInfo{Path: path, RuntimeVersion: src.runtimeVer, Inputs: src.ins, Outputs: src.outs, SpatialMultiple: src.cfg.multiple, FrameMultiple: src.cfg.frames}
 	if err := assignRoles(&mi, src.cfg); err != nil {
 		return nil, fmt.Errorf("%w (model %s)", err, path)
 	}

@@ -59,16 +59,18 @@ type config struct {
 	fallback     Fallback
 	logger       *slog.Logger
 	multiple     int
+	frames       int
 	outputs      []string // OpenGraph's session outputs; nil: all
 	errs         []error
 }
 
 // WithSpatialMultiple declares that the model takes only samples whose
-// spatial axes (H and W, and F for video) are multiples of n, as a U-net
-// with k downsampling stages needs multiples of 2^k (8 for Stable
-// Diffusion's UNet on latents). ModelInfo.CheckShape and PredictNoise then
-// refuse other sizes with a *ugo.ShapeError before the call, instead of the
-// runtime failing inside the graph (a *RunError). n must be at least 1.
+// spatial axes H and W are multiples of n, as a U-net with k downsampling
+// stages needs multiples of 2^k (8 for Stable Diffusion's UNet on latents).
+// ModelInfo.CheckShape and PredictNoise then refuse other sizes with a
+// *ugo.ShapeError before the call, instead of the runtime failing inside
+// the graph (a *RunError). n must be at least 1. The frame axis F of a
+// video model is not a spatial axis: see WithFrameMultiple.
 func WithSpatialMultiple(n int) Option {
 	return func(c *config) {
 		if n < 1 {
@@ -76,6 +78,23 @@ func WithSpatialMultiple(n int) Option {
 			return
 		}
 		c.multiple = n
+	}
+}
+
+// WithFrameMultiple declares that a video model (samples N, C, F, H, W)
+// takes only frame counts F that are multiples of n, as a network that
+// pools its frames by 2 k times needs multiples of 2^k. A network whose
+// temporal layers never change the frame count (temporal convolutions and
+// attention) takes any F and needs no such declaration. Other frame counts
+// are then refused with a *ugo.ShapeError before the call. n must be at
+// least 1; the option has no effect on rank-4 models.
+func WithFrameMultiple(n int) Option {
+	return func(c *config) {
+		if n < 1 {
+			c.errs = append(c.errs, fmt.Errorf("onnx: WithFrameMultiple(%d): want at least 1", n))
+			return
+		}
+		c.frames = n
 	}
 }
 

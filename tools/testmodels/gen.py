@@ -32,6 +32,10 @@ Models (all opset 17, weights inline, each a few KB):
     fp16scalar.onnx  optimum >= 1.24's float16 UNet signature: sample [N,2,H,W] f16,
                   timestep [] f16 (rank 0), encoder_hidden_states [N,L,4] f16
                   -> out_sample f16; built from a scalar-timestep extra.onnx
+    video.onnx    x [N,2,F,H,W] f32, t [N] f32 -> eps [N,2,F,H,W]; dynamic N, F, H, W:
+                  the convolution is 3x3x3 over (F, H, W), with weights
+                  W[o,i,ky,kx] * (kf+1)/4 for frame offset kf-1 (zero padding 1)
+    video_f4.onnx the same with the frame count fixed at 4 (N, H, W dynamic)
 
 With int64.onnx (diffusers' script 2022, optimum <= 1.23), dynamic.onnx
 (float32 [N], diffusers' script since Nov 2022), scalar.onnx (rank-0 float32)
@@ -106,6 +110,23 @@ class Net(torch.nn.Module):
             h = c.mean(dim=1) @ self.p.t()
             y = y + h.reshape(-1, C, 1, 1)
         return y
+
+
+class VideoNet(torch.nn.Module):
+    """Net's function on N,C,F,H,W samples: a 3x3x3 convolution over frames and pixels."""
+
+    def __init__(self):
+        super().__init__()
+        w, b, a, _ = weights()
+        self.conv = torch.nn.Conv3d(C, C, 3, padding=1)
+        w5 = np.stack([w * (kf + 1) / 4 for kf in range(3)], axis=2)  # [o,i,kf,ky,kx]
+        with torch.no_grad():
+            self.conv.weight.copy_(torch.from_numpy(w5))
+            self.conv.bias.copy_(torch.from_numpy(b))
+        self.register_buffer("a", torch.from_numpy(a).view(1, C, 1, 1, 1))
+
+    def forward(self, x, t):
+        return self.conv(x) + self.a * t.reshape(-1, 1, 1, 1, 1) / 1000.0
 
 
 def export(model, args, path, input_names, output_names, dynamic_axes):
@@ -249,6 +270,12 @@ def main():
            ["sample", "timestep", "encoder_hidden_states"], ["out_sample"],
            {"sample": {0: "N", 2: "H", 3: "W"}, "timestep": {0: "N"},
             "encoder_hidden_states": {0: "N", 1: "L"}, "out_sample": {0: "N", 2: "H", 3: "W"}})
+
+    x5 = torch.randn(2, C, 4, 8, 8)
+    export(VideoNet(), (x5, t), os.path.join(args.out, "video.onnx"), ["x", "t"], ["eps"],
+           {"x": {0: "N", 2: "F", 3: "H", 4: "W"}, "t": {0: "N"}, "eps": {0: "N", 2: "F", 3: "H", 4: "W"}})
+    export(VideoNet(), (x5, t), os.path.join(args.out, "video_f4.onnx"), ["x", "t"], ["eps"],
+           {"x": {0: "N", 3: "H", 4: "W"}, "t": {0: "N"}, "eps": {0: "N", 3: "H", 4: "W"}})
 
     hostile(args.out)
 
