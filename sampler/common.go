@@ -23,6 +23,8 @@ func validatePrediction(p schedule.PredictionType) error {
 	switch predictionOrDefault(p) {
 	case schedule.PredictEpsilon, schedule.PredictV, schedule.PredictSample:
 		return nil
+	case schedule.PredictFlow:
+		return fmt.Errorf("sampler: prediction type %q is a rectified-flow velocity: sample it with FlowMatchEuler", string(p))
 	}
 	return fmt.Errorf("sampler: unknown prediction type %q, want %q, %q or %q", string(p), schedule.PredictEpsilon, schedule.PredictV, schedule.PredictSample)
 }

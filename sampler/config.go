@@ -24,9 +24,9 @@ func spacingFor(cfg *schedule.Config, def schedule.Spacing) schedule.Spacing {
 
 // refuseUnsupported returns a *schedule.FieldError for the first of the
 // options of cfg that class reads and this package does not implement:
-// exponential, beta, Lu or flow sigmas and dynamic shifting where the
-// class has them (keys lists which it has), and the keys of
-// cfg.Unsupported that class reads.
+// exponential, beta, Lu or flow sigmas, dynamic shifting, a terminal shift
+// and a non-exponential time shift where the class has them (keys lists
+// which it has), and the keys of cfg.Unsupported that class reads.
 func refuseUnsupported(cfg *schedule.Config, class string, keys ...string) error {
 	for _, k := range keys {
 		var on bool
@@ -41,6 +41,16 @@ func refuseUnsupported(cfg *schedule.Config, class string, keys ...string) error
 			on = cfg.UseFlowSigmas
 		case "use_dynamic_shifting":
 			on = cfg.UseDynamicShifting
+		case "shift_terminal":
+			if cfg.ShiftTerminal != 0 {
+				return fieldError(k, "%v is not supported by this module's %s", cfg.ShiftTerminal, class)
+			}
+			continue
+		case "time_shift_type":
+			if cfg.TimeShiftType != "" && cfg.TimeShiftType != "exponential" {
+				return fieldError(k, "%q is not supported by this module's %s", cfg.TimeShiftType, class)
+			}
+			continue
 		default:
 			if v, ok := cfg.Unsupported[k]; ok {
 				return fieldError(k, "%s is not supported by this module's %s", v, class)

@@ -22,14 +22,16 @@ type diffusersRuns struct {
 	Commit string `json:"diffusers_commit"`
 	Shape  []int  `json:"shape"`
 	Cases  []struct {
-		Name      string          `json:"name"`
-		Config    json.RawMessage `json:"config"`
-		Sampler   string          `json:"sampler"`
-		Steps     int             `json:"steps"`
-		Seed      uint64          `json:"seed"`
-		Strength  float64         `json:"strength"`
-		Timesteps []float64       `json:"timesteps"`
-		Sample    []float64       `json:"sample"`
+		Name     string          `json:"name"`
+		Config   json.RawMessage `json:"config"`
+		Sampler  string          `json:"sampler"`
+		Steps    int             `json:"steps"`
+		Seed     uint64          `json:"seed"`
+		Strength float64         `json:"strength"`
+		// ImageSeqLen sets FlowMatchEuler.ImageSeqLen (dynamic shifting).
+		ImageSeqLen int       `json:"image_seq_len"`
+		Timesteps   []float64 `json:"timesteps"`
+		Sample      []float64 `json:"sample"`
 	} `json:"cases"`
 }
 
@@ -75,6 +77,9 @@ func TestDiffusersRuns(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
+			if f, ok := s.(*FlowMatchEuler); ok {
+				f.ImageSeqLen = want.ImageSeqLen
+			}
 			p, err := s.Trajectory(want.Steps)
 			if err != nil {
 				t.Fatal(err)
@@ -82,11 +87,13 @@ func TestDiffusersRuns(t *testing.T) {
 			if len(p.Timesteps) != len(want.Timesteps) {
 				t.Fatalf("%d timesteps %v, want %d %v", len(p.Timesteps), p.Timesteps, len(want.Timesteps), want.Timesteps)
 			}
-			// Integer timesteps must match exactly; fractional ones (Euler
-			// with Karras sigmas) to float32 rounding of numpy's log.
+			// Integer timesteps must match exactly, and the flow sampler's;
+			// other fractional ones (Euler with Karras sigmas) to float32
+			// rounding of numpy's log.
 			for i, ts := range p.Timesteps {
 				w := want.Timesteps[i]
-				if d := math.Abs(float64(ts) - w); d != 0 && (w == math.Trunc(w) || d > 1e-5*max(1, math.Abs(w))) {
+				exact := w == math.Trunc(w) || strings.HasPrefix(want.Name, "flow") // flow levels: float32, bit for bit
+				if d := math.Abs(float64(ts) - w); d != 0 && (exact || d > 1e-5*max(1, math.Abs(w))) {
 					t.Fatalf("timesteps %v, want %v", p.Timesteps, want.Timesteps)
 				}
 			}

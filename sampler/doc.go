@@ -1,8 +1,9 @@
 // Package sampler turns a noise-predicting model into samples: the DDIM
 // and DDPM samplers of diffusers, the PNDM (PLMS) sampler that Stable
 // Diffusion folders name, the fast samplers that users run for 20-30 steps
-// (DPM-Solver++, UniPC, Euler, Euler ancestral), and the loop that drives
-// any ugo.Denoiser with them.
+// (DPM-Solver++, UniPC, Euler, Euler ancestral), the flow-matching Euler
+// sampler of rectified-flow models (Stable Diffusion 3, FLUX), and the loop
+// that drives any ugo.Denoiser with them.
 //
 // # Solvers and schedulers
 //
@@ -38,6 +39,14 @@
 //     EulerDiscreteScheduler and EulerAncestralDiscreteScheduler, that is
 //     k-diffusion's samplers over a sigma list derived from the training
 //     schedule, with Karras sigmas and Euler's churn.
+//   - FlowMatchEuler (NewFlowMatchEuler) is diffusers'
+//     FlowMatchEulerDiscreteScheduler, for models that predict the velocity
+//     v = eps - x0 of x_s = (1-s) x0 + s eps (schedule.PredictFlow): the
+//     flow levels s from 1 to 0 with a static shift or a dynamic one that
+//     depends on the image's token count (mu, as diffusers' SD3 and FLUX
+//     pipelines compute it), an exponential or linear time shift,
+//     shift_terminal, Karras or exponential respacing, and the stochastic
+//     variant. Its Trajectory.Sigmas are the flow levels s.
 //
 // All of them match diffusers in float32: the full-loop results that
 // diffusers' scheduler tests publish, and whole pipeline-style runs of
@@ -57,6 +66,7 @@
 //	euler_a  EulerAncestralDiscreteScheduler
 //	dpm++2m  DPMSolverMultistepScheduler
 //	unipc    UniPCMultistepScheduler
+//	flow_euler  FlowMatchEulerDiscreteScheduler
 //
 // FromConfig builds the sampler that a configuration's _class_name names,
 // and New the one a short name or class names, from any configuration, as
@@ -86,11 +96,17 @@
 // DEIS configuration's algorithm_type deis as dpmsolver++, as diffusers
 // does), predict_x0 (true),
 // disable_corrector, interpolation_type (linear), timestep_type (discrete,
-// or continuous without v-prediction, where it changes nothing). Refused:
+// or continuous without v-prediction, where it changes nothing); and for
+// FlowMatchEulerDiscreteScheduler shift, use_dynamic_shifting, base_shift,
+// max_shift, base_image_seq_len, max_image_seq_len, time_shift_type,
+// shift_terminal, use_karras_sigmas, use_exponential_sigmas and
+// stochastic_sampling. Refused:
 // the learned variance types, noise-prediction DPM-Solver (dpmsolver,
 // sde-dpmsolver) and UniPC (predict_x0 false), use_exponential_sigmas,
 // use_beta_sigmas, use_lu_lambdas, use_flow_sigmas and flow-matching
-// options (use_dynamic_shifting, time_shift_type, shift_terminal),
+// options outside FlowMatchEulerDiscreteScheduler (use_dynamic_shifting,
+// time_shift_type linear, shift_terminal), the flow_prediction prediction
+// type outside it, its invert_sigmas (Mochi),
 // solver_p, log_linear interpolation, continuous timesteps with
 // v-prediction, prediction types diffusers does not implement for a class
 // (sample for PNDM and Euler ancestral), the sigmoid beta_schedule outside

@@ -25,6 +25,7 @@ var Kinds = []Kind{
 	{"euler_a", "EulerAncestralDiscreteScheduler"},
 	{"dpm++2m", "DPMSolverMultistepScheduler"},
 	{"unipc", "UniPCMultistepScheduler"},
+	{"flow_euler", "FlowMatchEulerDiscreteScheduler"},
 }
 
 // Names returns the short names of Kinds, in order.
@@ -77,6 +78,9 @@ func New(name string, cfg schedule.Config) (Solver, error) {
 	if err != nil {
 		return nil, err
 	}
+	if cfg.PredictionType == schedule.PredictFlow && k.Class != "FlowMatchEulerDiscreteScheduler" {
+		return nil, fieldError("prediction_type", "%q is a rectified-flow velocity, which %s does not sample: use FlowMatchEulerDiscreteScheduler (flow_euler)", cfg.PredictionType, k.Class)
+	}
 	switch k.Class {
 	case "DDIMScheduler":
 		return NewDDIM(cfg)
@@ -92,6 +96,8 @@ func New(name string, cfg schedule.Config) (Solver, error) {
 		return NewEulerAncestral(cfg)
 	case "DPMSolverMultistepScheduler":
 		return NewDPMSolverMultistep(cfg)
+	case "FlowMatchEulerDiscreteScheduler":
+		return NewFlowMatchEuler(cfg)
 	}
 	panic("sampler: Kinds lists " + k.Class + " without a constructor")
 }

@@ -124,6 +124,10 @@ func TestFromConfigRefuses(t *testing.T) {
 		{"UniPCMultistepScheduler", `"use_exponential_sigmas": true`, "use_exponential_sigmas"},
 		{"UniPCMultistepScheduler", `"solver_type": "bh1"`, "solver_type"},
 		{"UniPCMultistepScheduler", `"lower_order_final": false`, "lower_order_final"},
+		{"UniPCMultistepScheduler", `"time_shift_type": "linear"`, "time_shift_type"},
+		{"EulerDiscreteScheduler", `"prediction_type": "flow_prediction"`, "prediction_type"},
+		{"FlowMatchEulerDiscreteScheduler", `"invert_sigmas": true`, "invert_sigmas"},
+		{"FlowMatchEulerDiscreteScheduler", `"use_beta_sigmas": true`, "use_beta_sigmas"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.class+"/"+tc.key, func(t *testing.T) {

@@ -9,7 +9,8 @@ import (
 )
 
 // Solver is a sampling algorithm that Sample drives: DDIM, DDPM, PNDM,
-// DPMSolverMultistep, UniPC, Euler and EulerAncestral implement it.
+// DPMSolverMultistep, UniPC, Euler, EulerAncestral and FlowMatchEuler
+// implement it.
 //
 // A Solver splits a run into a per-run Trajectory, computed once by Trajectory(n)
 // (diffusers' set_timesteps), and steps addressed by their index in it
@@ -56,6 +57,8 @@ type Trajectory struct {
 	// Sigmas[i] for i < n is the noise level sigma = sqrt((1-abar)/abar)
 	// of the sample entering step i, and Sigmas[n] that of the final
 	// sample (0 for a clean one). nil when a Solver does not compute them.
+	// For FlowMatchEuler they are the flow levels s of x_s = (1-s) x0 + s
+	// eps instead.
 	Sigmas []float32
 	// InputNorm, when not nil, holds n divisors: the model is called on
 	// x / InputNorm[i] (diffusers' scale_model_input, 1/c_in of

@@ -19,8 +19,10 @@ const (
 
 // PredictionType says what a model's output is, with diffusers' names: the
 // noise (PredictEpsilon), the velocity v = sqrt(abar) eps - sqrt(1-abar) x0
-// (PredictV) or the clean sample x0 (PredictSample). Samplers and guidance
-// read the empty PredictionType as PredictEpsilon.
+// (PredictV), the clean sample x0 (PredictSample), or the rectified-flow
+// velocity v = eps - x0 of x_s = (1-s) x0 + s eps (PredictFlow: SD3,
+// FLUX). Samplers and guidance read the empty PredictionType as
+// PredictEpsilon.
 type PredictionType string
 
 // The prediction types of diffusers.
@@ -28,6 +30,11 @@ const (
 	PredictEpsilon PredictionType = "epsilon"
 	PredictV       PredictionType = "v_prediction"
 	PredictSample  PredictionType = "sample"
+	// PredictFlow is the velocity of a rectified-flow model, diffusers'
+	// "flow_prediction". Its samples are x_s = (1-s) x0 + s eps with s in
+	// [0, 1], and the model is called at the timestep s *
+	// num_train_timesteps; package sampler's FlowMatchEuler samples it.
+	PredictFlow PredictionType = "flow_prediction"
 )
 
 // VarianceType is DDPM's posterior variance, with diffusers' names.
@@ -50,7 +57,7 @@ const (
 // schedulers package sampler reproduces understand (DDPMScheduler,
 // DDIMScheduler, PNDMScheduler, EulerDiscreteScheduler,
 // EulerAncestralDiscreteScheduler, DPMSolverMultistepScheduler,
-// UniPCMultistepScheduler). Field comments give the JSON key. The zero
+// UniPCMultistepScheduler, FlowMatchEulerDiscreteScheduler). Field comments give the JSON key. The zero
 // Config is not useful; start from DefaultConfig or ParseConfig.
 type Config struct {
 	NumTrainTimesteps int            // num_train_timesteps: T, in [1, MaxTrainTimesteps]
@@ -60,7 +67,7 @@ type Config struct {
 	TrainedBetas      []float32      // trained_betas: when non-nil, used instead of BetaSchedule
 	TimestepSpacing   Spacing        // timestep_spacing: leading, trailing or linspace
 	StepsOffset       int            // steps_offset: added to Leading timesteps
-	PredictionType    PredictionType // prediction_type: epsilon, v_prediction or sample
+	PredictionType    PredictionType // prediction_type: epsilon, v_prediction, sample or flow_prediction
 	ClipSample        bool           // clip_sample: clip the predicted x0 to ±ClipSampleRange
 	ClipSampleRange   float32        // clip_sample_range, > 0
 	// SetAlphaToOne (set_alpha_to_one) makes DDIM's final step use
@@ -118,6 +125,27 @@ type Config struct {
 	UseFlowSigmas        bool    // use_flow_sigmas
 	FlowShift            float64 // flow_shift (default 1), used with use_flow_sigmas
 	UseDynamicShifting   bool    // use_dynamic_shifting
+
+	// The keys below belong to FlowMatchEulerDiscreteScheduler (SD3,
+	// FLUX); see package sampler's FlowMatchEuler. use_dynamic_shifting,
+	// use_karras_sigmas, use_exponential_sigmas and use_beta_sigmas are
+	// above. ShiftTerminal and TimeShiftType are read by
+	// DPMSolverMultistepScheduler and UniPCMultistepScheduler too, which
+	// this module refuses with them set.
+
+	Shift           float64 // shift: the static time shift (default 1, none)
+	BaseShift       float64 // base_shift: mu at BaseImageSeqLen (default 0.5)
+	MaxShift        float64 // max_shift: mu at MaxImageSeqLen (default 1.15)
+	BaseImageSeqLen int     // base_image_seq_len (default 256)
+	MaxImageSeqLen  int     // max_image_seq_len (default 4096)
+	// TimeShiftType (time_shift_type) is the form of the dynamic shift:
+	// exponential (default) or linear.
+	TimeShiftType string
+	// ShiftTerminal (shift_terminal) stretches the shifted sigmas so that
+	// the last one is this value; 0 (JSON null, the default) leaves them.
+	ShiftTerminal      float64
+	InvertSigmas       bool // invert_sigmas (Mochi)
+	StochasticSampling bool // stochastic_sampling
 	// Unsupported holds the keys with a non-default value that this
 	// module recognises but does not implement and that have no field
 	// above, such as solver_p or shift_terminal, with their raw JSON
@@ -142,7 +170,10 @@ type Config struct {
 // zero-SNR rescaling, fixed_small variance (DDPM); and the defaults of the
 // multistep schedulers' keys (lower_order_final and predict_x0 on,
 // final_sigmas_type zero, lambda_min_clipped -Inf, linear interpolation,
-// discrete timesteps, flow_shift 1). Like every Config built in Go, it
+// discrete timesteps, flow_shift 1); and those of
+// FlowMatchEulerDiscreteScheduler (shift 1, base_shift 0.5, max_shift
+// 1.15, sequence lengths 256 and 4096, exponential time shift, no
+// shift_terminal). Like every Config built in Go, it
 // counts all its keys as given (see Given).
 func DefaultConfig() Config {
 	return Config{
@@ -165,6 +196,12 @@ func DefaultConfig() Config {
 		InterpolationType:        "linear",
 		TimestepType:             "discrete",
 		FlowShift:                1,
+		Shift:                    1,
+		BaseShift:                0.5,
+		MaxShift:                 1.15,
+		BaseImageSeqLen:          256,
+		MaxImageSeqLen:           4096,
+		TimeShiftType:            "exponential",
 		betaStart64:              0.0001,
 		betaEnd64:                0.02,
 	}
@@ -230,7 +267,7 @@ func ParseConfig(data []byte) (*Config, error) {
 		c.TimestepSpacing = Spacing(sp)
 	}
 	p.int("steps_offset", &c.StepsOffset, 0, MaxTrainTimesteps)
-	enum(&p, "prediction_type", &c.PredictionType, PredictEpsilon, PredictV, PredictSample)
+	enum(&p, "prediction_type", &c.PredictionType, PredictEpsilon, PredictV, PredictSample, PredictFlow)
 	p.bool("clip_sample", &c.ClipSample)
 	p.float("clip_sample_range", &c.ClipSampleRange, nil)
 	p.bool("set_alpha_to_one", &c.SetAlphaToOne)
@@ -261,6 +298,15 @@ func ParseConfig(data []byte) (*Config, error) {
 	p.bool("use_flow_sigmas", &c.UseFlowSigmas)
 	p.float64("flow_shift", &c.FlowShift)
 	p.bool("use_dynamic_shifting", &c.UseDynamicShifting)
+	p.float64("shift", &c.Shift)
+	p.float64("base_shift", &c.BaseShift)
+	p.float64("max_shift", &c.MaxShift)
+	p.int("base_image_seq_len", &c.BaseImageSeqLen, 0, math.MaxInt32)
+	p.int("max_image_seq_len", &c.MaxImageSeqLen, 0, math.MaxInt32)
+	p.enum("time_shift_type", &c.TimeShiftType, "exponential", "linear")
+	p.float64("shift_terminal", &c.ShiftTerminal)
+	p.bool("invert_sigmas", &c.InvertSigmas)
+	p.bool("stochastic_sampling", &c.StochasticSampling)
 	// Keys without a field: recorded in Unsupported when not at their
 	// default.
 	for key, def := range unsupportedDefaults {
@@ -292,9 +338,7 @@ func ParseConfig(data []byte) (*Config, error) {
 // unsupportedDefaults holds the keys of the supported diffusers classes
 // that no field of Config represents, with their default JSON value.
 var unsupportedDefaults = map[string]string{
-	"solver_p":        "null",          // UniPC: a second scheduler as predictor
-	"shift_terminal":  "null",          // UniPC: flow-matching shift
-	"time_shift_type": `"exponential"`, // DPM-Solver, UniPC: dynamic shifting
+	"solver_p": "null", // UniPC: a second scheduler as predictor
 }
 
 // Given reports whether the configuration gives key a value. For a
@@ -339,7 +383,7 @@ func (c *Config) Validate() error {
 		return bad("timestep_spacing", "unknown spacing %q", string(c.TimestepSpacing))
 	case c.StepsOffset < 0 || c.StepsOffset >= c.NumTrainTimesteps:
 		return bad("steps_offset", "%d is outside [0, num_train_timesteps)", c.StepsOffset)
-	case !oneOf(c.PredictionType, PredictEpsilon, PredictV, PredictSample):
+	case !oneOf(c.PredictionType, PredictEpsilon, PredictV, PredictSample, PredictFlow):
 		return bad("prediction_type", "unknown prediction type %q", c.PredictionType)
 	case !positive(c.ClipSampleRange):
 		return bad("clip_sample_range", "%v is not a positive finite number", c.ClipSampleRange)
@@ -369,6 +413,18 @@ func (c *Config) Validate() error {
 		return bad("timestep_type", "unknown timestep type %q", c.TimestepType)
 	case math.IsNaN(c.FlowShift) || math.IsInf(c.FlowShift, 0):
 		return bad("flow_shift", "%v is not a finite number", c.FlowShift)
+	case !(c.Shift > 0 && c.Shift <= math.MaxFloat32):
+		return bad("shift", "%v is not a positive finite number", c.Shift)
+	case !(math.Abs(c.BaseShift) <= math.MaxFloat32):
+		return bad("base_shift", "%v is not a finite number", c.BaseShift)
+	case !(math.Abs(c.MaxShift) <= math.MaxFloat32):
+		return bad("max_shift", "%v is not a finite number", c.MaxShift)
+	case c.BaseImageSeqLen < 0 || c.MaxImageSeqLen < 0:
+		return bad("base_image_seq_len", "negative sequence lengths %d, %d", c.BaseImageSeqLen, c.MaxImageSeqLen)
+	case !oneOf(c.TimeShiftType, "", "exponential", "linear"):
+		return bad("time_shift_type", "unknown time shift %q", c.TimeShiftType)
+	case !(c.ShiftTerminal >= 0 && c.ShiftTerminal < 1):
+		return bad("shift_terminal", "%v is outside [0, 1) (0 = none)", c.ShiftTerminal)
 	}
 	for i, b := range c.TrainedBetas {
 		if !unitInterval(b) {

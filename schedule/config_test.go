@@ -274,14 +274,14 @@ func TestParseConfigMultistepKeys(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(u.Unsupported) != 3 || u.Unsupported["shift_terminal"] != "0.02" {
-		t.Errorf("Unsupported = %v", u.Unsupported)
+	if len(u.Unsupported) != 1 || u.Unsupported["solver_p"] == "" || u.ShiftTerminal != 0.02 || u.TimeShiftType != "linear" {
+		t.Errorf("Unsupported = %v, shift_terminal %v, time_shift_type %q", u.Unsupported, u.ShiftTerminal, u.TimeShiftType)
 	}
 	v, err := ParseConfig([]byte(`{"lambda_min_clipped": Infinity, "solver_p": null, "shift_terminal": null}`))
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !math.IsInf(v.LambdaMinClipped, 1) || v.Unsupported != nil {
+	if !math.IsInf(v.LambdaMinClipped, 1) || v.Unsupported != nil || v.ShiftTerminal != 0 {
 		t.Errorf("parsed %+v", v)
 	}
 }

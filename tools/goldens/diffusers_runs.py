@@ -19,11 +19,19 @@ diffusers' scheduler tests, model(x, t) = x * t / (t + 1):
     add_noise(x0, noise, timesteps[t_start]) with t_start = n - int(n *
     strength), x0 = arange(size)/size - 0.5, then the steps from t_start.
 
+FlowMatchEulerDiscreteScheduler (rectified flow) has no init_noise_sigma
+and no scale_model_input: the loop starts from the noise itself and calls
+the model on the sample, and img2img noises with scale_noise. With
+use_dynamic_shifting, a case gives image_seq_len and mu comes from
+calculate_shift, taken from diffusers' FLUX pipeline file (the function's
+source, extracted with ast and run unmodified), as the pipelines compute it.
+
 It writes sampler/testdata/diffusers_runs.json: per case the config, the
 sampler asked for (when it is not the config's _class_name), the steps,
 seed and strength, the timesteps of the run and the final sample.
 sampler/diffusers_runs_test.go reads it; tests never write it.
 """
+import ast
 import inspect
 import json
 import math
@@ -39,7 +47,8 @@ import diffusers_stub  # noqa: E402
 OUT = os.path.join("sampler", "testdata", "diffusers_runs.json")
 SHAPE = (2, 4, 4, 4)
 
-MODULES = ["ddpm", "ddim", "pndm", "euler_discrete", "euler_ancestral_discrete", "dpmsolver_multistep", "unipc_multistep"]
+MODULES = ["ddpm", "ddim", "pndm", "euler_discrete", "euler_ancestral_discrete", "dpmsolver_multistep", "unipc_multistep",
+           "flow_match_euler_discrete"]
 mods = dict(zip(MODULES, diffusers_stub.load(*MODULES)))
 CLASSES = {
     "DDPMScheduler": mods["ddpm"].DDPMScheduler,
@@ -49,7 +58,22 @@ CLASSES = {
     "EulerAncestralDiscreteScheduler": mods["euler_ancestral_discrete"].EulerAncestralDiscreteScheduler,
     "DPMSolverMultistepScheduler": mods["dpmsolver_multistep"].DPMSolverMultistepScheduler,
     "UniPCMultistepScheduler": mods["unipc_multistep"].UniPCMultistepScheduler,
+    "FlowMatchEulerDiscreteScheduler": mods["flow_match_euler_discrete"].FlowMatchEulerDiscreteScheduler,
 }
+
+
+def pipeline_function(path, name):
+    """Returns the function name defined at top level in diffusers' file path (source run unmodified)."""
+    src = diffusers_stub.show(path)
+    for node in ast.parse(src).body:
+        if isinstance(node, ast.FunctionDef) and node.name == name:
+            scope = {}
+            exec(compile(ast.Module(body=[node], type_ignores=[]), path, "exec"), scope)
+            return scope[name]
+    raise SystemExit(f"{name} not found in {path}")
+
+
+calculate_shift = pipeline_function("src/diffusers/pipelines/flux/pipeline_flux.py", "calculate_shift")
 
 SD = {"num_train_timesteps": 1000, "beta_start": 0.00085, "beta_end": 0.012, "beta_schedule": "scaled_linear"}
 SD15 = {"_class_name": "PNDMScheduler", "_diffusers_version": "0.6.0", "beta_end": 0.012, "beta_schedule": "scaled_linear",
@@ -128,6 +152,25 @@ CASES = [
     dict(name="euler_a_ignores_karras", config=cfg("EulerAncestralDiscreteScheduler", SD, use_karras_sigmas=True), steps=10, seed=33),
     dict(name="ddim_from_pndm_sd15", config=SD15, steps=20, seed=34, sampler="DDIMScheduler"),
     dict(name="unipc_from_sd15", config=SD15, steps=20, seed=35, sampler="UniPCMultistepScheduler"),
+    # Rectified flow (SD3, FLUX): static and dynamic shifts, terminal stretch, respaced levels,
+    # stochastic sampling, img2img.
+    dict(name="flow_plain_10", config=cfg("FlowMatchEulerDiscreteScheduler"), steps=10, seed=39),
+    dict(name="flow_sd3_shift3_28", config=cfg("FlowMatchEulerDiscreteScheduler", shift=3.0), steps=28, seed=40),
+    dict(name="flow_shift1.15_7", config=cfg("FlowMatchEulerDiscreteScheduler", shift=1.15), steps=7, seed=41),
+    dict(name="flow_flux_dynamic_20", config=cfg("FlowMatchEulerDiscreteScheduler", use_dynamic_shifting=True, base_shift=0.5,
+                                                 max_shift=1.15, base_image_seq_len=256, max_image_seq_len=4096, shift=3.0),
+         steps=20, seed=42, image_seq_len=4096),
+    dict(name="flow_dynamic_small_12", config=cfg("FlowMatchEulerDiscreteScheduler", use_dynamic_shifting=True), steps=12, seed=43,
+         image_seq_len=49),
+    dict(name="flow_dynamic_linear_9", config=cfg("FlowMatchEulerDiscreteScheduler", use_dynamic_shifting=True,
+                                                  time_shift_type="linear"), steps=9, seed=44, image_seq_len=1024),
+    dict(name="flow_terminal_15", config=cfg("FlowMatchEulerDiscreteScheduler", shift=2.0, shift_terminal=0.1), steps=15, seed=45),
+    dict(name="flow_karras_12", config=cfg("FlowMatchEulerDiscreteScheduler", shift=3.0, use_karras_sigmas=True), steps=12, seed=46),
+    dict(name="flow_exponential_10", config=cfg("FlowMatchEulerDiscreteScheduler", use_exponential_sigmas=True, num_train_timesteps=500),
+         steps=10, seed=47),
+    dict(name="flow_stochastic_8", config=cfg("FlowMatchEulerDiscreteScheduler", shift=3.0, stochastic_sampling=True), steps=8, seed=48),
+    dict(name="flow_img2img", config=cfg("FlowMatchEulerDiscreteScheduler", shift=3.0), steps=20, seed=49, strength=0.6),
+    dict(name="flow_1", config=cfg("FlowMatchEulerDiscreteScheduler", shift=3.0), steps=1, seed=50),
 ]
 
 
@@ -140,7 +183,14 @@ def run(case):
     cls = CLASSES[case.get("sampler", case["config"]["_class_name"])]
     sch = from_config(cls, case["config"])
     n = case["steps"]
-    sch.set_timesteps(n)
+    flow = not hasattr(sch, "scale_model_input")
+    if case.get("image_seq_len"):
+        c = sch.config
+        sch.set_timesteps(n, mu=calculate_shift(case["image_seq_len"], c.get("base_image_seq_len", 256),
+                                                c.get("max_image_seq_len", 4096), c.get("base_shift", 0.5),
+                                                c.get("max_shift", 1.15)))
+    else:
+        sch.set_timesteps(n)
     gen = torch.manual_seed(case["seed"])
     strength = case.get("strength", 0)
     order = getattr(sch, "order", 1)
@@ -153,13 +203,19 @@ def run(case):
         timesteps = sch.timesteps[t_start * order:]
         if hasattr(sch, "set_begin_index"):
             sch.set_begin_index(t_start * order)
-        x = sch.add_noise(x0, noise, timesteps[:1])
+        if flow:
+            x = sch.scale_noise(x0, timesteps[:1], noise)
+        else:
+            x = sch.add_noise(x0, noise, timesteps[:1])
+    elif flow:
+        x = torch.randn(SHAPE, generator=gen, dtype=torch.float32)
+        timesteps = sch.timesteps
     else:
         x = torch.randn(SHAPE, generator=gen, dtype=torch.float32) * sch.init_noise_sigma
         timesteps = sch.timesteps
     takes_gen = "generator" in inspect.signature(sch.step).parameters
     for t in timesteps:
-        inp = sch.scale_model_input(x, t)
+        inp = x if flow else sch.scale_model_input(x, t)
         out = inp * t / (t + 1)
         kw = {"generator": gen} if takes_gen else {}
         x = sch.step(out, t, x, **kw).prev_sample
@@ -176,6 +232,7 @@ def main():
         c = {k: case[k] for k in ("name", "config", "steps", "seed")}
         c["sampler"] = case.get("sampler", "")
         c["strength"] = case.get("strength", 0)
+        c["image_seq_len"] = case.get("image_seq_len", 0)
         c["timesteps"] = ts
         c["sample"] = sample
         out["cases"].append(c)

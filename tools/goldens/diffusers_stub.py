@@ -135,6 +135,11 @@ def rev():
     return subprocess.run(["git", "-C", GIT, "rev-parse", REV], check=True, capture_output=True, text=True).stdout.strip()
 
 
+def show(path):
+    """The text of the file path of the diffusers checkout at REV."""
+    return subprocess.run(["git", "-C", GIT, "show", f"{REV}:{path}"], check=True, capture_output=True, text=True).stdout
+
+
 def load(*names):
     """Returns the modules diffusers.schedulers.scheduling_<name>."""
     root = tempfile.mkdtemp(prefix="diffusers_stub_")
