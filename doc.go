@@ -12,7 +12,10 @@
 //     adapter, and the argument checks every implementation shares
 //     (CheckSample, CheckPrediction, ShapeError). PredictNoise is dst-first:
 //     it writes into a caller buffer, so a sampling loop allocates nothing
-//     per step.
+//     per step. Region, carried on a call's context, tells a backend which
+//     part of the sample a call covers and at what scale (Upsample
+//     Guidance's low-resolution branch, a tile), for models conditioned
+//     on the picture's geometry such as SDXL.
 //   - schedule: diffusers-exact beta schedules, alpha-bar and SNR at
 //     fractional times, SNR matching (the time adjustment of Upsample
 //     Guidance), timestep spacings and scheduler_config.json.

@@ -48,6 +48,14 @@
 // 1/k of the elements (25% more compute at 2x2), which runs concurrently
 // with the full-resolution call.
 //
+// The low-resolution call's context carries a ugo.Region: the caller's
+// (or the whole sample's) with Scale multiplied by the H and W factors.
+// A backend whose model is conditioned on the picture's geometry reads it
+// and conditions that call on the size the downsampled sample stands for,
+// not on the target's (SDXL's UNet, whose time_ids hold the original and
+// target sizes, is such a model). The full-resolution call gets the caller's
+// context unchanged.
+//
 // # Velocity and clean-sample models
 //
 // The formula above is in eps-space. A model that predicts the velocity v

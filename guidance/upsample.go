@@ -172,6 +172,7 @@ type upWork struct {
 	poolX   []float32        // D(x_t) of one batch element
 	tau     []float32
 	call    call
+	lowCtx  ugo.RegionContext // the low-resolution call's context
 
 	// Block clamping of x0 (ClipSampleRange), one batch element.
 	x0, x0c       []float32 // high resolution
@@ -294,16 +295,24 @@ func (u *upsampler) PredictNoise(ctx context.Context, dst, x *tensor.Dense, t []
 		ws.plan.Pool(lowX[b*lo:(b+1)*lo], xs[b*hi:(b+1)*hi], u.lowScale(ugo.TimestepAt(t, b)))
 	}
 
+	// The low-resolution call covers what the high-resolution one covers,
+	// downscaled by the spatial factors.
+	h, w := shape[len(shape)-2], shape[len(shape)-1]
+	fh, fw := u.spatialFactors()
+	ws.lowCtx.Context = ctx
+	ws.lowCtx.Region = ugo.RegionOf(ctx, h, w).Downscaled(fh, fw)
+	defer func() { ws.lowCtx.Context = nil }()
+
 	// Both model calls, concurrently unless Sequential.
 	var errHigh, errLow error
 	if u.opts.Sequential {
 		errHigh = u.model.PredictNoise(ctx, dst, x, t)
 		if errHigh == nil {
-			errLow = u.model.PredictNoise(ctx, ws.lowEps, ws.lowX, tau)
+			errLow = u.model.PredictNoise(&ws.lowCtx, ws.lowEps, ws.lowX, tau)
 		}
 	} else {
 		c := &ws.call
-		c.ctx, c.model, c.dst, c.x, c.t = ctx, u.model, ws.lowEps, ws.lowX, tau
+		c.ctx, c.model, c.dst, c.x, c.t = &ws.lowCtx, u.model, ws.lowEps, ws.lowX, tau
 		c.start()
 		errHigh = u.model.PredictNoise(ctx, dst, x, t)
 		errLow = c.wait()
@@ -440,6 +449,17 @@ func (u *upsampler) lowScale(t float32) float32 {
 		return 1
 	}
 	return float32(1 / math.Sqrt(u.s.PowerFactor(float64(t), u.k)))
+}
+
+// spatialFactors returns the factors of the H and W axes (1 for an axis
+// without one).
+func (u *upsampler) spatialFactors() (fh, fw int) {
+	n := len(u.factors)
+	fh, fw = 1, u.factors[n-1]
+	if n >= 2 {
+		fh = u.factors[n-2]
+	}
+	return fh, fw
 }
 
 // axisNames names the axes factors can apply to.
