@@ -149,7 +149,8 @@ func (o UpsampleOptions) Active(t float64, trainSteps int) bool {
 
 // upsampler is the Denoiser returned by Upsample.
 type upsampler struct {
-	model   ugo.Denoiser
+	model   ugo.Denoiser // the high-resolution call
+	low     ugo.Denoiser // the low-resolution call
 	s       *schedule.Schedule
 	factors []int
 	k       float64
@@ -207,8 +208,25 @@ type upWork struct {
 // *ugo.ShapeError) for samples whose axes are not divisible by the
 // factors, or whose rank the factors do not fit.
 func Upsample(model ugo.Denoiser, s *schedule.Schedule, opts UpsampleOptions) (ugo.Denoiser, error) {
-	if ugo.IsNil(model) {
+	return UpsampleHighLow(model, model, s, opts)
+}
+
+// UpsampleHighLow is Upsample with separate models for the two calls: high
+// predicts at the sample's resolution (eps(x_t, t) in the formula of
+// Upsample) and low on the pooled sample (eps(D(x_t)/sqrt(P_t), tau)). Both
+// must be the same network, predicting what opts.Prediction says; they
+// differ in how it runs. The usual pair is a tiled model for the
+// high-resolution call (package tiling: a network run on tiles of its
+// training size, for memory that does not grow with the output, or an
+// export with static spatial axes) and the plain model for the
+// low-resolution one, whose input is at the training size. With high ==
+// low it is Upsample, bit for bit.
+func UpsampleHighLow(high, low ugo.Denoiser, s *schedule.Schedule, opts UpsampleOptions) (ugo.Denoiser, error) {
+	if ugo.IsNil(high) {
 		return nil, fmt.Errorf("guidance: Upsample: nil model: %w", ugo.ErrNilDenoiser)
+	}
+	if ugo.IsNil(low) {
+		return nil, fmt.Errorf("guidance: Upsample: nil low-resolution model: %w", ugo.ErrNilDenoiser)
 	}
 	if s == nil {
 		return nil, errors.New("guidance: Upsample: nil schedule")
@@ -229,7 +247,8 @@ func Upsample(model ugo.Denoiser, s *schedule.Schedule, opts UpsampleOptions) (u
 	}
 	opts.Factors = append([]int(nil), factors...)
 	return &upsampler{
-		model:   model,
+		model:   high,
+		low:     low,
 		s:       s,
 		factors: opts.Factors,
 		k:       float64(k),
@@ -308,11 +327,11 @@ func (u *upsampler) PredictNoise(ctx context.Context, dst, x *tensor.Dense, t []
 	if u.opts.Sequential {
 		errHigh = u.model.PredictNoise(ctx, dst, x, t)
 		if errHigh == nil {
-			errLow = u.model.PredictNoise(&ws.lowCtx, ws.lowEps, ws.lowX, tau)
+			errLow = u.low.PredictNoise(&ws.lowCtx, ws.lowEps, ws.lowX, tau)
 		}
 	} else {
 		c := &ws.call
-		c.ctx, c.model, c.dst, c.x, c.t = &ws.lowCtx, u.model, ws.lowEps, ws.lowX, tau
+		c.ctx, c.model, c.dst, c.x, c.t = &ws.lowCtx, u.low, ws.lowEps, ws.lowX, tau
 		c.start()
 		errHigh = u.model.PredictNoise(ctx, dst, x, t)
 		errLow = c.wait()
