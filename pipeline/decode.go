@@ -247,7 +247,7 @@ func (m *Model) Decode(ctx context.Context, latents *tensor.Dense, opts DecodeOp
 						tw, th, tw*vs, th*vs, vs, err)
 				}
 				if tiled {
-					blend(dst, tile.Float32s(), wy[iy], wx[ix], y0*vs, x0*vs, H, W)
+					blend(dst, tile.Float32s(), 3, wy[iy], wx[ix], y0*vs, x0*vs, H, W)
 				}
 				done++
 				if opts.progress != nil {
@@ -261,10 +261,11 @@ func (m *Model) Decode(ctx context.Context, latents *tensor.Dense, opts DecodeOp
 	return out, nil
 }
 
-// blend adds the weighted tile (3 x TH x TW) into dst (3 x H x W) at (py, px).
-func blend(dst, tile, wy, wx []float32, py, px, H, W int) {
+// blend adds the weighted tile (channels x TH x TW) into dst (channels x H
+// x W) at (py, px).
+func blend(dst, tile []float32, channels int, wy, wx []float32, py, px, H, W int) {
 	TH, TW := len(wy), len(wx)
-	for c := range 3 {
+	for c := range channels {
 		for y := range TH {
 			wr := wy[y]
 			if wr == 0 {

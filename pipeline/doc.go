@@ -110,7 +110,9 @@
 // tiled 196 MB; examples/txt2img end to end at 2048x2048 (4 steps): 862 MB
 // untiled, 253 MB tiled, with identical PNGs. With a real SD VAE the
 // whole-image numbers are tens of gigabytes, the tiled ones those of a
-// 512x512 decode plus the 48 MB image.
+// 512x512 decode plus the 48 MB image. VAE.Encode tiles the same way with
+// the VAE's DecodeOptions (image tiles of TileSize times the VAE scale), so
+// that image-space upscaling (upscale.Refine with a Codec) is bounded too.
 //
 // # Seeds and matching diffusers
 //

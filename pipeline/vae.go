@@ -42,7 +42,7 @@ type VAE struct {
 
 // OpenVAE opens the folder's VAE encoder (vae_encoder/model.onnx, input
 // sample [N, 3, H, W] -> latent_sample or latent_parameters) next to the
-// model's decoder. Decode decodes with decode (tiling); opts configure the
+// model's decoder. Decode and Encode tile as decode says; opts configure the
 // encoder's ONNX Runtime session (Load's options are not kept).
 //
 // diffusers' ONNX export draws a sample of the latent posterior inside the
@@ -145,6 +145,15 @@ func (v *VAE) Decode(ctx context.Context, latents *tensor.Dense) (*tensor.Dense,
 // multiples of the VAE scale) to latents [N, C, H/s, W/s] multiplied by the
 // scaling factor, the space the UNet samples in, one image per encoder
 // call. images is not modified.
+//
+// It tiles as Decode does, with the VAE's DecodeOptions (in latent pixels:
+// tiles of TileSize*s image pixels, overlapping by at least Overlap*s):
+// each image tile is encoded on its own and the latent tiles are blended
+// with Decode's weights, so that the encoder's memory follows the tile
+// size, not the image size (diffusers' enable_vae_tiling also tiles both
+// ways). An encoder whose receptive field is narrower than a quarter of the
+// overlap gives the whole-image result; with GroupNorm layers the tiles'
+// statistics differ slightly.
 func (v *VAE) Encode(ctx context.Context, images *tensor.Dense) (*tensor.Dense, error) {
 	if v == nil || v.enc == nil {
 		return nil, errors.New("pipeline: Encode on a closed or nil VAE")
@@ -160,25 +169,58 @@ func (v *VAE) Encode(ctx context.Context, images *tensor.Dense) (*tensor.Dense, 
 		return nil, fmt.Errorf("pipeline: Encode: images have shape %v, want [N, 3, H, W] with H and W multiples of %d", []int(s), vs)
 	}
 	h, w := H/vs, W/vs
+	plan, err := v.decode.plan(h, w, vs)
+	if err != nil {
+		return nil, err
+	}
 	oc := C
 	if v.params {
 		oc = 2 * C
 	}
+	th, tw := plan.th, plan.tw
+	tiled := len(plan.ys)*len(plan.xs) > 1
 	out := tensor.New(tensor.WithShape(N, C, h, w), tensor.Of(tensor.Float32))
-	res := tensor.New(tensor.WithShape(1, oc, h, w), tensor.Of(tensor.Float32))
+	res := tensor.New(tensor.WithShape(1, oc, th, tw), tensor.Of(tensor.Float32))
 	src, dst, rs := images.Float32s(), out.Float32s(), res.Float32s()
 	scale := float32(info.ScalingFactor)
+	var tile *tensor.Dense
+	var wy, wx [][]float32
+	if tiled {
+		tile = tensor.New(tensor.WithShape(1, 3, th*vs, tw*vs), tensor.Of(tensor.Float32))
+		wy, wx = axisWeights(plan.ys, th, h), axisWeights(plan.xs, tw, w)
+	}
 	for n := range N {
-		if err := ctx.Err(); err != nil {
-			return nil, err
-		}
-		in := tensor.New(tensor.WithShape(1, 3, H, W), tensor.WithBacking(src[n*3*H*W:(n+1)*3*H*W]))
-		if err := v.enc.Run(ctx, map[string]*tensor.Dense{v.in: in}, map[string]*tensor.Dense{v.out: res}); err != nil {
-			return nil, fmt.Errorf("pipeline: vae encoder on a %dx%d image (expecting a %dx%d latent: VAE scale %d): %w", W, H, w, h, vs, err)
-		}
+		img := src[n*3*H*W : (n+1)*3*H*W]
 		d := dst[n*C*h*w : (n+1)*C*h*w]
-		for i, r := range rs[:C*h*w] { // the mean comes first in latent_parameters
-			d[i] = r * scale
+		for iy, y0 := range plan.ys {
+			for ix, x0 := range plan.xs {
+				if err := ctx.Err(); err != nil {
+					return nil, err
+				}
+				in := tile
+				if tiled {
+					TH, TW, py, px := th*vs, tw*vs, y0*vs, x0*vs
+					ts := tile.Float32s()
+					for c := range 3 {
+						for y := range TH {
+							copy(ts[(c*TH+y)*TW:(c*TH+y+1)*TW], img[(c*H+py+y)*W+px:(c*H+py+y)*W+px+TW])
+						}
+					}
+				} else {
+					in = tensor.New(tensor.WithShape(1, 3, H, W), tensor.WithBacking(img))
+				}
+				if err := v.enc.Run(ctx, map[string]*tensor.Dense{v.in: in}, map[string]*tensor.Dense{v.out: res}); err != nil {
+					return nil, fmt.Errorf("pipeline: vae encoder on a %dx%d image (expecting a %dx%d latent: VAE scale %d): %w", tw*vs, th*vs, tw, th, vs, err)
+				}
+				for i := range rs[:C*th*tw] { // the mean comes first in latent_parameters
+					rs[i] *= scale
+				}
+				if !tiled {
+					copy(d, rs[:C*h*w])
+					continue
+				}
+				blend(d, rs[:C*th*tw], C, wy[iy], wx[ix], y0, x0, h, w)
+			}
 		}
 	}
 	return out, nil
