@@ -73,6 +73,41 @@
 // SNR exactly, its clean sample, for every prediction type. Where an
 // output does not determine the noise (v at abar_t = 0, the last step of a
 // zero-terminal-SNR schedule; x0 at abar_t = 1) it is returned unguided.
+// Rectified-flow velocities have a section of their own below.
+//
+// # Rectified-flow models
+//
+// Stable Diffusion 3 and FLUX are rectified flows: x_s = (1-s) x0 + s eps
+// with s from 1 (noise) to 0, the model called at the timestep T s and
+// predicting the velocity v = eps - x0 (UpsampleOptions.Prediction
+// schedule.PredictFlow). Pooling gives
+//
+//	D(x_s) = (1-s) D(x0) + (s/sqrt(k)) eps'
+//
+// with eps' standard normal, and a multiple c D(x_s) is a flow sample of
+// level tau, (1-tau) D(x0) + tau eps', when c(1-s) = 1-tau and c s/sqrt(k)
+// = tau, that is
+//
+//	tau = s / (s + sqrt(k)(1-s)),    c = (1-tau)/(1-s) = sqrt(k) / (s + sqrt(k)(1-s))
+//
+// These are the time and power adjustments of the variance-preserving
+// case in flow units: the SNR ((1-s)/s)^2 is multiplied by k, and tau is
+// below s except at the ends (tau = 0 at s = 0; tau = 1 and c = sqrt(k) at s
+// = 1). With eps = x_s + (1-s) v and x0 = x_s - s v at the high resolution
+// and eps_low = c D(x_s) + (1-tau) v_low at the low one, the eps-space
+// formula gives the guided velocity v~ = (eps~ - x_s)/(1-s), which
+// simplifies to
+//
+//	v~ = v + w_t U( (v_low + (1-sqrt(k)) D(x_s)) / (s + sqrt(k)(1-s))  -  D(v) )
+//
+// Upsample computes this form: the eps-space one is 0/0 at s = 1, the first
+// level of every flow run, where the noise a velocity implies is x_s itself;
+// the limit is finite and the guidance acts there. With w_t = 1 the pooled
+// guided velocity implies the low-resolution call's clean sample, D(x0~) =
+// c D(x_s) - tau v_low, and noise, D(eps~) = eps_low/sqrt(k), at every level.
+// Eta counts on the timestep T s: guidance is on while s >= 1 - Eta.
+// (The ablations NoTimeAdjustment and NoPowerAdjustment use the eps-space
+// form and leave s = 1 unguided.)
 //
 // # Clipping x0 in pixel space
 //

@@ -87,6 +87,13 @@ type UpsampleOptions struct {
 	// returned prediction is of the same type as the model's. The
 	// returned Denoiser then outputs what the model outputs: pass it to a
 	// sampler configured with the same prediction type.
+	//
+	// schedule.PredictFlow is a rectified-flow model (SD3, FLUX): x_s =
+	// (1-s) x0 + s eps, called at the timestep t = T s with T the
+	// schedule's length, predicting v = eps - x0 (package sampler's
+	// FlowMatchEuler samples it). Its low-resolution call runs at tau =
+	// s/(s + sqrt(k)(1-s)) on c D(x_s), c = (1-tau)/(1-s); see the package
+	// documentation.
 	Prediction schedule.PredictionType
 }
 
@@ -183,7 +190,10 @@ type upWork struct {
 // Upsample returns a Denoiser that applies Upsample Guidance (Hwang, Park
 // and Jo, arXiv 2404.01709) to model, trained at a lower resolution, for
 // samples opts.Factors times larger than that resolution. s is the
-// schedule the model was trained with. model predicts the noise unless
+// schedule the model was trained with; for a rectified-flow model
+// (opts.Prediction schedule.PredictFlow) only its length T is read, the
+// timestep scale t = T s (num_train_timesteps, 1000 for SD3 and FLUX).
+// model predicts the noise unless
 // opts.Prediction says it predicts the velocity or the clean sample; the
 // formula below is then applied to the noise its outputs imply, and the
 // result is returned in the model's own type (see the package
@@ -246,6 +256,11 @@ func UpsampleHighLow(high, low ugo.Denoiser, s *schedule.Schedule, opts Upsample
 		k *= f
 	}
 	opts.Factors = append([]int(nil), factors...)
+	var param parameterization = vp{s: s, pred: opts.Prediction, k: float64(k), mode: opts.TimeMatching}
+	if opts.Prediction == schedule.PredictFlow {
+		param = flow{T: float64(s.Len()), k: float64(k), mode: opts.TimeMatching,
+			exact: !opts.NoTimeAdjustment && !opts.NoPowerAdjustment}
+	}
 	return &upsampler{
 		model:   high,
 		low:     low,
@@ -253,7 +268,7 @@ func UpsampleHighLow(high, low ugo.Denoiser, s *schedule.Schedule, opts Upsample
 		factors: opts.Factors,
 		k:       float64(k),
 		opts:    opts,
-		param:   vp{s: s, pred: opts.Prediction},
+		param:   param,
 		eps:     opts.Prediction == "" || opts.Prediction == schedule.PredictEpsilon,
 	}, nil
 }
@@ -383,6 +398,9 @@ func (u *upsampler) PredictNoise(ctx context.Context, dst, x *tensor.Dense, t []
 // false, leaving d alone, where an output does not determine the noise
 // (v at abar = 0, x0 at abar = 1).
 func (u *upsampler) guideConverted(ws *upWork, d, x, lowOut, lowX []float32, t, tau float32, w float64) bool {
+	if f, isFlow := u.param.(flow); isFlow {
+		return u.guideFlow(f, ws, d, x, lowOut, t, tau, w)
+	}
 	hc, ok := u.param.at(float64(t))
 	if !ok {
 		return false
@@ -401,6 +419,25 @@ func (u *upsampler) guideConverted(ws *upWork, d, x, lowOut, lowX []float32, t, 
 		g[i] = (la*m + lb*lowX[i]) - (ha*g[i] + hb*dx[i])
 	}
 	ws.plan.AddRepeated(d, g, float32(w/hc.epsM))
+	return true
+}
+
+// guideFlow adds the guidance term to the velocity d of a rectified-flow
+// model (one batch element, in place), in the form of flow.term, which
+// needs D(x) rather than the low-resolution input.
+func (u *upsampler) guideFlow(f flow, ws *upWork, d, x, lowOut []float32, t, tau float32, w float64) bool {
+	a, b, ok := f.term(float64(t), float64(tau), float64(u.lowScale(t)))
+	if !ok {
+		return false
+	}
+	g, dx := ws.scratch, ws.poolX
+	ws.plan.Pool(g, d, 1)
+	ws.plan.Pool(dx, x, 1)
+	a32, b32 := float32(a), float32(b)
+	for i, m := range lowOut {
+		g[i] = (a32*m + b32*dx[i]) - g[i]
+	}
+	ws.plan.AddRepeated(d, g, float32(w))
 	return true
 }
 
@@ -459,15 +496,16 @@ func (u *upsampler) matchedTime(t float32) float32 {
 	if u.opts.NoTimeAdjustment {
 		return t
 	}
-	return float32(u.s.MatchedTime(float64(t), u.k, u.opts.TimeMatching))
+	return float32(u.param.matched(float64(t)))
 }
 
-// lowScale returns 1/sqrt(P_t).
+// lowScale returns the factor applied to D(x_t): 1/sqrt(P_t), or c for a
+// flow model.
 func (u *upsampler) lowScale(t float32) float32 {
 	if u.opts.NoPowerAdjustment {
 		return 1
 	}
-	return float32(1 / math.Sqrt(u.s.PowerFactor(float64(t), u.k)))
+	return float32(u.param.scale(float64(t)))
 }
 
 // spatialFactors returns the factors of the H and W axes (1 for an axis
