@@ -27,6 +27,11 @@
 //     classifier-free guidance; StructureGuidance is ScaleDiff's pull of
 //     the predicted clean sample's low frequencies towards a reference.
 //     They compose by wrapping.
+//   - tiling: Denoiser middleware that runs a model on overlapping tiles of
+//     its training size and blends the predictions, so that memory stays
+//     flat as the output grows and a fixed-size export samples above its
+//     size; with guidance.UpsampleHighLow the tiles give the detail and
+//     the whole-sample low-resolution call the structure.
 //   - sampler: the solvers of diffusers (DDIM, DDPM, DPM-Solver++, Euler,
 //     Euler ancestral) and the loop that drives a Denoiser with them, with
 //     progress, cancellation, resume and img2img.

@@ -126,6 +126,12 @@
 // without guidance (examples/internal/fashion, TestGuidedPooledTracksNative);
 // README's table has what that does to sample quality.
 //
+// UpsampleHighLow takes the two calls' models separately: the usual pair is
+// the model run in tiles of its training size for the high-resolution call
+// (package tiling), so that memory stays flat as the output grows and a
+// fixed-size export can sample above its size, and the plain model for the
+// low-resolution call, whose input is at the training size.
+//
 // Factors apply per axis: [2, 2] (the default) for 2x images, [1, 2] for a
 // panorama twice as wide, [3, 3] for 3x, [2, 1, 1] for twice as many video
 // frames (samples N,C,F,H,W), [2, 2, 2] for both.

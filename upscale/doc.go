@@ -120,7 +120,14 @@
 //     is the practical route.
 //
 // The stages here take any Denoiser, so a model exported with NPA plugs
-// into Refine unchanged.
+// into Refine unchanged. Through an opaque model, NPA's substitute is
+// tiling: Generate.Tile and Refine.Tile run the model on overlapping tiles
+// of the training size (package tiling), blended with smooth weights
+// (SD upscale, MultiDiffusion), with Upsample Guidance's low-resolution
+// call on the whole pooled sample for the global structure that tiles
+// alone lack. ScaleDiff's own ablation (SDXL at 4096^2) puts tiling with
+// LFM and SG at NPA's quality for about twice its time; memory for the
+// model calls then stays that of the training size, whatever the output.
 //
 // # What is measured
 //

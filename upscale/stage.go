@@ -15,6 +15,7 @@ import (
 	"github.com/ugo-diffusion/ugo/resize"
 	"github.com/ugo-diffusion/ugo/sampler"
 	"github.com/ugo-diffusion/ugo/schedule"
+	"github.com/ugo-diffusion/ugo/tiling"
 )
 
 // Sampling is what every stage samples with: a model, its schedule, a
@@ -116,11 +117,33 @@ func (s *Sampling) options(steps int, strength float64) sampler.Options {
 	return o
 }
 
-// upsample wraps model in Upsample Guidance for samples h x w, or returns
-// it as it is when opts is nil.
-func (s *Sampling) upsample(model ugo.Denoiser, opts *guidance.UpsampleOptions, h, w int) (ugo.Denoiser, error) {
+// model returns Sampling.Model for samples h x w: run in tiles when tile is
+// not nil, wrapped in Upsample Guidance when opts is not nil (with the
+// untiled model for the low-resolution call).
+func (s *Sampling) model(tile *tiling.Options, opts *guidance.UpsampleOptions, h, w int) (ugo.Denoiser, error) {
+	high := s.Model
+	if tile != nil {
+		o := *tile
+		if o.Size == [2]int{} {
+			if s.Trained[0] <= 0 || s.Trained[1] <= 0 {
+				return nil, errors.New("upscale: tiling needs Tile.Size or Sampling.Trained")
+			}
+			o.Size = s.Trained
+		}
+		var err error
+		if high, err = tiling.Tiled(s.Model, o); err != nil {
+			return nil, fmt.Errorf("upscale: %w", err)
+		}
+	}
+	return s.upsample(high, s.Model, opts, h, w)
+}
+
+// upsample wraps high (for the sample's resolution) and low (for the
+// pooled sample) in Upsample Guidance for samples h x w, or returns high
+// as it is when opts is nil.
+func (s *Sampling) upsample(high, low ugo.Denoiser, opts *guidance.UpsampleOptions, h, w int) (ugo.Denoiser, error) {
 	if opts == nil {
-		return model, nil
+		return high, nil
 	}
 	if s.Schedule == nil {
 		return nil, errors.New("upscale: Upsample Guidance needs Sampling.Schedule")
@@ -143,7 +166,7 @@ func (s *Sampling) upsample(model ugo.Denoiser, opts *guidance.UpsampleOptions, 
 	} else if o.Factors == nil {
 		return nil, fmt.Errorf("upscale: Upsample Guidance at %dx%d needs Factors or Sampling.Trained", h, w)
 	}
-	g, err := guidance.Upsample(model, s.Schedule, o)
+	g, err := guidance.UpsampleHighLow(high, low, s.Schedule, o)
 	if err != nil {
 		return nil, fmt.Errorf("upscale: %w", err)
 	}
@@ -209,6 +232,11 @@ type Generate struct {
 	// Upsample, if not nil, applies Upsample Guidance with these options.
 	// Its Factors are derived from Sampling.Trained when that is set.
 	Upsample *guidance.UpsampleOptions
+	// Tile, if not nil, runs the model on overlapping tiles (package
+	// tiling) of Tile.Size, or of Sampling.Trained when Tile.Size is zero.
+	// With Upsample, only the high-resolution call is tiled; the
+	// low-resolution one, at the training size, runs whole.
+	Tile *tiling.Options
 }
 
 // Run implements Stage.
@@ -224,7 +252,7 @@ func (st Generate) Run(ctx context.Context, s *Sampling, _ *tensor.Dense) (*tens
 	if need := ugo.TensorBytes(8, n, s.Channels, st.Height, st.Width); need > ugo.MemoryLimit() {
 		return nil, ugo.CheckMemory(fmt.Sprintf("upscale: Generate of %d %dx%d images with %d channels", n, st.Height, st.Width, s.Channels), need)
 	}
-	model, err := s.upsample(s.Model, st.Upsample, st.Height, st.Width)
+	model, err := s.model(st.Tile, st.Upsample, st.Height, st.Width)
 	if err != nil {
 		return nil, err
 	}
@@ -277,10 +305,10 @@ type MixOptions struct {
 // default) and the high ones from another (Filter, bicubic by default):
 // the latent-versus-RGB distinction of ScaleDiff has no counterpart.
 //
-// Denoising uses Sampling.Model wrapped, innermost first, in Upsample
-// Guidance at the new size (Upsample) and Structure Guidance towards Z_ref
-// (Structure), whose gamma falls from its weight at the first restarted
-// step to 0 at the last.
+// Denoising uses Sampling.Model wrapped, innermost first, in tiles (Tile),
+// Upsample Guidance at the new size (Upsample) and Structure Guidance
+// towards Z_ref (Structure), whose gamma falls from its weight at the first
+// restarted step to 0 at the last.
 type Refine struct {
 	// Height and Width are the output size. Required.
 	Height, Width int
@@ -301,6 +329,13 @@ type Refine struct {
 	// Structure, if not nil, applies Structure Guidance; Refine sets its
 	// From and To.
 	Structure *guidance.StructureOptions
+	// Tile, if not nil, runs the model on overlapping tiles (package
+	// tiling) of Tile.Size, or of Sampling.Trained when Tile.Size is zero:
+	// SD upscale. Seams are handled by the overlap and the blending, by
+	// Tile.Jitter, and at coarse scale by Upsample Guidance, whose
+	// low-resolution call runs whole; Structure Guidance acts on the whole
+	// sample.
+	Tile *tiling.Options
 }
 
 // Run implements Stage.
@@ -345,7 +380,7 @@ func (st Refine) Run(ctx context.Context, s *Sampling, x *tensor.Dense) (*tensor
 			return nil, err
 		}
 	}
-	model, err := s.upsample(s.Model, st.Upsample, st.Height, st.Width)
+	model, err := s.model(st.Tile, st.Upsample, st.Height, st.Width)
 	if err != nil {
 		return nil, err
 	}
