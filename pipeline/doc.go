@@ -112,7 +112,8 @@
 // whole-image numbers are tens of gigabytes, the tiled ones those of a
 // 512x512 decode plus the 48 MB image. VAE.Encode tiles the same way with
 // the VAE's DecodeOptions (image tiles of TileSize times the VAE scale), so
-// that image-space upscaling (upscale.Refine with a Codec) is bounded too.
+// that image-space upscaling (upscale.Refine with a Codec) is bounded too;
+// Request.Tile tiles the UNet's own calls (package tiling).
 //
 // # Seeds and matching diffusers
 //

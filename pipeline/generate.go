@@ -17,6 +17,7 @@ import (
 	"github.com/ugo-diffusion/ugo/picture"
 	"github.com/ugo-diffusion/ugo/sampler"
 	"github.com/ugo-diffusion/ugo/schedule"
+	"github.com/ugo-diffusion/ugo/tiling"
 )
 
 // Some of the samplers accepted in Request.Sampler: the short names of
@@ -109,6 +110,15 @@ type Request struct {
 	Upsample *guidance.UpsampleOptions
 	// Decode configures VAE decoding (tiling).
 	Decode DecodeOptions
+	// Tile, if not nil, runs the UNet on overlapping tiles of the sampled
+	// latents (package tiling): each tile call is classifier-free guided,
+	// and under Upsample Guidance only the full-resolution call is tiled
+	// (the low-resolution one runs whole, at the training size). A zero
+	// Tile.Size means the training size in latent pixels (SampleSize over
+	// the VAE scale). A UNet export with static spatial axes then only
+	// needs to take the tile size. The UNet's memory follows the tile
+	// size instead of the image size.
+	Tile *tiling.Options
 	// Progress, if not nil, is called after the text encoding, after every
 	// sampling step and after every decoded tile; an error stops the run.
 	Progress func(Progress) error
@@ -181,6 +191,9 @@ type Settings struct {
 	GuidedSteps int
 	// TilesPerImage is the number of VAE decoder calls per image (1: whole).
 	TilesPerImage int
+	// Tile is the request's UNet tiling with its size resolved, nil when
+	// the UNet runs on the whole latent.
+	Tile *tiling.Options
 
 	solver sampler.Solver
 }
@@ -225,7 +238,18 @@ func (m *Model) Resolve(req Request) (*Settings, error) {
 	if need := requestBytes(p.Latent, p.Width, p.Height); need > ugo.MemoryLimit() {
 		return nil, ugo.CheckMemory(fmt.Sprintf("pipeline: %d %dx%d images", n, p.Width, p.Height), need)
 	}
-	if err := m.checkUNetShape(p.Latent, nil); err != nil {
+	if req.Tile != nil {
+		t := *req.Tile
+		if t.Size == [2]int{} {
+			base := info.SampleSize / vs
+			t.Size = [2]int{base, base}
+		}
+		if err := t.Validate(); err != nil {
+			return nil, fmt.Errorf("pipeline: %w", err)
+		}
+		p.Tile = &t
+	}
+	if err := m.checkUNetShape(p.tileShape(), nil); err != nil {
 		return nil, fmt.Errorf("pipeline: the UNet cannot take %dx%d images: %w", p.Width, p.Height, err)
 	}
 	if p.Steps == 0 {
@@ -303,6 +327,17 @@ func (m *Model) Resolve(req Request) (*Settings, error) {
 	return p, nil
 }
 
+// tileShape returns the shape of the UNet's full-resolution calls: the
+// latent, or a tile of it.
+func (p *Settings) tileShape() []int {
+	if p.Tile == nil {
+		return p.Latent
+	}
+	s := slices.Clone(p.Latent)
+	s[2], s[3] = min(s[2], p.Tile.Size[0]), min(s[3], p.Tile.Size[1])
+	return s
+}
+
 // requestBytes estimates the memory of a request's own buffers: the latents
 // with the sampler's and guidance's copies of them (8 in all, CFG's doubled
 // batch included), the decoded float32 images with their tile blending
@@ -366,7 +401,8 @@ func (m *Model) factors(latent, given []int) ([]int, error) {
 // embeddings cond and uncond ([1 or N, sequence, hidden], from
 // EncodePrompts): the UNet under classifier-free guidance (both branches in
 // one batched UNet call when the export allows it, else two concurrent
-// calls), wrapped in Upsample Guidance when p.Upsample is set. uncond is
+// calls), run in tiles when p.Tile is set, and wrapped in Upsample Guidance
+// when p.Upsample is set (the low-resolution call untiled). uncond is
 // ignored when the settings have no CFG.
 func (m *Model) Denoiser(p *Settings, cond, uncond *tensor.Dense) (ugo.Denoiser, error) {
 	if err := m.usable(); err != nil {
@@ -397,10 +433,16 @@ func (m *Model) Denoiser(p *Settings, cond, uncond *tensor.Dense) (ugo.Denoiser,
 	if m.hook != nil {
 		model = m.hook(model)
 	}
-	if p.Upsample == nil {
-		return model, nil
+	high := model
+	if p.Tile != nil {
+		if high, err = tiling.Tiled(model, *p.Tile); err != nil {
+			return nil, fmt.Errorf("pipeline: %w", err)
+		}
 	}
-	g, err := guidance.Upsample(model, m.sched, *p.Upsample)
+	if p.Upsample == nil {
+		return high, nil
+	}
+	g, err := guidance.UpsampleHighLow(high, model, m.sched, *p.Upsample)
 	if err != nil {
 		return nil, fmt.Errorf("pipeline: %w", err)
 	}
