@@ -117,7 +117,7 @@ fuzz-clip:
 # `make test`.
 FUZZ_HOSTILE = ./schedule:FuzzParseConfig ./noise:FuzzUnmarshalState ./pipeline:FuzzReadConfigs ./graphmodel/convnet:FuzzRead \
 	./examples/internal/fashion:FuzzReadIDXImages ./examples/fashion:FuzzParse ./examples/eval:FuzzParse \
-	./examples/bench:FuzzParse ./examples/txt2img:FuzzParse ./examples/upscale:FuzzParse ./examples/gotrain:FuzzParse
+	./examples/bench:FuzzParse ./examples/tilebench:FuzzParse ./examples/txt2img:FuzzParse ./examples/upscale:FuzzParse ./examples/gotrain:FuzzParse
 fuzz-hostile:
 	for t in $(FUZZ_HOSTILE); do \
 		$(GO) test $${t%%:*} -run '^$$' -fuzz "^$${t##*:}$$" -fuzztime $(FUZZTIME) -fuzzminimizetime 5s -parallel 1 || exit 1; done
