@@ -25,6 +25,7 @@ import (
 	"github.com/ugo-diffusion/ugo/onnx"
 	"github.com/ugo-diffusion/ugo/picture"
 	"github.com/ugo-diffusion/ugo/resize"
+	"github.com/ugo-diffusion/ugo/tiling"
 	"github.com/ugo-diffusion/ugo/upscale"
 )
 
@@ -308,6 +309,14 @@ func hiresSpecs() []hiresSpec {
 				upscale.Generate{Height: low, Width: low},
 				upscale.Refine{Height: size, Width: size, Strength: r, Mix: &upscale.MixOptions{}, Structure: &guidance.StructureOptions{}}}})},
 			hiresSpec{name: p + "UG θ=1, DPM++ 2M 20", size: size, set: set(fashion.Setting{Name: p + "UG θ=1, DPM++ 2M 20", Size: size, Guide: ug(1), Solver: "dpm++2m", Steps: 20})},
+			// Tiles of the training size (14x14, overlap 3, linear blending).
+			hiresSpec{name: p + "tiled", size: size, set: set(fashion.Setting{Name: p + "tiled", Size: size, Stages: []upscale.Stage{
+				upscale.Generate{Height: size, Width: size, Tile: &tiling.Options{}}}})},
+			hiresSpec{name: p + "tiled + UG θ=1", size: size, set: set(fashion.Setting{Name: p + "tiled + UG θ=1", Size: size, Stages: []upscale.Stage{
+				upscale.Generate{Height: size, Width: size, Upsample: &ugAt, Tile: &tiling.Options{}}}})},
+			hiresSpec{name: p + "tiled SDEdit + UG + LFM + SG", size: size, set: set(fashion.Setting{Name: p + "tiled SDEdit + UG + LFM + SG", Size: size, Stages: []upscale.Stage{
+				upscale.Generate{Height: low, Width: low},
+				upscale.Refine{Height: size, Width: size, Strength: r, Upsample: &ugAt, Mix: &upscale.MixOptions{}, Structure: &guidance.StructureOptions{}, Tile: &tiling.Options{}}}})},
 			hiresSpec{name: p + "native, bicubic", size: size, fromNative: true, filter: resize.Bicubic},
 			hiresSpec{name: p + "native, Lanczos", size: size, fromNative: true, filter: resize.Lanczos3},
 		)
