@@ -75,6 +75,19 @@ func OpenGraph(path string, opts ...Option) (*Graph, error) {
 	return g, nil
 }
 
+// Inspect returns the declared inputs and outputs of the ONNX graph at path
+// without opening a session for it (Providers is empty), for callers that
+// choose OpenGraph's WithOutputs from the names a graph has, such as the
+// penultimate hidden_states.N output of a text encoder. opts are Open's;
+// only the library path matters.
+func Inspect(path string, opts ...Option) (GraphInfo, error) {
+	src, err := prepare(path, opts)
+	if err != nil {
+		return GraphInfo{}, err
+	}
+	return src.graphInfo(), nil
+}
+
 // Info describes the graph's inputs and the outputs it can return, and the
 // providers in use.
 func (g *Graph) Info() GraphInfo {

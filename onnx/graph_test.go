@@ -280,3 +280,25 @@ func TestOpenExternalData(t *testing.T) {
 		t.Error("Open and OpenGraph predict differently")
 	}
 }
+
+// TestInspect reads the names of an SDXL text encoder's 35 outputs without
+// a session, and refuses what OpenGraph refuses.
+func TestInspect(t *testing.T) {
+	requireRuntime(t)
+	gi, err := Inspect(sdtiny("xl16", "text_encoder_2", "model.onnx"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(gi.Inputs) != 1 || gi.Inputs[0].Name != "input_ids" || gi.Inputs[0].DType != Int64 {
+		t.Errorf("inputs %v, want input_ids int64", gi.Inputs)
+	}
+	if n := len(gi.Outputs); n != 35 || gi.Outputs[0].Name != "text_embeds" || gi.Outputs[34].Name != "hidden_states.32" {
+		t.Errorf("%d outputs %v, want text_embeds, last_hidden_state, hidden_states.0..32", n, gi.Outputs)
+	}
+	if gi.Outputs[0].DType != Float16 || len(gi.Providers) != 0 {
+		t.Errorf("text_embeds %v, providers %v", gi.Outputs[0], gi.Providers)
+	}
+	if _, err := Inspect(filepath.Join(t.TempDir(), "missing.onnx")); err == nil {
+		t.Error("Inspect of a missing file: nil error")
+	}
+}

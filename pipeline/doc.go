@@ -41,6 +41,43 @@
 // work as they are: the onnx package converts at the boundary, so everything
 // here is float32.
 //
+// # Stable Diffusion XL
+//
+// A folder with text_encoder_2/model.onnx, or whose model_index.json names
+// a StableDiffusionXL pipeline class (StableDiffusionXLPipeline, optimum's
+// ORTStableDiffusionXLPipeline), loads as SDXL (Info.SDXL), in the layout
+// optimum writes: tokenizer/ and tokenizer_2/ (SDXL's second tokenizer
+// pads with "!"), text_encoder/ (input_ids -> last_hidden_state,
+// pooler_output, hidden_states.0..12), text_encoder_2/ (input_ids ->
+// text_embeds, last_hidden_state, hidden_states.0..32), and a UNet taking
+// sample, timestep, encoder_hidden_states [batch, 77, 2048], text_embeds
+// [batch, 1280] and time_ids [batch, 6]. As diffusers'
+// StableDiffusionXLPipeline does, the text states are both encoders'
+// penultimate hidden states (hidden_states[-2]) side by side (768 + 1280),
+// the pooled embedding is text_encoder_2's text_embeds, and under CFG an
+// empty negative prompt gives zero states and zero pooled embedding when
+// model_index.json's force_zeros_for_empty_prompt is true (the default;
+// diffusers does this when negative_prompt is None), while a non-empty one
+// is encoded like the prompt. The VAE config's scaling_factor (0.13025)
+// is used; the VAE runs in the precision of its own graph, float32 in
+// optimum's SDXL exports even when the UNet is float16 (SDXL's VAE
+// overflows in half precision).
+//
+// time_ids, [original H, original W, crop top, crop left, target H,
+// target W] in pixels, are set per UNet call from the ugo.Region the call's
+// context carries (TimeIDs): for a call over the whole latent, the image
+// size and crop (0, 0), diffusers' defaults; for Upsample Guidance's
+// low-resolution call, the size the downsampled latent stands for, which
+// at factors equal to size/SampleSize is the training size (1024x1024 for
+// SDXL), so that branch is conditioned as the model was trained to see a
+// picture of that size, not told that its 1024-pixel input is a 2048-pixel
+// picture; for a tile, its offset in the image as the crop.
+//
+// The refiner (model_index.json requires_aesthetics_score, text_encoder_2
+// without text_encoder, or a UNet with 5 time_ids) is recognised and
+// refused with an *UnsupportedError (ErrUnsupported): it refines latents
+// image to image and conditions on an aesthetic score.
+//
 // # What Generate does
 //
 //  1. The prompt and the negative prompt are tokenized with CLIP's BPE
@@ -73,9 +110,10 @@
 //  6. The latents are divided by the scaling factor and decoded by the VAE,
 //     whole or in tiles (DecodeOptions).
 //
-// Model.Resolve resolves a request into its Settings without running it; Model.EncodePrompts,
-// Model.Denoiser and Model.Decode expose the stages for callers who drive
-// their own sampling loop.
+// Model.Resolve resolves a request into its Settings without running it;
+// Model.EncodePrompts (Model.Encode for SDXL's pooled embedding),
+// Model.Denoiser (Model.DenoiserFor) and Model.Decode expose the stages for
+// callers who drive their own sampling loop.
 //
 // # Upsample Guidance
 //
@@ -160,6 +198,8 @@
 //     files fail with the schedule and clip packages' errors;
 //   - parts that do not fit together (hidden sizes, latent channels, input
 //     names) are errors naming both parts;
+//   - *UnsupportedError (ErrUnsupported): a folder recognised but not run
+//     (the SDXL refiner);
 //   - *ugo.ShapeError from Resolve: a size the UNet cannot take, including
 //     latent sizes that are not multiples of 2^(len(block_out_channels)-1)
 //     from unet/config.json (Info.LatentMultiple), at full size or in the
@@ -181,7 +221,14 @@
 // (testdata/sdtiny) with the exact input and output names, ranks, element
 // types and dynamic axes of diffusers' SD 1.5 ONNX export: fp32 with an int64
 // timestep and external UNet weights (weights.pb), fp16 with float16
-// everything and optimum-style config.json files. The tests cover loading
+// everything and optimum-style config.json files; and on SDXL-shaped ones
+// made by tools/sdtiny/gen_sdxl.py with optimum's SDXL signatures at tiny
+// widths (xl: float32, int64 timestep [steps]; xl16: float16 text encoders
+// and UNet with a rank-0 float16 timestep, float32 VAE; xlrefiner: the
+// refiner's signature): conditioning assembly against the encoders run
+// directly, time_ids per call (bit-equal to the UNet bound by hand),
+// generation at 1x and at 2x with Upsample Guidance, CFG and tiled
+// decoding. The tests cover loading
 // and every missing-file and mismatched-part error, tokenization (on
 // vocabularies the tests build, including transformers' CLIP test vocabulary
 // and CLIP's published ids for "a photo of a cat"), text encoding against

@@ -403,21 +403,39 @@ func (m *Model) factors(latent, given []int) ([]int, error) {
 // one batched UNet call when the export allows it, else two concurrent
 // calls), run in tiles when p.Tile is set, and wrapped in Upsample Guidance
 // when p.Upsample is set (the low-resolution call untiled). uncond is
-// ignored when the settings have no CFG.
+// ignored when the settings have no CFG. An SDXL model also needs the
+// pooled embeddings: use DenoiserFor.
 func (m *Model) Denoiser(p *Settings, cond, uncond *tensor.Dense) (ugo.Denoiser, error) {
+	return m.DenoiserFor(p, Conditioning{States: cond}, Conditioning{States: uncond})
+}
+
+// DenoiserFor is Denoiser for conditioning from Encode, which SDXL models
+// need (the pooled text_embeds besides the states). For SDXL the UNet's
+// time_ids are derived per call from the ugo.Region on the call's context
+// (see TimeIDs): [H, W, 0, 0, H, W] with the image size for a call over
+// the whole sample, and the size the downsampled sample stands for in
+// Upsample Guidance's low-resolution call.
+func (m *Model) DenoiserFor(p *Settings, cond, uncond Conditioning) (ugo.Denoiser, error) {
 	if err := m.usable(); err != nil {
 		return nil, err
 	}
 	if p == nil {
 		return nil, errors.New("pipeline: Denoiser: nil settings")
 	}
-	c, err := m.unet.With(m.ehs, cond)
+	if m.info.SDXL {
+		model, err := m.xlDenoiser(p, cond, uncond)
+		if err != nil {
+			return nil, err
+		}
+		return m.upsample(p, model)
+	}
+	c, err := m.unet.With(m.ehs, cond.States)
 	if err != nil {
 		return nil, fmt.Errorf("pipeline: conditional embeddings: %w", err)
 	}
 	var model ugo.Denoiser = c
 	if p.CFG {
-		u, err := m.unet.With(m.ehs, uncond)
+		u, err := m.unet.With(m.ehs, uncond.States)
 		if err != nil {
 			return nil, fmt.Errorf("pipeline: unconditional embeddings: %w", err)
 		}
@@ -430,11 +448,18 @@ func (m *Model) Denoiser(p *Settings, cond, uncond *tensor.Dense) (ugo.Denoiser,
 			model = guidance.CFG(c, u, p.GuidanceScale)
 		}
 	}
+	return m.upsample(p, model)
+}
+
+// upsample wraps the guided UNet in the test hook, tiling and Upsample
+// Guidance.
+func (m *Model) upsample(p *Settings, model ugo.Denoiser) (ugo.Denoiser, error) {
 	if m.hook != nil {
 		model = m.hook(model)
 	}
 	high := model
 	if p.Tile != nil {
+		var err error
 		if high, err = tiling.Tiled(model, *p.Tile); err != nil {
 			return nil, fmt.Errorf("pipeline: %w", err)
 		}
@@ -518,26 +543,15 @@ func (m *Model) Generate(ctx context.Context, req Request) (*Result, error) {
 		}
 		return req.Progress(pr)
 	}
-	prompts := []string{req.Prompt}
-	if p.CFG {
-		prompts = append(prompts, req.NegativePrompt)
-	}
-	emb, trunc, err := m.EncodePrompts(ctx, prompts...)
+	cond, uncond, trunc, err := m.encodeRequest(ctx, p, req)
 	if err != nil {
 		return nil, err
 	}
-	res := &Result{Settings: p, Truncated: slices.Contains(trunc, true)}
-	L, H := m.info.SequenceLength, m.info.HiddenSize
-	one := L * H
-	cond := tensor.New(tensor.WithShape(1, L, H), tensor.WithBacking(emb.Float32s()[:one]))
-	var uncond *tensor.Dense
-	if p.CFG {
-		uncond = tensor.New(tensor.WithShape(1, L, H), tensor.WithBacking(emb.Float32s()[one:2*one]))
-	}
+	res := &Result{Settings: p, Truncated: trunc}
 	if err := report(Progress{Stage: StageEncode, Done: 1, Total: 1}); err != nil {
 		return nil, err
 	}
-	model, err := m.Denoiser(p, cond, uncond)
+	model, err := m.DenoiserFor(p, cond, uncond)
 	if err != nil {
 		return nil, err
 	}
@@ -567,4 +581,28 @@ func (m *Model) Generate(ctx context.Context, req Request) (*Result, error) {
 		return nil, err
 	}
 	return res, nil
+}
+
+// encodeRequest encodes the prompt, and the negative prompt under CFG, in
+// one text encoder call. For SDXL an empty negative prompt under
+// force_zeros_for_empty_prompt gives zero conditioning, as diffusers'
+// StableDiffusionXLPipeline does when negative_prompt is None.
+func (m *Model) encodeRequest(ctx context.Context, p *Settings, req Request) (cond, uncond Conditioning, truncated bool, err error) {
+	zeros := p.CFG && m.info.SDXL && m.info.ForceZerosForEmptyPrompt && req.NegativePrompt == ""
+	prompts := []string{req.Prompt}
+	if p.CFG && !zeros {
+		prompts = append(prompts, req.NegativePrompt)
+	}
+	emb, trunc, err := m.Encode(ctx, prompts...)
+	if err != nil {
+		return cond, uncond, false, err
+	}
+	cond = emb.row(0)
+	switch {
+	case zeros:
+		uncond = zeroConditioning(cond)
+	case p.CFG:
+		uncond = emb.row(1)
+	}
+	return cond, uncond, slices.Contains(trunc, true), nil
 }

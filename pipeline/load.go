@@ -115,8 +115,20 @@ type Info struct {
 	// say. Resolve refuses other sizes.
 	LatentMultiple int
 	// HiddenSize is the width of the text encoder's states (768 for SD 1.x,
-	// 1024 for SD 2.x), and SequenceLength the tokenizer's padded length.
+	// 1024 for SD 2.x, 768 + 1280 = 2048 for SDXL's two encoders), and
+	// SequenceLength the tokenizer's padded length.
 	HiddenSize, SequenceLength int
+	// Pipeline is model_index.json's _class_name ("" without the file).
+	Pipeline string
+	// SDXL reports a Stable Diffusion XL base model: two text encoders
+	// and a UNet that also takes text_embeds and time_ids. TextEncoder2
+	// describes text_encoder_2 and PooledSize is the width of its
+	// text_embeds (1280); ForceZerosForEmptyPrompt is model_index.json's
+	// force_zeros_for_empty_prompt (true when absent, diffusers' default).
+	SDXL                     bool
+	TextEncoder2             onnx.GraphInfo
+	PooledSize               int
+	ForceZerosForEmptyPrompt bool
 }
 
 // Model is a Stable Diffusion-style latent text-to-image model loaded from
@@ -124,12 +136,15 @@ type Info struct {
 type Model struct {
 	info  Info
 	tok   *clip.Tokenizer
+	tok2  *clip.Tokenizer // SDXL's tokenizer_2
 	text  *onnx.Graph
+	text2 *onnx.Graph // SDXL's text_encoder_2
 	unet  *onnx.Model
 	vae   *onnx.Graph
 	sched *schedule.Schedule
 
 	textIn, textOut string // text encoder input and output names
+	text2Out        string // text_encoder_2's penultimate hidden states
 	vaeIn, vaeOut   string // VAE decoder input and output names
 	ehs             string // the UNet's text-state input
 
@@ -206,10 +221,15 @@ func (e *MissingError) Error() string {
 // carry no config.json); else DefaultSampleSize, with a warning through
 // WithLogger's logger. Info.SampleSizeSource says which.
 //
+// SDXL folders (text_encoder_2/model.onnx, or a StableDiffusionXL class
+// in model_index.json) also need tokenizer_2/ and text_encoder_2/ and a
+// UNet taking text_embeds and time_ids; see the package documentation. The
+// SDXL refiner is refused with an *UnsupportedError.
+//
 // A folder lacking files is a *MissingError listing all of them. Models
 // whose inputs, outputs or sizes do not fit together (a 1024-wide SD 2 text
-// encoder with a 768-wide SD 1 UNet, an inpainting UNet, an SDXL UNet with
-// extra inputs) are rejected with an error naming the parts.
+// encoder with a 768-wide SD 1 UNet, an inpainting UNet, a UNet with extra
+// inputs other than SDXL's) are rejected with an error naming the parts.
 func Load(dir string, opts ...Option) (_ *Model, err error) {
 	cfg := &loadConfig{}
 	for _, o := range opts {
@@ -222,15 +242,19 @@ func Load(dir string, opts ...Option) (_ *Model, err error) {
 	if !st.IsDir() {
 		return nil, fmt.Errorf("pipeline: model folder %s is not a directory", dir)
 	}
-	if err := checkFiles(dir); err != nil {
-		return nil, err
-	}
 	m := &Model{info: Info{Dir: dir}}
 	defer func() {
 		if err != nil {
 			m.Close()
 		}
 	}()
+	xl, err := m.xlLayout(dir)
+	if err != nil {
+		return nil, err
+	}
+	if err := checkFiles(dir, xl); err != nil {
+		return nil, err
+	}
 	sc, err := schedule.LoadConfig(filepath.Join(dir, SchedulerConfigPath))
 	if err != nil {
 		return nil, fmt.Errorf("pipeline: %s: %w", SchedulerConfigPath, err)
@@ -247,7 +271,11 @@ func Load(dir string, opts ...Option) (_ *Model, err error) {
 		return nil, err
 	}
 
-	if m.text, err = onnx.OpenGraph(filepath.Join(dir, TextEncoderPath), append(slices.Clip(cfg.onnx), onnx.WithOutputs(textOutput))...); err != nil {
+	if xl {
+		if err := m.openXLTextEncoders(dir, cfg.onnx); err != nil {
+			return nil, err
+		}
+	} else if m.text, err = onnx.OpenGraph(filepath.Join(dir, TextEncoderPath), append(slices.Clip(cfg.onnx), onnx.WithOutputs(textOutput))...); err != nil {
 		return nil, fmt.Errorf("pipeline: text encoder: %w", err)
 	}
 	unetOpts := cfg.onnx
@@ -261,7 +289,7 @@ func Load(dir string, opts ...Option) (_ *Model, err error) {
 		return nil, fmt.Errorf("pipeline: vae decoder: %w", err)
 	}
 	m.info.TextEncoder, m.info.UNet, m.info.VAEDecoder = m.text.Info(), m.unet.Info(), m.vae.Info()
-	if err := m.checkGraphs(dir); err != nil {
+	if err := m.checkGraphs(dir, xl); err != nil {
 		return nil, err
 	}
 	m.inferSampleSize(cfg)
@@ -296,22 +324,31 @@ func (m *Model) inferSampleSize(cfg *loadConfig) {
 		"dir", info.Dir, "text_encoder_width", info.HiddenSize, "prediction_type", info.Scheduler.PredictionType)
 }
 
-// checkFiles lists every required file that is missing.
-func checkFiles(dir string) error {
+// checkFiles lists every required file that is missing (with SDXL's
+// text_encoder_2 and tokenizer_2 when xl).
+func checkFiles(dir string, xl bool) error {
 	var missing []string
 	exists := func(rel string) bool {
 		st, err := os.Stat(filepath.Join(dir, rel))
 		return err == nil && !st.IsDir()
 	}
-	for _, rel := range []string{SchedulerConfigPath, TextEncoderPath, UNetPath, VAEDecoderPath} {
+	files := []string{SchedulerConfigPath, TextEncoderPath, UNetPath, VAEDecoderPath}
+	toks := []string{TokenizerDir}
+	if xl {
+		files = append(files, TextEncoder2Path)
+		toks = append(toks, Tokenizer2Dir)
+	}
+	for _, rel := range files {
 		if !exists(rel) {
 			missing = append(missing, rel)
 		}
 	}
-	tokJSON := exists(TokenizerDir + "/tokenizer.json")
-	for _, rel := range []string{TokenizerDir + "/vocab.json", TokenizerDir + "/merges.txt"} {
-		if !exists(rel) && !tokJSON {
-			missing = append(missing, rel+" (or "+TokenizerDir+"/tokenizer.json)")
+	for _, tok := range toks {
+		tokJSON := exists(tok + "/tokenizer.json")
+		for _, rel := range []string{tok + "/vocab.json", tok + "/merges.txt"} {
+			if !exists(rel) && !tokJSON {
+				missing = append(missing, rel+" (or "+tok+"/tokenizer.json)")
+			}
 		}
 	}
 	if len(missing) > 0 {
@@ -421,8 +458,9 @@ func (m *Model) readConfigs(dir string, cfg *loadConfig) error {
 	return nil
 }
 
-// checkGraphs verifies names, types and the sizes the parts share.
-func (m *Model) checkGraphs(dir string) error {
+// checkGraphs verifies names, types and the sizes the parts share (SDXL's
+// when xl).
+func (m *Model) checkGraphs(dir string, xl bool) error {
 	info := &m.info
 	// Text encoder: input_ids -> last_hidden_state.
 	ti := info.TextEncoder
@@ -440,7 +478,9 @@ func (m *Model) checkGraphs(dir string) error {
 	if m.textIn = pick(ti.Inputs, "input_ids"); m.textIn == "" || len(ti.Inputs) != 1 {
 		return fmt.Errorf("pipeline: %s has inputs %v, want one input input_ids [batch, sequence]", TextEncoderPath, tensorNames(ti.Inputs))
 	}
-	m.textOut = textOutput
+	if !xl {
+		m.textOut = textOutput
+	}
 	in, _ := m.text.Input(m.textIn)
 	if in.DType != onnx.Int32 && in.DType != onnx.Int64 {
 		return fmt.Errorf("pipeline: %s input %s, want int32 or int64 token ids", TextEncoderPath, in)
@@ -459,6 +499,24 @@ func (m *Model) checkGraphs(dir string) error {
 
 	// UNet: sample, timestep, encoder_hidden_states -> out_sample.
 	ui := info.UNet
+	if len(ui.Sample.Dims) != 4 {
+		return fmt.Errorf("pipeline: %s sample input %s, want rank 4 [batch, channels, height, width]", UNetPath, ui.Sample)
+	}
+	if xl {
+		if err := m.checkXL(); err != nil {
+			return err
+		}
+	} else if err := m.checkTextWidth(dir, out); err != nil {
+		return err
+	}
+	return m.checkVAE()
+}
+
+// checkTextWidth checks the UNet's one extra input, encoder_hidden_states,
+// against the text encoder's output out, and sets HiddenSize.
+func (m *Model) checkTextWidth(dir string, out onnx.TensorInfo) error {
+	info := &m.info
+	ui := info.UNet
 	if len(ui.Extra) != 1 {
 		return fmt.Errorf("pipeline: %s has extra inputs %v besides %s and %s; want exactly encoder_hidden_states "+
 			"(SDXL and other UNets with added conditions are not supported)", UNetPath, tensorNames(ui.Extra), ui.Sample.Name, ui.Timestep.Name)
@@ -467,9 +525,6 @@ func (m *Model) checkGraphs(dir string) error {
 	m.ehs = e.Name
 	if len(e.Dims) != 3 {
 		return fmt.Errorf("pipeline: %s input %s, want rank 3 [batch, sequence, hidden]", UNetPath, e)
-	}
-	if len(ui.Sample.Dims) != 4 {
-		return fmt.Errorf("pipeline: %s sample input %s, want rank 4 [batch, channels, height, width]", UNetPath, ui.Sample)
 	}
 
 	// Hidden size: the text encoder's, else the UNet's, else text_encoder/config.json.
@@ -494,8 +549,25 @@ func (m *Model) checkGraphs(dir string) error {
 		return fmt.Errorf("pipeline: cannot tell the text encoder's hidden size: %s and %s leave it dynamic and there is no text_encoder/config.json hidden_size", out, e)
 	}
 	info.HiddenSize = int(hidden)
+	return nil
+}
 
-	// Latent channels must agree between the UNet, the VAE and the configs.
+// checkVAE checks the VAE decoder's input and output and the latent
+// channels the UNet, the VAE and the configs share.
+func (m *Model) checkVAE() error {
+	info := &m.info
+	ui := info.UNet
+	pick := func(ts []onnx.TensorInfo, want string) string {
+		for _, t := range ts {
+			if t.Name == want {
+				return t.Name
+			}
+		}
+		if len(ts) == 1 {
+			return ts[0].Name
+		}
+		return ""
+	}
 	vi := info.VAEDecoder
 	if m.vaeIn = pick(vi.Inputs, "latent_sample"); m.vaeIn == "" || len(vi.Inputs) != 1 {
 		return fmt.Errorf("pipeline: %s has inputs %v, want one input latent_sample", VAEDecoderPath, tensorNames(vi.Inputs))
@@ -585,6 +657,9 @@ func (m *Model) Close() error {
 	var errs []error
 	if m.text != nil {
 		errs = append(errs, m.text.Close())
+	}
+	if m.text2 != nil {
+		errs = append(errs, m.text2.Close())
 	}
 	if m.unet != nil {
 		errs = append(errs, m.unet.Close())

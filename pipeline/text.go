@@ -2,38 +2,33 @@ package pipeline
 
 import (
 	"context"
-	"errors"
 	"fmt"
 
 	"gorgonia.org/tensor"
+
+	"github.com/ugo-diffusion/ugo/onnx"
+	"github.com/ugo-diffusion/ugo/pipeline/clip"
 )
 
 // EncodePrompts tokenizes the prompts (padded and truncated to the
 // tokenizer's length, as diffusers does) and runs the text encoder on all of
-// them in one call. It returns last_hidden_state, a float32 tensor
-// [len(prompts), SequenceLength, HiddenSize], and for each prompt whether it
-// was truncated (CLIP reads at most 75 tokens).
+// them in one call. It returns the text states, a float32 tensor
+// [len(prompts), SequenceLength, HiddenSize] (last_hidden_state; for SDXL
+// both encoders' penultimate hidden states concatenated, see Encode, which
+// also returns SDXL's pooled embedding), and for each prompt whether it was
+// truncated (CLIP reads at most 75 tokens).
 func (m *Model) EncodePrompts(ctx context.Context, prompts ...string) (*tensor.Dense, []bool, error) {
-	if err := m.usable(); err != nil {
-		return nil, nil, err
-	}
-	if len(prompts) == 0 {
-		return nil, nil, errors.New("pipeline: EncodePrompts: no prompts")
-	}
-	L := m.info.SequenceLength
-	ids := make([]int32, 0, len(prompts)*L)
-	truncated := make([]bool, len(prompts))
-	for i, p := range prompts {
-		toks, tr := m.tok.EncodePadded(p)
-		truncated[i] = tr
-		for _, id := range toks {
-			ids = append(ids, int32(id))
-		}
-	}
-	in := tensor.New(tensor.WithShape(len(prompts), L), tensor.WithBacking(ids))
-	out := tensor.New(tensor.WithShape(len(prompts), L, m.info.HiddenSize), tensor.Of(tensor.Float32))
-	if err := m.text.Run(ctx, map[string]*tensor.Dense{m.textIn: in}, map[string]*tensor.Dense{m.textOut: out}); err != nil {
+	c, tr, err := m.Encode(ctx, prompts...)
+	return c.States, tr, err
+}
+
+// encodeOne runs one text encoder on the prompts tokenized by tok and
+// returns its output out, [len(prompts), SequenceLength, hidden].
+func (m *Model) encodeOne(ctx context.Context, prompts []string, tok *clip.Tokenizer, g *onnx.Graph, in, out string, hidden int) (*tensor.Dense, []bool, error) {
+	ids, truncated := tokenize(tok, prompts)
+	states := tensor.New(tensor.WithShape(len(prompts), m.info.SequenceLength, hidden), tensor.Of(tensor.Float32))
+	if err := g.Run(ctx, map[string]*tensor.Dense{in: ids}, map[string]*tensor.Dense{out: states}); err != nil {
 		return nil, nil, fmt.Errorf("pipeline: text encoder: %w", err)
 	}
-	return out, truncated, nil
+	return states, truncated, nil
 }

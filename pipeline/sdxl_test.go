@@ -1,0 +1,267 @@
+package pipeline
+
+import (
+	"context"
+	"errors"
+	"math"
+	"os"
+	"path/filepath"
+	"slices"
+	"sync"
+	"testing"
+
+	"github.com/stretchr/testify/require"
+	"gorgonia.org/tensor"
+	"pgregory.net/rapid"
+
+	"github.com/ugo-diffusion/ugo"
+	"github.com/ugo-diffusion/ugo/guidance"
+	"github.com/ugo-diffusion/ugo/onnx"
+)
+
+// TestSDXLLoad reads the SDXL folders' layout: both encoders, the widths
+// of their states and of text_embeds from the graphs, the training size
+// and scaling factor from the configs.
+func TestSDXLLoad(t *testing.T) {
+	for _, c := range []struct {
+		variant, class string
+		unet, text     onnx.DType
+	}{
+		{"xl", "StableDiffusionXLPipeline", onnx.Float32, onnx.Float32},
+		{"xl16", "ORTStableDiffusionXLPipeline", onnx.Float16, onnx.Float16},
+	} {
+		t.Run(c.variant, func(t *testing.T) {
+			m := load(t, tinyDir(c.variant))
+			info := m.Info()
+			require.True(t, info.SDXL)
+			require.Equal(t, c.class, info.Pipeline)
+			require.Equal(t, 32+64, info.HiddenSize)
+			require.Equal(t, 64, info.PooledSize)
+			require.Equal(t, 77, info.SequenceLength)
+			require.Equal(t, 128, info.SampleSize)
+			require.Equal(t, "unet/config.json", info.SampleSizeSource)
+			require.Equal(t, 0.13025, info.ScalingFactor)
+			require.Equal(t, 4, info.LatentMultiple)
+			require.True(t, info.ForceZerosForEmptyPrompt)
+			require.Equal(t, c.unet, info.UNet.Sample.DType)
+			require.Equal(t, onnx.Float32, info.VAEDecoder.Inputs[0].DType, "the VAE stays float32")
+			require.Equal(t, "hidden_states.11", m.textOut)
+			require.Equal(t, "hidden_states.31", m.text2Out)
+			require.Equal(t, c.text, info.TextEncoder2.Outputs[0].DType)
+			require.Equal(t, 0, m.tok2.PadID(), "tokenizer_2 pads with \"!\"")
+			require.Equal(t, m.tok.EndID(), m.tok.PadID(), "tokenizer pads with its end token")
+		})
+	}
+}
+
+// TestSDXLRefinerRefused checks that the refiner's signature is recognised
+// and refused with an *UnsupportedError: from model_index.json, from the
+// folder's parts without it, and from the UNet's 5 time_ids alone.
+func TestSDXLRefinerRefused(t *testing.T) {
+	noIndex := copyDir(t, tinyDir("xlrefiner"))
+	require.NoError(t, os.Remove(filepath.Join(noIndex, ModelIndexPath)))
+	refinerUNet := copyDir(t, tinyDir("xl"))
+	require.NoError(t, os.Remove(filepath.Join(refinerUNet, ModelIndexPath)))
+	data, err := os.ReadFile(filepath.Join(tinyDir("xlrefiner"), UNetPath))
+	require.NoError(t, err)
+	require.NoError(t, os.WriteFile(filepath.Join(refinerUNet, UNetPath), data, 0o644))
+	for name, dir := range map[string]string{"model_index.json": tinyDir("xlrefiner"), "no text_encoder": noIndex, "5 time_ids": refinerUNet} {
+		t.Run(name, func(t *testing.T) {
+			_, err := Load(dir, WithONNXOptions(onnx.WithThreads(1, 1)))
+			var ue *UnsupportedError
+			require.ErrorAs(t, err, &ue)
+			require.ErrorIs(t, err, ErrUnsupported)
+			require.Contains(t, ue.Kind, "SDXL refiner")
+		})
+	}
+}
+
+// TestSDXLMissingParts lists SDXL's own files when they are missing.
+func TestSDXLMissingParts(t *testing.T) {
+	dir := copyDir(t, tinyDir("xl"))
+	require.NoError(t, os.RemoveAll(filepath.Join(dir, Tokenizer2Dir)))
+	_, err := Load(dir)
+	var me *MissingError
+	require.ErrorAs(t, err, &me)
+	require.Equal(t, []string{"tokenizer_2/vocab.json (or tokenizer_2/tokenizer.json)", "tokenizer_2/merges.txt (or tokenizer_2/tokenizer.json)"}, me.Missing)
+}
+
+// TestTimeIDs checks the time_ids of whole, low-resolution and tile calls,
+// and that the low-resolution call of a request at f times the training
+// size stands for the training size.
+func TestTimeIDs(t *testing.T) {
+	require.Equal(t, [6]float32{1024, 768, 0, 0, 1024, 768}, TimeIDs(ugo.WholeRegion(128, 96), 8))
+	require.Equal(t, [6]float32{1024, 1024, 0, 0, 1024, 1024}, TimeIDs(ugo.WholeRegion(256, 256).Downscaled(2, 2), 8))
+	require.Equal(t, [6]float32{2048, 2048, 256, 512, 2048, 2048}, TimeIDs(ugo.WholeRegion(256, 256).Window(32, 64), 8))
+	require.Equal(t, [6]float32{1024, 1024, 128, 256, 1024, 1024}, TimeIDs(ugo.WholeRegion(256, 256).Window(32, 64).Downscaled(2, 2), 8))
+	rapid.Check(t, func(t *rapid.T) {
+		base := rapid.IntRange(1, 64).Draw(t, "base")
+		fh := rapid.IntRange(1, 4).Draw(t, "fh")
+		fw := rapid.IntRange(1, 4).Draw(t, "fw")
+		vs := rapid.SampledFrom([]int{4, 8}).Draw(t, "vs")
+		ids := TimeIDs(ugo.WholeRegion(base*fh, base*fw).Downscaled(fh, fw), vs)
+		want := float32(base * vs)
+		if ids != [6]float32{want, want, 0, 0, want, want} {
+			t.Fatalf("time_ids %v, want the training size %v", ids, want)
+		}
+	})
+}
+
+// xlCond encodes a prompt and returns the conditional and unconditional
+// (zero) conditioning.
+func xlCond(t *testing.T, m *Model) (Conditioning, Conditioning) {
+	t.Helper()
+	c, _, err := m.Encode(context.Background(), "a photo of a cat")
+	require.NoError(t, err)
+	return c, zeroConditioning(c)
+}
+
+// TestSDXLTimeIDsReachTheUNet compares the pipeline's denoiser under a
+// Region with the UNet bound by hand to the time_ids that Region implies:
+// bit for bit equal, and different from the UNet bound to the target's
+// time_ids (the sizes matter to the model).
+func TestSDXLTimeIDsReachTheUNet(t *testing.T) {
+	m := load(t, tinyDir("xl"))
+	cond, _ := xlCond(t, m)
+	p := mustResolve(t, m, Request{Width: 256, Height: 256, GuidanceScale: new(1.0), Upsample: &guidance.UpsampleOptions{}})
+	d, err := m.DenoiserFor(p, cond, Conditioning{})
+	require.NoError(t, err)
+	x := randLatents(4, 1, 4, 16, 16)
+	low := ugo.WithRegion(context.Background(), ugo.WholeRegion(32, 32).Downscaled(2, 2))
+	got := tensor.New(tensor.WithShape(1, 4, 16, 16), tensor.Of(tensor.Float32))
+	require.NoError(t, d.PredictNoise(low, got, x, []float32{500}))
+
+	bind := func(ids ...float32) []float32 {
+		b, err := m.unet.With("encoder_hidden_states", cond.States)
+		require.NoError(t, err)
+		b, err = b.With("text_embeds", cond.Pooled)
+		require.NoError(t, err)
+		b, err = b.With("time_ids", tensor.New(tensor.WithShape(1, 6), tensor.WithBacking(ids)))
+		require.NoError(t, err)
+		out := tensor.New(tensor.WithShape(1, 4, 16, 16), tensor.Of(tensor.Float32))
+		require.NoError(t, b.PredictNoise(context.Background(), out, x, []float32{500}))
+		return out.Float32s()
+	}
+	require.Equal(t, bind(128, 128, 0, 0, 128, 128), got.Float32s())
+	require.Greater(t, maxAbsDiff(t, bind(256, 256, 0, 0, 256, 256), got.Float32s()), 1e-4)
+
+	// Without a Region the call covers the whole 16x16 sample: 128 px.
+	whole := tensor.New(tensor.WithShape(1, 4, 16, 16), tensor.Of(tensor.Float32))
+	require.NoError(t, d.PredictNoise(context.Background(), whole, x, []float32{500}))
+	require.Equal(t, got.Float32s(), whole.Float32s())
+	// A region the input does not fit in is an error.
+	bad := ugo.WithRegion(context.Background(), ugo.WholeRegion(8, 8))
+	require.ErrorIs(t, d.PredictNoise(bad, whole, x, []float32{500}), ugo.ErrRegion)
+}
+
+// idsRecorder records, per input height, the time_ids each call below
+// Upsample Guidance implies.
+type idsRecorder struct {
+	mu  sync.Mutex
+	ids map[int][][6]float32
+	vs  int
+}
+
+func (r *idsRecorder) wrap(d ugo.Denoiser) ugo.Denoiser {
+	return ugo.DenoiserFunc(func(ctx context.Context, dst, x *tensor.Dense, ts []float32) error {
+		s := x.Shape()
+		r.mu.Lock()
+		r.ids[s[2]] = append(r.ids[s[2]], TimeIDs(ugo.RegionOf(ctx, s[2], s[3]), r.vs))
+		r.mu.Unlock()
+		return d.PredictNoise(ctx, dst, x, ts)
+	})
+}
+
+// TestSDXLGenerate runs text to image end to end on the fp32 and fp16
+// SDXL exports: at the training size and at 2x with Upsample Guidance,
+// CFG (with the zero unconditional branch and with a negative prompt) and
+// tiled decoding. At 2x the low-resolution calls carry the training size's
+// time_ids and the full-resolution ones the target's.
+func TestSDXLGenerate(t *testing.T) {
+	for _, variant := range []string{"xl", "xl16"} {
+		t.Run(variant, func(t *testing.T) {
+			m := load(t, tinyDir(variant))
+			ctx := context.Background()
+			rec := &idsRecorder{ids: map[int][][6]float32{}, vs: 8}
+			m.hook = rec.wrap
+
+			one, err := m.Generate(ctx, Request{Prompt: "a photo of a cat", Steps: 4, Seed: 1})
+			require.NoError(t, err)
+			require.Equal(t, []int{1, 3, 128, 128}, []int(one.Pixels.Shape()))
+			require.Nil(t, one.Settings.Upsample)
+			require.True(t, one.Settings.CFG)
+			for _, ids := range rec.ids[16] {
+				require.Equal(t, [6]float32{128, 128, 0, 0, 128, 128}, ids)
+			}
+			require.Len(t, rec.ids[16], 4)
+
+			rec.ids = map[int][][6]float32{}
+			two, err := m.Generate(ctx, Request{Prompt: "a photo of a cat", NegativePrompt: "blurry", Width: 256, Height: 256, Steps: 4, Seed: 1,
+				Upsample: &guidance.UpsampleOptions{Theta: 1, Eta: 1}, Decode: DecodeOptions{Tiling: TileAlways, TileSize: 16, Overlap: 4}})
+			require.NoError(t, err)
+			require.Equal(t, []int{1, 3, 256, 256}, []int(two.Pixels.Shape()))
+			require.Equal(t, []int{2, 2}, factorsOf(two.Settings))
+			require.Equal(t, 9, two.Settings.TilesPerImage)
+			require.Len(t, rec.ids[32], 4)
+			require.Len(t, rec.ids[16], 4, "one low-resolution call per step")
+			for _, ids := range rec.ids[32] {
+				require.Equal(t, [6]float32{256, 256, 0, 0, 256, 256}, ids)
+			}
+			for _, ids := range rec.ids[16] {
+				require.Equal(t, [6]float32{128, 128, 0, 0, 128, 128}, ids, "the low-resolution branch is conditioned on the training size")
+			}
+			for _, r := range []*Result{one, two} {
+				require.Negative(t, ugo.FirstNonFinite(r.Pixels.Float32s()))
+				require.Negative(t, ugo.FirstNonFinite(r.Latents.Float32s()))
+			}
+		})
+	}
+}
+
+// TestSDXLEncode checks the assembly of SDXL's conditioning: the states
+// are text_encoder's and text_encoder_2's penultimate hidden states side by
+// side, the pooled embedding is text_encoder_2's text_embeds; and an empty
+// negative prompt gives zeros under force_zeros_for_empty_prompt.
+func TestSDXLEncode(t *testing.T) {
+	m := load(t, tinyDir("xl"))
+	ctx := context.Background()
+	c, tr, err := m.Encode(ctx, "a photo of a cat", "blurry!")
+	require.NoError(t, err)
+	require.Equal(t, []bool{false, false}, tr)
+	require.Equal(t, []int{2, 77, 96}, []int(c.States.Shape()))
+	require.Equal(t, []int{2, 64}, []int(c.Pooled.Shape()))
+
+	ids1, _ := tokenize(m.tok, []string{"a photo of a cat", "blurry!"})
+	ids2, _ := tokenize(m.tok2, []string{"a photo of a cat", "blurry!"})
+	require.NotEqual(t, ids1.Int32s(), ids2.Int32s(), "the two tokenizers pad differently")
+	s1 := tensor.New(tensor.WithShape(2, 77, 32), tensor.Of(tensor.Float32))
+	require.NoError(t, m.text.Run(ctx, map[string]*tensor.Dense{"input_ids": ids1}, map[string]*tensor.Dense{"hidden_states.11": s1}))
+	s2 := tensor.New(tensor.WithShape(2, 77, 64), tensor.Of(tensor.Float32))
+	pooled := tensor.New(tensor.WithShape(2, 64), tensor.Of(tensor.Float32))
+	require.NoError(t, m.text2.Run(ctx, map[string]*tensor.Dense{"input_ids": ids2}, map[string]*tensor.Dense{"hidden_states.31": s2, "text_embeds": pooled}))
+	got := c.States.Float32s()
+	for r := range 2 * 77 {
+		require.Equal(t, s1.Float32s()[r*32:(r+1)*32], got[r*96:r*96+32])
+		require.Equal(t, s2.Float32s()[r*64:(r+1)*64], got[r*96+32:(r+1)*96])
+	}
+	require.Equal(t, pooled.Float32s(), c.Pooled.Float32s())
+
+	p := mustResolve(t, m, Request{})
+	cond, uncond, _, err := m.encodeRequest(ctx, p, Request{Prompt: "a photo of a cat"})
+	require.NoError(t, err)
+	require.Equal(t, c.States.Float32s()[:77*96], cond.States.Float32s())
+	require.True(t, slices.Equal(make([]float32, 77*96), uncond.States.Float32s()))
+	require.True(t, slices.Equal(make([]float32, 64), uncond.Pooled.Float32s()))
+	_, uncond, _, err = m.encodeRequest(ctx, p, Request{Prompt: "a photo of a cat", NegativePrompt: "blurry!"})
+	require.NoError(t, err)
+	require.Equal(t, c.States.Float32s()[77*96:], uncond.States.Float32s())
+	require.Equal(t, c.Pooled.Float32s()[64:], uncond.Pooled.Float32s())
+
+	// SD 1.x conditioning has no pooled part; SDXL refuses to run without it.
+	_, err = m.DenoiserFor(p, Conditioning{States: cond.States}, uncond)
+	require.Error(t, err)
+	_, err = m.Denoiser(p, cond.States, uncond.States)
+	require.Error(t, err)
+	require.False(t, math.IsNaN(float64(got[0])))
+	require.False(t, errors.Is(err, ErrUnsupported))
+}
