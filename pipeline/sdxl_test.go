@@ -2,11 +2,13 @@ package pipeline
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"math"
 	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"sync"
 	"testing"
 
@@ -17,6 +19,7 @@ import (
 	"github.com/ugo-diffusion/ugo"
 	"github.com/ugo-diffusion/ugo/guidance"
 	"github.com/ugo-diffusion/ugo/onnx"
+	"github.com/ugo-diffusion/ugo/tiling"
 )
 
 // TestSDXLLoad reads the SDXL folders' layout: both encoders, the widths
@@ -264,4 +267,146 @@ func TestSDXLEncode(t *testing.T) {
 	require.Error(t, err)
 	require.False(t, math.IsNaN(float64(got[0])))
 	require.False(t, errors.Is(err, ErrUnsupported))
+}
+
+// TestSDXLTiledTimeIDs runs a 2x generation with the UNet tiled under
+// Upsample Guidance: each tile call is conditioned on the whole image's
+// size with the tile's offset as the crop, the untiled low-resolution call
+// on the training size.
+func TestSDXLTiledTimeIDs(t *testing.T) {
+	m := load(t, tinyDir("xl"))
+	type seen struct {
+		ids    [6]float32
+		region ugo.Region
+	}
+	var mu sync.Mutex
+	var calls []seen
+	m.hook = func(d ugo.Denoiser) ugo.Denoiser {
+		return ugo.DenoiserFunc(func(ctx context.Context, dst, x *tensor.Dense, ts []float32) error {
+			s := x.Shape()
+			r := ugo.RegionOf(ctx, s[2], s[3])
+			mu.Lock()
+			calls = append(calls, seen{TimeIDs(r, 8), r})
+			mu.Unlock()
+			return d.PredictNoise(ctx, dst, x, ts)
+		})
+	}
+	res, err := m.Generate(context.Background(), Request{Prompt: "a photo of a cat", Width: 256, Height: 256, Steps: 3, Seed: 2,
+		Upsample: &guidance.UpsampleOptions{Theta: 1, Eta: 1}, Tile: &tiling.Options{Overlap: [2]int{8, 8}}})
+	require.NoError(t, err)
+	require.Equal(t, [2]int{16, 16}, res.Settings.Tile.Size)
+	crops := map[[2]float32]int{}
+	lows := 0
+	for _, c := range calls {
+		if c.region.Scale == [2]int{2, 2} {
+			lows++
+			require.Equal(t, [6]float32{128, 128, 0, 0, 128, 128}, c.ids)
+			continue
+		}
+		require.Equal(t, [2]int{1, 1}, c.region.Scale)
+		require.Equal(t, [6]float32{256, 256, c.ids[2], c.ids[3], 256, 256}, c.ids)
+		require.Equal(t, [2]float32{float32(c.region.Offset[0] * 8), float32(c.region.Offset[1] * 8)}, [2]float32{c.ids[2], c.ids[3]})
+		crops[[2]float32{c.ids[2], c.ids[3]}]++
+	}
+	require.Equal(t, 3, lows, "one untiled low-resolution call per step")
+	require.Equal(t, 3*len(crops), len(calls)-lows, "every tile once per step")
+	require.Contains(t, crops, [2]float32{0, 0})
+	require.Contains(t, crops, [2]float32{128, 128}, "the last tile ends at the image's edge")
+	require.Greater(t, len(crops), 1)
+	require.Negative(t, ugo.FirstNonFinite(res.Pixels.Float32s()))
+}
+
+// sdxlGolden is pipeline/testdata/sdxl_golden.json, written by
+// tools/sdtiny/xl_golden.py from diffusers' own encode_prompt and
+// _get_add_time_ids run on the torch modules of testdata/sdtiny/xl.
+type sdxlGolden struct {
+	Rows  []int `json:"rows"`
+	Cases []struct {
+		Prompt         string    `json:"prompt"`
+		Negative       *string   `json:"negative"`
+		IDs            []int     `json:"ids"`
+		IDs2           []int     `json:"ids_2"`
+		Embeds         goldenRow `json:"prompt_embeds"`
+		NegativeEmbeds goldenRow `json:"negative_prompt_embeds"`
+		Pooled         []float32 `json:"pooled_prompt_embeds"`
+		NegativePooled []float32 `json:"negative_pooled_prompt_embeds"`
+	} `json:"cases"`
+	TimeIDs []struct {
+		Original [2]int     `json:"original_size"`
+		Crop     [2]int     `json:"crops_coords_top_left"`
+		Target   [2]int     `json:"target_size"`
+		IDs      [6]float32 `json:"add_time_ids"`
+	} `json:"time_ids"`
+}
+
+type goldenRow struct {
+	Rows   map[string][]float32 `json:"rows"`
+	Sum    float64              `json:"sum"`
+	AbsSum float64              `json:"abs_sum"`
+}
+
+// check compares states [1, 77, H] with the golden rows and sums.
+func (g goldenRow) check(t *testing.T, what string, states []float32, width int) {
+	t.Helper()
+	var sum, abs float64
+	for _, v := range states {
+		sum += float64(v)
+		abs += math.Abs(float64(v))
+	}
+	require.InDelta(t, g.Sum, sum, 1e-3, what)
+	require.InDelta(t, g.AbsSum, abs, 1e-3, what)
+	for r, want := range g.Rows {
+		i, err := strconv.Atoi(r)
+		require.NoError(t, err)
+		require.LessOrEqual(t, maxAbsDiff(t, want, states[i*width:(i+1)*width]), 2e-5, "%s row %d", what, i)
+	}
+}
+
+// TestSDXLMatchesDiffusers compares the conditioning Generate builds with
+// diffusers' StableDiffusionXLPipeline.encode_prompt on the same weights
+// (the torch modules the xl folder was exported from): token ids of both
+// tokenizers, the concatenated penultimate states, the pooled embeddings,
+// the zero unconditional branch for a missing negative prompt; and
+// TimeIDs with _get_add_time_ids.
+func TestSDXLMatchesDiffusers(t *testing.T) {
+	data, err := os.ReadFile(filepath.Join("testdata", "sdxl_golden.json"))
+	require.NoError(t, err)
+	var g sdxlGolden
+	require.NoError(t, json.Unmarshal(data, &g))
+	require.Len(t, g.Cases, 3)
+	m := load(t, tinyDir("xl"))
+	ctx := context.Background()
+	p := mustResolve(t, m, Request{})
+	for _, c := range g.Cases {
+		ids, _ := m.tok.EncodePadded(c.Prompt)
+		require.Equal(t, c.IDs, ids, "tokenizer ids of %q", c.Prompt)
+		ids2, _ := m.tok2.EncodePadded(c.Prompt)
+		require.Equal(t, c.IDs2, ids2, "tokenizer_2 ids of %q", c.Prompt)
+
+		var cond, uncond Conditioning
+		if c.Negative != nil && *c.Negative == "" {
+			// diffusers encodes an explicit "" (only None gives zeros);
+			// Request.NegativePrompt "" is None here: encode "" directly.
+			cond, _, err = m.Encode(ctx, c.Prompt)
+			require.NoError(t, err)
+			uncond, _, err = m.Encode(ctx, "")
+		} else {
+			neg := ""
+			if c.Negative != nil {
+				neg = *c.Negative
+			}
+			cond, uncond, _, err = m.encodeRequest(ctx, p, Request{Prompt: c.Prompt, NegativePrompt: neg})
+		}
+		require.NoError(t, err)
+		c.Embeds.check(t, c.Prompt, cond.States.Float32s(), 96)
+		c.NegativeEmbeds.check(t, c.Prompt+" (negative)", uncond.States.Float32s(), 96)
+		require.LessOrEqual(t, maxAbsDiff(t, c.Pooled, cond.Pooled.Float32s()), 2e-5)
+		require.LessOrEqual(t, maxAbsDiff(t, c.NegativePooled, uncond.Pooled.Float32s()), 2e-5)
+	}
+	require.Len(t, g.TimeIDs, 2)
+	for _, ti := range g.TimeIDs {
+		require.Equal(t, ti.Original, ti.Target)
+		r := ugo.Region{Size: [2]int{ti.Original[0] / 8, ti.Original[1] / 8}, Offset: [2]int{ti.Crop[0] / 8, ti.Crop[1] / 8}, Scale: [2]int{1, 1}}
+		require.Equal(t, ti.IDs, TimeIDs(r, 8))
+	}
 }
