@@ -86,7 +86,17 @@
 // allocates no tensors (only the few bytes the binding allocates per run).
 // Inputs are copied into the cached tensors, which also means a call never
 // retains the caller's x. WithThreads sets ONNX Runtime's intra-op and
-// inter-op thread counts. Cancelling the context of a running call sets the
+// inter-op thread counts.
+//
+// # Profiling and session tuning
+//
+// WithProfiling records ONNX Runtime's own trace of every operator call;
+// ReadProfile and ProfileSummary turn it into operator shares and the
+// session overhead (the share of a call outside every operator), and
+// examples/ortprof prints them for the shipped models.
+// WithGraphOptimization, WithOptimizedModelPath, WithSpinning and
+// WithSessionConfig change how the runtime prepares and schedules the
+// graph, not what it computes. Cancelling the context of a running call sets the
 // terminate flag of its run options (RunOptions.Terminate): ONNX Runtime
 // stops between operators and PredictNoise returns an error wrapping
 // ctx.Err().

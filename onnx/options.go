@@ -61,6 +61,7 @@ type config struct {
 	multiple     int
 	frames       int
 	outputs      []string // OpenGraph's session outputs; nil: all
+	tune         tuning
 	errs         []error
 }
 
@@ -262,6 +263,9 @@ func sessionOptions(c *config, providers []provider) (*ort.SessionOptions, error
 				}
 			}
 		}
+	}
+	if err := c.tune.apply(so); err != nil {
+		return fail(err)
 	}
 	for _, p := range providers {
 		if err := appendProvider(so, p); err != nil {
