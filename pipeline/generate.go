@@ -59,6 +59,10 @@ const (
 type Request struct {
 	// Prompt and NegativePrompt condition the two branches of
 	// classifier-free guidance (the negative prompt replaces the empty one).
+	// For SDXL with force_zeros_for_empty_prompt (model_index.json, true
+	// by default) an empty NegativePrompt is diffusers' negative_prompt=None:
+	// the unconditional branch gets zero states and pooled embedding;
+	// " " encodes the empty prompt instead, as diffusers' "" does.
 	Prompt, NegativePrompt string
 	// Width and Height are the image size in pixels, multiples of the VAE
 	// scale (Info.VAEScale: 8 for SD, 4 for the Fashion-MNIST models in

@@ -188,9 +188,9 @@ func TestSDXLGenerate(t *testing.T) {
 			rec := &idsRecorder{ids: map[int][][6]float32{}, vs: 8}
 			m.hook = rec.wrap
 
-			one, err := m.Generate(ctx, Request{Prompt: "a photo of a cat", Steps: 4, Seed: 1})
+			one, err := m.Generate(ctx, Request{Prompt: "a photo of a cat", Steps: 4, Seed: 1, Images: 2})
 			require.NoError(t, err)
-			require.Equal(t, []int{1, 3, 128, 128}, []int(one.Pixels.Shape()))
+			require.Equal(t, []int{2, 3, 128, 128}, []int(one.Pixels.Shape()))
 			require.Nil(t, one.Settings.Upsample)
 			require.True(t, one.Settings.CFG)
 			for _, ids := range rec.ids[16] {
@@ -409,4 +409,19 @@ func TestSDXLMatchesDiffusers(t *testing.T) {
 		r := ugo.Region{Size: [2]int{ti.Original[0] / 8, ti.Original[1] / 8}, Offset: [2]int{ti.Crop[0] / 8, ti.Crop[1] / 8}, Scale: [2]int{1, 1}}
 		require.Equal(t, ti.IDs, TimeIDs(r, 8))
 	}
+}
+
+// TestSDXLBlankNegative checks that " " encodes the empty prompt (what
+// diffusers does for negative_prompt=""), while "" gives zeros.
+func TestSDXLBlankNegative(t *testing.T) {
+	m := load(t, tinyDir("xl"))
+	ctx := context.Background()
+	p := mustResolve(t, m, Request{})
+	_, blank, _, err := m.encodeRequest(ctx, p, Request{Prompt: "a cat", NegativePrompt: " "})
+	require.NoError(t, err)
+	empty, _, err := m.Encode(ctx, "")
+	require.NoError(t, err)
+	require.Equal(t, empty.States.Float32s(), blank.States.Float32s())
+	require.Equal(t, empty.Pooled.Float32s(), blank.Pooled.Float32s())
+	require.NotEqual(t, make([]float32, 64), blank.Pooled.Float32s())
 }

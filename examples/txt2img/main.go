@@ -220,8 +220,12 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	}
 	defer m.Close()
 	info := m.Info()
-	fmt.Fprintf(stdout, "model %s: trained at %d px (%s), %d-wide text states, scaling factor %g (%s), providers %v, loaded in %.1fs\n",
-		o.model, info.SampleSize, info.SampleSizeSource, info.HiddenSize, info.ScalingFactor, info.ScalingFactorSource, info.UNet.Providers, time.Since(start).Seconds())
+	family := ""
+	if info.SDXL {
+		family = fmt.Sprintf(" (SDXL: two text encoders, %d-wide pooled embedding, time_ids per UNet call)", info.PooledSize)
+	}
+	fmt.Fprintf(stdout, "model %s: trained at %d px (%s), %d-wide text states%s, scaling factor %g (%s), providers %v, loaded in %.1fs\n",
+		o.model, info.SampleSize, info.SampleSizeSource, info.HiddenSize, family, info.ScalingFactor, info.ScalingFactorSource, info.UNet.Providers, time.Since(start).Seconds())
 	p, err := m.Resolve(o.req)
 	if err != nil {
 		return err

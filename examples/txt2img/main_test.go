@@ -13,6 +13,7 @@ import (
 
 	"github.com/ugo-diffusion/ugo/internal/ortest"
 	"github.com/ugo-diffusion/ugo/onnx"
+	"github.com/ugo-diffusion/ugo/pipeline"
 )
 
 func TestRun(t *testing.T) {
@@ -34,6 +35,23 @@ func TestRun(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, 2*192+3*8, img.Bounds().Dx(), "two images, 8 grey pixels around and between")
 	require.Equal(t, 128+2*8, img.Bounds().Dy())
+}
+
+// TestRunSDXL draws from the tiny float16 SDXL export at twice its
+// training size, and refuses the refiner.
+func TestRunSDXL(t *testing.T) {
+	ortest.Require(t)
+	out := filepath.Join(t.TempDir(), "xl.png")
+	var stdout, stderr bytes.Buffer
+	err := run(context.Background(), []string{"-model", "../../testdata/sdtiny/xl16", "-prompt", "a photo of a cat",
+		"-size", "256x256", "-steps", "3", "-seed", "1", "-threads", "1", "-sampler", "euler", "-quiet", "-out", out}, &stdout, &stderr)
+	require.NoError(t, err, "%s", stderr.String())
+	require.Contains(t, stdout.String(), "SDXL: two text encoders, 64-wide pooled embedding")
+	require.Contains(t, stdout.String(), "Upsample Guidance factors 2x2")
+	_, err = os.Stat(out)
+	require.NoError(t, err)
+	err = run(context.Background(), []string{"-model", "../../testdata/sdtiny/xlrefiner", "-prompt", "x", "-quiet", "-out", out}, &stdout, &stderr)
+	require.ErrorIs(t, err, pipeline.ErrUnsupported)
 }
 
 func TestParseErrors(t *testing.T) {
