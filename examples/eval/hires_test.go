@@ -69,3 +69,29 @@ func TestFmtCalls(t *testing.T) {
 		}
 	}
 }
+
+// The -flow table pairs every eps setting with the flow model's at the
+// same size and guidance, the eps model's native row first.
+func TestFlowSettingsPairUp(t *testing.T) {
+	s := flowSettings()
+	if s[0].Name != "28 native" || s[0].Flow {
+		t.Fatalf("first setting %+v, want the eps model's native row", s[0])
+	}
+	eps, flow := map[[2]int]int{}, map[[2]int]int{}
+	for _, x := range s {
+		guided := 0
+		if x.Guide != nil {
+			guided = 1
+		}
+		if x.Flow {
+			flow[[2]int{x.Size, guided}]++
+		} else {
+			eps[[2]int{x.Size, guided}]++
+		}
+	}
+	for k, n := range eps {
+		if flow[k] == 0 || n != 1 {
+			t.Errorf("size %d guided %d: %d eps rows, %d flow rows", k[0], k[1], n, flow[k])
+		}
+	}
+}

@@ -16,9 +16,16 @@
 // against the real test set, the mean top-class confidence and seconds per
 // image. Above 28 there is no real reference for that model.
 //
+// -protocol 28 -flow MODEL replaces that table by the comparison of the
+// rectified-flow model (testdata/models/fashion_flow_unet.onnx, sampled
+// with FlowMatchEuler) with the eps model at the same number of model
+// calls (-steps of each sampler), native, plain and guided at 2x and 4x,
+// with bootstrap intervals on the Frechet distances.
+//
 //	go run ./examples/eval -out out/eval                  # the 14x14 protocol (make eval)
 //	go run ./examples/eval -protocol 28 -out out/eval28   # the 28x28 model (make eval28)
 //	go run ./examples/eval -protocol 28 -n56 100 -n112 50 -only "28 native;56 UG θ=1"
+//	go run ./examples/eval -protocol 28 -flow testdata/models/fashion_flow_unet.onnx -steps 25 -out out/evalflow
 //
 // Finished settings are appended to results.jsonl in the output folder, and a
 // rerun skips them, so an interrupted run resumes where it stopped.
@@ -69,6 +76,10 @@ type result struct {
 	// Steps is the number of sampling steps (0 in results written before
 	// it was recorded: the -steps of that run).
 	Steps int `json:"steps,omitempty"`
+	// FDLo and FDHi bound the 95% bootstrap interval of FD (-flow rows;
+	// 0 where not computed).
+	FDLo float64 `json:"fd_lo,omitempty"`
+	FDHi float64 `json:"fd_hi,omitempty"`
 }
 
 func main() {
@@ -88,6 +99,7 @@ type evalFlags struct {
 	seed                       uint64
 	threads, workers           int
 	only, sweep, samplers      string
+	flow                       string
 }
 
 // parseFlags reads and checks the flags before any model is loaded: a
@@ -118,6 +130,7 @@ func parseFlags(args []string, stderr io.Writer) (*evalFlags, error) {
 	fs.IntVar(&f.workers, "workers", 2, "batches sampled concurrently (one per core with -threads 1 is fastest on CPU)")
 	fs.StringVar(&f.only, "only", "", "semicolon-separated setting names to run (default: all; names contain commas)")
 	fs.StringVar(&f.sweep, "sweep", "", "-protocol 28: comma-separated step counts: instead of the quality table, measure 56x56 UG θ=1 with each of -samplers at each count (FD vs steps)")
+	fs.StringVar(&f.flow, "flow", "", "-protocol 28: ONNX rectified-flow model (velocity prediction, timestep 1000 s): instead of the quality table, compare it with the eps model at the same model calls")
 	fs.StringVar(&f.samplers, "samplers", strings.Join(fashion.Solvers, ","), "samplers of -sweep: "+strings.Join(fashion.Solvers, ", "))
 	if err := cli.Parse(fs, args); err != nil {
 		return nil, err
@@ -142,6 +155,9 @@ func parseFlags(args []string, stderr io.Writer) (*evalFlags, error) {
 	}
 	if f.sweep != "" && f.protocol != 28 {
 		return nil, errors.New("-sweep measures the 28x28 model: it needs -protocol 28")
+	}
+	if f.flow != "" && (f.protocol != 28 || f.sweep != "") {
+		return nil, errors.New("-flow compares 28x28 models: it needs -protocol 28 and no -sweep")
 	}
 	if f.sweep != "" {
 		if _, err := sweepSettings(fashion.Setting{}, fashion.Setting{}, f.sweep, f.samplers, f.steps); err != nil {
@@ -302,6 +318,14 @@ func run28(ctx context.Context, f *evalFlags, opts []onnx.Option) error {
 	}
 
 	settings := settings28(esrgan)
+	var flowModel *onnx.Model
+	if f.flow != "" {
+		if flowModel, err = onnx.Open(f.flow, opts...); err != nil {
+			return err
+		}
+		defer flowModel.Close()
+		settings = flowSettings()
+	}
 	if f.sweep != "" {
 		if settings, err = sweepSettings(settings[0], settings[2], f.sweep, f.samplers, f.steps); err != nil {
 			return err
@@ -352,7 +376,11 @@ func run28(ctx context.Context, f *evalFlags, opts []onnx.Option) error {
 			rows = append(rows, r)
 			continue
 		}
-		feat, conf, secs, err := evaluate(ctx, model, f.steps, f.workers, cls, set, count, f.batch, f.seed, f.out)
+		m := model
+		if set.Flow {
+			m = flowModel
+		}
+		feat, conf, secs, err := evaluate(ctx, m, f.steps, f.workers, cls, set, count, f.batch, f.seed, f.out)
 		if err != nil {
 			return err
 		}
@@ -367,6 +395,11 @@ func run28(ctx context.Context, f *evalFlags, opts []onnx.Option) error {
 		if set.Steps > 0 {
 			r.Steps = set.Steps
 		}
+		if f.flow != "" {
+			if r.FDLo, r.FDHi, err = fdInterval(feat, count, cls.dim, ref); err != nil {
+				return err
+			}
+		}
 		fmt.Fprintf(os.Stderr, "%-26s N=%d FD %.3f (native %.3f) confidence %.3f, %.3f s/image\n", set.Name, count, r.FD, r.FDNative, r.Confidence, r.SecPerImg)
 		if err := appendResult(resultsPath, r); err != nil {
 			return err
@@ -376,6 +409,9 @@ func run28(ctx context.Context, f *evalFlags, opts []onnx.Option) error {
 	table := markdown(rows, f.steps, f.n56, f.n112)
 	if f.sweep != "" {
 		table = sweepMarkdown(rows, f.steps)
+	}
+	if f.flow != "" {
+		table = flowMarkdown(rows, f.steps, f.n56, f.n112)
 	}
 	fmt.Print(table)
 	return os.WriteFile(filepath.Join(f.out, "table.md"), []byte(table), 0o644)
@@ -596,5 +632,74 @@ func sweepMarkdown(rows []result, refSteps int) string {
 		fmt.Fprintf(&b, "| %s | %d | %.2f | %s | %s | %s | %.3f | %s |\n", r.Name, r.N, r.FD, rel, vsRef, calls, r.SecPerImg, tRef)
 	}
 	fmt.Fprintf(&b, "\nUpsample Guidance θ=1 at 56x56 (2x) with each sampler; the reference rows use DDIM %d. Fixed seeds, samples area-downsampled to 28x28; Frechet distance of the classifier's 128-d features against the 10,000 real test images.\n", refSteps)
+	return b.String()
+}
+
+// flowSettings lists the settings of the -flow table: the eps model (DDIM)
+// and the rectified-flow model (FlowMatchEuler, no shift) at 28, and plain
+// and guided at 56 and 112, the eps model's native row first.
+func flowSettings() []fashion.Setting {
+	ug := fashion.Guided(1)
+	var out []fashion.Setting
+	for _, size := range []int{28, 56, 112} {
+		for _, flow := range []bool{false, true} {
+			model := "eps"
+			if flow {
+				model = "flow"
+			}
+			if size == 28 {
+				name := "28 native"
+				if flow {
+					name = "28 flow native"
+				}
+				out = append(out, fashion.Setting{Name: name, Size: 28, Flow: flow})
+				continue
+			}
+			out = append(out,
+				fashion.Setting{Name: fmt.Sprintf("%d %s plain", size, model), Size: size, Flow: flow},
+				fashion.Setting{Name: fmt.Sprintf("%d %s UG θ=1", size, model), Size: size, Flow: flow, Guide: &ug})
+		}
+	}
+	// The flow model's Euler sampler clips nothing: guidance without the
+	// block-wise clamp of the implied x0.
+	free := ug
+	free.ClipSampleRange = 0
+	return append(out, fashion.Setting{Name: "56 flow UG θ=1, no clamp", Size: 56, Flow: true, Guide: &free})
+}
+
+// fdInterval returns the 95% bootstrap interval (normal, 200 resamples
+// over the n images) of the Frechet distance of feat against ref.
+func fdInterval(feat []float32, n, dim int, ref *metrics.Gaussian) (lo, hi float64, err error) {
+	fr, err := metrics.NewFrechetReference(ref)
+	if err != nil {
+		return 0, 0, err
+	}
+	bo := metrics.BootstrapOptions{Resamples: 200, Seed: 2, Method: metrics.Normal}
+	iv, err := metrics.Bootstrap(n, bo, func(w []float64) (float64, error) {
+		g, err := metrics.FitGaussianWeighted(feat, dim, w)
+		if err != nil {
+			return 0, err
+		}
+		return fr.Distance(g)
+	})
+	if err != nil {
+		return 0, 0, err
+	}
+	return iv.Lo, iv.Hi, nil
+}
+
+// flowMarkdown formats the -flow table.
+func flowMarkdown(rows []result, steps, n56, n112 int) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "| setting | N | FD at 28 [95%% interval] | mean top-class confidence | model calls / image | s / image |\n")
+	fmt.Fprintf(&b, "| --- | --- | --- | --- | --- | --- |\n")
+	for _, r := range rows {
+		calls := fmt.Sprintf("%d @%d", r.Steps, r.Size)
+		if strings.Contains(r.Name, "UG") {
+			calls += fmt.Sprintf(" + %d @28", r.Steps)
+		}
+		fmt.Fprintf(&b, "| %s | %d | %.1f [%.1f, %.1f] | %.3f | %s | %.3f |\n", r.Name, r.N, r.FD, r.FDLo, r.FDHi, r.Confidence, calls, r.SecPerImg)
+	}
+	fmt.Fprintf(&b, "\nThe eps model (fashion_unet.onnx) with DDIM %d steps (x0 clipped, UG with the block-wise clamp) and the rectified-flow model (fashion_flow_unet.onnx) with FlowMatchEuler %d steps (no shift; UG with Prediction flow_prediction and the same clamp of the implied x0, except in the no-clamp row), so both make the same model calls; image i of every row starts from the same seed. Samples area-downsampled to 28x28; Frechet distance of the classifier's 128-d features against the 10,000 real test images, with 95%% intervals (estimate -+ 1.96 bootstrap standard errors over the N images, 200 resamples). N = %d at 28 and 56, %d at 112: compare rows of equal N.\n", steps, steps, n56, n112)
 	return b.String()
 }

@@ -69,7 +69,18 @@ type Setting struct {
 	// (use_clipped_model_output=False); by default DDIM re-derives it from
 	// the clipped x0, which Upsample Guidance's ClipSampleRange needs.
 	DiffusersDDIM bool
+	// Flow says the model is a rectified-flow velocity predictor (the
+	// shipped fashion_flow_unet.onnx): it is sampled with
+	// sampler.FlowMatchEuler with the static shift FlowShift (0 means 1,
+	// none), Solver and DiffusersDDIM are ignored, and guidance reads its
+	// outputs as schedule.PredictFlow. Stages are not supported.
+	Flow      bool
+	FlowShift float64
 }
+
+// FlowModelFile is the shipped rectified-flow model, relative to the
+// repository root (see FindFile).
+const FlowModelFile = "testdata/models/fashion_flow_unet.onnx"
 
 // ClipRange is the data range of the shipped model's images, [-1, 1]: the
 // samplers' clip_sample range and the guidance's ClipSampleRange.
@@ -171,8 +182,13 @@ func (p *Sampler) Sample(ctx context.Context, s Setting, seeds []uint64, imagesD
 		return nil, fmt.Errorf("%s: no seeds", s.Name)
 	}
 	sched := Schedule()
-	solver, err := NewSolver(s.Solver, s.DiffusersDDIM)
-	if err != nil {
+	var solver sampler.Solver
+	if s.Flow {
+		if len(s.Stages) > 0 {
+			return nil, fmt.Errorf("%s: upscaling stages are not supported with a flow model", s.Name)
+		}
+		solver = &sampler.FlowMatchEuler{Shift: s.FlowShift}
+	} else if solver, err = NewSolver(s.Solver, s.DiffusersDDIM); err != nil {
 		return nil, err
 	}
 	steps := p.Steps
@@ -195,6 +211,9 @@ func (p *Sampler) Sample(ctx context.Context, s Setting, seeds []uint64, imagesD
 	if s.Guide != nil && f > 1 {
 		opts := *s.Guide
 		opts.Factors = []int{f, f}
+		if s.Flow {
+			opts.Prediction = schedule.PredictFlow
+		}
 		if model, err = guidance.Upsample(p.Model, sched, opts); err != nil {
 			return nil, err
 		}
