@@ -425,3 +425,27 @@ func TestSDXLBlankNegative(t *testing.T) {
 	require.Equal(t, empty.Pooled.Float32s(), blank.Pooled.Float32s())
 	require.NotEqual(t, make([]float32, 64), blank.Pooled.Float32s())
 }
+
+// TestSDXLMismatchedParts refuses SDXL folders whose parts do not fit: a
+// text encoder exported without hidden states, a UNet without SDXL's
+// added conditions, a second encoder without text_embeds.
+func TestSDXLMismatchedParts(t *testing.T) {
+	cases := []struct {
+		name, rel, from, want string
+	}{
+		{"SD 1.x text encoder", TextEncoderPath, filepath.Join(tinyDir("fp16"), TextEncoderPath), "no hidden_states.N outputs"},
+		{"SD 1.x UNet", UNetPath, filepath.Join(tinyDir("fp16"), UNetPath), "an SDXL UNet takes encoder_hidden_states, text_embeds and time_ids"},
+		{"text_encoder_2 without text_embeds", TextEncoder2Path, filepath.Join(tinyDir("xl"), TextEncoderPath), `no output "text_embeds"`},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			dir := copyDir(t, tinyDir("xl"))
+			data, err := os.ReadFile(c.from)
+			require.NoError(t, err)
+			require.NoError(t, os.WriteFile(filepath.Join(dir, c.rel), data, 0o644))
+			_, err = Load(dir, WithONNXOptions(onnx.WithThreads(1, 1)))
+			require.ErrorContains(t, err, c.want)
+			require.NotErrorIs(t, err, ErrUnsupported)
+		})
+	}
+}
