@@ -30,7 +30,10 @@ type cfgWork struct {
 // cond and uncond are the same network conditioned on the prompt and on the
 // empty prompt (for example two onnx sessions fed different embeddings).
 // The two calls run concurrently on the same x, so dst must not share memory
-// with x. scale is diffusers' guidance_scale; 1 gives the conditional
+// with x; when both models report that one call keeps every CPU core busy
+// (ugo.FillsCPU), one after the other instead (the result is the same).
+// The returned Denoiser implements ugo.CPUFiller: it fills the CPU when
+// either model does. scale is diffusers' guidance_scale; 1 gives the conditional
 // prediction (computed as uncond + 1*(cond - uncond), so equal to it only up
 // to rounding).
 //
@@ -47,6 +50,9 @@ type cfgWork struct {
 func CFG(cond, uncond ugo.Denoiser, scale float64) ugo.Denoiser {
 	return &cfg{cond: cond, uncond: uncond, scale: scale}
 }
+
+// FillsCPU implements ugo.CPUFiller.
+func (g *cfg) FillsCPU() bool { return ugo.FillsCPU(g.cond) || ugo.FillsCPU(g.uncond) }
 
 // PredictNoise implements ugo.Denoiser.
 func (g *cfg) PredictNoise(ctx context.Context, dst, x *tensor.Dense, t []float32) error {
@@ -69,11 +75,19 @@ func (g *cfg) PredictNoise(ctx context.Context, dst, x *tensor.Dense, t []float3
 	}
 	defer g.work.put(shape, ws)
 
-	c := &ws.call
-	c.ctx, c.model, c.dst, c.x, c.t = ctx, g.uncond, ws.uncond, x, t
-	c.start()
-	errCond := g.cond.PredictNoise(ctx, dst, x, t)
-	errUncond := c.wait()
+	var errCond, errUncond error
+	if ugo.FillsCPU(g.cond) && ugo.FillsCPU(g.uncond) {
+		errCond = g.cond.PredictNoise(ctx, dst, x, t)
+		if errCond == nil {
+			errUncond = g.uncond.PredictNoise(ctx, ws.uncond, x, t)
+		}
+	} else {
+		c := &ws.call
+		c.ctx, c.model, c.dst, c.x, c.t = ctx, g.uncond, ws.uncond, x, t
+		c.start()
+		errCond = g.cond.PredictNoise(ctx, dst, x, t)
+		errUncond = c.wait()
+	}
 	if errCond != nil {
 		return fmt.Errorf("guidance: CFG: conditional model: %w", errCond)
 	}

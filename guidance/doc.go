@@ -46,7 +46,9 @@
 // building a model. Where w_t = 0 for the whole batch the low-resolution call is skipped,
 // so the guidance then costs nothing. Otherwise it costs one model call on
 // 1/k of the elements (25% more compute at 2x2), which runs concurrently
-// with the full-resolution call.
+// with the full-resolution call, or after it when the model reports that
+// one call already keeps every CPU core busy (ugo.CPUFiller;
+// UpsampleOptions.Sequential and Concurrent force either).
 //
 // The low-resolution call's context carries a ugo.Region: the caller's
 // (or the whole sample's) with Scale multiplied by the H and W factors.
@@ -139,7 +141,8 @@
 // # Classifier-free guidance
 //
 // CFG combines a conditional and an unconditional prediction as
-// eps_u + s*(eps_c - eps_u), calling both concurrently. The Upsample
+// eps_u + s*(eps_c - eps_u), calling both concurrently (one after the
+// other when both models report that a call fills the CPU). The Upsample
 // Guidance term is linear in the model output, so Upsample(CFG(...)) is the
 // same as guiding each branch, at the cost of one combination.
 //
@@ -169,7 +172,8 @@
 // allocates nothing per step once the first step has run. The concurrent
 // model call runs on a small set of helper goroutines that exit after 30
 // seconds without work. A panic in a wrapped model is re-raised on the
-// caller's goroutine.
+// caller's goroutine. Every middleware here implements ugo.CPUFiller with
+// the answer of the model it wraps.
 //
 // # Errors
 //

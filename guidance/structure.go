@@ -140,6 +140,10 @@ func (g *structure) gamma(t float32) float64 {
 	return g.weight * (tt - to) / (from - to)
 }
 
+// FillsCPU implements ugo.CPUFiller: the guided model fills the CPU when
+// the model it wraps does.
+func (g *structure) FillsCPU() bool { return ugo.FillsCPU(g.model) }
+
 // PredictNoise implements ugo.Denoiser.
 func (g *structure) PredictNoise(ctx context.Context, dst, x *tensor.Dense, t []float32) error {
 	if err := ugo.CheckPrediction(dst, x, t); err != nil {

@@ -47,14 +47,19 @@ type UpsampleOptions struct {
 	// NoPowerAdjustment feeds D(x_t) to the low-resolution call without
 	// dividing by sqrt(P_t) (an ablation).
 	NoPowerAdjustment bool
-	// Sequential runs the low-resolution model call after the
-	// high-resolution one, on the caller's goroutine, instead of
-	// concurrently with it. The result is the same bit for bit. The
-	// concurrent default suits backends that cannot fill the machine with
-	// one call (a small model, a GPU); Sequential suits a CPU backend whose
-	// single call already uses every core, where two calls at once only
-	// contend for them. examples/bench measures both.
+	// Sequential and Concurrent choose how the two model calls of a guided
+	// step are scheduled; the result is the same bit for bit. Sequential
+	// runs the low-resolution call after the high-resolution one, on the
+	// caller's goroutine; Concurrent runs them at the same time. Setting
+	// both is an error. With neither set (the default), Upsample asks the
+	// model: calls run one after the other when ugo.FillsCPU(model)
+	// reports that one call already keeps every core busy (an onnx.Model
+	// on the CPU with a thread per core), where two calls at once only
+	// contend for the cores, and concurrently otherwise (a model that says
+	// nothing, one thread per call, a GPU), where the second call uses
+	// cores the first leaves idle. examples/bench measures each.
 	Sequential bool
+	Concurrent bool
 	// ClipSampleRange, when positive, keeps the clean sample that the
 	// guided prediction implies, x0 = (x_t - sqrt(1-abar_t) eps~) /
 	// sqrt(abar_t), inside [-ClipSampleRange, ClipSampleRange] in a way
@@ -117,7 +122,7 @@ func LatentUpsampleOptions() UpsampleOptions {
 // Validate reports options that Upsample refuses: factors outside [1,
 // 65536] or more than three of them, a Theta that is not a finite float32,
 // an Eta outside [0, 1], a negative or non-finite ClipSampleRange, an
-// unknown TimeMatching or Prediction. nil Factors are valid (their meaning
+// unknown TimeMatching or Prediction, Sequential and Concurrent both set. nil Factors are valid (their meaning
 // is the caller's: [2, 2] for Upsample). Options are refused even where
 // guidance would not apply (Theta 0).
 func (o UpsampleOptions) Validate() error {
@@ -142,6 +147,9 @@ func (o UpsampleOptions) Validate() error {
 	}
 	if o.TimeMatching != schedule.Continuous && o.TimeMatching != schedule.Nearest {
 		return fmt.Errorf("guidance: Upsample: unknown TimeMatching %d", int(o.TimeMatching))
+	}
+	if o.Sequential && o.Concurrent {
+		return errors.New("guidance: Upsample: Sequential and Concurrent are both set; set one, or neither to let the model decide")
 	}
 	return checkPrediction(o.Prediction)
 }
@@ -206,7 +214,9 @@ type upWork struct {
 // where D is average pooling and U nearest repetition by the factors, k
 // their product, tau the time with SNR(tau) = k*SNR(t) and P_t = abar_t +
 // (1-abar_t)/k (see the package documentation). The two model calls run
-// concurrently (one after the other with opts.Sequential). When w_t = 0 for the whole batch (Theta = 0, or t outside
+// concurrently or one after the other, as opts.Sequential and
+// opts.Concurrent say, or as the model says (ugo.FillsCPU) when neither is
+// set. When w_t = 0 for the whole batch (Theta = 0, or t outside
 // the Eta window), or k = 1, the result is model's own prediction, bit for
 // bit, and the low-resolution call is skipped. Otherwise the low-resolution
 // call covers the whole batch, even elements whose w_t is 0.
@@ -277,6 +287,19 @@ func UpsampleHighLow(high, low ugo.Denoiser, s *schedule.Schedule, opts Upsample
 // int); a factor must divide its axis anyway.
 const maxFactor = 1 << 16
 
+// sequential reports whether the two model calls of a step run one after
+// the other.
+func (u *upsampler) sequential() bool {
+	if u.opts.Sequential || u.opts.Concurrent {
+		return u.opts.Sequential
+	}
+	return ugo.FillsCPU(u.model)
+}
+
+// FillsCPU implements ugo.CPUFiller: a guided model fills the CPU when the
+// model it wraps does.
+func (u *upsampler) FillsCPU() bool { return ugo.FillsCPU(u.model) }
+
 // weight returns w_t for timestep t.
 func (u *upsampler) weight(t float32) float64 {
 	if u.opts.Active(float64(t), u.s.Len()) {
@@ -337,9 +360,9 @@ func (u *upsampler) PredictNoise(ctx context.Context, dst, x *tensor.Dense, t []
 	ws.lowCtx.Region = ugo.RegionOf(ctx, h, w).Downscaled(fh, fw)
 	defer func() { ws.lowCtx.Context = nil }()
 
-	// Both model calls, concurrently unless Sequential.
+	// Both model calls, one after the other or concurrently.
 	var errHigh, errLow error
-	if u.opts.Sequential {
+	if u.sequential() {
 		errHigh = u.model.PredictNoise(ctx, dst, x, t)
 		if errHigh == nil {
 			errLow = u.low.PredictNoise(&ws.lowCtx, ws.lowEps, ws.lowX, tau)

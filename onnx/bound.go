@@ -159,6 +159,14 @@ func BatchedCFG(cond, uncond *Bound, scale float64) (*CFG, error) {
 	return &CFG{cond: cond, uncond: uncond, scale: float32(scale), batched: batched}, nil
 }
 
+// FillsCPU implements ugo.CPUFiller with the answer of the Model b was
+// derived from (Model.FillsCPU).
+func (b *Bound) FillsCPU() bool { return b != nil && b.m.FillsCPU() }
+
+// FillsCPU implements ugo.CPUFiller with the answer of the Model cond and
+// uncond were derived from (Model.FillsCPU).
+func (g *CFG) FillsCPU() bool { return g != nil && g.cond != nil && g.cond.m.FillsCPU() }
+
 // Batched reports whether cond and uncond run in one session call.
 func (g *CFG) Batched() bool { return g != nil && g.batched }
 

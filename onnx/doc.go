@@ -86,7 +86,10 @@
 // allocates no tensors (only the few bytes the binding allocates per run).
 // Inputs are copied into the cached tensors, which also means a call never
 // retains the caller's x. WithThreads sets ONNX Runtime's intra-op and
-// inter-op thread counts.
+// inter-op thread counts. Model.FillsCPU (ugo.CPUFiller) reports whether
+// one call keeps every core busy (the CPU provider with a thread per
+// CPU), so that guidance middleware runs its two calls per step one after
+// the other rather than at once.
 //
 // # Profiling and session tuning
 //

@@ -44,6 +44,7 @@ type Model struct {
 	extraIx map[string]int // extra input name -> index in info.Extra
 	root    *Bound
 	nextID  atomic.Uint64
+	fills   bool // see FillsCPU
 
 	mu     sync.RWMutex // held for reading by calls, for writing by Close
 	closed bool
@@ -101,6 +102,16 @@ func (m *Model) PredictNoise(ctx context.Context, dst, x *tensor.Dense, t []floa
 	}
 	return m.root.PredictNoise(ctx, dst, x, t)
 }
+
+// FillsCPU implements ugo.CPUFiller: it reports whether one call keeps
+// every CPU core busy, which is the case when the model runs on the CPU
+// provider alone with ONNX Runtime's default intra-op thread pool (one
+// thread per physical core) or with WithThreads giving at least
+// runtime.NumCPU() intra-op threads. Upsample Guidance then runs its two
+// model calls one after the other instead of concurrently (see
+// guidance.UpsampleOptions). With fewer threads, or on a GPU provider, it
+// reports false.
+func (m *Model) FillsCPU() bool { return m != nil && m.fills }
 
 // Close releases the session and all pre-allocated tensors. It waits for
 // running calls to finish; later calls return ErrClosed. Bound denoisers

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"runtime"
 	"slices"
 
 	ort "github.com/yalue/onnxruntime_go"
@@ -99,6 +100,17 @@ func (src *source) newSession(inputNames, outputNames []string) (*ort.DynamicAdv
 	}
 }
 
+// fillsCPU reports whether one call of a session with these settings and
+// providers keeps every CPU core busy: it runs on the CPU provider alone,
+// with the runtime's default intra-op pool (a thread per physical core) or
+// at least as many intra-op threads as the machine has logical CPUs.
+func fillsCPU(c *config, providers []string) bool {
+	if len(providers) != 1 || providers[0] != "CPUExecutionProvider" {
+		return false
+	}
+	return !c.threadsSet || c.intra == 0 || c.intra >= runtime.NumCPU()
+}
+
 // graphInfo returns the GraphInfo of src before its session exists.
 func (src *source) graphInfo() GraphInfo {
 	return GraphInfo{Path: src.path, Inputs: src.ins, Outputs: src.outs, RuntimeVersion: src.runtimeVer}
@@ -125,7 +137,7 @@ func openModel(path string, opts []Option) (*Model, error) {
 	}
 	mi.Providers = providers
 
-	m := &Model{info: mi, sess: sess, extraIx: map[string]int{}, cache: map[bindKey][]*binding{}}
+	m := &Model{info: mi, sess: sess, extraIx: map[string]int{}, cache: map[bindKey][]*binding{}, fills: fillsCPU(src.cfg, providers)}
 	for i, e := range mi.Extra {
 		m.extraIx[e.Name] = i
 	}

@@ -1,9 +1,11 @@
 // Command bench measures what Upsample Guidance costs on the shipped
 // Fashion-MNIST UNet (trained at 28x28) run by ONNX Runtime: for each output
 // size it times DDIM sampling without guidance ("plain"), with guidance and
-// its two model calls run concurrently ("guided", the default), and with them
-// run one after the other ("guided_seq", UpsampleOptions.Sequential), and
-// prints Markdown tables:
+// its two model calls run concurrently ("guided", UpsampleOptions.Concurrent),
+// one after the other ("guided_seq", UpsampleOptions.Sequential), and as the
+// guidance chooses from the model's ugo.FillsCPU when neither is set
+// ("guided_auto", the default: one after the other when the session's
+// intra-op threads cover every CPU), and prints Markdown tables:
 //
 //   - the median wall time per image over -runs runs, interleaved in one
 //     process (run r visits the settings in an order rotated by r), its range,
@@ -126,12 +128,12 @@ func parseFlags(args []string, stderr io.Writer) (*config, error) {
 
 // mode is one way of sampling at a size.
 type mode struct {
-	name       string
-	guided     bool
-	sequential bool
+	name                   string
+	guided                 bool
+	sequential, concurrent bool // neither: the guidance asks the model (ugo.FillsCPU)
 }
 
-var modes = []mode{{"plain", false, false}, {"guided", true, false}, {"guided_seq", true, true}}
+var modes = []mode{{"plain", false, false, false}, {"guided", true, false, true}, {"guided_seq", true, true, false}, {"guided_auto", true, false, false}}
 
 // result collects the measurements of one size and mode.
 type result struct {
@@ -155,7 +157,7 @@ func (r *result) setting() fashion.Setting {
 	s := fashion.Setting{Name: r.name(), Size: r.size}
 	if r.mode.guided {
 		o := fashion.Guided(1)
-		o.Sequential = r.mode.sequential
+		o.Sequential, o.Concurrent = r.mode.sequential, r.mode.concurrent
 		s.Guide = &o
 	}
 	return s

@@ -45,6 +45,11 @@ func newTimedModel(model ugo.Denoiser) *timedModel {
 	return &timedModel{model: model, now: time.Now, byShape: make(map[shapeKey]*callStats)}
 }
 
+// FillsCPU implements ugo.CPUFiller with the wrapped model's answer, so
+// that the guidance above schedules its calls as it would without the
+// timing.
+func (m *timedModel) FillsCPU() bool { return ugo.FillsCPU(m.model) }
+
 // PredictNoise implements ugo.Denoiser.
 func (m *timedModel) PredictNoise(ctx context.Context, dst, x *tensor.Dense, t []float32) error {
 	m.mu.Lock()

@@ -301,17 +301,18 @@ def main():
     print("| size | mode | torch ms per image | Go ms per image | torch / Go | max abs diff (Go - torch) | initial noise diff |")
     print("| --- | --- | ---: | ---: | ---: | ---: | ---: |")
     worst = 0.0
-    for s, m in settings + [(s, "guided_seq") for s in sizes]:
+    for s, m in settings + [(s, g) for s in sizes for g in ("guided_seq", "guided_auto")]:
         if (s, m) not in go:
             continue
-        ref = final[(s, "guided" if m == "guided_seq" else m)]
+        base = "guided" if m.startswith("guided") else m  # the Go modes differ in call scheduling only
+        ref = final[(s, base)]
         got = np.load(os.path.join(args.go, go[(s, m)]["file"]))
         diff = float(np.abs(got.astype(np.float64) - ref.astype(np.float64)).max())
         worst = max(worst, diff)
-        tms = statistics.median(times[(s, "guided" if m == "guided_seq" else m)]) * 1000
+        tms = statistics.median(times[(s, base)]) * 1000
         gms = go[(s, m)]["ms_per_image"]
         print(f"| {s} | {m} | {tms:.1f} | {gms:.1f} | {tms / gms:.2f} | {diff:.2e} | {noise_diff[s]:.1e} |")
-        if args.save and m != "guided_seq":
+        if args.save and m == base:
             np.save(os.path.join(args.go, f"torch_{s}_{m}.npy"), ref)
     print(f"\nLargest difference {worst:.2e} ({'within' if worst <= 1e-3 else 'ABOVE'} the 1e-3 target).")
 
