@@ -455,7 +455,7 @@ func (m *Model) DenoiserFor(p *Settings, cond, uncond Conditioning) (ugo.Denoise
 	return m.upsample(p, model)
 }
 
-// upsample wraps the guided UNet in the test hook, tiling and Upsample
+// upsample wraps the guided UNet in the middleware (WithUNetMiddleware), tiling and Upsample
 // Guidance.
 func (m *Model) upsample(p *Settings, model ugo.Denoiser) (ugo.Denoiser, error) {
 	if m.hook != nil {

@@ -541,3 +541,43 @@ func TestDenoiserAllocations(t *testing.T) {
 	t.Logf("allocations per call: CFG %v, CFG + Upsample Guidance %v", one, two)
 	require.LessOrEqual(t, two, 2*one+1)
 }
+
+// recorded is a recording wrapper that forwards ugo.CPUFiller, as
+// WithUNetMiddleware asks.
+type recorded struct {
+	ugo.Denoiser
+	inner ugo.Denoiser
+}
+
+func (r recorded) FillsCPU() bool { return ugo.FillsCPU(r.inner) }
+
+func TestWithUNetMiddleware(t *testing.T) {
+	rec := &recorder{}
+	var wrapped ugo.Denoiser
+	m := load(t, tinyDir("fp32"), WithSampleSize(128), WithUNetMiddleware(func(d ugo.Denoiser) ugo.Denoiser {
+		wrapped = d
+		return recorded{Denoiser: rec.wrap(d), inner: d}
+	}))
+	res, err := m.Generate(context.Background(), Request{Prompt: "a cat", Width: 256, Height: 256, Steps: 4, Seed: 3})
+	require.NoError(t, err)
+	require.NotNil(t, wrapped, "the middleware was not applied")
+	var full, low int
+	for _, c := range rec.calls {
+		switch {
+		case slices.Equal(c.shape, []int{1, 4, 32, 32}):
+			full++
+		case slices.Equal(c.shape, []int{1, 4, 16, 16}):
+			low++
+		default:
+			t.Errorf("call on %v", c.shape)
+		}
+	}
+	require.Equal(t, 4, full, "full-resolution calls through the middleware")
+	require.Equal(t, res.Settings.GuidedSteps, low, "low-resolution calls through the middleware")
+	require.Positive(t, low)
+	// The same generation without the middleware gives the same latents.
+	plain := load(t, tinyDir("fp32"), WithSampleSize(128))
+	want, err := plain.Generate(context.Background(), Request{Prompt: "a cat", Width: 256, Height: 256, Steps: 4, Seed: 3})
+	require.NoError(t, err)
+	require.Equal(t, want.Latents.Float32s(), res.Latents.Float32s())
+}

@@ -55,6 +55,7 @@ type loadConfig struct {
 	scaling    float64
 	sampleSize int
 	logger     *slog.Logger
+	unetWrap   func(ugo.Denoiser) ugo.Denoiser
 }
 
 // WithONNXOptions passes options (threads, execution providers, fallback
@@ -82,6 +83,19 @@ func WithSampleSize(pixels int) Option {
 // DefaultSampleSize is assumed.
 func WithLogger(l *slog.Logger) Option {
 	return func(c *loadConfig) { c.logger = l }
+}
+
+// WithUNetMiddleware wraps the UNet of every run in wrap, between
+// classifier-free guidance and Upsample Guidance: wrap receives the
+// denoiser that runs the UNet on both prompts and combines them, and what
+// it returns is what Upsample Guidance calls, at the full and at the low
+// resolution. It serves instrumentation (timing or counting UNet calls) and
+// denoiser middleware of one's own. A wrapper should implement
+// ugo.CPUFiller with the wrapped denoiser's answer, so that Upsample
+// Guidance keeps choosing how to schedule its two calls. nil removes a
+// wrapper set earlier.
+func WithUNetMiddleware(wrap func(ugo.Denoiser) ugo.Denoiser) Option {
+	return func(c *loadConfig) { c.unetWrap = wrap }
 }
 
 // Info describes a loaded model.
@@ -148,8 +162,8 @@ type Model struct {
 	vaeIn, vaeOut   string // VAE decoder input and output names
 	ehs             string // the UNet's text-state input
 
-	// hook, when set (by tests), wraps the classifier-free-guided UNet
-	// before Upsample Guidance.
+	// hook, when set (WithUNetMiddleware, tests), wraps the
+	// classifier-free-guided UNet before Upsample Guidance.
 	hook func(ugo.Denoiser) ugo.Denoiser
 }
 
@@ -242,7 +256,7 @@ func Load(dir string, opts ...Option) (_ *Model, err error) {
 	if !st.IsDir() {
 		return nil, fmt.Errorf("pipeline: model folder %s is not a directory", dir)
 	}
-	m := &Model{info: Info{Dir: dir}}
+	m := &Model{info: Info{Dir: dir}, hook: cfg.unetWrap}
 	defer func() {
 		if err != nil {
 			m.Close()
