@@ -151,7 +151,7 @@ func (u *unetTimer) reset() {
 // budget is the breakdown of one run.
 type budget struct {
 	total, tokenizer, text, unetHigh, unetLow, denoiseRest, vae, png, other time.Duration
-	highCalls, lowCalls                                                    int
+	highCalls, lowCalls                                                     int
 }
 
 // rows names the parts of a budget in table order; model marks the rows
