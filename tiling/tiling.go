@@ -139,6 +139,13 @@ func Tiled(model ugo.Denoiser, opts Options) (ugo.Denoiser, error) {
 	return &tiled{model: model, opts: o}, nil
 }
 
+// FillsCPU implements ugo.CPUFiller with the answer of the wrapped model:
+// a tile call keeps the cores as busy as a call of the model does, so that
+// middleware above (Upsample Guidance) runs its calls one after the other
+// or concurrently as it would for the model itself. Options.Batch tile
+// calls still run concurrently.
+func (d *tiled) FillsCPU() bool { return ugo.FillsCPU(d.model) }
+
 // work holds the buffers of one sample shape.
 type work struct {
 	ay, ax    *axis

@@ -428,3 +428,27 @@ func TestNoAllocationsPerCall(t *testing.T) {
 		}
 	}
 }
+
+// filler is a model that says whether one call fills the CPU.
+type filler struct {
+	ugo.DenoiserFunc
+	fills bool
+}
+
+func (f filler) FillsCPU() bool { return f.fills }
+
+func TestFillsCPUIsTheModels(t *testing.T) {
+	for _, fills := range []bool{false, true} {
+		m, err := Tiled(filler{pointwise, fills}, Options{Size: [2]int{8, 8}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := ugo.FillsCPU(m); got != fills {
+			t.Errorf("model filling the CPU %v: tiled model says %v", fills, got)
+		}
+	}
+	m, _ := Tiled(pointwise, Options{Size: [2]int{8, 8}})
+	if ugo.FillsCPU(m) {
+		t.Error("a model that says nothing: tiled model says it fills the CPU")
+	}
+}
