@@ -49,8 +49,12 @@ class Attention(nn.Module):
     def forward(self, x):
         n, c, h, w = x.shape
         q, k, v = self.qkv(self.n(x)).reshape(n, 3, self.heads, c // self.heads, h * w).unbind(1)
-        a = torch.softmax(torch.einsum("nhdi,nhdj->nhij", q, k) / math.sqrt(c // self.heads), dim=-1)
-        y = torch.einsum("nhij,nhdj->nhdi", a, v).reshape(n, c, h, w)
+        # Matrix products rather than einsum: exported, they become MatMul
+        # nodes, which ONNX Runtime runs faster than Einsum (see
+        # tools/ortopt/attention_matmul.py). The same values as
+        # einsum("nhdi,nhdj->nhij", q, k) and einsum("nhij,nhdj->nhdi", a, v).
+        a = torch.softmax(q.transpose(-1, -2) @ k / math.sqrt(c // self.heads), dim=-1)
+        y = (a @ v.transpose(-1, -2)).transpose(-1, -2).reshape(n, c, h, w)
         return x + self.o(y)
 
 
