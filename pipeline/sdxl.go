@@ -347,10 +347,12 @@ type xlUNet struct {
 
 // PredictNoise implements ugo.Denoiser.
 func (d *xlUNet) PredictNoise(ctx context.Context, dst, x *tensor.Dense, t []float32) error {
-	if err := ugo.CheckPrediction(dst, x, t); err != nil {
+	// The UNet call below checks all the arguments; x's shape is needed
+	// first.
+	s, err := ugo.CheckSample("x", x)
+	if err != nil {
 		return err
 	}
-	s := x.Shape()
 	h, w := s[len(s)-2], s[len(s)-1]
 	r := ugo.RegionOf(ctx, h, w)
 	if err := r.Check(h, w); err != nil {

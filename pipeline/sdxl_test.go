@@ -449,3 +449,38 @@ func TestSDXLMismatchedParts(t *testing.T) {
 		})
 	}
 }
+
+// TestSDXLDenoiserAllocations checks that deriving time_ids per call adds
+// nothing per step once the bindings exist (the same count as the UNet
+// bound by hand), and that a step with Upsample Guidance
+// allocates no more than twice a plain CFG step (the ONNX Runtime binding's
+// few small values per UNet call), as for SD 1.x.
+func TestSDXLDenoiserAllocations(t *testing.T) {
+	if raceEnabled {
+		t.Skip("allocation counts are not meaningful under -race")
+	}
+	m := load(t, tinyDir("xl"))
+	cond, uncond := xlCond(t, m)
+	ctx := context.Background()
+	x := randLatents(3, 1, 4, 32, 32)
+	dst := tensor.New(tensor.WithShape(1, 4, 32, 32), tensor.Of(tensor.Float32))
+	plain, err := m.DenoiserFor(mustResolve(t, m, Request{Width: 256, Height: 256, Upsample: &guidance.UpsampleOptions{}}), cond, uncond)
+	require.NoError(t, err)
+	guided, err := m.DenoiserFor(mustResolve(t, m, Request{Width: 256, Height: 256}), cond, uncond)
+	require.NoError(t, err)
+	measure := func(d ugo.Denoiser) float64 {
+		require.NoError(t, d.PredictNoise(ctx, dst, x, []float32{900}))
+		return testing.AllocsPerRun(20, func() {
+			if err := d.PredictNoise(ctx, dst, x, []float32{900}); err != nil {
+				t.Fatal(err)
+			}
+		})
+	}
+	one, two := measure(plain), measure(guided)
+	inner, err := plain.(*xlUNet).model(TimeIDs(ugo.WholeRegion(32, 32), 8))
+	require.NoError(t, err)
+	bound := measure(inner)
+	t.Logf("allocations per call: bound UNet under CFG %v, with time_ids from the Region %v, plus Upsample Guidance %v", bound, one, two)
+	require.Equal(t, bound, one, "reading the Region and looking up the binding allocate nothing")
+	require.LessOrEqual(t, two, 2*one+1)
+}
