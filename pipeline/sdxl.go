@@ -333,6 +333,10 @@ func TimeIDs(r ugo.Region, vaeScale int) [6]float32 {
 	return [6]float32{float32(h), float32(w), float32(r.Offset[0] * vaeScale / sy), float32(r.Offset[1] * vaeScale / sx), float32(h), float32(w)}
 }
 
+// maxTimeIDs bounds the bindings an xlUNet keeps (a few hundred bytes
+// each: the text conditioning is shared).
+const maxTimeIDs = 512
+
 // xlUNet is the SDXL UNet under classifier-free guidance: for each call it
 // derives time_ids from the call's Region and runs the UNet bound to them
 // (bindings are made once per distinct time_ids and kept).
@@ -392,7 +396,8 @@ func (d *xlUNet) model(ids [6]float32) (ugo.Denoiser, error) {
 			model = guidance.CFG(c, u, d.scale)
 		}
 	}
-	if d.byIDs == nil {
+	if d.byIDs == nil || len(d.byIDs) >= maxTimeIDs {
+		// Jittered tiles give new crops at every step: keep the map bounded.
 		d.byIDs = map[[6]float32]ugo.Denoiser{}
 	}
 	d.byIDs[ids] = model

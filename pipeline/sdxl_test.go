@@ -484,3 +484,29 @@ func TestSDXLDenoiserAllocations(t *testing.T) {
 	require.Equal(t, bound, one, "reading the Region and looking up the binding allocate nothing")
 	require.LessOrEqual(t, two, 2*one+1)
 }
+
+// TestSDXLTimeIDsCacheBounded checks that the bindings kept per distinct
+// time_ids stay bounded when every call brings new ones (jittered tiles),
+// and that a binding made again gives the same prediction.
+func TestSDXLTimeIDsCacheBounded(t *testing.T) {
+	m := load(t, tinyDir("xl"))
+	cond, uncond := xlCond(t, m)
+	d, err := m.xlDenoiser(mustResolve(t, m, Request{}), cond, uncond)
+	require.NoError(t, err)
+	u := d.(*xlUNet)
+	x := randLatents(5, 1, 4, 16, 16)
+	predict := func(ids [6]float32) []float32 {
+		model, err := u.model(ids)
+		require.NoError(t, err)
+		out := tensor.New(tensor.WithShape(1, 4, 16, 16), tensor.Of(tensor.Float32))
+		require.NoError(t, model.PredictNoise(context.Background(), out, x, []float32{700}))
+		return out.Float32s()
+	}
+	first := predict([6]float32{128, 128, 0, 0, 128, 128})
+	for i := range maxTimeIDs + 10 {
+		_, err := u.model([6]float32{4096, 4096, float32(8 * i), 0, 4096, 4096})
+		require.NoError(t, err)
+		require.LessOrEqual(t, len(u.byIDs), maxTimeIDs)
+	}
+	require.Equal(t, first, predict([6]float32{128, 128, 0, 0, 128, 128}))
+}
