@@ -9,7 +9,7 @@ export ONNXRUNTIME_SHARED_LIBRARY_PATH ?= $(ORT_LIB)
 # that use them) must build without cgo.
 NOCGO_PKGS = $(shell $(GO) list ./... | grep -v -e '/onnx$$' -e '/pipeline$$' -e '/superres$$' -e '/internal/ortest$$' -e '/examples/') ./examples/gotrain
 
-.PHONY: ort vulkan-debs gpu-check-bundle gpu-check data test fmtcheck tidycheck vet staticcheck nocgo gotest demo eval sweep esrgan esrgan-goldens esrgan-eval fuzz fuzz-hostile
+.PHONY: ort vulkan-debs gpu-check-bundle gpu-check data test fmtcheck tidycheck vet staticcheck nocgo gotest demo eval sweep video esrgan esrgan-goldens esrgan-eval fuzz fuzz-hostile
 
 ort:
 	@./scripts/ort.sh >/dev/null
@@ -102,6 +102,13 @@ latenteval: ort data
 # 25 minutes on 2 cores); the table in BENCHMARKS.md.
 sweep: ort data
 	$(GO) run ./examples/eval -protocol 28 -out out/sweep -n56 300 -n112 2 -sweep 10,20,30,50
+
+# The video table (examples/video): the shipped video model at 8 and 16 frames
+# of 28x28 and 56x56, plain and with Upsample Guidance over frames, pixels or
+# both; per-frame FD, label changes across frames, frame differences against
+# real clips, seconds per clip (about 40 minutes on 2 shared cores).
+video: ort data
+	$(GO) run ./examples/video -out out/video -n 64 -n56 32
 
 # Fuzzing beyond the seed corpora that `make test` runs: FUZZTIME per target.
 FUZZTIME ?= 1m
