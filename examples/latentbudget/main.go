@@ -34,6 +34,7 @@ import (
 	"image/png"
 	"io"
 	"os"
+	"runtime/pprof"
 	"slices"
 	"strings"
 	"sync"
@@ -64,6 +65,7 @@ type config struct {
 	threads int
 	prompt  string
 	seed    uint64
+	cpuProf string
 }
 
 func parseFlags(args []string, stderr io.Writer) (*config, error) {
@@ -77,6 +79,7 @@ func parseFlags(args []string, stderr io.Writer) (*config, error) {
 	fs.IntVar(&c.threads, "threads", 2, "ONNX Runtime intra-op threads (0: the runtime's default)")
 	fs.StringVar(&c.prompt, "prompt", "a photo of a sneaker", "the prompt")
 	fs.Uint64Var(&c.seed, "seed", 1, "seed of the initial latents")
+	fs.StringVar(&c.cpuProf, "cpuprofile", "", "write a CPU profile of the timed runs to this file (go tool pprof: Go code outside cgocall is the Go side in CPU time, which other load on the machine does not inflate)")
 	if err := cli.Parse(fs, args); err != nil {
 		return nil, err
 	}
@@ -272,6 +275,17 @@ func run(args []string, stdout, stderr io.Writer) error {
 		if _, err := once(ctx, m, timer, c, s); err != nil {
 			return fmt.Errorf("%dx: %w", s, err)
 		}
+	}
+	if c.cpuProf != "" {
+		f, err := os.Create(c.cpuProf)
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		if err := pprof.StartCPUProfile(f); err != nil {
+			return err
+		}
+		defer pprof.StopCPUProfile()
 	}
 	for r := range c.runs {
 		for j := range c.scales {
