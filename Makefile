@@ -91,6 +91,12 @@ eval: ort data
 eval28: ort data
 	$(GO) run ./examples/eval -protocol 28 -out out/eval28
 
+# The rectified-flow model against the eps model at equal model calls
+# (README; long on a shared machine: run it in the background).
+.PHONY: evalflow
+evalflow: ort data
+	$(GO) run ./examples/eval -protocol 28 -flow testdata/models/fashion_flow_unet.onnx -steps 25 -n56 64 -n112 32 -batch 32 -out out/evalflow
+
 # The latent-model table (examples/latenteval): FD and prompt accuracy of the
 # text-to-image models in testdata/models at 32, 64 and 128 pixels, plain and
 # guided, for several CFG scales (long: run it in the background).
