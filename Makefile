@@ -112,9 +112,9 @@ sweep: ort data
 # The video table (examples/video): the shipped video model at 8 and 16 frames
 # of 28x28 and 56x56, plain and with Upsample Guidance over frames, pixels or
 # both; per-frame FD, label changes across frames, frame differences against
-# real clips, seconds per clip (about 40 minutes on 2 shared cores).
+# real clips, seconds per clip (about an hour on 2 shared cores).
 video: ort data
-	$(GO) run ./examples/video -out out/video -n 64 -n56 32
+	$(GO) run ./examples/video -out out/video -n 48 -n56 12
 
 # Fuzzing beyond the seed corpora that `make test` runs: FUZZTIME per target.
 FUZZTIME ?= 1m

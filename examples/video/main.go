@@ -65,6 +65,7 @@ type flags struct {
 	seed                  uint64
 	threads               int
 	only                  []string
+	tableOnly             bool
 }
 
 func parse(args []string, stderr io.Writer) (*flags, error) {
@@ -83,6 +84,7 @@ func parse(args []string, stderr io.Writer) (*flags, error) {
 	fs.IntVar(&f.show, "show", 4, "clips drawn in each strip and GIF")
 	fs.Uint64Var(&f.seed, "seed", 1, "seed of the first clip; clip i uses seed+i")
 	fs.IntVar(&f.threads, "threads", 1, "ONNX Runtime intra-op threads (0: runtime default)")
+	fs.BoolVar(&f.tableOnly, "table", false, "only write table.md from the rows in results.jsonl, whatever their N (nothing is sampled)")
 	only := fs.String("only", "", "settings to run, separated by ; (default: all)")
 	if err := cli.Parse(fs, args); err != nil {
 		return nil, err
@@ -130,6 +132,9 @@ func run() error {
 	}
 	if err != nil {
 		return err
+	}
+	if f.tableOnly {
+		return writeTable(f)
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
 	defer stop()
@@ -299,6 +304,39 @@ func pictures(out, name string, x *tensor.Dense, show, frames int) error {
 	}
 	scale := max(1, 56/sh[3])
 	return video.WriteGIF(base+".gif", first, scale, max(1, 128/frames))
+}
+
+// writeTable writes table.md from results.jsonl: the real rows, then the
+// settings in their order, each with every N it was run at.
+func writeTable(f *flags) error {
+	done, err := loadRows(filepath.Join(f.out, "results.jsonl"))
+	if err != nil {
+		return err
+	}
+	order := []string{"real 8f", "real 16f"}
+	for _, s := range video.Settings() {
+		order = append(order, s.Name)
+	}
+	var rows []video.Row
+	nReal := 0
+	for _, name := range order {
+		var found []video.Row
+		for _, r := range done {
+			if r.Name == name {
+				found = append(found, r)
+			}
+		}
+		slices.SortFunc(found, func(a, b video.Row) int { return a.N - b.N })
+		for _, r := range found {
+			if strings.HasPrefix(name, "real") {
+				nReal = r.N
+			}
+		}
+		rows = append(rows, found...)
+	}
+	table := markdown(rows, f, nReal)
+	fmt.Print(table)
+	return os.WriteFile(filepath.Join(f.out, "table.md"), []byte(table), 0o644)
 }
 
 func fileName(name string) string {

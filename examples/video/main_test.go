@@ -15,7 +15,7 @@ var hostileArgs = []string{
 }
 
 func TestHostileArgs(t *testing.T) {
-	clitest.RefusesAll(t, parse, hostileArgs, "", "-n\x008\x00-only\x0016f 28 plain; 16f 28 UG [2,1,1]")
+	clitest.RefusesAll(t, parse, hostileArgs, "", "-table", "-n\x008\x00-only\x0016f 28 plain; 16f 28 UG [2,1,1]")
 }
 
 func TestOnlyAndNames(t *testing.T) {
