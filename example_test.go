@@ -41,8 +41,12 @@ func Example() {
 	ddim.UseClippedModelOutput = true // take the whole update from the clipped x0
 
 	opts := guidance.DefaultUpsampleOptions() // 2x2, theta 1, on throughout
-	opts.ClipSampleRange = 1                  // pixel model: keep x0 in [-1, 1] block-wise
 	guided, err := guidance.Upsample(model, ddim.Schedule, opts)
+	if err != nil {
+		log.Fatal(err)
+	}
+	// Pixel model: keep x0 in [-1, 1] block-wise, a hook on the sampler.
+	clamp, err := guidance.BlockClamp(ddim.Schedule, opts, 1)
 	if err != nil {
 		log.Fatal(err)
 	}
@@ -52,7 +56,7 @@ func Example() {
 	if err != nil {
 		log.Fatal(err)
 	}
-	if err := sampler.Sample(ctx, guided, ddim, x, sampler.Options{Steps: 50}); err != nil {
+	if err := sampler.Sample(ctx, guided, ddim, x, sampler.Options{Steps: 50, Hook: clamp}); err != nil {
 		log.Fatal(err)
 	}
 	fmt.Println("samples:", x.Shape()) // 4 images at 56x56, values in [-1, 1]

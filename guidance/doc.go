@@ -119,13 +119,17 @@
 // a bound (fine texture on a black background), clipping raises or lowers
 // the block's mean, and the pooled trajectory, which guidance keeps on the
 // low-resolution model's path, drifts off it step after step.
-// UpsampleOptions.ClipSampleRange clamps x0 block-wise instead (block means
-// clamped, deviations scaled down to fit), so that D(clamp(x0)) =
-// clamp(D(x0)). On the shipped Fashion-MNIST model at 2x (DDIM 50 steps,
-// taking its update from the clipped x0), the pooled guided samples then
-// follow the native 28x28 ones from the same noise to an RMS difference of
-// 0.04, against 0.16 with diffusers' DDIM and an element-wise clip, and 0.57
-// without guidance (examples/internal/fashion, TestGuidedPooledTracksNative);
+// BlockClamp clamps x0 block-wise instead (block means clamped,
+// deviations scaled down to fit), so that D(clamp(x0)) = clamp(D(x0)). It
+// is a sampler.Hook (sampler.Options.Hook), not a Denoiser: it edits the
+// clean sample the solver predicts, before the solver's own clip and
+// before the step uses it, so it works with every solver, diffusers'
+// default DDIM (use_clipped_model_output false) included. On the shipped
+// Fashion-MNIST model at 2x (DDIM 50 steps, taking its update from the
+// clipped x0), the pooled guided samples then follow the native 28x28 ones
+// from the same noise to an RMS difference of 0.04, against 0.16 with
+// diffusers' DDIM and an element-wise clip, and 0.57 without guidance
+// (examples/internal/fashion, TestGuidedPooledTracksNative);
 // README's table has what that does to sample quality.
 //
 // UpsampleHighLow takes the two calls' models separately: the usual pair is

@@ -226,7 +226,6 @@ func TestFlowGuidanceDoesNotAllocate(t *testing.T) {
 	opts := DefaultUpsampleOptions()
 	opts.Prediction = schedule.PredictFlow
 	opts.Sequential = true
-	opts.ClipSampleRange = 1
 	d, _ := Upsample(pointwise{0.6, 0.4}, testSchedule, opts)
 	x := randTensor(rand.New(rand.NewPCG(1, 8)), 2, 2, 8, 8)
 	dst := tensorOf(2, 2, 8, 8)

@@ -24,7 +24,7 @@ func TestUpsampleHighLowSameModelIsUpsample(t *testing.T) {
 	for _, pred := range []schedule.PredictionType{schedule.PredictEpsilon, schedule.PredictV, schedule.PredictSample} {
 		for _, seq := range []bool{false, true} {
 			opts := DefaultUpsampleOptions()
-			opts.Prediction, opts.Sequential, opts.ClipSampleRange = pred, seq, 1
+			opts.Prediction, opts.Sequential = pred, seq
 			a, err := Upsample(model, testSchedule, opts)
 			if err != nil {
 				t.Fatal(err)

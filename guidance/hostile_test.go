@@ -55,9 +55,6 @@ func TestHostileUpsampleOptions(t *testing.T) {
 		{"eta -1", good, s, with(func(o *UpsampleOptions) { o.Eta = -1 })},
 		{"eta 2", good, s, with(func(o *UpsampleOptions) { o.Eta = 2 })},
 		{"NaN eta", good, s, with(func(o *UpsampleOptions) { o.Eta = nan })},
-		{"NaN clip", good, s, with(func(o *UpsampleOptions) { o.ClipSampleRange = nan })},
-		{"negative clip", good, s, with(func(o *UpsampleOptions) { o.ClipSampleRange = -1 })},
-		{"Inf clip", good, s, with(func(o *UpsampleOptions) { o.ClipSampleRange = inf })},
 		{"time matching 99", good, s, with(func(o *UpsampleOptions) { o.TimeMatching = 99 })},
 		{"unknown prediction", good, s, with(func(o *UpsampleOptions) { o.Prediction = "noise" })},
 	}
@@ -214,13 +211,12 @@ func TestGuidanceMemoryLimit(t *testing.T) {
 
 // TestUpsampleTimestepsOutsideTheSchedule: timesteps below 0, between
 // steps and far beyond T are clamped to the schedule, for every prediction
-// type and with the block clamp on: the result is finite or an error.
+// type: the result is finite or an error.
 func TestUpsampleTimestepsOutsideTheSchedule(t *testing.T) {
 	s := schedule.Linear(1000, 0.0001, 0.02)
 	for _, pred := range []schedule.PredictionType{"", schedule.PredictV, schedule.PredictSample} {
 		o := DefaultUpsampleOptions()
 		o.Prediction = pred
-		o.ClipSampleRange = 1
 		up, err := Upsample(pointwise{a: 0.5, b: 0.3}, s, o)
 		if err != nil {
 			t.Fatal(err)

@@ -60,27 +60,6 @@ type UpsampleOptions struct {
 	// cores the first leaves idle. examples/bench measures each.
 	Sequential bool
 	Concurrent bool
-	// ClipSampleRange, when positive, keeps the clean sample that the
-	// guided prediction implies, x0 = (x_t - sqrt(1-abar_t) eps~) /
-	// sqrt(abar_t), inside [-ClipSampleRange, ClipSampleRange] in a way
-	// that commutes with pooling: per upsampling block the mean is clamped
-	// and the deviations from it are scaled down just enough to fit, and
-	// eps~ is rewritten to imply that x0. Blocks already inside the range
-	// are left alone. It applies where w_t != 0.
-	//
-	// Use it, with the sampler's clip range, when the sampler clips x0 and
-	// takes its whole update from the clipped x0: DDIM with
-	// UseClippedModelOutput, DDPM, DPM-Solver++. An element-wise clip of
-	// the high-resolution x0 shifts the mean of every block that straddles
-	// a bound (a black background with fine texture turns grey), so the
-	// pooled trajectory drifts from the low-resolution one that guidance
-	// steers it to; the block clamp keeps them together and leaves the
-	// sampler's own clip nothing to do. diffusers' DDIM default
-	// (use_clipped_model_output false) keeps the unclipped eps in its
-	// direction term, which no noise prediction can express; examples/eval
-	// measures both. 0 leaves eps~ alone. It assumes x_t = sqrt(abar_t) x0
-	// + sqrt(1-abar_t) eps, as ugo's samplers give a Denoiser.
-	ClipSampleRange float64
 	// Prediction says what the model predicts, as diffusers'
 	// prediction_type: schedule.PredictEpsilon (the noise, the
 	// ugo.Denoiser contract; "" means this), schedule.PredictV (the
@@ -121,8 +100,8 @@ func LatentUpsampleOptions() UpsampleOptions {
 
 // Validate reports options that Upsample refuses: factors outside [1,
 // 65536] or more than three of them, a Theta that is not a finite float32,
-// an Eta outside [0, 1], a negative or non-finite ClipSampleRange, an
-// unknown TimeMatching or Prediction, Sequential and Concurrent both set. nil Factors are valid (their meaning
+// an Eta outside [0, 1], an unknown TimeMatching or Prediction,
+// Sequential and Concurrent both set. nil Factors are valid (their meaning
 // is the caller's: [2, 2] for Upsample). Options are refused even where
 // guidance would not apply (Theta 0).
 func (o UpsampleOptions) Validate() error {
@@ -141,9 +120,6 @@ func (o UpsampleOptions) Validate() error {
 	}
 	if !(o.Eta >= 0 && o.Eta <= 1) {
 		return fmt.Errorf("guidance: Upsample: Eta is %v, want a value in [0, 1]", o.Eta)
-	}
-	if !(o.ClipSampleRange >= 0 && o.ClipSampleRange <= math.MaxFloat32) {
-		return fmt.Errorf("guidance: Upsample: ClipSampleRange is %v, want 0 (off) or a positive finite number", o.ClipSampleRange)
 	}
 	if o.TimeMatching != schedule.Continuous && o.TimeMatching != schedule.Nearest {
 		return fmt.Errorf("guidance: Upsample: unknown TimeMatching %d", int(o.TimeMatching))
@@ -189,10 +165,6 @@ type upWork struct {
 	tau     []float32
 	call    call
 	lowCtx  ugo.RegionContext // the low-resolution call's context
-
-	// Block clamping of x0 (ClipSampleRange), one batch element.
-	x0, x0c       []float32 // high resolution
-	means, scales []float32 // low resolution
 }
 
 // Upsample returns a Denoiser that applies Upsample Guidance (Hwang, Park
@@ -398,11 +370,8 @@ func (u *upsampler) PredictNoise(ctx context.Context, dst, x *tensor.Dense, t []
 				g[i] = e*invSqrtK - g[i]
 			}
 			ws.plan.AddRepeated(d, g, float32(w))
-		} else if !u.guideConverted(ws, d, xb, lowEps[b*lo:(b+1)*lo], lowX[b*lo:(b+1)*lo], tb, ugo.TimestepAt(tau, b), w) {
-			continue
-		}
-		if u.opts.ClipSampleRange > 0 {
-			u.clampX0(ws, d, xb, tb)
+		} else {
+			u.guideConverted(ws, d, xb, lowEps[b*lo:(b+1)*lo], lowX[b*lo:(b+1)*lo], tb, ugo.TimestepAt(tau, b), w)
 		}
 	}
 	if ugo.FirstNonFinite(ds) >= 0 {
@@ -464,56 +433,6 @@ func (u *upsampler) guideFlow(f flow, ws *upWork, d, x, lowOut []float32, t, tau
 	return true
 }
 
-// clampX0 rewrites the output eps (one batch element, in place) so that
-// the clean sample it implies for x at t is block-clamped to
-// ClipSampleRange.
-func (u *upsampler) clampX0(ws *upWork, eps, x []float32, t float32) {
-	if !u.eps {
-		u.clampX0Converted(ws, eps, x, t)
-		return
-	}
-	ab := u.s.AlphaBar(float64(t))
-	if !(ab > 0 && ab < 1) {
-		return // x0 is x itself (ab = 1) or not defined (ab = 0)
-	}
-	a, sg := float32(math.Sqrt(ab)), float32(math.Sqrt(1-ab))
-	for i, v := range x {
-		ws.x0[i] = (v - sg*eps[i]) / a
-	}
-	copy(ws.x0c, ws.x0)
-	if !ws.plan.ClampBlocks(ws.x0c, ws.means, ws.scales, float32(u.opts.ClipSampleRange)) {
-		return
-	}
-	for i, c := range ws.x0c {
-		if c != ws.x0[i] {
-			eps[i] = (x[i] - a*c) / sg
-		}
-	}
-}
-
-// clampX0Converted is clampX0 for a model that does not predict the
-// noise: x0 = C m + E x, so the output implying the clamped x0 c is
-// (c - E x)/C.
-func (u *upsampler) clampX0Converted(ws *upWork, out, x []float32, t float32) {
-	r, ok := u.param.at(float64(t))
-	if !ok || r.x0M == 0 || math.IsInf(r.x0X, 0) {
-		return
-	}
-	c, e := float32(r.x0M), float32(r.x0X)
-	for i, v := range x {
-		ws.x0[i] = c*out[i] + e*v
-	}
-	copy(ws.x0c, ws.x0)
-	if !ws.plan.ClampBlocks(ws.x0c, ws.means, ws.scales, float32(u.opts.ClipSampleRange)) {
-		return
-	}
-	for i, v := range ws.x0c {
-		if v != ws.x0[i] {
-			out[i] = (v - e*x[i]) / c
-		}
-	}
-}
-
 // matchedTime returns tau for t.
 func (u *upsampler) matchedTime(t float32) float32 {
 	if u.opts.NoTimeAdjustment {
@@ -571,9 +490,9 @@ func (u *upsampler) workspace(shape []int) (*upWork, error) {
 		return nil, &ugo.ShapeError{What: "x", Got: shape, Want: err.Error()}
 	}
 	low := plan.LowShape(nil, len(shape), shape[0], shape[1])
-	// Two low-resolution tensors, four low-resolution and two
-	// high-resolution vectors of one batch element.
-	need := ugo.TensorBytes(2, low...) + ugo.TensorBytes(4, plan.LowLen()) + ugo.TensorBytes(2, plan.HighLen())
+	// Two low-resolution tensors and two low-resolution vectors of one
+	// batch element.
+	need := ugo.TensorBytes(2, low...) + ugo.TensorBytes(2, plan.LowLen())
 	if need < 0 || need > ugo.MemoryLimit() {
 		return nil, ugo.CheckMemory(fmt.Sprintf("guidance: Upsample: the workspace of a %v sample", shape), need)
 	}
@@ -584,9 +503,5 @@ func (u *upsampler) workspace(shape []int) (*upWork, error) {
 		scratch: make([]float32, plan.LowLen()),
 		poolX:   make([]float32, plan.LowLen()),
 		tau:     make([]float32, shape[0]),
-		x0:      make([]float32, plan.HighLen()),
-		x0c:     make([]float32, plan.HighLen()),
-		means:   make([]float32, plan.LowLen()),
-		scales:  make([]float32, plan.LowLen()),
 	}, nil
 }

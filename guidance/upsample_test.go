@@ -44,8 +44,6 @@ func TestUpsampleOptionErrors(t *testing.T) {
 		{"negative eta", pointwise{1, 1}, testSchedule, with(func(o *UpsampleOptions) { o.Eta = -0.1 }), "Eta"},
 		{"NaN eta", pointwise{1, 1}, testSchedule, with(func(o *UpsampleOptions) { o.Eta = math.NaN() }), "Eta"},
 		{"bad matching", pointwise{1, 1}, testSchedule, with(func(o *UpsampleOptions) { o.TimeMatching = 7 }), "TimeMatching"},
-		{"negative clip", pointwise{1, 1}, testSchedule, with(func(o *UpsampleOptions) { o.ClipSampleRange = -1 }), "ClipSampleRange"},
-		{"NaN clip", pointwise{1, 1}, testSchedule, with(func(o *UpsampleOptions) { o.ClipSampleRange = math.NaN() }), "ClipSampleRange"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -526,12 +524,11 @@ func TestUpsampleConcurrentUse(t *testing.T) {
 }
 
 // TestUpsampleDoesNotAllocate checks steady-state guided calls, concurrent
-// and sequential, with and without the block-wise x0 clamp.
+// and sequential.
 func TestUpsampleDoesNotAllocate(t *testing.T) {
-	for i := range 4 {
-		clip, seq := float64(i%2), i >= 2
+	for _, seq := range []bool{false, true} {
 		opts := DefaultUpsampleOptions()
-		opts.ClipSampleRange, opts.Sequential = clip, seq
+		opts.Sequential = seq
 		d, _ := Upsample(pointwise{1, 0.5}, testSchedule, opts)
 		x := randTensor(rand.New(rand.NewPCG(6, 6)), 2, 4, 16, 16)
 		dst := tensorOf(2, 4, 16, 16)
@@ -544,7 +541,7 @@ func TestUpsampleDoesNotAllocate(t *testing.T) {
 			}
 		})
 		if allocs != 0 {
-			t.Errorf("ClipSampleRange %v, Sequential %v: %v allocations per guided call, want 0", clip, seq, allocs)
+			t.Errorf("Sequential %v: %v allocations per guided call, want 0", seq, allocs)
 		}
 	}
 }
@@ -561,7 +558,7 @@ func TestUpsampleOptionsValidate(t *testing.T) {
 	// Theta 0 turns guidance off but does not make other settings valid;
 	// Upsample refuses exactly what Validate refuses.
 	for _, o := range []UpsampleOptions{
-		{Eta: 2}, {Eta: math.NaN()}, {Factors: []int{0}}, {Factors: []int{}}, {ClipSampleRange: -1},
+		{Eta: 2}, {Eta: math.NaN()}, {Factors: []int{0}}, {Factors: []int{}},
 		{TimeMatching: 5}, {Prediction: "noise"}, {Theta: math.Inf(1), Eta: 1},
 	} {
 		err := o.Validate()

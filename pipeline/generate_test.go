@@ -85,9 +85,9 @@ func TestResolve(t *testing.T) {
 
 	// The request's other guidance options reach the settings; the
 	// factors are resolved and the prediction type is the model's.
-	req := &guidance.UpsampleOptions{Theta: 1, Eta: 1, Sequential: true, ClipSampleRange: 1, TimeMatching: schedule.Nearest}
+	req := &guidance.UpsampleOptions{Theta: 1, Eta: 1, Sequential: true, TimeMatching: schedule.Nearest}
 	p = mustResolve(t, m, Request{Width: 1536, Height: 1024, Upsample: req})
-	require.Equal(t, guidance.UpsampleOptions{Factors: []int{2, 3}, Theta: 1, Eta: 1, Sequential: true, ClipSampleRange: 1,
+	require.Equal(t, guidance.UpsampleOptions{Factors: []int{2, 3}, Theta: 1, Eta: 1, Sequential: true,
 		TimeMatching: schedule.Nearest, Prediction: schedule.PredictEpsilon}, *p.Upsample)
 	require.Nil(t, req.Factors, "the request is not modified")
 }

@@ -97,6 +97,12 @@ type StepInput struct {
 	// or a resume, where the solver starts its history afresh.
 	State      [][]float32
 	StateSteps int
+	// X0Hook, if not nil, is called once by the step with the predicted
+	// clean sample of every element, before the solver's clipping or
+	// thresholding and before the step uses it; it may edit x0 in place
+	// (see Hook for what each solver then reads). The step returns its
+	// error as it is. Sample sets it from Options.Hook.
+	X0Hook func(x0 []float32) error
 }
 
 func (in *StepInput) check(T int, needNoise bool) error {
@@ -231,13 +237,13 @@ func (p x0Map) at(m, x float32) float32 {
 }
 
 // thresholdX0 prepares the predicted clean samples of a step under
-// dynamic thresholding: it fills x0buf (allocated when nil) with every
-// element's prediction and thresholds it per batch element. Without
-// thresholding it returns x0buf as it is, and x0At clamps element by
-// element.
-func (c *clipping) thresholdX0(x0buf []float32, p x0Map, in StepInput) []float32 {
-	if !c.threshold {
-		return x0buf
+// dynamic thresholding or an X0 hook: it fills x0buf (allocated when nil)
+// with every element's prediction, runs the hook on it, then thresholds
+// per batch element or clips element by element. Otherwise it returns
+// x0buf as it is, and x0At converts and clamps element by element.
+func (c *clipping) thresholdX0(x0buf []float32, p x0Map, in StepInput) ([]float32, error) {
+	if !c.threshold && in.X0Hook == nil {
+		return x0buf, nil
 	}
 	m, x := in.ModelOutput, in.Sample
 	if x0buf == nil {
@@ -246,15 +252,30 @@ func (c *clipping) thresholdX0(x0buf []float32, p x0Map, in StepInput) []float32
 	for i := range x {
 		x0buf[i] = p.at(m[i], x[i])
 	}
-	c.thresholdAll(x0buf, in.batch(), in.Scratch)
-	return x0buf
+	if err := in.callX0(x0buf); err != nil {
+		return nil, err
+	}
+	c.post(x0buf, in)
+	return x0buf, nil
+}
+
+// post applies dynamic thresholding or clip_sample to a whole x0 buffer.
+func (c *clipping) post(x0 []float32, in StepInput) {
+	switch {
+	case c.threshold:
+		c.thresholdAll(x0, in.batch(), in.Scratch)
+	case c.clip:
+		for i, v := range x0 {
+			x0[i] = c.clamp(v)
+		}
+	}
 }
 
 // x0At returns element i's predicted clean sample after clip_sample or
-// dynamic thresholding (already applied by thresholdX0), storing it in
-// x0buf when that is not nil.
+// dynamic thresholding (already applied by thresholdX0, with the hook),
+// storing it in x0buf when that is not nil.
 func (c *clipping) x0At(x0buf []float32, p x0Map, in StepInput, i int) float32 {
-	if c.threshold {
+	if c.threshold || in.X0Hook != nil {
 		return x0buf[i]
 	}
 	x0 := c.clamp(p.at(in.ModelOutput[i], in.Sample[i]))

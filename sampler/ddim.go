@@ -170,18 +170,21 @@ func (d *DDIM) Step(dst []float32, in StepInput) error {
 		}
 	}
 	x0buf := in.X0
-	if c.threshold {
-		if x0buf == nil {
-			x0buf = make([]float32, len(s))
-		}
+	pre := c.threshold || in.X0Hook != nil
+	if pre {
+		// Every x0 first: the hook and thresholding see the whole batch.
+		x0buf = in.hookBuffer(true)
 		for i := range s {
 			x0buf[i], _ = predict(i)
 		}
-		c.thresholdAll(x0buf, in.batch(), in.Scratch)
+		if err := in.callX0(x0buf); err != nil {
+			return err
+		}
+		c.post(x0buf, in)
 	}
 	for i := range s {
 		x0, eps := predict(i)
-		if c.threshold {
+		if pre {
 			x0 = x0buf[i]
 		} else {
 			x0 = c.clamp(x0)

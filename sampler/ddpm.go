@@ -199,7 +199,10 @@ func (d *DDPM) Step(dst []float32, in StepInput) error {
 	}
 	s := in.Sample
 	conv := x0Map{pred: predictionOrDefault(d.PredictionType), a: sa, s: sb}
-	x0buf := c.thresholdX0(in.X0, conv, in)
+	x0buf, err := c.thresholdX0(in.X0, conv, in)
+	if err != nil {
+		return err
+	}
 	for i := range s {
 		x0 := c.x0At(x0buf, conv, in, i)
 		v := float32(c0*x0) + float32(ct*s[i])

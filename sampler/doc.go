@@ -160,6 +160,18 @@
 //	x, _ := noise.NewTensor(src, 1, 4, 64, 64) // standard normal initial noise
 //	err := sampler.Sample(ctx, model, dpm, x, sampler.Options{Steps: 25, Noise: src})
 //
+// # Hooks on x and x0
+//
+// Methods that change the sample itself, not the model's prediction, plug
+// into the loop through Options.Hook: Hook.X0 edits each step's predicted
+// clean sample before the solver's own clip and before the step uses it
+// (inside Solver.StepAt, through StepInput.X0Hook), and Hook.Sample edits
+// the sample entering each step and the final one. Every Solver honours
+// it; Hook documents exactly what each one reads from an edited x0,
+// multistep histories included. Package guidance's BlockClamp (x0 clamped
+// block-wise for Upsample Guidance) and package upscale's DemoFusion stage
+// (skip residual) are hooks.
+//
 // # Noise
 //
 // Randomness comes from a noise.Source in a fixed order that matches

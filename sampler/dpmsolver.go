@@ -491,7 +491,10 @@ func (d *DPMSolverMultistep) StepAt(dst []float32, p *Trajectory, i int, in Step
 
 	s := in.Sample
 	conv := x0Map{pred: predictionOrDefault(d.PredictionType), a: alphaS, s: sigmaS}
-	x0buf := c.thresholdX0(in.X0, conv, in)
+	x0buf, err := c.thresholdX0(in.X0, conv, in)
+	if err != nil {
+		return err
+	}
 	sde := d.sde()
 	for j := range s {
 		m0 := c.x0At(x0buf, conv, in, j)

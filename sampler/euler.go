@@ -304,14 +304,33 @@ func (e *Euler) StepAt(dst []float32, p *Trajectory, i int, in StepInput) error 
 	dt := next - sigmaHat
 	pred := predictionOrDefault(e.PredictionType)
 	m, s := in.ModelOutput, in.Sample
-	for j := range s {
+	// churned returns element j of x moved to sigma_hat.
+	churned := func(j int) float32 {
 		x := s[j]
 		if gamma > 0 {
 			x += float32(float32(in.Noise[j]*sNoise) * churn)
 		}
-		x0 := kX0(pred, m[j], x, sigmaHat, cOut, c)
-		if in.X0 != nil {
-			in.X0[j] = x0
+		return x
+	}
+	x0buf := in.hookBuffer(in.X0Hook != nil)
+	if in.X0Hook != nil {
+		for j := range s {
+			x0buf[j] = kX0(pred, m[j], churned(j), sigmaHat, cOut, c)
+		}
+		if err := in.X0Hook(x0buf); err != nil {
+			return err
+		}
+	}
+	for j := range s {
+		x := churned(j)
+		var x0 float32
+		if in.X0Hook != nil {
+			x0 = x0buf[j]
+		} else {
+			x0 = kX0(pred, m[j], x, sigmaHat, cOut, c)
+			if x0buf != nil {
+				x0buf[j] = x0
+			}
 		}
 		d := (x - x0) / sigmaHat
 		dst[j] = x + float32(d*dt)

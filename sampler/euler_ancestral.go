@@ -129,11 +129,25 @@ func (e *EulerAncestral) StepAt(dst []float32, p *Trajectory, i int, in StepInpu
 	dt := down - sigma
 	pred := predictionOrDefault(e.PredictionType)
 	m, s, z := in.ModelOutput, in.Sample, in.Noise
+	x0buf := in.hookBuffer(in.X0Hook != nil)
+	if in.X0Hook != nil {
+		for j := range s {
+			x0buf[j] = kX0(pred, m[j], s[j], sigma, cOut, c)
+		}
+		if err := in.X0Hook(x0buf); err != nil {
+			return err
+		}
+	}
 	for j := range s {
 		x := s[j]
-		x0 := kX0(pred, m[j], x, sigma, cOut, c)
-		if in.X0 != nil {
-			in.X0[j] = x0
+		var x0 float32
+		if in.X0Hook != nil {
+			x0 = x0buf[j]
+		} else {
+			x0 = kX0(pred, m[j], x, sigma, cOut, c)
+			if x0buf != nil {
+				x0buf[j] = x0
+			}
 		}
 		d := (x - x0) / sigma
 		v := x + float32(d*dt)

@@ -297,15 +297,29 @@ func (f *FlowMatchEuler) StepAt(dst []float32, p *Trajectory, i int, in StepInpu
 	if stoch && len(in.Noise) != len(x) {
 		return fmt.Errorf("sampler: FlowMatchEuler step %d draws noise and needs %d noise values, got %d", i, len(x), len(in.Noise))
 	}
+	hook := in.X0Hook != nil
+	x0buf := in.hookBuffer(hook)
+	if hook {
+		for j := range x {
+			x0buf[j] = x[j] - float32(s*v[j])
+		}
+		if err := in.X0Hook(x0buf); err != nil {
+			return err
+		}
+	}
 	for j := range x {
-		x0 := x[j] - float32(s*v[j])
-		if in.X0 != nil {
-			in.X0[j] = x0
+		x0, vj := x[j]-float32(s*v[j]), v[j]
+		if hook && x0buf[j] != x0 && s > 0 {
+			// The velocity that the edited x0 implies.
+			x0 = x0buf[j]
+			vj = (x[j] - x0) / s
+		} else if x0buf != nil {
+			x0buf[j] = x0
 		}
 		if stoch {
 			dst[j] = float32((1-next)*x0) + float32(next*in.Noise[j])
 		} else {
-			dst[j] = x[j] + float32(dt*v[j])
+			dst[j] = x[j] + float32(dt*vj)
 		}
 	}
 	return nil

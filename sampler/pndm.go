@@ -240,25 +240,21 @@ func (d *PNDM) StepAt(dst []float32, p *Trajectory, i int, in StepInput) error {
 		w6 = float32(1.0 / 6)
 		w3 = float32(1.0 / 3)
 	)
-	for j := range s {
-		var e float32
-		x := s[j]
+	// noiseAt returns the combined noise prediction of element j and the
+	// sample it steps from, reading the state as it is before this call.
+	noiseAt := func(j int) (e, x float32) {
+		x = s[j]
 		switch {
 		case prk:
 			e = m[j]
-			switch counter % 4 {
-			case 0:
-				acc[j] = w6 * e
-				cur[j] = x
-			case 1, 2:
-				acc[j] += float32(w3 * e)
-			case 3:
+			if counter%4 == 3 {
 				e = acc[j] + float32(w6*e)
 			}
-			x = cur[j]
+			if counter%4 != 0 {
+				x = cur[j]
+			}
 		case counter == 0:
 			e = m[j]
-			cur[j] = x
 		case counter == 1:
 			e = (m[j] + ets[0][j]) / 2
 			x = cur[j]
@@ -272,8 +268,37 @@ func (d *PNDM) StepAt(dst []float32, p *Trajectory, i int, in StepInput) error {
 		if v {
 			e = float32(sat*e) + float32(sbt*x)
 		}
-		if in.X0 != nil {
-			in.X0[j] = (x - float32(sbt*e)) / sat
+		return e, x
+	}
+	hook := in.X0Hook != nil
+	x0buf := in.hookBuffer(hook)
+	if hook {
+		for j := range s {
+			e, x := noiseAt(j)
+			x0buf[j] = (x - float32(sbt*e)) / sat
+		}
+		if err := in.X0Hook(x0buf); err != nil {
+			return err
+		}
+	}
+	for j := range s {
+		e, x := noiseAt(j)
+		// The state updates of the call, after noiseAt has read it.
+		switch {
+		case prk && counter%4 == 0:
+			acc[j] = w6 * m[j]
+			cur[j] = x
+		case prk && counter%4 != 3:
+			acc[j] += float32(w3 * m[j])
+		case !prk && counter == 0:
+			cur[j] = x
+		}
+		x0 := (x - float32(sbt*e)) / sat
+		if hook && x0buf[j] != x0 && sbt > 0 {
+			// The noise that the edited x0 implies.
+			e = (x - float32(sat*x0buf[j])) / sbt
+		} else if x0buf != nil {
+			x0buf[j] = x0
 		}
 		dst[j] = float32(sc*x) - float32(diff*e)/denom
 	}

@@ -55,6 +55,9 @@ type Options struct {
 	// convention). 0 means an ordinary run from noise. A resumed img2img
 	// run sets StartStep and leaves Strength 0.
 	Strength float64
+	// Hook, if not nil, edits the predicted clean sample of every step
+	// and the sample between steps; see Hook for exactly when.
+	Hook Hook
 }
 
 // ProgressInfo describes a completed step. Its tensors are views of buffers
@@ -145,6 +148,12 @@ type run struct {
 	x0                             [2][]float32
 	x0T                            [2]*tensor.Dense
 	state                          [][]float32
+
+	// The hook's context and step, read by x0Hook, which is built once
+	// per run.
+	hookCtx  context.Context
+	hookStep HookStep
+	x0Hook   func([]float32) error
 }
 
 // newRun validates the arguments of Sample and computes the trajectory.
@@ -278,7 +287,26 @@ func (r *run) allocate() error {
 	r.xs, r.size, r.batch = xs, size, batch
 	r.eps, r.next, r.scratch, r.z, r.xin = eps, next, scratch, z, xin
 	r.epsT, r.in, r.x0, r.x0T, r.state = epsT, in, x0, x0T, state
+	if opts.Hook != nil {
+		r.hookStep = HookStep{Steps: r.n, Trajectory: p, Solver: r.s, Shape: r.shape}
+		r.x0Hook = func(x0 []float32) error {
+			if err := opts.Hook.X0(r.hookCtx, r.hookStep, x0); err != nil {
+				return &HookError{Method: "X0", Step: r.hookStep.Step, Err: err}
+			}
+			return nil
+		}
+	}
 	return nil
+}
+
+// sampleHook runs the Sample hook on buf for the step that it enters and
+// checks what the hook leaves.
+func (r *run) sampleHook(ctx context.Context, step int, buf []float32) error {
+	r.hookStep.Step = step
+	if err := r.opts.Hook.Sample(ctx, r.hookStep, buf); err != nil {
+		return &HookError{Method: "Sample", Step: step, Err: err}
+	}
+	return ugo.CheckFinite("sampler: sample after the hook", buf)
 }
 
 // loop prepares the sample (noised for Strength, scaled by InitNoiseSigma
@@ -317,12 +345,27 @@ func (r *run) loop(ctx context.Context) error {
 			copy(xs, next)
 		}
 	}
+	hook := opts.Hook != nil
+	if hook {
+		r.hookCtx = ctx
+		defer func() { r.hookCtx = nil }()
+	}
 	for i := start; i < n; i++ {
 		t := p.Timesteps[i]
 		ti := roundTimestep(t)
 		fail := func(err error) error { return &StepError{Step: i, Timestep: ti, Resume: i, Err: err} }
 		if err := ctx.Err(); err != nil {
 			return fail(err)
+		}
+		if hook {
+			// The sample entering step i, edited on a copy so that an
+			// error leaves x as it was.
+			copy(next, xs)
+			if err := r.sampleHook(ctx, i, next); err != nil {
+				return fail(err)
+			}
+			copy(xs, next)
+			r.hookStep.Step = i
 		}
 		if xin != nil {
 			c := p.InputNorm[i]
@@ -354,6 +397,7 @@ func (r *run) loop(ctx context.Context) error {
 			Scratch:     scratch,
 			State:       state,
 			StateSteps:  i - start,
+			X0Hook:      r.x0Hook,
 		}
 		if hasPrev {
 			stepIn.PrevX0 = x0[1-cur]
@@ -370,6 +414,11 @@ func (r *run) loop(ctx context.Context) error {
 			// terminal SNR with epsilon prediction) or an overflow; x is
 			// still the input of this step.
 			return fail(err)
+		}
+		if hook && i == n-1 {
+			if err := r.sampleHook(ctx, n, next); err != nil {
+				return fail(err)
+			}
 		}
 		copy(xs, next)
 		x0Done := x0T[cur]

@@ -392,6 +392,9 @@ func (u *UniPC) StepAt(dst []float32, p *Trajectory, i int, in StepInput) error 
 			cur[j] = (s[j] - float32(sigmaS*m[j])) / alphaS
 		}
 	}
+	if err := in.callX0(cur); err != nil {
+		return err
+	}
 	if c.threshold {
 		c.thresholdAll(cur, in.batch(), in.Scratch)
 	}

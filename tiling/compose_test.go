@@ -27,7 +27,6 @@ func TestPropertyTiledUpsampleGuidance(t *testing.T) {
 		opts := guidance.DefaultUpsampleOptions()
 		opts.Factors = []int{f, f}
 		opts.Prediction = rapid.SampledFrom([]schedule.PredictionType{schedule.PredictEpsilon, schedule.PredictV, schedule.PredictSample}).Draw(rt, "prediction")
-		opts.ClipSampleRange = rapid.SampledFrom([]float64{0, 1}).Draw(rt, "clip")
 		to := Options{Size: size, Batch: rapid.IntRange(1, 3).Draw(rt, "batch"), Jitter: rapid.Bool().Draw(rt, "jitter")}
 		tiles, err := Tiled(pointwise, to)
 		if err != nil {
@@ -79,7 +78,7 @@ func TestTiledUpsampleGuidanceDoesNotAllocate(t *testing.T) {
 			t.Fatal(err)
 		}
 		opts := guidance.DefaultUpsampleOptions()
-		opts.Factors, opts.ClipSampleRange = []int{4, 4}, 1
+		opts.Factors = []int{4, 4}
 		g, err := guidance.UpsampleHighLow(tiles, model, s, opts)
 		if err != nil {
 			t.Fatal(err)

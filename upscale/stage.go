@@ -63,6 +63,12 @@ type Sampling struct {
 	// step (its Step is the index in the stage's full run: a refinement at
 	// strength r starts at Steps - int(Steps*r)); an error stops the run.
 	Progress func(stage int, p sampler.ProgressInfo) error
+	// ClampRange, when positive, clamps the clean sample of every step of
+	// a stage with Upsample Guidance block-wise to [-ClampRange,
+	// ClampRange] (guidance.BlockClamp with the stage's guidance options),
+	// for pixel models whose data lie in a known range; the Solver's own
+	// clip then finds nothing left to do. 0 leaves it to the Solver.
+	ClampRange float64
 
 	stage int // set by Run
 }
@@ -108,8 +114,8 @@ func (s *Sampling) check() error {
 }
 
 // options returns the sampler options of a run of steps steps.
-func (s *Sampling) options(steps int, strength float64) sampler.Options {
-	o := sampler.Options{Steps: steps, Strength: strength, Noise: noise.PerImage(s.Noise...)}
+func (s *Sampling) options(steps int, strength float64, hook sampler.Hook) sampler.Options {
+	o := sampler.Options{Steps: steps, Strength: strength, Noise: noise.PerImage(s.Noise...), Hook: hook}
 	if s.Progress != nil {
 		stage := s.stage
 		o.Progress = func(p sampler.ProgressInfo) error { return s.Progress(stage, p) }
@@ -119,58 +125,67 @@ func (s *Sampling) options(steps int, strength float64) sampler.Options {
 
 // model returns Sampling.Model for samples h x w: run in tiles when tile is
 // not nil, wrapped in Upsample Guidance when opts is not nil (with the
-// untiled model for the low-resolution call).
-func (s *Sampling) model(tile *tiling.Options, opts *guidance.UpsampleOptions, h, w int) (ugo.Denoiser, error) {
+// untiled model for the low-resolution call), and the block clamp of
+// ClampRange as the sampler hook of a guided run.
+func (s *Sampling) model(tile *tiling.Options, opts *guidance.UpsampleOptions, h, w int) (ugo.Denoiser, sampler.Hook, error) {
 	high := s.Model
 	if tile != nil {
 		o := *tile
 		if o.Size == [2]int{} {
 			if s.Trained[0] <= 0 || s.Trained[1] <= 0 {
-				return nil, errors.New("upscale: tiling needs Tile.Size or Sampling.Trained")
+				return nil, nil, errors.New("upscale: tiling needs Tile.Size or Sampling.Trained")
 			}
 			o.Size = s.Trained
 		}
 		var err error
 		if high, err = tiling.Tiled(s.Model, o); err != nil {
-			return nil, fmt.Errorf("upscale: %w", err)
+			return nil, nil, fmt.Errorf("upscale: %w", err)
 		}
 	}
 	return s.upsample(high, s.Model, opts, h, w)
 }
 
 // upsample wraps high (for the sample's resolution) and low (for the
-// pooled sample) in Upsample Guidance for samples h x w, or returns high
-// as it is when opts is nil.
-func (s *Sampling) upsample(high, low ugo.Denoiser, opts *guidance.UpsampleOptions, h, w int) (ugo.Denoiser, error) {
+// pooled sample) in Upsample Guidance for samples h x w, with the block
+// clamp of ClampRange as the sampler hook, or returns high as it is (and
+// no hook) when opts is nil.
+func (s *Sampling) upsample(high, low ugo.Denoiser, opts *guidance.UpsampleOptions, h, w int) (ugo.Denoiser, sampler.Hook, error) {
 	if opts == nil {
-		return high, nil
+		return high, nil, nil
 	}
 	if s.Schedule == nil {
-		return nil, errors.New("upscale: Upsample Guidance needs Sampling.Schedule")
+		return nil, nil, errors.New("upscale: Upsample Guidance needs Sampling.Schedule")
 	}
 	o := *opts
 	if err := samePrediction("UpsampleOptions", o.Prediction, s.Prediction); err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	o.Prediction = s.Prediction
 	if th, tw := s.Trained[0], s.Trained[1]; th > 0 && tw > 0 {
 		if h%th != 0 || w%tw != 0 {
-			return nil, fmt.Errorf("upscale: Upsample Guidance at %dx%d: not a multiple of the trained %dx%d", h, w, th, tw)
+			return nil, nil, fmt.Errorf("upscale: Upsample Guidance at %dx%d: not a multiple of the trained %dx%d", h, w, th, tw)
 		}
 		f := []int{h / th, w / tw}
 		if o.Factors != nil && (len(o.Factors) != 2 || o.Factors[0] != f[0] || o.Factors[1] != f[1]) {
-			return nil, fmt.Errorf("upscale: Upsample Guidance factors %v at %dx%d, but the model was trained at %dx%d (factors %v); leave Factors nil to derive them",
+			return nil, nil, fmt.Errorf("upscale: Upsample Guidance factors %v at %dx%d, but the model was trained at %dx%d (factors %v); leave Factors nil to derive them",
 				o.Factors, h, w, th, tw, f)
 		}
 		o.Factors = f
 	} else if o.Factors == nil {
-		return nil, fmt.Errorf("upscale: Upsample Guidance at %dx%d needs Factors or Sampling.Trained", h, w)
+		return nil, nil, fmt.Errorf("upscale: Upsample Guidance at %dx%d needs Factors or Sampling.Trained", h, w)
 	}
 	g, err := guidance.UpsampleHighLow(high, low, s.Schedule, o)
 	if err != nil {
-		return nil, fmt.Errorf("upscale: %w", err)
+		return nil, nil, fmt.Errorf("upscale: %w", err)
 	}
-	return g, nil
+	if !(s.ClampRange > 0) {
+		return g, nil, nil
+	}
+	hook, err := guidance.BlockClamp(s.Schedule, o, s.ClampRange)
+	if err != nil {
+		return nil, nil, fmt.Errorf("upscale: %w", err)
+	}
+	return g, hook, nil
 }
 
 // samePrediction refuses a stage option naming a prediction type other than
@@ -252,12 +267,12 @@ func (st Generate) Run(ctx context.Context, s *Sampling, _ *tensor.Dense) (*tens
 	if need := ugo.TensorBytes(8, n, s.Channels, st.Height, st.Width); need > ugo.MemoryLimit() {
 		return nil, ugo.CheckMemory(fmt.Sprintf("upscale: Generate of %d %dx%d images with %d channels", n, st.Height, st.Width, s.Channels), need)
 	}
-	model, err := s.model(st.Tile, st.Upsample, st.Height, st.Width)
+	model, hook, err := s.model(st.Tile, st.Upsample, st.Height, st.Width)
 	if err != nil {
 		return nil, err
 	}
 	x := tensor.New(tensor.WithShape(n, s.Channels, st.Height, st.Width), tensor.WithBacking(make([]float32, n*s.Channels*st.Height*st.Width)))
-	opts := s.options(s.Steps, 0)
+	opts := s.options(s.Steps, 0, hook)
 	opts.Noise.Normal(x.Float32s())
 	if err := sampler.Sample(ctx, model, s.Solver, x, opts); err != nil {
 		return nil, err
@@ -380,7 +395,7 @@ func (st Refine) Run(ctx context.Context, s *Sampling, x *tensor.Dense) (*tensor
 			return nil, err
 		}
 	}
-	model, err := s.model(st.Tile, st.Upsample, st.Height, st.Width)
+	model, hook, err := s.model(st.Tile, st.Upsample, st.Height, st.Width)
 	if err != nil {
 		return nil, err
 	}
@@ -404,7 +419,7 @@ func (st Refine) Run(ctx context.Context, s *Sampling, x *tensor.Dense) (*tensor
 		}
 	}
 	out := tensor.New(tensor.WithShape(ref.Shape()...), tensor.WithBacking(append([]float32(nil), ref.Float32s()...)))
-	if err := sampler.Sample(ctx, model, s.Solver, out, s.options(steps, st.Strength)); err != nil {
+	if err := sampler.Sample(ctx, model, s.Solver, out, s.options(steps, st.Strength, hook)); err != nil {
 		return nil, err
 	}
 	return out, nil

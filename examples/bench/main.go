@@ -24,7 +24,7 @@
 // defaults (schedule.DefaultConfig, eta 0) and UseClippedModelOutput on the
 // model's linear schedule, image i of a batch starting from
 // noise.NewTorchCPU(seed+i), guidance with fashion.Guided(1)
-// (DefaultUpsampleOptions with ClipSampleRange 1).
+// (DefaultUpsampleOptions, x0 clamped block-wise to [-1, 1]).
 //
 // With -dump DIR it also writes the initial noise (noise_SIZE.npy), the final
 // samples of every setting (go_SIZE_MODE.npy, N x 1 x SIZE x SIZE float32) and

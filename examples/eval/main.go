@@ -226,7 +226,6 @@ func settings28(esrgan *superres.Model) []fashion.Setting {
 	}
 	noTime := func(o *guidance.UpsampleOptions) { o.NoTimeAdjustment = true }
 	noPower := func(o *guidance.UpsampleOptions) { o.NoPowerAdjustment = true }
-	noBlockClip := func(o *guidance.UpsampleOptions) { o.ClipSampleRange = 0 }
 	settings := []fashion.Setting{
 		{Name: "28 native", Size: 28},
 		{Name: "56 plain", Size: 56},
@@ -236,7 +235,7 @@ func settings28(esrgan *superres.Model) []fashion.Setting {
 		{Name: "56 UG θ=0.5", Size: 56, Guide: ug(0.5, nil)},
 		{Name: "56 UG θ=1, no time adj.", Size: 56, Guide: ug(1, noTime)},
 		{Name: "56 UG θ=1, no power adj.", Size: 56, Guide: ug(1, noPower)},
-		{Name: "56 UG θ=1, element-wise clip", Size: 56, Guide: ug(1, noBlockClip), DiffusersDDIM: true},
+		{Name: "56 UG θ=1, element-wise clip", Size: 56, Guide: ug(1, nil), NoBlockClamp: true, DiffusersDDIM: true},
 	}
 	ugAt := fashion.Guided(1)
 	ugAt.Factors = nil // derived from the training size at each stage
@@ -503,7 +502,7 @@ func markdown(rows []result, steps, n56, n112 int) string {
 		}
 		fmt.Fprintf(&b, "| %s | %dx%d | %d | %.2f | %s | %.3f | %.3f |\n", r.Name, r.Size, r.Size, r.N, r.FD, rel, r.Confidence, r.SecPerImg)
 	}
-	fmt.Fprintf(&b, "\nDDIM %d steps (eta 0; x0 clipped to [-1, 1] and the noise re-derived from it, except in the rows marked diffusers DDIM; the UG rows clamp x0 block-wise, guidance.UpsampleOptions.ClipSampleRange 1, except the element-wise clip row), fixed seeds (image i of every setting starts from the same seed), samples area-downsampled to 28x28; Frechet distance of the classifier's 128-d penultimate features against the 10,000 real test images. N = %d at 28 and 56, %d at 112; the native row is computed from the first N native samples.\n", steps, n56, n112)
+	fmt.Fprintf(&b, "\nDDIM %d steps (eta 0; x0 clipped to [-1, 1] and the noise re-derived from it, except in the rows marked diffusers DDIM; the UG rows clamp x0 block-wise to [-1, 1], guidance.BlockClamp, except the element-wise clip row), fixed seeds (image i of every setting starts from the same seed), samples area-downsampled to 28x28; Frechet distance of the classifier's 128-d penultimate features against the 10,000 real test images. N = %d at 28 and 56, %d at 112; the native row is computed from the first N native samples.\n", steps, n56, n112)
 	return b.String()
 }
 
@@ -662,9 +661,7 @@ func flowSettings() []fashion.Setting {
 	}
 	// The flow model's Euler sampler clips nothing: guidance without the
 	// block-wise clamp of the implied x0.
-	free := ug
-	free.ClipSampleRange = 0
-	return append(out, fashion.Setting{Name: "56 flow UG θ=1, no clamp", Size: 56, Flow: true, Guide: &free})
+	return append(out, fashion.Setting{Name: "56 flow UG θ=1, no clamp", Size: 56, Flow: true, Guide: &ug, NoBlockClamp: true})
 }
 
 // fdInterval returns the 95% bootstrap interval (normal, 200 resamples

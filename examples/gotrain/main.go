@@ -301,17 +301,16 @@ func sample(ctx context.Context, o *options, net *convnet.Net, sched *schedule.S
 		return err
 	}
 	ddim.Schedule = sched
-	// The whole update from the clipped x0, so that guidance's block-wise
-	// x0 clamp (ClipSampleRange below) keeps the pooled sample on the
-	// native path (see guidance.UpsampleOptions.ClipSampleRange).
+	// The whole update from the clipped x0, which guidance's block-wise x0
+	// clamp (guidance.BlockClamp below) keeps on the native path.
 	ddim.UseClippedModelOutput = true
 	seeds := fashion.Seeds(o.seed, o.n)
-	draw := func(name string, m ugo.Denoiser, size int) (image.Image, error) {
+	draw := func(name string, m ugo.Denoiser, hook sampler.Hook, size int) (image.Image, error) {
 		start := time.Now()
 		data := make([]float32, o.n*size*size)
 		fashion.SeedNoise(data, seeds)
 		x := tensor.New(tensor.WithShape(o.n, 1, size, size), tensor.WithBacking(data))
-		if err := sampler.Sample(ctx, m, ddim, x, sampler.Options{Steps: o.steps}); err != nil {
+		if err := sampler.Sample(ctx, m, ddim, x, sampler.Options{Steps: o.steps, Hook: hook}); err != nil {
 			return nil, fmt.Errorf("%s: %w", name, err)
 		}
 		fmt.Fprintf(stdout, "%-10s %d images, %d DDIM steps in %.1fs\n", name, o.n, o.steps, time.Since(start).Seconds())
@@ -326,7 +325,7 @@ func sample(ctx context.Context, o *options, net *convnet.Net, sched *schedule.S
 		return nil
 	}
 
-	native, err := draw(fmt.Sprintf("%d native", o.size), model, o.size)
+	native, err := draw(fmt.Sprintf("%d native", o.size), model, nil, o.size)
 	if err != nil {
 		return err
 	}
@@ -335,18 +334,21 @@ func sample(ctx context.Context, o *options, net *convnet.Net, sched *schedule.S
 	}
 	for _, size := range o.sizes {
 		f := size / o.size
-		plain, err := draw(fmt.Sprintf("%d plain", size), model, size)
+		plain, err := draw(fmt.Sprintf("%d plain", size), model, nil, size)
 		if err != nil {
 			return err
 		}
 		opts := guidance.DefaultUpsampleOptions()
 		opts.Factors = []int{f, f}
-		opts.ClipSampleRange = 1 // the images are in [-1, 1], as DDIM clips x0
 		guided, err := guidance.Upsample(model, sched, opts)
 		if err != nil {
 			return err
 		}
-		withUG, err := draw(fmt.Sprintf("%d guided", size), guided, size)
+		clamp, err := guidance.BlockClamp(sched, opts, 1) // the images are in [-1, 1], as DDIM clips x0
+		if err != nil {
+			return err
+		}
+		withUG, err := draw(fmt.Sprintf("%d guided", size), guided, clamp, size)
 		if err != nil {
 			return err
 		}

@@ -304,6 +304,7 @@ func measure(ctx context.Context, o *options) (result, error) {
 		r.Side, r.Pixels = size, size*size
 		var model ugo.Denoiser = calls
 		steps := o.steps
+		var clamp sampler.Hook
 		if o.mode == modeBase {
 			steps = 1
 		} else if o.factor > 1 {
@@ -318,6 +319,9 @@ func measure(ctx context.Context, o *options) (result, error) {
 			if model, err = guidance.UpsampleHighLow(high, calls, fashion.Schedule(), opts); err != nil {
 				return r, err
 			}
+			if clamp, err = fashion.Clamp(opts); err != nil {
+				return r, err
+			}
 		}
 		solver, err := fashion.NewSolver("ddim", false)
 		if err != nil {
@@ -327,7 +331,7 @@ func measure(ctx context.Context, o *options) (result, error) {
 		fashion.SeedNoise(x.Float32s(), fashion.Seeds(1, o.n))
 		runtime.ReadMemStats(&before)
 		start := time.Now()
-		if err := sampler.Sample(ctx, model, solver, x, sampler.Options{Steps: steps}); err != nil {
+		if err := sampler.Sample(ctx, model, solver, x, sampler.Options{Steps: steps, Hook: clamp}); err != nil {
 			return r, err
 		}
 		r.Seconds = time.Since(start).Seconds()

@@ -38,7 +38,7 @@ func pooledNoise(z []float32, n, size int, seed uint64) []float32 {
 // TestGuidedPooledTracksNative checks the property Upsample Guidance is
 // built on, on the shipped model: started from noise whose pooling is the
 // native run's noise, the 2x guided samples, pooled to 28x28, follow the
-// native samples. With the block-wise x0 clamp (ClipSampleRange) they must
+// native samples. With the block-wise x0 clamp (Clamp) they must
 // follow them closely; diffusers' DDIM with an element-wise x0 clip and no
 // block clamp drifts, and plain 2x sampling does not follow at all.
 func TestGuidedPooledTracksNative(t *testing.T) {
@@ -49,17 +49,22 @@ func TestGuidedPooledTracksNative(t *testing.T) {
 	e := pooledNoise(z, n, TrainedSize, 8)
 	ctx := context.Background()
 
-	run := func(diffusersDDIM bool, guide *guidance.UpsampleOptions, init []float32, size int) []float32 {
+	run := func(diffusersDDIM bool, guide *guidance.UpsampleOptions, clamp bool, init []float32, size int) []float32 {
 		t.Helper()
 		solver, err := NewSolver("ddim", diffusersDDIM)
 		require.NoError(t, err)
 		var model ugo.Denoiser = m
+		var hook sampler.Hook
 		if guide != nil {
 			model, err = guidance.Upsample(m, Schedule(), *guide)
 			require.NoError(t, err)
+			if clamp {
+				hook, err = Clamp(*guide)
+				require.NoError(t, err)
+			}
 		}
 		x := tensor.New(tensor.WithShape(n, 1, size, size), tensor.WithBacking(append([]float32(nil), init...)))
-		require.NoError(t, sampler.Sample(ctx, model, solver, x, sampler.Options{Steps: steps}))
+		require.NoError(t, sampler.Sample(ctx, model, solver, x, sampler.Options{Steps: steps, Hook: hook}))
 		if size == TrainedSize {
 			return x.Float32s()
 		}
@@ -76,13 +81,11 @@ func TestGuidedPooledTracksNative(t *testing.T) {
 		return math.Sqrt(s / float64(len(a)))
 	}
 
-	block := Guided(1)
-	elementwise := Guided(1)
-	elementwise.ClipSampleRange = 0
-	native := run(false, nil, z, TrainedSize)
-	rBlock := rms(run(false, &block, e, 2*TrainedSize), native)
-	rElem := rms(run(true, &elementwise, e, 2*TrainedSize), run(true, nil, z, TrainedSize))
-	rPlain := rms(run(false, nil, e, 2*TrainedSize), native)
+	guide := Guided(1)
+	native := run(false, nil, false, z, TrainedSize)
+	rBlock := rms(run(false, &guide, true, e, 2*TrainedSize), native)
+	rElem := rms(run(true, &guide, false, e, 2*TrainedSize), run(true, nil, false, z, TrainedSize))
+	rPlain := rms(run(false, nil, false, e, 2*TrainedSize), native)
 	t.Logf("pooled 2x vs native, RMS: guided with block clamp %.4f, guided with diffusers' DDIM and element-wise clip %.4f, plain %.4f", rBlock, rElem, rPlain)
 	require.Less(t, rBlock, 0.08, "guided samples with the block clamp should follow the native ones")
 	require.Less(t, rBlock, rElem/3, "the block clamp should track the native samples much better than an element-wise clip")

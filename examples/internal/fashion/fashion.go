@@ -67,7 +67,7 @@ type Setting struct {
 	// DiffusersDDIM runs DDIM exactly with diffusers' defaults, whose
 	// update keeps the unclipped noise prediction in its direction term
 	// (use_clipped_model_output=False); by default DDIM re-derives it from
-	// the clipped x0, which Upsample Guidance's ClipSampleRange needs.
+	// the clipped x0.
 	DiffusersDDIM bool
 	// Flow says the model is a rectified-flow velocity predictor (the
 	// shipped fashion_flow_unet.onnx): it is sampled with
@@ -76,6 +76,10 @@ type Setting struct {
 	// outputs as schedule.PredictFlow. Stages are not supported.
 	Flow      bool
 	FlowShift float64
+	// NoBlockClamp leaves a guided setting without the block-wise x0
+	// clamp (Clamp) that Sampler.Sample otherwise gives it, so that only
+	// the solver's element-wise clip acts.
+	NoBlockClamp bool
 }
 
 // FlowModelFile is the shipped rectified-flow model, relative to the
@@ -83,17 +87,24 @@ type Setting struct {
 const FlowModelFile = "testdata/models/fashion_flow_unet.onnx"
 
 // ClipRange is the data range of the shipped model's images, [-1, 1]: the
-// samplers' clip_sample range and the guidance's ClipSampleRange.
+// samplers' clip_sample range and that of the block clamp (Clamp).
 const ClipRange = 1
 
 // Guided returns the Upsample Guidance options the examples use with the
-// shipped model: DefaultUpsampleOptions with theta and ClipSampleRange 1
-// (the samples are images in [-1, 1], and DDIM clips x0 to that range).
+// shipped model: DefaultUpsampleOptions with theta. Sampler.Sample adds
+// the block-wise x0 clamp of Clamp to guided settings.
 func Guided(theta float64) guidance.UpsampleOptions {
 	o := guidance.DefaultUpsampleOptions()
 	o.Theta = theta
-	o.ClipSampleRange = ClipRange
 	return o
+}
+
+// Clamp returns the sampler hook that keeps x0 in the images' range
+// [-ClipRange, ClipRange] block-wise for Upsample Guidance with opts
+// (guidance.BlockClamp on the shipped model's schedule): the samples are
+// images in [-1, 1], and DDIM clips x0 to that range.
+func Clamp(opts guidance.UpsampleOptions) (sampler.Hook, error) {
+	return guidance.BlockClamp(Schedule(), opts, ClipRange)
 }
 
 // Solvers lists the samplers the evaluation sweeps by default, in the order
@@ -198,6 +209,9 @@ func (p *Sampler) Sample(ctx context.Context, s Setting, seeds []uint64, imagesD
 	if len(s.Stages) > 0 {
 		us := upscale.Sampling{Model: p.Model, Schedule: sched, Solver: solver, Steps: steps, Channels: 1,
 			Trained: [2]int{trained, trained}, Noise: noise.TorchSeeds(seeds...)}
+		if !s.NoBlockClamp {
+			us.ClampRange = ClipRange
+		}
 		if p.Progress != nil {
 			us.Progress = func(_ int, q sampler.ProgressInfo) error { p.Progress(imagesDone, q.Step+1, q.Steps); return nil }
 		}
@@ -208,6 +222,7 @@ func (p *Sampler) Sample(ctx context.Context, s Setting, seeds []uint64, imagesD
 		return outs[len(outs)-1], nil
 	}
 	model := p.Model
+	var hook sampler.Hook
 	if s.Guide != nil && f > 1 {
 		opts := *s.Guide
 		opts.Factors = []int{f, f}
@@ -217,6 +232,11 @@ func (p *Sampler) Sample(ctx context.Context, s Setting, seeds []uint64, imagesD
 		if model, err = guidance.Upsample(p.Model, sched, opts); err != nil {
 			return nil, err
 		}
+		if !s.NoBlockClamp {
+			if hook, err = Clamp(opts); err != nil {
+				return nil, err
+			}
+		}
 	}
 	n, per := len(seeds), s.Size*s.Size
 	data := make([]float32, n*per)
@@ -225,7 +245,7 @@ func (p *Sampler) Sample(ctx context.Context, s Setting, seeds []uint64, imagesD
 	// Stochastic samplers (Euler a) draw their per-step noise over the whole
 	// batch from the first seed: their images depend on the batch, not only
 	// on their own seed.
-	opts := sampler.Options{Steps: steps, Noise: noise.NewTorchCPU(seeds[0] + 1<<32)}
+	opts := sampler.Options{Steps: steps, Noise: noise.NewTorchCPU(seeds[0] + 1<<32), Hook: hook}
 	if p.Progress != nil {
 		opts.Progress = func(pi sampler.ProgressInfo) error {
 			p.Progress(imagesDone, pi.Step+1, pi.Steps)

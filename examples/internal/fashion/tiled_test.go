@@ -88,12 +88,12 @@ func TestFixedSizeExportSamplesAt4x(t *testing.T) {
 	noise.NewTorchCPU(21).Normal(z)
 	e := noisePooledTo(z, n, TrainedSize, f, 22)
 	ctx := context.Background()
-	run := func(model ugo.Denoiser, init []float32, size int) []float32 {
+	run := func(model ugo.Denoiser, hook sampler.Hook, init []float32, size int) []float32 {
 		t.Helper()
 		solver, err := NewSolver("ddim", false)
 		require.NoError(t, err)
 		x := tensor.New(tensor.WithShape(n, 1, size, size), tensor.WithBacking(append([]float32(nil), init...)))
-		require.NoError(t, sampler.Sample(ctx, model, solver, x, sampler.Options{Steps: steps}))
+		require.NoError(t, sampler.Sample(ctx, model, solver, x, sampler.Options{Steps: steps, Hook: hook}))
 		if size == TrainedSize {
 			return x.Float32s()
 		}
@@ -117,15 +117,17 @@ func TestFixedSizeExportSamplesAt4x(t *testing.T) {
 	require.NoError(t, err)
 	fullUG, err := guidance.Upsample(dyn, Schedule(), opts)
 	require.NoError(t, err)
+	clamp, err := Clamp(opts)
+	require.NoError(t, err)
 
-	native := run(fixed, z, TrainedSize)
+	native := run(fixed, nil, z, TrainedSize)
 	start := time.Now()
-	pTiledUG := run(tiledUG, e, f*TrainedSize)
+	pTiledUG := run(tiledUG, clamp, e, f*TrainedSize)
 	tTiled := time.Since(start)
 	start = time.Now()
-	pFullUG := run(fullUG, e, f*TrainedSize)
+	pFullUG := run(fullUG, clamp, e, f*TrainedSize)
 	tFull := time.Since(start)
-	rTiledUG, rFullUG, rTiles := rms(pTiledUG, native), rms(pFullUG, native), rms(run(tiles, e, f*TrainedSize), native)
+	rTiledUG, rFullUG, rTiles := rms(pTiledUG, native), rms(pFullUG, native), rms(run(tiles, nil, e, f*TrainedSize), native)
 	rBetween := rms(pTiledUG, pFullUG)
 	t.Logf("pooled 4x vs native 28x28, RMS: tiles + UG (fixed export) %.4f, full-canvas UG (dynamic export) %.4f, tiles alone %.4f; tiles + UG vs full-canvas UG %.5f; time tiles + UG / full canvas %.2f (shared machine)",
 		rTiledUG, rFullUG, rTiles, rBetween, tTiled.Seconds()/tFull.Seconds())
@@ -172,7 +174,7 @@ func TestTiledRefineHasNoSeams(t *testing.T) {
 		ug := Guided(1)
 		ug.Factors = nil
 		s := upscale.Sampling{Model: m, Schedule: Schedule(), Solver: solver, Steps: steps, Channels: 1,
-			Trained: [2]int{TrainedSize, TrainedSize}, Noise: noise.TorchSeeds(Seeds(40, n)...)}
+			Trained: [2]int{TrainedSize, TrainedSize}, Noise: noise.TorchSeeds(Seeds(40, n)...), ClampRange: ClipRange}
 		outs, err := upscale.Run(ctx, s, nil, upscale.Generate{Height: TrainedSize, Width: TrainedSize},
 			upscale.Refine{Height: 56, Width: 56, Strength: 0.6, Upsample: &ug, Tile: tile})
 		require.NoError(t, err)

@@ -22,7 +22,8 @@ const (
 
 // Setting is one way of sampling clips: Frames frames of Size x Size, with
 // Upsample Guidance (factors [Frames/8, Size/28, Size/28], theta 1,
-// ClipSampleRange 1) when Guided, plainly otherwise.
+// x0 clamped block-wise to [-1, 1], fashion.Clamp) when Guided, plainly
+// otherwise.
 type Setting struct {
 	Name   string
 	Frames int
@@ -82,10 +83,14 @@ func (p *Sampler) Sample(ctx context.Context, s Setting, seeds []uint64) (*tenso
 		return nil, err
 	}
 	model := p.Model
+	var hook sampler.Hook
 	if s.Guided && factors[0]*factors[1]*factors[2] > 1 {
 		opts := fashion.Guided(1)
 		opts.Factors = factors
 		if model, err = guidance.Upsample(p.Model, fashion.Schedule(), opts); err != nil {
+			return nil, err
+		}
+		if hook, err = fashion.Clamp(opts); err != nil {
 			return nil, err
 		}
 	}
@@ -93,7 +98,7 @@ func (p *Sampler) Sample(ctx context.Context, s Setting, seeds []uint64) (*tenso
 	data := make([]float32, n*s.Frames*s.Size*s.Size)
 	x := tensor.New(tensor.WithShape(n, 1, s.Frames, s.Size, s.Size), tensor.WithBacking(data))
 	noise.PerImage(noise.TorchSeeds(seeds...)...).Normal(data)
-	opts := sampler.Options{Steps: p.Steps}
+	opts := sampler.Options{Steps: p.Steps, Hook: hook}
 	if p.Progress != nil {
 		opts.Progress = func(pi sampler.ProgressInfo) error { p.Progress(pi.Step+1, pi.Steps); return nil }
 	}
