@@ -19,6 +19,12 @@
 //   - Refine: upscale, add noise to strength r, denoise, optionally with
 //     Upsample Guidance at the new size, Latent Frequency Mixing (Mix) and
 //     Structure Guidance (Structure);
+//   - DemoFusion: upscale, noise to the start of a full run, denoise with
+//     DemoFusion's skip residual (a sampler.Hook blending the sample with
+//     the noised upscaled input) and dilated sampling (interleaved
+//     sub-grids denoised as separate images), optionally with Upsample
+//     Guidance on the whole canvas; a chain Generate, DemoFusion at 2x,
+//     at 3x... is DemoFusion's progressive upscaling;
 //   - Interpolate: upscale only (no diffusion), through image space when a
 //     Codec is given.
 //
@@ -89,6 +95,21 @@
 // with the same LP as LowPass. Its cost per step is one low-pass of the
 // batch (see the guidance package documentation), against seconds for the
 // model call.
+//
+// # DemoFusion
+//
+// DemoFusion (Du et al., CVPR 2024, arXiv 2311.16973) upscales stage by
+// stage, each stage restarting from pure noise around the upsampled result
+// of the one before and pulling the sample back to it (the skip residual,
+// weight cos^3 falling from 1 at t = T to 0), while the dilated path
+// denoises the sample's interleaved sub-grids at the training size for a
+// global structure (weight cos^1). Its local path is the whole canvas, or
+// MultiDiffusion's tiles as in the paper (DemoFusion.Tile), with or
+// without Upsample Guidance. DemoFusion's weights
+// follow the training timesteps, so the stage needs Sampling.Schedule. The
+// skip residual runs as a hook on the sample, so it composes with every
+// solver; the dilated path blends predictions, which equals DemoFusion's
+// blend of stepped samples for steps affine in the model output.
 //
 // # Neighborhood Patch Attention
 //
