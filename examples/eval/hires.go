@@ -272,6 +272,19 @@ func runHires(ctx context.Context, cfg hiresConfig) error {
 	return os.WriteFile(filepath.Join(cfg.out, "table.md"), []byte(table), 0o644)
 }
 
+// demoFusionStages returns the stages of DemoFusion's progressive
+// upscaling from the native size to size, doubling at each stage, with
+// Upsample Guidance ug (nil: none) on the local path.
+func demoFusionStages(size int, ug *guidance.UpsampleOptions) []upscale.Stage {
+	stages := []upscale.Stage{upscale.Generate{Height: low, Width: low}}
+	for s := 2 * low; s <= size; s *= 2 {
+		st := upscale.DefaultDemoFusion(s, s)
+		st.Upsample = ug
+		stages = append(stages, st)
+	}
+	return stages
+}
+
 // hiresSpecs lists the rows of the 14x14 protocol.
 func hiresSpecs() []hiresSpec {
 	ug := func(theta float64) *guidance.UpsampleOptions { o := fashion.Guided(theta); return &o }
@@ -317,6 +330,11 @@ func hiresSpecs() []hiresSpec {
 			hiresSpec{name: p + "tiled SDEdit + UG + LFM + SG", size: size, set: set(fashion.Setting{Name: p + "tiled SDEdit + UG + LFM + SG", Size: size, Stages: []upscale.Stage{
 				upscale.Generate{Height: low, Width: low},
 				upscale.Refine{Height: size, Width: size, Strength: r, Upsample: &ugAt, Mix: &upscale.MixOptions{}, Structure: &guidance.StructureOptions{}, Tile: &tiling.Options{}}}})},
+			// DemoFusion's progressive upscaling from the native sample:
+			// 14 -> 28 (-> 56), skip residual and dilated sampling at
+			// the paper's weights, with or without UG on the whole canvas.
+			hiresSpec{name: p + "DemoFusion", size: size, set: set(fashion.Setting{Name: p + "DemoFusion", Size: size, Stages: demoFusionStages(size, nil)})},
+			hiresSpec{name: p + "DemoFusion + UG θ=1", size: size, set: set(fashion.Setting{Name: p + "DemoFusion + UG θ=1", Size: size, Stages: demoFusionStages(size, &ugAt)})},
 			hiresSpec{name: p + "native, bicubic", size: size, fromNative: true, filter: resize.Bicubic},
 			hiresSpec{name: p + "native, Lanczos", size: size, fromNative: true, filter: resize.Lanczos3},
 		)
