@@ -70,7 +70,9 @@ type traceEvent struct {
 // ReadProfile parses an ONNX Runtime profile (a JSON array of trace
 // events). Operator calls are attributed to the Run call whose time span
 // contains their start; calls outside every Run are an error, and so is a
-// trace with no events.
+// trace with no events. Profile one Run call at a time: the operators of
+// Run calls that overlapped (concurrent calls on one session) are
+// attributed to the latest call started before them, which may mix them.
 func ReadProfile(r io.Reader) (*Profile, error) {
 	var events []traceEvent
 	if err := json.NewDecoder(r).Decode(&events); err != nil {
