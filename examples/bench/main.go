@@ -380,7 +380,7 @@ func report(w io.Writer, c *config, path string, results []*result, elapsed time
 		if r.mode.sequential {
 			for _, o := range results {
 				if o.size == r.size && o.mode.guided && !o.mode.sequential {
-					fmt.Fprintf(w, "; sequential vs concurrent guidance: max abs diff %.2g", maxAbsDiff(r.final, o.final))
+					fmt.Fprintf(w, "; vs %s: max abs diff %.2g", o.mode.name, maxAbsDiff(r.final, o.final))
 				}
 			}
 		}
