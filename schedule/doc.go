@@ -55,8 +55,9 @@
 // including steps_offset. Config mirrors the keys of the configurations of
 // diffusers' DDPMScheduler, DDIMScheduler, PNDMScheduler,
 // EulerDiscreteScheduler, EulerAncestralDiscreteScheduler,
-// DPMSolverMultistepScheduler and UniPCMultistepScheduler, _class_name
-// included; ParseConfig and LoadConfig read scheduler_config.json (with
+// DPMSolverMultistepScheduler, UniPCMultistepScheduler and
+// FlowMatchEulerDiscreteScheduler (rectified flow: shift, dynamic
+// shifting, PredictFlow), _class_name included; ParseConfig and LoadConfig read scheduler_config.json (with
 // the -Infinity that Python writes for lambda_min_clipped) with field-level
 // validation and record which keys the file gives (Config.Given), and
 // Config.Schedule builds the schedule it describes. Which values a sampler
