@@ -8,18 +8,19 @@ import (
 	"gorgonia.org/tensor"
 
 	"github.com/ugo-diffusion/ugo"
+	"github.com/ugo-diffusion/ugo/internal/modelcall"
 )
 
 // cfg is the Denoiser returned by CFG.
 type cfg struct {
 	cond, uncond ugo.Denoiser
 	scale        float64
-	work         freeList[*cfgWork]
+	work         modelcall.FreeList[*cfgWork]
 }
 
 type cfgWork struct {
 	uncond *tensor.Dense
-	call   call
+	call   modelcall.Call
 }
 
 // CFG returns a Denoiser that applies classifier-free guidance (Ho and
@@ -66,14 +67,14 @@ func (g *cfg) PredictNoise(ctx context.Context, dst, x *tensor.Dense, t []float3
 	if err != nil {
 		return err
 	}
-	ws, ok := g.work.get(shape)
+	ws, ok := g.work.Get(shape)
 	if !ok {
 		if need := ugo.TensorBytes(1, shape...); need > ugo.MemoryLimit() {
 			return ugo.CheckMemory(fmt.Sprintf("guidance: CFG: the unconditional buffer of a %v sample", shape), need)
 		}
 		ws = &cfgWork{uncond: newTensor(shape)}
 	}
-	defer g.work.put(shape, ws)
+	defer g.work.Put(shape, ws)
 
 	var errCond, errUncond error
 	if ugo.FillsCPU(g.cond) && ugo.FillsCPU(g.uncond) {
@@ -83,10 +84,10 @@ func (g *cfg) PredictNoise(ctx context.Context, dst, x *tensor.Dense, t []float3
 		}
 	} else {
 		c := &ws.call
-		c.ctx, c.model, c.dst, c.x, c.t = ctx, g.uncond, ws.uncond, x, t
-		c.start()
+		c.Ctx, c.Model, c.Dst, c.X, c.T = ctx, g.uncond, ws.uncond, x, t
+		c.Start()
 		errCond = g.cond.PredictNoise(ctx, dst, x, t)
-		errUncond = c.wait()
+		errUncond = c.Wait()
 	}
 	if errCond != nil {
 		return fmt.Errorf("guidance: CFG: conditional model: %w", errCond)

@@ -7,6 +7,7 @@ import (
 	"math"
 
 	"github.com/ugo-diffusion/ugo"
+	"github.com/ugo-diffusion/ugo/internal/modelcall"
 	"github.com/ugo-diffusion/ugo/internal/resample"
 	"github.com/ugo-diffusion/ugo/sampler"
 	"github.com/ugo-diffusion/ugo/schedule"
@@ -65,7 +66,7 @@ type blockClamp struct {
 	opts UpsampleOptions
 	r    float32
 	k    int
-	work freeList[*clampWork]
+	work modelcall.FreeList[*clampWork]
 }
 
 // clampWork holds the buffers of one sample shape.
@@ -80,7 +81,7 @@ func (c *blockClamp) X0(_ context.Context, at sampler.HookStep, x0 []float32) er
 		return nil
 	}
 	shape := at.Shape
-	ws, ok := c.work.get(shape)
+	ws, ok := c.work.Get(shape)
 	if !ok {
 		if len(c.opts.Factors) > len(shape)-2 {
 			return &ugo.ShapeError{What: "x", Got: shape, Want: fmt.Sprintf("rank 5 (N,C,F,H,W) for the %d upsample factors %v", len(c.opts.Factors), c.opts.Factors)}
@@ -92,7 +93,7 @@ func (c *blockClamp) X0(_ context.Context, at sampler.HookStep, x0 []float32) er
 		}
 		ws = &clampWork{plan: plan, means: make([]float32, plan.LowLen()), scales: make([]float32, plan.LowLen())}
 	}
-	defer c.work.put(shape, ws)
+	defer c.work.Put(shape, ws)
 	per := ws.plan.HighLen()
 	if per == 0 || len(x0)%per != 0 {
 		return &ugo.ShapeError{What: "x0", Got: []int{len(x0)}, Want: fmt.Sprintf("a multiple of %d values (shape %v)", per, shape)}

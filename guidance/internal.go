@@ -1,73 +1,15 @@
 package guidance
 
 import (
-	"context"
-	"fmt"
-	"sync"
-	"time"
-
 	"gorgonia.org/tensor"
 
-	"github.com/ugo-diffusion/ugo"
+	"github.com/ugo-diffusion/ugo/internal/modelcall"
 )
 
-// maxRank is the largest sample rank (N, C, F, H, W).
-const maxRank = 5
-
-// shapeKey identifies a sample shape in a workspace cache.
-type shapeKey [maxRank + 1]int
-
-func keyOf(shape []int) shapeKey {
-	var k shapeKey
-	k[0] = len(shape)
-	copy(k[1:], shape)
-	return k
-}
-
-// checkCall validates the arguments of PredictNoise like ugo.CheckPrediction
-// but without allocating on success (ugo.CheckPrediction reads the backing
-// slices through (*tensor.Dense).Data, which allocates). On failure it
-// defers to ugo.CheckPrediction for the error.
+// checkCall validates PredictNoise's arguments without allocating on success
+// and returns x's shape (modelcall.Check).
 func checkCall(dst, x *tensor.Dense, t []float32) ([]int, error) {
-	if ok, shape := fastValid(dst, x, t); ok {
-		return shape, nil
-	}
-	if err := ugo.CheckPrediction(dst, x, t); err != nil {
-		return nil, err
-	}
-	return nil, fmt.Errorf("guidance: invalid arguments (x shape %v, dst shape %v, %d timesteps)", x.Shape(), dst.Shape(), len(t))
-}
-
-func fastValid(dst, x *tensor.Dense, t []float32) (bool, []int) {
-	if dst == nil || x == nil || x.Dtype() != tensor.Float32 || dst.Dtype() != tensor.Float32 {
-		return false, nil
-	}
-	xs, ds := []int(x.Shape()), []int(dst.Shape())
-	if (len(xs) != 4 && len(xs) != 5) || len(xs) != len(ds) {
-		return false, nil
-	}
-	n := 1
-	for i, d := range xs {
-		if d <= 0 || ds[i] != d {
-			return false, nil
-		}
-		n *= d
-	}
-	if len(x.Float32s()) != n || len(dst.Float32s()) != n {
-		return false, nil
-	}
-	if x.RequiresIterator() || dst.RequiresIterator() || !x.DataOrder().IsRowMajor() || !dst.DataOrder().IsRowMajor() || ugo.Overlapping(dst, x) {
-		return false, nil
-	}
-	if len(t) != 1 && len(t) != xs[0] {
-		return false, nil
-	}
-	for _, v := range t {
-		if v != v || v > 3.4e38 || v < -3.4e38 {
-			return false, nil
-		}
-	}
-	return true, xs
+	return modelcall.Check("guidance", dst, x, t)
 }
 
 // newTensor wraps a fresh float32 buffer of the given shape.
@@ -77,113 +19,4 @@ func newTensor(shape []int) *tensor.Dense {
 		n *= d
 	}
 	return tensor.New(tensor.WithShape(shape...), tensor.WithBacking(make([]float32, n)))
-}
-
-// freeList is a mutex-guarded cache of workspaces by sample shape. Unlike a
-// sync.Pool it survives garbage collections, so a steady sampling loop never
-// allocates; it keeps at most one workspace per concurrent caller and shape.
-type freeList[W any] struct {
-	mu    sync.Mutex
-	lists map[shapeKey][]W
-}
-
-func (f *freeList[W]) get(shape []int) (W, bool) {
-	key := keyOf(shape)
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	var zero W
-	l := f.lists[key]
-	if len(l) == 0 {
-		return zero, false
-	}
-	w := l[len(l)-1]
-	l[len(l)-1] = zero
-	f.lists[key] = l[:len(l)-1]
-	return w, true
-}
-
-func (f *freeList[W]) put(shape []int, w W) {
-	key := keyOf(shape)
-	f.mu.Lock()
-	if f.lists == nil {
-		f.lists = make(map[shapeKey][]W)
-	}
-	f.lists[key] = append(f.lists[key], w)
-	f.mu.Unlock()
-}
-
-// call is one Denoiser invocation run on a helper goroutine. The caller
-// fills the fields, starts it with start, and collects the outcome with wait.
-type call struct {
-	ctx    context.Context
-	model  ugo.Denoiser
-	dst, x *tensor.Dense
-	t      []float32
-
-	err      error
-	panicVal any
-	panicked bool
-	wg       sync.WaitGroup
-}
-
-func (c *call) run() {
-	defer c.wg.Done()
-	defer func() {
-		if r := recover(); r != nil {
-			c.panicVal, c.panicked = r, true
-		}
-	}()
-	c.err = c.model.PredictNoise(c.ctx, c.dst, c.x, c.t)
-}
-
-// start runs the call concurrently.
-func (c *call) start() {
-	c.err, c.panicVal, c.panicked = nil, nil, false
-	c.wg.Add(1)
-	spawn(c)
-}
-
-// wait blocks until the call has returned, re-raises a panic of the model
-// on the caller's goroutine, clears the references the call held, and
-// returns the model's error.
-func (c *call) wait() error {
-	c.wg.Wait()
-	c.ctx, c.dst, c.x, c.t = nil, nil, nil, nil
-	if c.panicked {
-		p := c.panicVal
-		c.panicVal, c.panicked = nil, false
-		panic(p)
-	}
-	return c.err
-}
-
-// Helper goroutines. Starting a goroutine with arguments allocates its
-// closure, so concurrent model calls are handed to idle helpers over a
-// channel instead; a new helper starts only when none is idle, and idle
-// helpers exit after helperIdle.
-var helpers = make(chan *call)
-
-const helperIdle = 30 * time.Second
-
-func spawn(c *call) {
-	select {
-	case helpers <- c:
-	default:
-		go helper(c)
-	}
-}
-
-func helper(c *call) {
-	c.run()
-	timer := time.NewTimer(helperIdle)
-	defer timer.Stop()
-	for {
-		select {
-		case c = <-helpers:
-			c.run()
-			timer.Reset(helperIdle)
-		case <-timer.C:
-			return
-		}
-	}
 }

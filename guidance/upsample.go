@@ -9,6 +9,7 @@ import (
 	"gorgonia.org/tensor"
 
 	"github.com/ugo-diffusion/ugo"
+	"github.com/ugo-diffusion/ugo/internal/modelcall"
 	"github.com/ugo-diffusion/ugo/internal/resample"
 	"github.com/ugo-diffusion/ugo/schedule"
 )
@@ -152,7 +153,7 @@ type upsampler struct {
 	// forceGuide disables the k = 1 shortcut (tests only).
 	forceGuide bool
 
-	work freeList[*upWork]
+	work modelcall.FreeList[*upWork]
 }
 
 // upWork holds the buffers of one guided call for one sample shape.
@@ -163,7 +164,7 @@ type upWork struct {
 	scratch []float32        // D(eps) of one batch element
 	poolX   []float32        // D(x_t) of one batch element
 	tau     []float32
-	call    call
+	call    modelcall.Call
 	lowCtx  ugo.RegionContext // the low-resolution call's context
 }
 
@@ -310,7 +311,7 @@ func (u *upsampler) PredictNoise(ctx context.Context, dst, x *tensor.Dense, t []
 	if err != nil {
 		return err
 	}
-	defer u.work.put(shape, ws)
+	defer u.work.Put(shape, ws)
 
 	// The low-resolution input and times, per batch element.
 	n := shape[0]
@@ -341,10 +342,10 @@ func (u *upsampler) PredictNoise(ctx context.Context, dst, x *tensor.Dense, t []
 		}
 	} else {
 		c := &ws.call
-		c.ctx, c.model, c.dst, c.x, c.t = &ws.lowCtx, u.low, ws.lowEps, ws.lowX, tau
-		c.start()
+		c.Ctx, c.Model, c.Dst, c.X, c.T = &ws.lowCtx, u.low, ws.lowEps, ws.lowX, tau
+		c.Start()
 		errHigh = u.model.PredictNoise(ctx, dst, x, t)
-		errLow = c.wait()
+		errLow = c.Wait()
 	}
 	if errHigh != nil {
 		return errHigh
@@ -481,7 +482,7 @@ func (u *upsampler) checkDivisible(shape []int) error {
 
 // workspace returns buffers for shape, reusing a free set when there is one.
 func (u *upsampler) workspace(shape []int) (*upWork, error) {
-	if ws, ok := u.work.get(shape); ok {
+	if ws, ok := u.work.Get(shape); ok {
 		return ws, nil
 	}
 	one := append([]int{1}, shape[1:]...)

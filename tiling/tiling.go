@@ -7,6 +7,7 @@ import (
 	"gorgonia.org/tensor"
 
 	"github.com/ugo-diffusion/ugo"
+	"github.com/ugo-diffusion/ugo/internal/modelcall"
 )
 
 // Blend chooses the weights with which overlapping tile predictions are
@@ -103,7 +104,7 @@ func (o Options) validate() (Options, error) {
 type tiled struct {
 	model ugo.Denoiser
 	opts  Options
-	work  freeList[*work]
+	work  modelcall.FreeList[*work]
 }
 
 // Tiled returns a Denoiser that runs model on overlapping tiles of
@@ -161,7 +162,7 @@ type slot struct {
 	x, out *tensor.Dense
 	iy, ix int
 	ctx    ugo.RegionContext // the call's context: the caller's and the tile's region
-	call   call
+	call   modelcall.Call
 }
 
 // PredictNoise implements ugo.Denoiser.
@@ -182,7 +183,7 @@ func (d *tiled) PredictNoise(ctx context.Context, dst, x *tensor.Dense, t []floa
 	if err != nil {
 		return err
 	}
-	defer d.work.put(shape, ws)
+	defer d.work.Put(shape, ws)
 
 	if d.opts.Jitter {
 		sy, sx := jitter(d.opts.Seed, t[0], ws.ay.stride(), ws.ax.stride())
@@ -202,6 +203,7 @@ func (d *tiled) PredictNoise(ctx context.Context, dst, x *tensor.Dense, t []floa
 			return err
 		}
 		group := ws.slots[:min(len(ws.slots), n-first)]
+		var err0 error // the first tile's call runs on this goroutine
 		for i := range group {
 			s := &group[i]
 			s.iy, s.ix = (first+i)/nx, (first+i)%nx
@@ -209,26 +211,25 @@ func (d *tiled) PredictNoise(ctx context.Context, dst, x *tensor.Dense, t []floa
 			s.ctx.Context, s.ctx.Region = ctx, outer.Window(ws.ay.starts[s.iy], ws.ax.starts[s.ix])
 			if i > 0 {
 				c := &s.call
-				c.ctx, c.model, c.dst, c.x, c.t = &s.ctx, d.model, s.out, s.x, t
-				c.start()
+				c.Ctx, c.Model, c.Dst, c.X, c.T = &s.ctx, d.model, s.out, s.x, t
+				c.Start()
 				continue
 			}
-			s.call.err = d.model.PredictNoise(&s.ctx, s.out, s.x, t)
+			err0 = d.model.PredictNoise(&s.ctx, s.out, s.x, t)
 		}
 		var firstErr error
 		for i := range group {
 			s := &group[i]
 			var err error
 			if i > 0 {
-				err = s.call.wait()
+				err = s.call.Wait()
 			} else {
-				err = s.call.err
+				err = err0
 			}
 			if err != nil && firstErr == nil {
 				firstErr = fmt.Errorf("tiling: tile at (%d, %d) of a %dx%d sample: %w", ws.ay.starts[s.iy], ws.ax.starts[s.ix], h, w, err)
 			}
 		}
-		group[0].call.err = nil
 		for i := range group {
 			group[i].ctx.Context = nil // do not keep the caller's context
 		}
@@ -271,7 +272,7 @@ func blend(dst, p []float32, outer, h, w, y0, x0 int, wy, wx []float32) {
 
 // workspace returns buffers for shape, reusing a free set when there is one.
 func (d *tiled) workspace(shape []int) (*work, error) {
-	if ws, ok := d.work.get(shape); ok {
+	if ws, ok := d.work.Get(shape); ok {
 		return ws, nil
 	}
 	r := len(shape)
