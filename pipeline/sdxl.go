@@ -369,6 +369,11 @@ func (d *xlUNet) PredictNoise(ctx context.Context, dst, x *tensor.Dense, t []flo
 	return model.PredictNoise(ctx, dst, x, t)
 }
 
+// FillsCPU implements ugo.CPUFiller with the UNet session's answer, so that
+// Upsample Guidance over an SDXL UNet schedules its two calls as it does over
+// any other ONNX model.
+func (d *xlUNet) FillsCPU() bool { return d.cond.FillsCPU() }
+
 // model returns the UNet bound to ids, under CFG when uncond is set.
 func (d *xlUNet) model(ids [6]float32) (ugo.Denoiser, error) {
 	d.mu.Lock()

@@ -7,6 +7,7 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"runtime"
 	"slices"
 	"strconv"
 	"sync"
@@ -509,4 +510,35 @@ func TestSDXLTimeIDsCacheBounded(t *testing.T) {
 		require.LessOrEqual(t, len(u.byIDs), maxTimeIDs)
 	}
 	require.Equal(t, first, predict([6]float32{128, 128, 0, 0, 128, 128}))
+}
+
+// TestSDXLFillsCPU checks that the SDXL UNet (with and without CFG) answers
+// ugo.CPUFiller as its ONNX session does, so Upsample Guidance schedules its
+// two calls over it as over any other model.
+func TestSDXLFillsCPU(t *testing.T) {
+	cpus := runtime.NumCPU()
+	cases := []struct {
+		threads int
+		want    bool
+	}{{cpus, true}}
+	if cpus > 1 {
+		cases = append(cases, struct {
+			threads int
+			want    bool
+		}{cpus - 1, false})
+	}
+	for _, c := range cases {
+		m := load(t, tinyDir("xl"), WithONNXOptions(onnx.WithThreads(c.threads, 1)))
+		cond, uncond := xlCond(t, m)
+		for _, scale := range []float64{1, 5} {
+			p := mustResolve(t, m, Request{Width: 128, Height: 128, GuidanceScale: new(scale)})
+			un := Conditioning{}
+			if scale != 1 {
+				un = uncond
+			}
+			d, err := m.DenoiserFor(p, cond, un)
+			require.NoError(t, err)
+			require.Equal(t, c.want, ugo.FillsCPU(d), "%d intra-op threads on %d CPUs, CFG %g", c.threads, cpus, scale)
+		}
+	}
 }
