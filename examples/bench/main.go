@@ -48,7 +48,6 @@ import (
 	"os/signal"
 	"path/filepath"
 	"runtime"
-	"runtime/pprof"
 	"slices"
 	"strconv"
 	"strings"
@@ -202,17 +201,11 @@ func run(out io.Writer) error {
 		}
 	}
 
-	if c.cpuProfile != "" {
-		f, err := os.Create(c.cpuProfile)
-		if err != nil {
-			return err
-		}
-		defer f.Close()
-		if err := pprof.StartCPUProfile(f); err != nil {
-			return err
-		}
-		defer pprof.StopCPUProfile()
+	stopProfile, err := cli.StartCPUProfile(c.cpuProfile)
+	if err != nil {
+		return err
 	}
+	defer stopProfile()
 	s := &fashion.Sampler{Model: timed, Steps: c.steps}
 	start := time.Now()
 	for run := range c.runs {
@@ -250,8 +243,8 @@ func run(out io.Writer) error {
 		}
 	}
 	elapsed := time.Since(start)
-	if c.cpuProfile != "" {
-		pprof.StopCPUProfile()
+	if err := stopProfile(); err != nil {
+		return err
 	}
 	fmt.Fprintln(os.Stderr)
 

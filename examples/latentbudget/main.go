@@ -34,7 +34,6 @@ import (
 	"image/png"
 	"io"
 	"os"
-	"runtime/pprof"
 	"slices"
 	"strings"
 	"sync"
@@ -276,17 +275,11 @@ func run(args []string, stdout, stderr io.Writer) error {
 			return fmt.Errorf("%dx: %w", s, err)
 		}
 	}
-	if c.cpuProf != "" {
-		f, err := os.Create(c.cpuProf)
-		if err != nil {
-			return err
-		}
-		defer f.Close()
-		if err := pprof.StartCPUProfile(f); err != nil {
-			return err
-		}
-		defer pprof.StopCPUProfile()
+	stopProfile, err := cli.StartCPUProfile(c.cpuProf)
+	if err != nil {
+		return err
 	}
+	defer stopProfile()
 	for r := range c.runs {
 		for j := range c.scales {
 			i := (j + r) % len(c.scales)

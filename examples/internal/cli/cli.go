@@ -15,6 +15,8 @@ import (
 	"flag"
 	"fmt"
 	"math"
+	"os"
+	"runtime/pprof"
 	"strings"
 
 	"github.com/ugo-diffusion/ugo"
@@ -123,4 +125,31 @@ func Split(s string) []string {
 		}
 	}
 	return out
+}
+
+// StartCPUProfile starts a CPU profile written to path (a -cpuprofile flag)
+// and returns the function that stops it and closes the file; stop may be
+// called more than once (an explicit stop after the timed part and a
+// deferred one). An empty path profiles nothing and stop does nothing.
+func StartCPUProfile(path string) (stop func() error, err error) {
+	if path == "" {
+		return func() error { return nil }, nil
+	}
+	f, err := os.Create(path)
+	if err != nil {
+		return nil, err
+	}
+	if err := pprof.StartCPUProfile(f); err != nil {
+		f.Close()
+		return nil, err
+	}
+	stopped := false
+	return func() error {
+		if stopped {
+			return nil
+		}
+		stopped = true
+		pprof.StopCPUProfile()
+		return f.Close()
+	}, nil
 }

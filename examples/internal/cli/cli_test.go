@@ -5,6 +5,8 @@ import (
 	"flag"
 	"io"
 	"math"
+	"os"
+	"path/filepath"
 	"testing"
 
 	"github.com/ugo-diffusion/ugo"
@@ -42,5 +44,37 @@ func TestChecks(t *testing.T) {
 	}
 	if got := Split(" a, ,b ,"); len(got) != 2 || got[0] != "a" || got[1] != "b" {
 		t.Fatalf("Split: %q", got)
+	}
+}
+
+func TestStartCPUProfile(t *testing.T) {
+	stop, err := StartCPUProfile("")
+	if err != nil || stop() != nil {
+		t.Fatalf("empty path: err %v", err)
+	}
+	if _, err := StartCPUProfile(filepath.Join(t.TempDir(), "missing", "cpu.out")); err == nil {
+		t.Fatal("a path in a missing folder was accepted")
+	}
+	path := filepath.Join(t.TempDir(), "cpu.out")
+	stop, err = StartCPUProfile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := stop(); err != nil {
+		t.Fatal(err)
+	}
+	if err := stop(); err != nil {
+		t.Fatalf("second stop: %v", err)
+	}
+	if fi, err := os.Stat(path); err != nil || fi.Size() == 0 {
+		t.Fatalf("profile not written: %v", err)
+	}
+	// Profiling can start again once stopped.
+	stop, err = StartCPUProfile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := stop(); err != nil {
+		t.Fatal(err)
 	}
 }
