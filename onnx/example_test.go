@@ -125,3 +125,27 @@ func ExampleDevice() {
 	// true onnx: invalid device "webgpu:1": only cuda and tensorrt take a device index
 	// -device tensorrt:2
 }
+
+// Upsample Guidance at 2x calls the model at two sizes every step; with
+// WithShapeSessions each size gets a session of its own, created on its
+// first call, in which ONNX Runtime knows every shape.
+func ExampleWithShapeSessions() {
+	m, err := onnx.Open("../testdata/models/fashion_unet.onnx", onnx.WithThreads(1, 1), onnx.WithShapeSessions(2))
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer m.Close()
+	for _, side := range []int{56, 28, 56} {
+		x := tensor.New(tensor.WithShape(1, 1, side, side), tensor.Of(tensor.Float32))
+		eps := tensor.New(tensor.WithShape(1, 1, side, side), tensor.Of(tensor.Float32))
+		if err := m.PredictNoise(context.Background(), eps, x, []float32{999}); err != nil {
+			log.Fatal(err)
+		}
+	}
+	for _, s := range m.ShapeSessions() {
+		fmt.Println(s.Inputs, s.Err)
+	}
+	// Output:
+	// [x[1,1,56,56]float32 t[1]float32] <nil>
+	// [x[1,1,28,28]float32 t[1]float32] <nil>
+}

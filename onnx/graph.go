@@ -154,6 +154,7 @@ func (g *Graph) Run(ctx context.Context, inputs, outputs map[string]*tensor.Dens
 		return err
 	}
 	inVals := make([]ort.Value, len(g.info.Inputs))
+	inDims := make([][]int64, len(g.info.Inputs))
 	outVals := make([]ort.Value, len(g.info.Outputs))
 	defer destroyValues(inVals, outVals)
 	for name, d := range inputs {
@@ -190,7 +191,7 @@ func (g *Graph) Run(ctx context.Context, inputs, outputs map[string]*tensor.Dens
 		if err != nil {
 			return fmt.Errorf("onnx: Run: input %s: %w", ti, err)
 		}
-		inVals[i] = v
+		inVals[i], inDims[i] = v, dims
 	}
 	if err := g.allInputs(inVals); err != nil {
 		return err
@@ -246,7 +247,7 @@ func (g *Graph) Run(ctx context.Context, inputs, outputs map[string]*tensor.Dens
 		outVals[i] = v
 		results = append(results, r)
 	}
-	err := g.run(ctx, inVals, outVals, func(err error) error {
+	err := g.run(ctx, inDims, inVals, outVals, func(err error) error {
 		for i, v := range outVals {
 			if v != nil && reflect.ValueOf(v).IsNil() {
 				return fmt.Errorf("onnx: inference failed (model %s): the runtime could not return output %s, which was not requested; open the graph with WithOutputs: %w",
@@ -282,6 +283,18 @@ func numel(dims []int64) int {
 		n *= int(d)
 	}
 	return n
+}
+
+// ShapeSessions describes the shape-specialised sessions the graph has
+// created so far (see WithShapeSessions), in the order of the first call
+// with each set of input shapes; none without that option.
+func (g *Graph) ShapeSessions() []ShapeSession {
+	if g == nil {
+		return nil
+	}
+	g.mu.RLock()
+	defer g.mu.RUnlock()
+	return g.shapes.list()
 }
 
 // Close releases the graph. Calls after Close return ErrClosed.

@@ -41,6 +41,7 @@ const (
 type Model struct {
 	info    ModelInfo
 	sess    *ort.DynamicAdvancedSession
+	shapes  *shapeSessions // WithShapeSessions; nil without
 	extraIx map[string]int // extra input name -> index in info.Extra
 	root    *Bound
 	nextID  atomic.Uint64
@@ -135,10 +136,23 @@ func (m *Model) Close() error {
 		delete(m.cache, k)
 	}
 	m.cacheMu.Unlock()
-	if err := m.sess.Destroy(); err != nil {
-		return fmt.Errorf("onnx: destroying session: %w", err)
+	err := m.shapes.destroy()
+	if derr := m.sess.Destroy(); derr != nil {
+		err = errors.Join(err, fmt.Errorf("onnx: destroying session: %w", derr))
 	}
-	return nil
+	return err
+}
+
+// ShapeSessions describes the shape-specialised sessions the model has
+// created so far (see WithShapeSessions), in the order of the first call
+// of each shape; none without that option.
+func (m *Model) ShapeSessions() []ShapeSession {
+	if m == nil {
+		return nil
+	}
+	m.mu.RLock()
+	defer m.mu.RUnlock()
+	return m.shapes.list()
 }
 
 // bindKey identifies a set of pre-allocated tensors: the bound-input sets of
@@ -173,6 +187,11 @@ type binding struct {
 	t0    *rankZero
 	out32 []float32
 	out16 []uint16
+
+	// shapeDims are the dimensions of each session input and shapeKey
+	// their shapeKey, which select a shape-specialised session.
+	shapeDims [][]int64
+	shapeKey  string
 
 	ro        *ort.RunOptions
 	termDone  chan struct{}
@@ -306,6 +325,11 @@ func (m *Model) newBinding(key bindKey, members []*Bound, xshape []int, n int) (
 		return nil, fmt.Errorf("onnx: allocating timestep tensor: %w", err)
 	}
 	b.inputs = []ort.Value{xv, tv}
+	var tdims []int64
+	if !b.tScalar {
+		tdims = []int64{int64(b.tlen)}
+	}
+	b.shapeDims = [][]int64{dims, tdims}
 
 	// Extra inputs, tiled to the batch and concatenated over members.
 	for i, e := range mi.Extra {
@@ -337,7 +361,9 @@ func (m *Model) newBinding(key bindKey, members []*Bound, xshape []int, n int) (
 			return nil, fmt.Errorf("onnx: allocating bound input %s: %w", e.Name, err)
 		}
 		b.inputs = append(b.inputs, v)
+		b.shapeDims = append(b.shapeDims, vdims)
 	}
+	b.shapeKey = shapeKey(b.shapeDims)
 
 	// Output.
 	var outs any
@@ -543,7 +569,11 @@ func (m *Model) call(ctx context.Context, dst, x *tensor.Dense, t []float32, mem
 		}
 		return nil, nil, err
 	}
-	if err := b.run(ctx, m.sess); err != nil {
+	sess := m.sess
+	if s := m.shapes.session(b.shapeKey, b.shapeDims); s != nil {
+		sess = s
+	}
+	if err := b.run(ctx, sess); err != nil {
 		m.release(b)
 		if re, ok := err.(*RunError); ok {
 			re.Model, re.Shape = m.info.Path, slices.Clone(shape)

@@ -18,6 +18,7 @@ type source struct {
 	path       string
 	ins, outs  []TensorInfo
 	runtimeVer string
+	used       []provider // the GPU providers of the session newSession created
 }
 
 // prepare applies opts, checks the file at path (ONNX Runtime reads it
@@ -92,6 +93,7 @@ func (src *source) newSession(inputNames, outputNames []string) (*ort.DynamicAdv
 			}
 			return nil, nil, fmt.Errorf("onnx: creating session for %s: %w", src.path, err)
 		}
+		src.used = providers
 		var used []string
 		for _, p := range providers {
 			used = append(used, p.name)
@@ -137,7 +139,7 @@ func openModel(path string, opts []Option) (*Model, error) {
 	}
 	mi.Providers = providers
 
-	m := &Model{info: mi, sess: sess, extraIx: map[string]int{}, cache: map[bindKey][]*binding{}, fills: fillsCPU(src.cfg, providers)}
+	m := &Model{info: mi, sess: sess, shapes: newShapeSessions(src, inputNames, []string{mi.Output.Name}), extraIx: map[string]int{}, cache: map[bindKey][]*binding{}, fills: fillsCPU(src.cfg, providers)}
 	for i, e := range mi.Extra {
 		m.extraIx[e.Name] = i
 	}

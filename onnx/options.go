@@ -62,6 +62,7 @@ type config struct {
 	frames       int
 	outputs      []string // OpenGraph's session outputs; nil: all
 	tune         tuning
+	shapeMax     int // WithShapeSessions; 0: none
 	errs         []error
 }
 

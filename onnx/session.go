@@ -28,10 +28,11 @@ type GraphInfo struct {
 // namedSession is the session of a Graph: a session over named
 // inputs and outputs, and the bookkeeping of their Run calls.
 type namedSession struct {
-	info GraphInfo
-	sess *ort.DynamicAdvancedSession
-	ins  map[string]int // input name -> position in info.Inputs
-	outs map[string]int // output name -> position in info.Outputs
+	info   GraphInfo
+	sess   *ort.DynamicAdvancedSession
+	shapes *shapeSessions // WithShapeSessions; nil without
+	ins    map[string]int // input name -> position in info.Inputs
+	outs   map[string]int // output name -> position in info.Outputs
 
 	mu     sync.RWMutex // read by Run, written by Close
 	closed bool
@@ -55,6 +56,7 @@ func (ns *namedSession) open(src *source, si GraphInfo) error {
 	}
 	si.Providers = providers
 	ns.info, ns.sess = si, sess
+	ns.shapes = newShapeSessions(src, inNames, outNames)
 	return nil
 }
 
@@ -108,10 +110,18 @@ func (ns *namedSession) allInputs(inVals []ort.Value) error {
 	return nil
 }
 
-// run runs the session with run options that ctx cancellation terminates.
-// When the call fails, the error wraps ctx.Err() if ctx stopped it, and is
+// run runs the session with run options that ctx cancellation terminates:
+// the shape-specialised session for the input dimensions dims (one list
+// per input, in order) when there is one, else the dynamic session. When
+// the call fails, the error wraps ctx.Err() if ctx stopped it, and is
 // fail(the runtime's error) otherwise.
-func (ns *namedSession) run(ctx context.Context, inVals, outVals []ort.Value, fail func(error) error) error {
+func (ns *namedSession) run(ctx context.Context, dims [][]int64, inVals, outVals []ort.Value, fail func(error) error) error {
+	sess := ns.sess
+	if ns.shapes != nil {
+		if s := ns.shapes.session(shapeKey(dims), dims); s != nil {
+			sess = s
+		}
+	}
 	ro, err := ort.NewRunOptions()
 	if err != nil {
 		return fmt.Errorf("onnx: creating run options: %w", err)
@@ -121,7 +131,7 @@ func (ns *namedSession) run(ctx context.Context, inVals, outVals []ort.Value, fa
 		stop := context.AfterFunc(ctx, func() { _ = ro.Terminate() })
 		defer stop()
 	}
-	if err := ns.sess.RunWithOptions(inVals, outVals, ro); err != nil {
+	if err := sess.RunWithOptions(inVals, outVals, ro); err != nil {
 		if cerr := ctx.Err(); cerr != nil {
 			return fmt.Errorf("onnx: inference stopped: %w", cerr)
 		}
@@ -137,7 +147,11 @@ func (ns *namedSession) close() error {
 		return nil
 	}
 	ns.closed = true
-	return ns.sess.Destroy()
+	err := ns.shapes.destroy()
+	if derr := ns.sess.Destroy(); derr != nil {
+		err = errors.Join(err, derr)
+	}
+	return err
 }
 
 // destroyValues destroys the values of a Run call. A binding may leave a
