@@ -26,6 +26,13 @@
 // noise.NewTorchCPU(seed+i), guidance with fashion.Guided(1)
 // (DefaultUpsampleOptions, x0 clamped block-wise to [-1, 1]).
 //
+// With -shapes on, the model runs in sessions specialised to each call
+// shape (onnx.WithShapeSessions: ONNX Runtime knows every shape and folds
+// the graph's shape arithmetic); with -shapes both every mode runs once
+// with the dynamic session and once with specialised sessions (the mode
+// names get a _shapes suffix), interleaved in the same runs, so the tables
+// compare them side by side.
+//
 // With -dump DIR it also writes the initial noise (noise_SIZE.npy), the final
 // samples of every setting (go_SIZE_MODE.npy, N x 1 x SIZE x SIZE float32) and
 // the settings and timings (bench.json), which tools/reference/reference.py
@@ -80,6 +87,7 @@ type config struct {
 	dump       string
 	cpuProfile string
 	device     onnx.Device
+	shapes     string // "off", "on" or "both"
 }
 
 func parseFlags(args []string, stderr io.Writer) (*config, error) {
@@ -98,8 +106,12 @@ func parseFlags(args []string, stderr io.Writer) (*config, error) {
 	fs.StringVar(&c.dump, "dump", "", "folder for noise, final samples and bench.json (for tools/reference)")
 	fs.StringVar(&c.cpuProfile, "cpuprofile", "", "write a CPU profile of the timed runs to this file")
 	fs.Var(&c.device, "device", "where the model runs: cpu, cuda, cuda:N, tensorrt, tensorrt:N or webgpu")
+	fs.StringVar(&c.shapes, "shapes", "off", "shape-specialised sessions (onnx.WithShapeSessions): off, on, or both (every mode with and without)")
 	if err := cli.Parse(fs, args); err != nil {
 		return nil, err
+	}
+	if c.shapes != "off" && c.shapes != "on" && c.shapes != "both" {
+		return nil, fmt.Errorf("-shapes %q: want off, on or both", c.shapes)
 	}
 	if c.n <= 0 || c.steps <= 0 || c.runs <= 0 || c.allocSteps < 0 || c.threads < 0 || c.inter < 0 {
 		return nil, errors.New("-n, -steps and -runs must be positive; -alloc-steps, -threads and -inter not negative")
@@ -130,9 +142,34 @@ type mode struct {
 	name                   string
 	guided                 bool
 	sequential, concurrent bool // neither: the guidance asks the model (ugo.FillsCPU)
+	shapes                 bool // run in shape-specialised sessions
 }
 
-var modes = []mode{{"plain", false, false, false}, {"guided", true, false, true}, {"guided_seq", true, true, false}, {"guided_auto", true, false, false}}
+var modes = []mode{{"plain", false, false, false, false}, {"guided", true, false, true, false}, {"guided_seq", true, true, false, false}, {"guided_auto", true, false, false, false}}
+
+// shapesSuffix ends the name of a mode run in shape-specialised sessions.
+const shapesSuffix = "_shapes"
+
+// modesFor returns the modes of the -shapes setting: the dynamic session's,
+// the specialised sessions', or both, each dynamic mode followed by its
+// specialised twin.
+func modesFor(shapes string) []mode {
+	var out []mode
+	for _, m := range modes {
+		if shapes != "on" {
+			out = append(out, m)
+		}
+		if shapes != "off" {
+			m.name += shapesSuffix
+			m.shapes = true
+			out = append(out, m)
+		}
+	}
+	return out
+}
+
+// base returns the name of m without the shapes suffix.
+func (m mode) base() string { return strings.TrimSuffix(m.name, shapesSuffix) }
 
 // result collects the measurements of one size and mode.
 type result struct {
@@ -175,27 +212,46 @@ func run(out io.Writer) error {
 	if c.threads > 0 || c.inter > 0 {
 		opts = append(opts, onnx.WithThreads(c.threads, c.inter))
 	}
-	model, err := onnx.Open(path, append(opts, c.device.Options()...)...)
-	if err != nil {
-		return err
+	opts = append(opts, c.device.Options()...)
+	// timedModels holds the model with its dynamic session alone (false)
+	// and with shape-specialised sessions (true), as -shapes asks.
+	timedModels := map[bool]*timedModel{}
+	var shaped *onnx.Model
+	for _, spec := range []bool{false, true} {
+		if (spec && c.shapes == "off") || (!spec && c.shapes == "on") {
+			continue
+		}
+		o := opts
+		if spec {
+			// Each size calls the model at two shapes at most (full and
+			// low resolution).
+			o = append(slices.Clip(opts), onnx.WithShapeSessions(min(2*len(c.sizes), onnx.MaxShapeSessions)))
+		}
+		m, err := onnx.Open(path, o...)
+		if err != nil {
+			return err
+		}
+		defer m.Close()
+		if spec {
+			shaped = m
+		}
+		timedModels[spec] = newTimedModel(m)
 	}
-	defer model.Close()
-	timed := newTimedModel(model)
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
 	defer stop()
 	seeds := fashion.Seeds(c.seed, c.n)
 	var results []*result
 	for _, size := range c.sizes {
-		for _, m := range modes {
+		for _, m := range modesFor(c.shapes) {
 			results = append(results, &result{size: size, factor: size / fashion.TrainedSize, mode: m, allocs: math.NaN()})
 		}
 	}
 	loadStart := loadAverage()
 
 	// Warm up every shape (ONNX Runtime sets up a shape on its first run).
-	warm := &fashion.Sampler{Model: timed, Steps: min(2, c.steps)}
 	for _, r := range results {
+		warm := &fashion.Sampler{Model: timedModels[r.mode.shapes], Steps: min(2, c.steps)}
 		if _, err := warm.Sample(ctx, r.setting(), seeds, 0); err != nil {
 			return err
 		}
@@ -206,12 +262,13 @@ func run(out io.Writer) error {
 		return err
 	}
 	defer stopProfile()
-	s := &fashion.Sampler{Model: timed, Steps: c.steps}
 	start := time.Now()
 	for run := range c.runs {
 		for j := range results {
 			r := results[(j+run)%len(results)]
 			fmt.Fprintf(os.Stderr, "\rrun %d/%d %-16s", run+1, c.runs, r.name())
+			timed := timedModels[r.mode.shapes]
+			s := &fashion.Sampler{Model: timed, Steps: c.steps}
 			runtime.GC()
 			timed.Reset()
 			t0 := time.Now()
@@ -251,7 +308,7 @@ func run(out io.Writer) error {
 	if c.allocSteps > 0 {
 		for _, r := range results {
 			fmt.Fprintf(os.Stderr, "\rallocations %-16s", r.name())
-			if r.allocs, err = allocsPerStep(ctx, timed, r.setting(), seeds, c.allocSteps); err != nil {
+			if r.allocs, err = allocsPerStep(ctx, timedModels[r.mode.shapes], r.setting(), seeds, c.allocSteps); err != nil {
 				return err
 			}
 		}
@@ -259,6 +316,16 @@ func run(out io.Writer) error {
 	}
 
 	report(out, c, path, results, elapsed, loadStart, loadAverage())
+	if shaped != nil {
+		fmt.Fprintln(out, "\nShape-specialised sessions (onnx.Model.ShapeSessions):")
+		for _, ss := range shaped.ShapeSessions() {
+			status := "in use"
+			if ss.Err != nil {
+				status = "failed: " + ss.Err.Error()
+			}
+			fmt.Fprintf(out, "- %v: %s\n", ss.Inputs, status)
+		}
+	}
 	if c.dump != "" {
 		if err := dump(c, path, results); err != nil {
 			return err
@@ -323,15 +390,19 @@ func report(w io.Writer, c *config, path string, results []*result, elapsed time
 	if c.threads > 0 {
 		threads = strconv.Itoa(c.threads)
 	}
-	fmt.Fprintf(w, "Model %s; %d images per batch, %d DDIM steps, median of %d interleaved runs; ONNX Runtime intra-op threads: %s, inter-op: %d; GOMAXPROCS %d, %s (%d CPUs); load average %s at start, %s at end; %.0f s.\n\n",
-		filepath.Base(path), c.n, c.steps, c.runs, threads, c.inter, runtime.GOMAXPROCS(0), cpuModel(), runtime.NumCPU(), loadStart, loadEnd, elapsed.Seconds())
+	fmt.Fprintf(w, "Model %s; %d images per batch, %d DDIM steps, median of %d interleaved runs; ONNX Runtime intra-op threads: %s, inter-op: %d; shape-specialised sessions: %s; GOMAXPROCS %d, %s (%d CPUs); load average %s at start, %s at end; %.0f s.\n\n",
+		filepath.Base(path), c.n, c.steps, c.runs, threads, c.inter, c.shapes, runtime.GOMAXPROCS(0), cpuModel(), runtime.NumCPU(), loadStart, loadEnd, elapsed.Seconds())
 
 	fmt.Fprintln(w, "| size | scale (k) | mode | ms per image | range | vs plain | bound 1+1/k | outside model calls | Go allocs/step |")
 	fmt.Fprintln(w, "| --- | --- | --- | ---: | ---: | ---: | ---: | ---: | ---: |")
-	plain := map[int]time.Duration{}
+	type plainKey struct {
+		size   int
+		shapes bool
+	}
+	plain := map[plainKey]time.Duration{}
 	for _, r := range results {
 		if !r.mode.guided {
-			plain[r.size] = median(r.perImage)
+			plain[plainKey{r.size, r.mode.shapes}] = median(r.perImage)
 		}
 	}
 	for _, r := range results {
@@ -339,7 +410,7 @@ func report(w io.Writer, c *config, path string, results []*result, elapsed time
 		med := median(r.perImage)
 		ratio, bound := "1", "—"
 		if r.mode.guided {
-			ratio = fmt.Sprintf("%.3f", float64(med)/float64(plain[r.size]))
+			ratio = fmt.Sprintf("%.3f", float64(med)/float64(plain[plainKey{r.size, r.mode.shapes}]))
 			bound = fmt.Sprintf("%.3f", 1+1/float64(k))
 		}
 		allocs := "—"
@@ -367,18 +438,63 @@ func report(w io.Writer, c *config, path string, results []*result, elapsed time
 		fmt.Fprintf(w, "| %d | %s | %s | %s | %s | %s |\n", r.size, r.mode.name, ms(hi), lo, ratio, calls)
 	}
 
+	if c.shapes == "both" {
+		fmt.Fprintln(w, "\nShape-specialised sessions against the dynamic session (medians above):")
+		fmt.Fprintln(w)
+		fmt.Fprintln(w, "| size | mode | dynamic ms per image | shapes ms per image | shapes / dynamic | vs plain, dynamic | vs plain, shapes | low/high call, dynamic | low/high call, shapes |")
+		fmt.Fprintln(w, "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
+		for _, r := range results {
+			if r.mode.shapes {
+				continue
+			}
+			o := twin(results, r)
+			if o == nil {
+				continue
+			}
+			d, sh := median(r.perImage), median(o.perImage)
+			vs := func(x *result, v time.Duration) string {
+				if !x.mode.guided {
+					return "1"
+				}
+				return fmt.Sprintf("%.3f", float64(v)/float64(plain[plainKey{x.size, x.mode.shapes}]))
+			}
+			lh := func(x *result) string {
+				if !x.mode.guided {
+					return "—"
+				}
+				return fmt.Sprintf("%.3f", float64(median(x.lowCall))/float64(median(x.highCall)))
+			}
+			fmt.Fprintf(w, "| %d | %s | %s | %s | %.3f | %s | %s | %s | %s |\n", r.size, r.mode.name, ms(d), ms(sh),
+				float64(sh)/float64(d), vs(r, d), vs(o, sh), lh(r), lh(o))
+		}
+	}
+
 	fmt.Fprintln(w, "\nChecks:")
 	for _, r := range results {
 		fmt.Fprintf(w, "- %s: runs agree to %.2g", r.name(), r.runDiff)
 		if r.mode.sequential {
 			for _, o := range results {
-				if o.size == r.size && o.mode.guided && !o.mode.sequential {
+				if o.size == r.size && o.mode.guided && !o.mode.sequential && o.mode.shapes == r.mode.shapes {
 					fmt.Fprintf(w, "; vs %s: max abs diff %.2g", o.mode.name, maxAbsDiff(r.final, o.final))
 				}
 			}
 		}
+		if o := twin(results, r); r.mode.shapes && o != nil {
+			fmt.Fprintf(w, "; vs %s (dynamic session): max abs diff %.2g", o.mode.name, maxAbsDiff(r.final, o.final))
+		}
 		fmt.Fprintln(w)
 	}
+}
+
+// twin returns the result of r's mode at r's size with the other kind of
+// session (dynamic or shape-specialised), or nil.
+func twin(results []*result, r *result) *result {
+	for _, o := range results {
+		if o.size == r.size && o.mode.base() == r.mode.base() && o.mode.shapes != r.mode.shapes {
+			return o
+		}
+	}
+	return nil
 }
 
 // benchFile is the layout of bench.json, read by tools/reference.

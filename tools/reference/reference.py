@@ -301,10 +301,10 @@ def main():
     print("| size | mode | torch ms per image | Go ms per image | torch / Go | max abs diff (Go - torch) | initial noise diff |")
     print("| --- | --- | ---: | ---: | ---: | ---: | ---: |")
     worst = 0.0
-    for s, m in settings + [(s, g) for s in sizes for g in ("guided_seq", "guided_auto")]:
-        if (s, m) not in go:
-            continue
-        base = "guided" if m.startswith("guided") else m  # the Go modes differ in call scheduling only
+    for s, m in [(r["size"], r["mode"]) for r in bench["results"]]:
+        # The Go modes differ from plain or guided sampling in call
+        # scheduling and session kind (the _shapes modes) only.
+        base = "guided" if m.startswith("guided") else "plain"
         ref = final[(s, base)]
         got = np.load(os.path.join(args.go, go[(s, m)]["file"]))
         diff = float(np.abs(got.astype(np.float64) - ref.astype(np.float64)).max())
