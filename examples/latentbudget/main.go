@@ -21,6 +21,12 @@
 // is the median over the runs of the part's share of its own run (so the
 // columns need not add up exactly). On a machine
 // that other work shares, the shares mean more than the milliseconds.
+//
+// -shapes on loads the pipeline with shape-specialised sessions for every
+// model (onnx.WithShapeSessions through pipeline.WithONNXOptions); -shapes
+// both loads it twice, with and without, and interleaves the runs of both,
+// the columns of the specialised one marked "shapes".
+//
 // Typical use, from the repository root:
 //
 //	go run ./examples/latentbudget -threads 2 -runs 5
@@ -65,6 +71,7 @@ type config struct {
 	prompt  string
 	seed    uint64
 	cpuProf string
+	shapes  string // "off", "on" or "both"
 }
 
 func parseFlags(args []string, stderr io.Writer) (*config, error) {
@@ -79,8 +86,12 @@ func parseFlags(args []string, stderr io.Writer) (*config, error) {
 	fs.StringVar(&c.prompt, "prompt", "a photo of a sneaker", "the prompt")
 	fs.Uint64Var(&c.seed, "seed", 1, "seed of the initial latents")
 	fs.StringVar(&c.cpuProf, "cpuprofile", "", "write a CPU profile of the timed runs to this file (go tool pprof: Go code outside cgocall is the Go side in CPU time, which other load on the machine does not inflate)")
+	fs.StringVar(&c.shapes, "shapes", "off", "shape-specialised sessions (onnx.WithShapeSessions) for every model: off, on, or both (each size with and without)")
 	if err := cli.Parse(fs, args); err != nil {
 		return nil, err
+	}
+	if c.shapes != "off" && c.shapes != "on" && c.shapes != "both" {
+		return nil, fmt.Errorf("-shapes %q: want off, on or both", c.shapes)
 	}
 	for _, f := range cli.Split(*scales) {
 		var s int
@@ -261,18 +272,48 @@ func run(args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	timer := &unetTimer{byShape: map[string]*shapeTime{}}
-	m, err := pipeline.Load(dir, pipeline.WithONNXOptions(onnx.WithThreads(c.threads, 1)),
-		pipeline.WithUNetMiddleware(func(d ugo.Denoiser) ugo.Denoiser { timer.model = d; return timer }))
-	if err != nil {
-		return err
+	// A variant is a size and whether the pipeline runs in shape-specialised
+	// sessions; each kind of pipeline is loaded once, with its own timer.
+	type variant struct {
+		scale  int
+		shapes bool
 	}
-	defer m.Close()
+	var variants []variant
+	models := map[bool]*pipeline.Model{}
+	timers := map[bool]*unetTimer{}
+	for _, spec := range []bool{false, true} {
+		if (spec && c.shapes == "off") || (!spec && c.shapes == "on") {
+			continue
+		}
+		for _, s := range c.scales {
+			variants = append(variants, variant{s, spec})
+		}
+		timer := &unetTimer{byShape: map[string]*shapeTime{}}
+		opts := []onnx.Option{onnx.WithThreads(c.threads, 1)}
+		if spec {
+			// Per model: the UNet's two shapes per size, the VAE's one, the
+			// text encoder's one.
+			opts = append(opts, onnx.WithShapeSessions(min(2*len(c.scales)+1, onnx.MaxShapeSessions)))
+		}
+		m, err := pipeline.Load(dir, pipeline.WithONNXOptions(opts...),
+			pipeline.WithUNetMiddleware(func(d ugo.Denoiser) ugo.Denoiser { timer.model = d; return timer }))
+		if err != nil {
+			return err
+		}
+		defer m.Close()
+		models[spec], timers[spec] = m, timer
+	}
+	name := func(v variant) string {
+		if v.shapes {
+			return fmt.Sprintf("%dx (shapes)", v.scale)
+		}
+		return fmt.Sprintf("%dx", v.scale)
+	}
 	ctx := context.Background()
-	results := make([][]*budget, len(c.scales))
-	for _, s := range c.scales { // warm-up: sessions see each shape once
-		if _, err := once(ctx, m, timer, c, s); err != nil {
-			return fmt.Errorf("%dx: %w", s, err)
+	results := make([][]*budget, len(variants))
+	for _, v := range variants { // warm-up: sessions see each shape once
+		if _, err := once(ctx, models[v.shapes], timers[v.shapes], c, v.scale); err != nil {
+			return fmt.Errorf("%s: %w", name(v), err)
 		}
 	}
 	stopProfile, err := cli.StartCPUProfile(c.cpuProf)
@@ -281,25 +322,30 @@ func run(args []string, stdout, stderr io.Writer) error {
 	}
 	defer stopProfile()
 	for r := range c.runs {
-		for j := range c.scales {
-			i := (j + r) % len(c.scales)
-			fmt.Fprintf(stderr, "\rrun %d/%d, %dx   ", r+1, c.runs, c.scales[i])
-			b, err := once(ctx, m, timer, c, c.scales[i])
+		for j := range variants {
+			i := (j + r) % len(variants)
+			v := variants[i]
+			fmt.Fprintf(stderr, "\rrun %d/%d, %-14s", r+1, c.runs, name(v))
+			b, err := once(ctx, models[v.shapes], timers[v.shapes], c, v.scale)
 			if err != nil {
-				return fmt.Errorf("%dx: %w", c.scales[i], err)
+				return fmt.Errorf("%s: %w", name(v), err)
 			}
 			results[i] = append(results[i], b)
 		}
 	}
 	fmt.Fprintln(stderr)
-	size := m.Info().SampleSize
+	size := models[variants[0].shapes].Info().SampleSize
 	load, _ := os.ReadFile("/proc/loadavg")
-	fmt.Fprintf(stdout, "# Latent pipeline budget\n\n%s, %d DDIM steps, CFG 7.5 (one batched UNet call), Upsample Guidance at the pipeline's defaults; %d intra-op threads; medians of %d runs; load average %s.\n\n",
-		dir, c.steps, c.threads, c.runs, strings.Join(strings.Fields(string(load))[:min(3, len(strings.Fields(string(load))))], " "))
+	fmt.Fprintf(stdout, "# Latent pipeline budget\n\n%s, %d DDIM steps, CFG 7.5 (one batched UNet call), Upsample Guidance at the pipeline's defaults; %d intra-op threads; shape-specialised sessions: %s; medians of %d runs; load average %s.\n\n",
+		dir, c.steps, c.threads, c.shapes, c.runs, strings.Join(strings.Fields(string(load))[:min(3, len(strings.Fields(string(load))))], " "))
 	header := "| part |"
 	sep := "| --- |"
-	for _, s := range c.scales {
-		header += fmt.Sprintf(" %d px ms | share |", s*size)
+	for _, v := range variants {
+		label := ""
+		if v.shapes {
+			label = ", shapes"
+		}
+		header += fmt.Sprintf(" %d px%s ms | share |", v.scale*size, label)
 		sep += " ---: | ---: |"
 	}
 	fmt.Fprintln(stdout, header)
@@ -324,20 +370,20 @@ func run(args []string, stdout, stderr io.Writer) error {
 	}
 	for _, r := range rows {
 		line := "| " + r.name + " |"
-		for i := range c.scales {
+		for i := range variants {
 			line += fmt.Sprintf(" %s | %s |", msf(med(results[i], r.get)), share(results[i], r.get))
 		}
 		fmt.Fprintln(stdout, line)
 	}
 	line, goLine := "| **total** |", "| **Go side** (no model call in flight) |"
-	for i := range c.scales {
+	for i := range variants {
 		line += fmt.Sprintf(" %s | 100%% |", msf(med(results[i], func(b *budget) time.Duration { return b.total })))
 		goLine += fmt.Sprintf(" %s | %s |", msf(med(results[i], (*budget).goSide)), share(results[i], (*budget).goSide))
 	}
 	fmt.Fprintln(stdout, line)
 	fmt.Fprintln(stdout, goLine)
 	calls := "| UNet calls (full + low) |"
-	for i := range c.scales {
+	for i := range variants {
 		b := results[i][0]
 		calls += fmt.Sprintf(" %d + %d | |", b.highCalls, b.lowCalls)
 	}
