@@ -21,7 +21,10 @@
 //     prompt; its VAE decoder at each -pixels size.
 //
 // Session settings come from flags: -threads, -opt (graph optimisation
-// level), -spin (intra-op spinning). Typical use, from the repository root:
+// level), -spin (intra-op spinning), -shapes (the calls run in a session
+// specialised to their input shapes, onnx.WithShapeSessions, so the node
+// counts show what ONNX Runtime folds when it knows every shape). Typical
+// use, from the repository root:
 //
 //	go run ./examples/ortprof -threads 2 -runs 20
 package main
@@ -66,6 +69,7 @@ type config struct {
 	top     int
 	opt     onnx.GraphOptimization
 	spin    bool
+	shapes  bool
 	dir     string
 }
 
@@ -89,6 +93,7 @@ func parseFlags(args []string, stderr io.Writer) (*config, error) {
 	fs.IntVar(&c.top, "top", 8, "nodes listed per case")
 	opt := fs.String("opt", "all", "graph optimisation level: all, extended, basic or none")
 	fs.BoolVar(&c.spin, "spin", true, "let intra-op threads spin between operators")
+	fs.BoolVar(&c.shapes, "shapes", false, "run each case in a shape-specialised session (onnx.WithShapeSessions)")
 	fs.StringVar(&c.dir, "dir", "", "folder for the runtime's trace files (default: a temporary folder, removed at the end)")
 	if err := cli.Parse(fs, args); err != nil {
 		return nil, err
@@ -177,8 +182,8 @@ func run(args []string, stdout, stderr io.Writer) error {
 		}
 		cases = append(cases, more...)
 	}
-	fmt.Fprintf(stdout, "# ONNX Runtime profiles\n\n%d profiled Run calls per case after %d warm-up calls; %d intra-op threads, graph optimisation %s, spinning %v.\n\n",
-		c.runs, c.warmup, c.threads, c.opt, c.spin)
+	fmt.Fprintf(stdout, "# ONNX Runtime profiles\n\n%d profiled Run calls per case after %d warm-up calls; %d intra-op threads, graph optimisation %s, spinning %v, shape-specialised sessions %v.\n\n",
+		c.runs, c.warmup, c.threads, c.opt, c.spin, c.shapes)
 	var rows []summaryRow
 	for i, pc := range cases {
 		prefix := filepath.Join(dir, fmt.Sprintf("case%02d", i))
@@ -197,6 +202,9 @@ func run(args []string, stdout, stderr io.Writer) error {
 // the trace.
 func profile(c *config, pc profileCase, prefix string) (onnx.ProfileSummary, error) {
 	opts := []onnx.Option{onnx.WithThreads(c.threads, 1), onnx.WithProfiling(prefix), onnx.WithGraphOptimization(c.opt), onnx.WithSpinning(c.spin)}
+	if c.shapes {
+		opts = append(opts, onnx.WithShapeSessions(1))
+	}
 	call, closeFn, err := pc.open(opts)
 	if err != nil {
 		return onnx.ProfileSummary{}, err
@@ -215,12 +223,24 @@ func profile(c *config, pc profileCase, prefix string) (onnx.ProfileSummary, err
 	if err != nil {
 		return onnx.ProfileSummary{}, err
 	}
-	if len(files) != 1 {
-		return onnx.ProfileSummary{}, fmt.Errorf("%d profile files under %s, want 1", len(files), prefix)
+	// With -shapes, the dynamic session writes a trace without runs and
+	// the specialised session (prefix_shape1_...) one with every run.
+	var p *onnx.Profile
+	for _, f := range files {
+		fp, err := onnx.ReadProfileFile(f)
+		if err != nil {
+			return onnx.ProfileSummary{}, err
+		}
+		if len(fp.Runs) == 0 && c.shapes {
+			continue
+		}
+		if p != nil {
+			return onnx.ProfileSummary{}, fmt.Errorf("%d profile files with runs under %s, want 1", len(files), prefix)
+		}
+		p = fp
 	}
-	p, err := onnx.ReadProfileFile(files[0])
-	if err != nil {
-		return onnx.ProfileSummary{}, err
+	if p == nil {
+		return onnx.ProfileSummary{}, fmt.Errorf("no profile with runs under %s", prefix)
 	}
 	if len(p.Runs) != c.warmup+c.runs {
 		return onnx.ProfileSummary{}, fmt.Errorf("%d runs in the profile, want %d", len(p.Runs), c.warmup+c.runs)
