@@ -8,7 +8,7 @@ import (
 
 var hostileArgs = []string{
 	"-threads\x00-1", "-inter\x00-1", "-threads\x00100000", "-n\x000", "-n\x00-4", "-n\x0010000000", "-steps\x000",
-	"-runs\x000", "-alloc-steps\x00-1", "-sizes\x0028", "-sizes\x0057", "-sizes\x00-56", "-sizes\x00x", "-sizes\x0099999988",
+	"-runs\x000", "-alloc-steps\x00-1", "-sizes\x0014", "-sizes\x0057", "-sizes\x00-56", "-sizes\x00x", "-sizes\x0099999988",
 	"stray", "-n\x002\x00stray", "-device\x00gpu", "-nope", "-shapes\x00yes", "-shapes\x00",
 }
 

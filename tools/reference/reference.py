@@ -272,7 +272,10 @@ def main():
     seeds = [bench["seed"] + i for i in range(n)]
     go = {(r["size"], r["mode"]): r for r in bench["results"]}
     sizes = sorted({r["size"] for r in bench["results"]})
-    settings = [(s, m) for s in sizes for m in ("plain", "guided")]
+    # plain and guided sampling at every size the Go side ran them at (plain
+    # only at the training size)
+    settings = [(s, m) for s in sizes for m in ("plain", "guided")
+                if any(r["size"] == s and r["mode"].startswith(m) for r in bench["results"])]
 
     noise_diff = {}
     for s in sizes:
