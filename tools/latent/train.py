@@ -14,9 +14,19 @@ equal channels (SD's RGB interface).
 
 vae: KL autoencoder, loss = mean squared + mean absolute reconstruction error
      + 1e-6 x KL (summed over latents, per pixel of the image, as SD's kl_weight
-     is applied to sums); then encodes the training split (posterior mean and
-     log variance, out/latent/latents.pt) and computes SD's scaling_factor as
-     1 / std of posterior samples of the first 10,000 training images.
+     is applied to sums), plus --equivariance times the pooling-equivariance
+     loss (equivariance_loss: pooled latents must decode to pooled images, and
+     the pooled latent of a 2x upsampled image must be the image's latent;
+     the scale-equivariance regularisation of EQ-VAE, Kouzelis et al. 2025,
+     arXiv 2502.09509, in the form Upsample Guidance needs); --init fine-tunes
+     an existing checkpoint. Then encodes the training split (posterior mean and
+     log variance, out/latent/latents.pt), computes SD's scaling_factor as
+     1 / std of posterior samples of the first 10,000 training images, and
+     logs the pooling errors on 500 held-out images (pooling_errors).
+
+     The shipped VAE: `vae --minutes 8` (reconstruction only), then
+     `vae --init <that vae.pt> --equivariance 0.5 --lr 5e-4 --minutes 8` into
+     a fresh --out folder.
 unet: text encoder + UNet trained jointly; scaled_linear betas (0.00085, 0.012,
      T = 1000); prompts drawn from prompts.py per image; 10% of prompts dropped
      to "" for classifier-free guidance; MSE on epsilon or on v
@@ -96,6 +106,8 @@ def train_vae(args):
     run = Run(args, "vae")
     x, _ = images("train")
     vae = models.VAE()
+    if args.init:
+        vae.load_state_dict(torch.load(args.init)["vae"])
     opt = torch.optim.Adam(vae.parameters(), lr=args.lr)
     step, elapsed0 = 0, 0.0
     if args.resume and os.path.exists(run.ckpt):
@@ -123,19 +135,66 @@ def train_vae(args):
         kl = 0.5 * (mean ** 2 + logvar.exp() - 1 - logvar).sum(dim=(1, 2, 3)).mean() / img[0].numel()
         mse = (rec - img).pow(2).mean()
         loss = mse + (rec - img).abs().mean() + 1e-6 * kl
+        eq = torch.zeros(())
+        if args.equivariance > 0:
+            eq = equivariance_loss(vae, img, mean, g)
+            loss = loss + args.equivariance * eq
         opt.zero_grad()
         loss.backward()
         opt.step()
         step += 1
         losses.append(mse.item())
         if time.time() - last > 60:
-            run.say(f"step {step} mse {np.mean(losses[-100:]):.5f} kl/px {kl.item():.4f} "
+            run.say(f"step {step} mse {np.mean(losses[-100:]):.5f} kl/px {kl.item():.4f} eq {eq.item():.5f} "
                     f"{(time.time() - t0) / max(1, len(losses)):.2f} s/step")
             save()
             last = time.time()
     save()
     run.say(f"vae done: step {step}, mse (last 100) {np.mean(losses[-100:]) if losses else float('nan'):.5f}")
     encode_all(args, run, vae)
+
+
+def equivariance_loss(vae, img, mean, g):
+    """Scale equivariance of the latent under 2x2 average pooling, the
+    relation Upsample Guidance assumes of a latent space (its low-resolution
+    branch sees the pooled latent of the high-resolution sample):
+
+      decoder: D(pool(E(x))) = pool(x)            (EQ-VAE's form, at 32 -> 16)
+      encoder: pool(E(up(x))) = E(x)              (the 2x relation itself: 64 -> 32)
+               D(pool(E(up(x)))) = x
+
+    up is nearest or bilinear 2x upsampling (half the batch each), on a quarter
+    of the batch (an encoder pass at 64x64 costs four at 32x32). Mean squared
+    plus mean absolute error of images; latent error relative to E(x)'s mean
+    square (so that shrinking the latents cannot lower it)."""
+    pooled = F.avg_pool2d(mean, 2)
+    small = F.avg_pool2d(img, 2)
+    dec = vae.decoder(pooled)
+    loss = (dec - small).pow(2).mean() + (dec - small).abs().mean()
+    q = img.shape[0] // 4
+    part = img[:q]
+    up = torch.cat([F.interpolate(part[:q // 2], scale_factor=2.0, mode="nearest"),
+                    F.interpolate(part[q // 2:], scale_factor=2.0, mode="bilinear", align_corners=False)])
+    zp = F.avg_pool2d(vae.encode(up)[0], 2)
+    target = mean[:q]
+    loss = loss + (zp - target).pow(2).mean() / target.pow(2).mean().detach()
+    dec2 = vae.decoder(zp)
+    return loss + (dec2 - part).pow(2).mean() + (dec2 - part).abs().mean()
+
+
+@torch.no_grad()
+def pooling_errors(vae, x):
+    """The equivariance errors above on held-out images x (no gradient)."""
+    z = vae.encode(x)[0]
+    out = {"reconstruction mse": (vae.decoder(z) - x).pow(2).mean().item()}
+    small = F.avg_pool2d(x, 2)
+    out["D(pool E x) vs pool x mse"] = (vae.decoder(F.avg_pool2d(z, 2)) - small).pow(2).mean().item()
+    for mode in ("nearest", "bilinear"):
+        kw = {} if mode == "nearest" else {"align_corners": False}
+        zp = F.avg_pool2d(vae.encode(F.interpolate(x, scale_factor=2.0, mode=mode, **kw))[0], 2)
+        out[f"pool E up_{mode} x vs E x (relative)"] = ((zp - z).pow(2).mean() / z.pow(2).mean()).item()
+        out[f"D(pool E up_{mode} x) vs x mse"] = (vae.decoder(zp) - x).pow(2).mean().item()
+    return out
 
 
 @torch.no_grad()
@@ -157,6 +216,8 @@ def encode_all(args, run, vae):
     trec = vae.decoder(vae.encode(tx[:2000].expand(-1, 3, -1, -1))[0])
     tmse = (trec - tx[:2000].expand(-1, 3, -1, -1)).pow(2).mean().item()
     torch.save({"mean": mean, "logvar": logvar, "labels": y, "scaling_factor": scaling}, os.path.join(args.out, "latents.pt"))
+    for k, v in pooling_errors(vae, tx[:500].expand(-1, 3, -1, -1)).items():
+        run.say(f"held-out {k}: {v:.5f}")
     run.say(f"latents: {tuple(mean.shape)}, latent std {z.std().item():.4f} -> scaling_factor {scaling:.5f}, "
             f"mean posterior std {(0.5 * logvar).exp().mean().item():.4f}, reconstruction mse train {mse:.5f} test {tmse:.5f}")
 
@@ -175,6 +236,11 @@ def train_unet(args):
     ema_params = list(ema_te.parameters()) + list(ema_unet.parameters())
     opt = torch.optim.AdamW(params, lr=args.lr, weight_decay=0.0)
     step, elapsed0 = 0, 0.0
+    if args.init and not (args.resume and os.path.exists(run.ckpt)):
+        s = torch.load(args.init)  # warm start: weights only (EMA copies start from the weights)
+        te.load_state_dict(s["ema_te"]); unet.load_state_dict(s["ema_unet"])
+        ema_te.load_state_dict(s["ema_te"]); ema_unet.load_state_dict(s["ema_unet"])
+        run.say(f"warm start from {args.init} (its step {s['step']})")
     if args.resume and os.path.exists(run.ckpt):
         s = torch.load(run.ckpt)
         te.load_state_dict(s["te"]); unet.load_state_dict(s["unet"])
@@ -248,6 +314,9 @@ def main():
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--seed", type=int, default=1234)
     ap.add_argument("--resume", action="store_true")
+    ap.add_argument("--init", default="", help="start from this checkpoint's weights (vae: a fine-tune; unet: a warm start)")
+    ap.add_argument("--equivariance", type=float, default=0.0,
+                    help="vae: weight of the pooling-equivariance loss (0: plain KL autoencoder)")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     torch.manual_seed(args.seed)
