@@ -124,6 +124,11 @@ type result struct {
 	SecPer   float64 `json:"sec_per_image"`
 	Calls    float64 `json:"unet_calls_per_image"`
 	LowCalls float64 `json:"low_res_calls_per_image"`
+	// PoolRatio and PoolLatent are the VAE's pooling consistency at 2x
+	// (pipeline.PoolingConsistency: Ratio and Latent), on the reconstruction
+	// row only.
+	PoolRatio  float64 `json:"pool_ratio,omitempty"`
+	PoolLatent float64 `json:"pool_latent,omitempty"`
 }
 
 func main() {
@@ -385,10 +390,16 @@ func reconstruct(ctx context.Context, m *pipeline.Model, cls *classifier, ref *m
 		return result{}, err
 	}
 	defer v.Close()
-	lat, err := v.Encode(ctx, tensor.New(tensor.WithShape(n, 3, 32, 32), tensor.WithBacking(imgs)))
+	images := tensor.New(tensor.WithShape(n, 3, 32, 32), tensor.WithBacking(imgs))
+	lat, err := v.Encode(ctx, images)
 	if err != nil {
 		return result{}, err
 	}
+	pool, err := v.PoolingConsistency(ctx, images, 2)
+	if err != nil {
+		return result{}, err
+	}
+	fmt.Println(pool)
 	px, err := v.Decode(ctx, lat)
 	if err != nil {
 		return result{}, err
@@ -399,6 +410,7 @@ func reconstruct(ctx context.Context, m *pipeline.Model, cls *classifier, ref *m
 	}
 	r, err := score(feat, logits, labels[:n], cls.dim, ref, boot)
 	r.Size = 32
+	r.PoolRatio, r.PoolLatent = pool.Ratio(), pool.Latent
 	return r, err
 }
 
