@@ -50,6 +50,7 @@ import (
 	"github.com/ugo-diffusion/ugo/onnx"
 	"github.com/ugo-diffusion/ugo/picture"
 	"github.com/ugo-diffusion/ugo/pipeline"
+	"github.com/ugo-diffusion/ugo/resize"
 )
 
 // Prompts are the evaluation prompts, one per Fashion-MNIST class in label
@@ -129,6 +130,10 @@ type result struct {
 	// row only.
 	PoolRatio  float64 `json:"pool_ratio,omitempty"`
 	PoolLatent float64 `json:"pool_latent,omitempty"`
+	// Pooled scores a 2x or 4x row's latents average-pooled to the training
+	// size and decoded there (-pooled): what the sampler made of the low
+	// frequencies, without the decoder's reading of the high ones.
+	Pooled *result `json:"pooled,omitempty"`
 }
 
 func main() {
@@ -152,6 +157,7 @@ func run() error {
 	threads := flag.Int("threads", 1, "ONNX Runtime intra-op threads")
 	only := flag.String("only", "", "semicolon-separated row names (or prefixes) to run (default: all)")
 	boot := flag.Int("bootstrap", 200, "bootstrap resamples")
+	pooled := flag.Bool("pooled", false, "also score each 2x and 4x row's latents average-pooled to 8x8 and decoded at 32x32")
 	flag.Parse()
 	if *n%10 != 0 || *n4%10 != 0 || *n <= 0 || *n4 <= 0 {
 		return errors.New("-n and -n4 must be positive multiples of 10")
@@ -246,13 +252,17 @@ func run() error {
 			if s.Factor == 4 {
 				count = *n4
 			}
-			r, err := evaluate(ctx, m, cls, ref, s, count, *steps, *batch, *seed, *boot, *out, model)
+			r, err := evaluate(ctx, m, cls, ref, s, count, *steps, *batch, *seed, *boot, *out, model, *pooled)
 			if err != nil {
 				m.Close()
 				return fmt.Errorf("%s %s: %w", model, s.name(), err)
 			}
 			fmt.Printf("%-16s %-28s N=%d FD %.2f [%.2f, %.2f] accuracy %.3f [%.3f, %.3f] %.3f s/image, %.0f+%.0f UNet calls/image\n",
 				model, r.Name, r.N, r.FD, r.FDLo, r.FDHi, r.Acc, r.AccLo, r.AccHi, r.SecPer, r.Calls, r.LowCalls)
+			if p := r.Pooled; p != nil {
+				fmt.Printf("%-16s %-28s pooled latents decoded at 32: FD %.2f [%.2f, %.2f] accuracy %.3f [%.3f, %.3f]\n",
+					model, r.Name, p.FD, p.FDLo, p.FDHi, p.Acc, p.AccLo, p.AccHi)
+			}
 			results = append(results, r)
 			if err := appendJSON(resPath, r); err != nil {
 				return err
@@ -267,10 +277,12 @@ func run() error {
 }
 
 func evaluate(ctx context.Context, m *pipeline.Model, cls *classifier, ref *metrics.FrechetReference, s setting,
-	count, steps, batch int, seed uint64, boot int, out, model string) (result, error) {
+	count, steps, batch int, seed uint64, boot int, out, model string, pooled bool) (result, error) {
 	size := 32 * s.Factor
 	per := count / 10
 	crops := make([]float32, 0, count*784)
+	pooled = pooled && s.Factor > 1
+	var pcrops []float32
 	labels := make([]int, 0, count)
 	var grid []float32 // the first image of each class, two per class
 	var calls, low float64
@@ -298,6 +310,18 @@ func evaluate(ctx context.Context, m *pipeline.Model, cls *classifier, ref *metr
 			}
 			px := res.Pixels.Float32s()
 			crops = append(crops, centreCrop(px, nb, size, s.Factor)...)
+			if pooled {
+				ls := res.Latents.Shape()
+				small, err := resize.To(resize.Area, res.Latents, ls[2]/s.Factor, ls[3]/s.Factor)
+				if err != nil {
+					return result{}, err
+				}
+				dec, err := m.Decode(ctx, small, pipeline.DecodeOptions{})
+				if err != nil {
+					return result{}, err
+				}
+				pcrops = append(pcrops, centreCrop(dec.Float32s(), nb, 32, 1)...)
+			}
 			for range nb {
 				labels = append(labels, c)
 			}
@@ -324,6 +348,17 @@ func evaluate(ctx context.Context, m *pipeline.Model, cls *classifier, ref *metr
 	}
 	r.Model, r.Name, r.Size, r.CFG, r.Theta, r.Eta, r.Steps = model, s.name(), size, s.CFG, s.Theta, s.Eta, steps
 	r.SecPer, r.Calls, r.LowCalls = secs, calls, low
+	if pooled {
+		pf, pl, err := cls.run(ctx, pcrops, count)
+		if err != nil {
+			return result{}, err
+		}
+		p, err := score(pf, pl, labels, cls.dim, ref, boot)
+		if err != nil {
+			return result{}, err
+		}
+		r.Pooled = &p
+	}
 	return r, nil
 }
 
