@@ -209,8 +209,8 @@ func TestFashionLDMPromptsSteer(t *testing.T) {
 	cases := []struct {
 		size, perClass, minCorrect int
 	}{
-		{32, 3, 25}, // of 30; the shipped models get 30 (eps) and 29 (v)
-		{64, 2, 9},  // of 20, default guidance (theta 1.2, eta 0.6); they get 12 and 13
+		{32, 3, 25}, // of 30; the shipped models get 29 (eps) and 28 (v)
+		{64, 2, 9},  // of 20, default guidance (theta 1.2, eta 0.6); they get 13 and 9
 	}
 	for _, name := range ldmVariants {
 		for _, c := range cases {

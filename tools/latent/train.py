@@ -24,7 +24,7 @@ vae: KL autoencoder, loss = mean squared + mean absolute reconstruction error
      1 / std of posterior samples of the first 10,000 training images, and
      logs the pooling errors on 500 held-out images (pooling_errors).
 
-     The shipped VAE: `vae --minutes 8` (reconstruction only), then
+     The shipped VAE: `vae --minutes 6` (reconstruction only), then
      `vae --init <that vae.pt> --equivariance 0.5 --lr 5e-4 --minutes 8` into
      a fresh --out folder.
 unet: text encoder + UNet trained jointly; scaled_linear betas (0.00085, 0.012,
