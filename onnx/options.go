@@ -265,6 +265,11 @@ func sessionOptions(c *config, providers []provider) (*ort.SessionOptions, error
 			}
 		}
 	}
+	if c.spinningOff() {
+		if err := so.AddSessionConfigEntry(spinningKey, "0"); err != nil {
+			return fail(fmt.Errorf("onnx: session config %s=0: %w", spinningKey, err))
+		}
+	}
 	if err := c.tune.apply(so); err != nil {
 		return fail(err)
 	}
@@ -306,4 +311,13 @@ func appendProvider(so *ort.SessionOptions, p provider) error {
 		return so.AppendExecutionProvider("WebGPU", p.options)
 	}
 	return fmt.Errorf("unknown provider kind %q", p.kind)
+}
+
+// spinningOff reports whether sessions are created with intra-op spinning
+// off although the options do not say so: under WithShapeSessions, where
+// each shape-specialised session has its own intra-op pool and a pool whose
+// workers spin after its call keeps cores busy while the next call, in
+// another session, runs.
+func (c *config) spinningOff() bool {
+	return c.shapeMax > 0 && !c.tune.sets(spinningKey)
 }

@@ -124,7 +124,20 @@ func WithSpinning(spin bool) Option {
 	if spin {
 		v = "1"
 	}
-	return WithSessionConfig("session.intra_op.allow_spinning", v)
+	return WithSessionConfig(spinningKey, v)
+}
+
+// spinningKey is the session configuration entry WithSpinning sets.
+const spinningKey = "session.intra_op.allow_spinning"
+
+// sets reports whether a session configuration entry for key was given.
+func (t *tuning) sets(key string) bool {
+	for _, kv := range t.config {
+		if kv[0] == key {
+			return true
+		}
+	}
+	return false
 }
 
 // WithSessionConfig adds an ONNX Runtime session configuration entry

@@ -230,3 +230,31 @@ func TestReadProfile(t *testing.T) {
 		t.Error("missing file: want an error")
 	}
 }
+
+// Under WithShapeSessions the sessions are created with intra-op spinning
+// off unless the options set it; without shape sessions nothing changes.
+func TestShapeSessionsTurnSpinningOff(t *testing.T) {
+	cases := []struct {
+		name string
+		opts []Option
+		off  bool
+	}{
+		{"default", nil, false},
+		{"shape sessions", []Option{WithShapeSessions(4)}, true},
+		{"shape sessions, spinning asked for", []Option{WithShapeSessions(4), WithSpinning(true)}, false},
+		{"spinning asked for first", []Option{WithSpinning(true), WithShapeSessions(2)}, false},
+		{"shape sessions, spinning off", []Option{WithShapeSessions(1), WithSpinning(false)}, false},
+		{"shape sessions, config entry", []Option{WithShapeSessions(1), WithSessionConfig(spinningKey, "1")}, false},
+		{"spinning only", []Option{WithSpinning(true)}, false},
+		{"other config entry", []Option{WithShapeSessions(3), WithSessionConfig("session.set_denormal_as_zero", "1")}, true},
+	}
+	for _, c := range cases {
+		cfg := &config{}
+		for _, o := range c.opts {
+			o(cfg)
+		}
+		if got := cfg.spinningOff(); got != c.off {
+			t.Errorf("%s: spinningOff() = %v, want %v", c.name, got, c.off)
+		}
+	}
+}
