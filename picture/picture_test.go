@@ -1,10 +1,15 @@
 package picture
 
 import (
+	"bytes"
+	"image"
 	"image/png"
+	"io"
 	"math"
+	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"runtime"
 	"testing"
 
 	"github.com/stretchr/testify/require"
@@ -71,4 +76,65 @@ func TestSideBySide(t *testing.T) {
 	r, _, _, _ = img.At(5, 3).RGBA()
 	require.Equal(t, uint32(255), r>>8, "b is white")
 	require.Equal(t, 0, SideBySide(1).Bounds().Dx())
+}
+
+// EncodePNG writes image/png's bytes and reuses the encoder's buffers: after
+// a first call, an encode allocates a small fraction of png.Encode's bytes.
+func TestEncodePNG(t *testing.T) {
+	rng := rand.New(rand.NewPCG(3, 4))
+	for _, size := range [][2]int{{1, 1}, {32, 32}, {64, 48}, {129, 7}} {
+		for _, kind := range []string{"rgba", "gray"} {
+			var img image.Image
+			r := image.Rect(0, 0, size[0], size[1])
+			if kind == "rgba" {
+				m := image.NewRGBA(r)
+				for i := range m.Pix {
+					m.Pix[i] = uint8(rng.IntN(256))
+				}
+				img = m
+			} else {
+				m := image.NewGray(r)
+				for i := range m.Pix {
+					m.Pix[i] = uint8(rng.IntN(4) * 60)
+				}
+				img = m
+			}
+			var want, got bytes.Buffer
+			if err := png.Encode(&want, img); err != nil {
+				t.Fatal(err)
+			}
+			if err := EncodePNG(&got, img); err != nil {
+				t.Fatal(err)
+			}
+			if !bytes.Equal(want.Bytes(), got.Bytes()) {
+				t.Fatalf("%s %v: EncodePNG wrote %d bytes differing from png.Encode's %d", kind, size, got.Len(), want.Len())
+			}
+		}
+	}
+	if raceEnabled {
+		t.Log("allocation check skipped: the race detector makes sync.Pool drop buffers at random")
+		return
+	}
+	img := image.NewRGBA(image.Rect(0, 0, 32, 32))
+	bytesPer := func(f func() error) uint64 {
+		if err := f(); err != nil { // warm up (and fill the pool)
+			t.Fatal(err)
+		}
+		var a, b runtime.MemStats
+		runtime.GC()
+		runtime.ReadMemStats(&a)
+		for range 20 {
+			if err := f(); err != nil {
+				t.Fatal(err)
+			}
+		}
+		runtime.ReadMemStats(&b)
+		return (b.TotalAlloc - a.TotalAlloc) / 20
+	}
+	plain := bytesPer(func() error { return png.Encode(io.Discard, img) })
+	pooled := bytesPer(func() error { return EncodePNG(io.Discard, img) })
+	t.Logf("bytes allocated per 32x32 encode: png.Encode %d, EncodePNG %d", plain, pooled)
+	if pooled*10 > plain {
+		t.Errorf("EncodePNG allocates %d bytes per encode, png.Encode %d: the buffers are not reused", pooled, plain)
+	}
 }

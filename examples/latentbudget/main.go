@@ -12,7 +12,7 @@
 //   - guidance and sampler: the rest of the denoise stage (pooling, the
 //     guidance term, the sampler's update, progress reports);
 //   - VAE decode: the decode stage;
-//   - PNG: encoding the image (Go, image/png), written to memory;
+//   - PNG: encoding the image (Go, picture.EncodePNG), written to memory;
 //   - other: the rest of the run (setting up, drawing the initial latents).
 //
 // The "Go side" is every row but the three model rows: time in which no
@@ -37,7 +37,6 @@ import (
 	"errors"
 	"flag"
 	"fmt"
-	"image/png"
 	"io"
 	"os"
 	"slices"
@@ -51,6 +50,7 @@ import (
 	"github.com/ugo-diffusion/ugo/examples/internal/cli"
 	"github.com/ugo-diffusion/ugo/examples/internal/fashion"
 	"github.com/ugo-diffusion/ugo/onnx"
+	"github.com/ugo-diffusion/ugo/picture"
 	"github.com/ugo-diffusion/ugo/pipeline"
 )
 
@@ -226,7 +226,7 @@ func once(ctx context.Context, m *pipeline.Model, timer *unetTimer, c *config, s
 		return nil, err
 	}
 	pngStart := time.Now()
-	if err := png.Encode(io.Discard, img); err != nil {
+	if err := picture.EncodePNG(io.Discard, img); err != nil {
 		return nil, err
 	}
 	end := time.Now()
