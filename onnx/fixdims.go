@@ -92,13 +92,9 @@ func fixInputDims(data []byte, dims map[string][]int64) ([]byte, error) {
 func rewriteFields(msg []byte, num protowire.Number, fn func([]byte) ([]byte, error)) ([]byte, error) {
 	out := make([]byte, 0, len(msg)+16)
 	for len(msg) > 0 {
-		n, typ, tl := protowire.ConsumeTag(msg)
-		if tl < 0 {
-			return nil, fmt.Errorf("malformed protobuf: %w", protowire.ParseError(tl))
-		}
-		vl := protowire.ConsumeFieldValue(n, typ, msg[tl:])
-		if vl < 0 {
-			return nil, fmt.Errorf("malformed protobuf field %d: %w", n, protowire.ParseError(vl))
+		n, typ, tl, vl, err := nextField(msg)
+		if err != nil {
+			return nil, err
 		}
 		if n == num && typ == protowire.BytesType {
 			v, _ := protowire.ConsumeBytes(msg[tl:])
@@ -171,13 +167,9 @@ func fixTensorShape(tt []byte, dims []int64) ([]byte, error) {
 func fixDim(dim []byte, v int64) ([]byte, error) {
 	out := appendDimValue(nil, v)
 	for len(dim) > 0 {
-		n, typ, tl := protowire.ConsumeTag(dim)
-		if tl < 0 {
-			return nil, fmt.Errorf("malformed protobuf: %w", protowire.ParseError(tl))
-		}
-		vl := protowire.ConsumeFieldValue(n, typ, dim[tl:])
-		if vl < 0 {
-			return nil, fmt.Errorf("malformed protobuf field %d: %w", n, protowire.ParseError(vl))
+		n, typ, tl, vl, err := nextField(dim)
+		if err != nil {
+			return nil, err
 		}
 		switch {
 		case n == fieldDimValue && typ == protowire.VarintType:
@@ -192,6 +184,21 @@ func fixDim(dim []byte, v int64) ([]byte, error) {
 		dim = dim[tl+vl:]
 	}
 	return out, nil
+}
+
+// nextField reads the tag of the field msg starts with: its number, wire
+// type, and the lengths of its tag (tl) and value (vl), or an error for
+// malformed bytes.
+func nextField(msg []byte) (n protowire.Number, typ protowire.Type, tl, vl int, err error) {
+	n, typ, tl = protowire.ConsumeTag(msg)
+	if tl < 0 {
+		return 0, 0, 0, 0, fmt.Errorf("malformed protobuf: %w", protowire.ParseError(tl))
+	}
+	vl = protowire.ConsumeFieldValue(n, typ, msg[tl:])
+	if vl < 0 {
+		return 0, 0, 0, 0, fmt.Errorf("malformed protobuf field %d: %w", n, protowire.ParseError(vl))
+	}
+	return n, typ, tl, vl, nil
 }
 
 // appendDimValue appends the dim_value field v to b.
