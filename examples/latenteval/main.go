@@ -39,6 +39,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"time"
 
@@ -82,8 +83,9 @@ func (s setting) name() string {
 // and 2x with the Upsample Guidance defaults (theta 1.2, eta 0.6), the rest
 // of the 2x guidance grid (theta 1 and 1.2 x eta 0.3, 0.6 and 1); the other
 // CFG scales (1, 3, 7.5) at the training size, 2x plain and 2x guided with
-// the defaults; then 4x plain and the 4x guidance grid.
-func settings(cfg float64) []setting {
+// the defaults; then 4x plain and the 4x guidance grid; last, for each of
+// the extra thetas, 2x and 4x guided with eta 1.
+func settings(cfg float64, extra []float64) []setting {
 	out := []setting{{Factor: 1, CFG: cfg}, {Factor: 2, CFG: cfg}, {Factor: 2, CFG: cfg, Theta: 1.2, Eta: 0.6}}
 	grid := func(f int) {
 		for _, theta := range []float64{1, 1.2} {
@@ -103,6 +105,9 @@ func settings(cfg float64) []setting {
 	}
 	out = append(out, setting{Factor: 4, CFG: cfg}, setting{Factor: 4, CFG: cfg, Theta: 1.2, Eta: 0.6})
 	grid(4)
+	for _, theta := range extra {
+		out = append(out, setting{Factor: 2, CFG: cfg, Theta: theta, Eta: 1}, setting{Factor: 4, CFG: cfg, Theta: theta, Eta: 1})
+	}
 	return out
 }
 
@@ -157,10 +162,21 @@ func run() error {
 	threads := flag.Int("threads", 1, "ONNX Runtime intra-op threads")
 	only := flag.String("only", "", "semicolon-separated row names (or prefixes) to run (default: all)")
 	boot := flag.Int("bootstrap", 200, "bootstrap resamples")
+	thetas := flag.String("thetas", "", "comma-separated extra Upsample Guidance weights, each run at 2x and 4x with eta 1 after the grid (e.g. 1.5,2)")
 	pooled := flag.Bool("pooled", false, "also score each 2x and 4x row's latents average-pooled to 8x8 and decoded at 32x32")
 	flag.Parse()
 	if *n%10 != 0 || *n4%10 != 0 || *n <= 0 || *n4 <= 0 {
 		return errors.New("-n and -n4 must be positive multiples of 10")
+	}
+	var extra []float64
+	if *thetas != "" {
+		for _, f := range strings.Split(*thetas, ",") {
+			t, err := strconv.ParseFloat(strings.TrimSpace(f), 64)
+			if err != nil || !(t > 0 && t <= 10) {
+				return fmt.Errorf("-thetas: %q is not a weight in (0, 10]", f)
+			}
+			extra = append(extra, t)
+		}
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
 	defer stop()
@@ -241,7 +257,7 @@ func run() error {
 				return err
 			}
 		}
-		for _, s := range settings(*cfg) {
+		for _, s := range settings(*cfg, extra) {
 			if !wanted(s.name()) {
 				continue
 			}

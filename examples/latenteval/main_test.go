@@ -9,7 +9,7 @@ import (
 // TestSettings checks the row list: every combination the table promises,
 // once each.
 func TestSettings(t *testing.T) {
-	rows := settings(7.5)
+	rows := settings(7.5, nil)
 	seen := map[string]bool{}
 	for _, s := range rows {
 		require.False(t, seen[s.name()], "duplicate row %s", s.name())
@@ -30,6 +30,11 @@ func TestSettings(t *testing.T) {
 	}
 	require.Len(t, rows, 3+5+2*3+2+5)
 	require.Equal(t, setting{Factor: 1, CFG: 7.5}, rows[0])
+
+	more := settings(7.5, []float64{1.5, 2})
+	require.Equal(t, rows, more[:len(rows)])
+	require.Equal(t, []setting{{Factor: 2, CFG: 7.5, Theta: 1.5, Eta: 1}, {Factor: 4, CFG: 7.5, Theta: 1.5, Eta: 1},
+		{Factor: 2, CFG: 7.5, Theta: 2, Eta: 1}, {Factor: 4, CFG: 7.5, Theta: 2, Eta: 1}}, more[len(rows):])
 }
 
 // TestCentreCrop checks the scoring crop: a 2x image made by repeating a
