@@ -296,26 +296,12 @@ func (d *dilated) PredictNoise(ctx context.Context, dst, x *tensor.Dense, t []fl
 		d.gaussian(d.smooth, src, n, c, h, w, d.sigma*c3)
 		src = d.smooth
 	}
-	// Sub-grid (i, j) of image b is image (b*s + i)*s + j of the batch.
-	sub := d.subX.Float32s()
-	hs, ws := h/s, w/s
-	for b := range n {
-		for i := range s {
-			for j := range s {
-				o := ((b*s+i)*s + j) * c * hs * ws
-				for ch := range c {
-					plane := src[(b*c+ch)*h*w:]
-					for y := range hs {
-						row := plane[(y*s+i)*w:]
-						out := sub[o+(ch*hs+y)*ws:]
-						for xx := range ws {
-							out[xx] = row[xx*s+j]
-						}
-					}
-				}
-			}
+	sub, ws := d.subX.Float32s(), w/s
+	dilatedRows(n, c, h, w, s, func(full, sb int) {
+		for xx := range ws {
+			sub[sb+xx] = src[full+xx*s]
 		}
-	}
+	})
 	ts := t
 	if len(t) > 1 {
 		for b := range n {
@@ -333,24 +319,34 @@ func (d *dilated) PredictNoise(ctx context.Context, dst, x *tensor.Dense, t []fl
 	}
 	eps, out := d.subEps.Float32s(), dst.Float32s()
 	a, bw := float32(1-c2), float32(c2)
+	dilatedRows(n, c, h, w, s, func(full, sb int) {
+		for xx, e := range eps[sb : sb+ws] {
+			out[full+xx*s] = a*out[full+xx*s] + bw*e
+		}
+	})
+	return ugo.CheckFinite("upscale: DemoFusion prediction", out)
+}
+
+// dilatedRows calls row for every row of the dilated path's sub-images.
+// Sub-grid (i, j) of image b of an [n, c, h, w] sample is image
+// (b*s + i)*s + j of the [n*s*s, c, h/s, w/s] batch; row y of its channel
+// ch is the sample's row y*s + i at columns j, j + s, j + 2s, .... full is
+// the sample offset of that row's column j and sub the batch offset of the
+// sub-image's row: element xx lies at full + xx*s and sub + xx.
+func dilatedRows(n, c, h, w, s int, row func(full, sub int)) {
+	hs, ws := h/s, w/s
 	for b := range n {
 		for i := range s {
 			for j := range s {
 				o := ((b*s+i)*s + j) * c * hs * ws
 				for ch := range c {
-					plane := out[(b*c+ch)*h*w:]
 					for y := range hs {
-						row := plane[(y*s+i)*w:]
-						e := eps[o+(ch*hs+y)*ws:]
-						for xx := range ws {
-							row[xx*s+j] = a*row[xx*s+j] + bw*e[xx]
-						}
+						row((b*c+ch)*h*w+(y*s+i)*w+j, o+(ch*hs+y)*ws)
 					}
 				}
 			}
 		}
 	}
-	return ugo.CheckFinite("upscale: DemoFusion prediction", out)
 }
 
 // buffers (re)allocates the dilated path's buffers when the shape
