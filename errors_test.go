@@ -7,6 +7,8 @@ import (
 	"math"
 	"testing"
 
+	"pgregory.net/rapid"
+
 	"github.com/stretchr/testify/require"
 	"gorgonia.org/tensor"
 
@@ -137,4 +139,31 @@ func TestErrorsAreDistinct(t *testing.T) {
 			require.Equal(t, i == j, errors.Is(a, b))
 		}
 	}
+}
+
+// TestPropertyFirstNonFinite compares FirstNonFinite, which checks blocks
+// of sixteen at once, with an element-by-element search, on slices of any
+// length with non-finite values at any places.
+func TestPropertyFirstNonFinite(t *testing.T) {
+	rapid.Check(t, func(t *rapid.T) {
+		n := rapid.IntRange(0, 80).Draw(t, "n")
+		v := make([]float32, n)
+		special := []float32{float32(math.NaN()), float32(math.Inf(1)), float32(math.Inf(-1))}
+		for i := range v {
+			v[i] = float32(rapid.Float64Range(-math.MaxFloat32, math.MaxFloat32).Draw(t, "finite"))
+			if rapid.IntRange(0, 19).Draw(t, "special") == 0 {
+				v[i] = rapid.SampledFrom(special).Draw(t, "non-finite")
+			}
+		}
+		want := -1
+		for i, f := range v {
+			if math.IsNaN(float64(f)) || math.IsInf(float64(f), 0) {
+				want = i
+				break
+			}
+		}
+		if got := ugo.FirstNonFinite(v); got != want {
+			t.Fatalf("FirstNonFinite(%v) = %d, want %d", v, got, want)
+		}
+	})
 }

@@ -3,12 +3,13 @@ package onnx
 import (
 	"context"
 	"fmt"
-	"math"
 	"reflect"
 	"slices"
 
 	ort "github.com/yalue/onnxruntime_go"
 	"gorgonia.org/tensor"
+
+	"github.com/ugo-diffusion/ugo"
 )
 
 // Graph runs an arbitrary ONNX graph as a function of named tensors:
@@ -268,10 +269,8 @@ func (g *Graph) Run(ctx context.Context, inputs, outputs map[string]*tensor.Dens
 				r.dst[i] = float32(v)
 			}
 		}
-		for i, v := range r.dst {
-			if math.IsNaN(float64(v)) || math.IsInf(float64(v), 0) {
-				return fmt.Errorf("onnx: %w: output %s element %d is %v (model %s)", ErrNonFinite, r.ti.Name, i, v, g.info.Path)
-			}
+		if i := ugo.FirstNonFinite(r.dst); i >= 0 {
+			return fmt.Errorf("onnx: %w: output %s element %d is %v (model %s)", ErrNonFinite, r.ti.Name, i, r.dst[i], g.info.Path)
 		}
 	}
 	return nil

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"math"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -45,7 +44,8 @@ type Model struct {
 	extraIx map[string]int // extra input name -> index in info.Extra
 	root    *Bound
 	nextID  atomic.Uint64
-	fills   bool // see FillsCPU
+	fills   bool            // see FillsCPU
+	observe func(RunTiming) // WithRunObserver; nil without
 
 	mu     sync.RWMutex // held for reading by calls, for writing by Close
 	closed bool
@@ -462,12 +462,12 @@ func toHalf(v float32) uint16 {
 
 // run executes the session on b, stopping it through RunOptions.Terminate
 // when ctx ends.
-func (b *binding) run(ctx context.Context, sess *ort.DynamicAdvancedSession) error {
+func (b *binding) run(ctx context.Context, sess *ort.DynamicAdvancedSession, observe func(RunTiming), path string) error {
 	var stop func() bool
 	if ctx.Done() != nil {
 		stop = context.AfterFunc(ctx, b.terminate)
 	}
-	err := sess.RunWithOptions(b.inputs, b.outputs, b.ro)
+	err := observed(observe, path, b.shapeDims, func() error { return sess.RunWithOptions(b.inputs, b.outputs, b.ro) })
 	if b.tScalar && b.t0 == nil {
 		b.inputs[1].Destroy()
 		b.inputs[1] = nil
@@ -498,10 +498,8 @@ func (b *binding) output(name string) ([]float32, error) {
 	if b.out16 != nil {
 		fromFloat16(b.out32, b.out16)
 	}
-	for i, v := range b.out32 {
-		if math.IsNaN(float64(v)) || math.IsInf(float64(v), 0) {
-			return nil, fmt.Errorf("onnx: %w: output %s element %d is %v", ErrNonFinite, name, i, v)
-		}
+	if i := ugo.FirstNonFinite(b.out32); i >= 0 {
+		return nil, fmt.Errorf("onnx: %w: output %s element %d is %v", ErrNonFinite, name, i, b.out32[i])
 	}
 	return b.out32, nil
 }
@@ -573,7 +571,7 @@ func (m *Model) call(ctx context.Context, dst, x *tensor.Dense, t []float32, mem
 	if s := m.shapes.session(b.shapeKey, b.shapeDims); s != nil {
 		sess = s
 	}
-	if err := b.run(ctx, sess); err != nil {
+	if err := b.run(ctx, sess, m.observe, m.info.Path); err != nil {
 		m.release(b)
 		if re, ok := err.(*RunError); ok {
 			re.Model, re.Shape = m.info.Path, slices.Clone(shape)
