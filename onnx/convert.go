@@ -3,11 +3,14 @@ package onnx
 import (
 	"fmt"
 	"math"
+	"slices"
 	"unsafe"
 
 	"github.com/x448/float16"
 	ort "github.com/yalue/onnxruntime_go"
 	"gorgonia.org/tensor"
+
+	"github.com/ugo-diffusion/ugo"
 )
 
 // toFloat16 converts src to IEEE 754 half-precision bits in dst (rounding to
@@ -197,6 +200,15 @@ func denseValues(d *tensor.Dense) (fs []float64, is []int64, err error) {
 // convertDense copies d into a new slice of element type dt. Floats feed
 // float inputs, integers feed any input; floats never feed integer inputs.
 func convertDense(d *tensor.Dense, dt DType) (any, error) {
+	if v, ok := d.Data().([]float32); ok && dt == Float32 {
+		// The common case, a float32 tensor for a float32 input: a copy
+		// after the finiteness check, without the float64 detour below
+		// (every float32 is in range).
+		if i := ugo.FirstNonFinite(v); i >= 0 {
+			return nil, fmt.Errorf("element %d is %v, want a finite number", i, float64(v[i]))
+		}
+		return slices.Clone(v), nil
+	}
 	fs, is, err := denseValues(d)
 	if err != nil {
 		return nil, err
