@@ -7,6 +7,7 @@ import (
 	"math"
 	"os"
 	"strings"
+	"sync"
 )
 
 // Beta schedule names accepted in Config.BetaSchedule, as in diffusers.
@@ -451,6 +452,11 @@ func oneOf[T ~string](s T, allowed ...T) bool {
 // Schedule builds the noise schedule the configuration describes:
 // TrainedBetas if set, else BetaSchedule with BetaStart, BetaEnd and
 // NumTrainTimesteps, then RescaleZeroTerminalSNR if RescaleBetasZeroSNR.
+//
+// A Schedule is immutable, so the schedules of the last few configurations
+// without TrainedBetas are remembered and returned again: a pipeline that
+// builds a sampler per request (about 40 microseconds of float32-exact
+// arithmetic for 1000 steps) builds the schedule once.
 func (c *Config) Schedule() (*Schedule, error) {
 	if err := c.Validate(); err != nil {
 		return nil, err
@@ -462,6 +468,22 @@ func (c *Config) Schedule() (*Schedule, error) {
 	if float32(c.betaEnd64) == c.BetaEnd {
 		end = c.betaEnd64
 	}
+	var key scheduleKey
+	if c.TrainedBetas == nil {
+		key = scheduleKey{c.BetaSchedule, c.NumTrainTimesteps, c.BetaStart, c.BetaEnd, start, end, c.RescaleBetasZeroSNR}
+		if s := built.get(key); s != nil {
+			return s, nil
+		}
+	}
+	s, err := c.build(start, end)
+	if err == nil && c.TrainedBetas == nil {
+		built.put(key, s)
+	}
+	return s, err
+}
+
+// build is Schedule without the memory of recent schedules.
+func (c *Config) build(start, end float64) (*Schedule, error) {
 	T := c.NumTrainTimesteps
 	var (
 		s   *Schedule
@@ -490,6 +512,53 @@ func (c *Config) Schedule() (*Schedule, error) {
 		s = s.RescaleZeroTerminalSNR()
 	}
 	return s, nil
+}
+
+// scheduleKey is what a Schedule built from a Config without TrainedBetas
+// depends on: the kind, T, the float32 bounds and the float64 ones the
+// betas are computed from, and the zero-terminal-SNR rescale.
+type scheduleKey struct {
+	kind        string
+	T           int
+	start32     float32
+	end32       float32
+	start, end  float64
+	rescaleZero bool
+}
+
+// recentSchedules remembers the schedules of the last len(entries)
+// distinct keys, the most recently used first.
+type recentSchedules struct {
+	mu      sync.Mutex
+	entries [8]struct {
+		key scheduleKey
+		s   *Schedule
+	}
+	n int
+}
+
+var built recentSchedules
+
+func (r *recentSchedules) get(k scheduleKey) *Schedule {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for i := range r.n {
+		if r.entries[i].key == k {
+			e := r.entries[i]
+			copy(r.entries[1:i+1], r.entries[:i])
+			r.entries[0] = e
+			return e.s
+		}
+	}
+	return nil
+}
+
+func (r *recentSchedules) put(k scheduleKey, s *Schedule) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.n = min(r.n+1, len(r.entries))
+	copy(r.entries[1:r.n], r.entries[:r.n-1])
+	r.entries[0].key, r.entries[0].s = k, s
 }
 
 // parser decodes known keys one by one, remembering the first error.
