@@ -3,7 +3,6 @@ package picture
 import (
 	"fmt"
 	"image"
-	"image/color"
 	"math"
 
 	"gorgonia.org/tensor"
@@ -22,7 +21,8 @@ const (
 // [-1, 1]) in rows of cols images separated by pad pixels of mid grey.
 // Values are clipped to [-1, 1] and NaN is drawn black, so that a failed
 // sample stays visible; a picture beyond 2^20 pixels on a side or
-// ugo.MemoryLimit is refused.
+// ugo.MemoryLimit is refused. The picture is an *image.Gray for C = 1 and
+// an opaque *image.RGBA for C = 3.
 func Grid(x *tensor.Dense, cols, pad int) (image.Image, error) {
 	shape, err := ugo.CheckSample("x", x)
 	if err != nil {
@@ -55,30 +55,45 @@ func Grid(x *tensor.Dense, cols, pad int) (image.Image, error) {
 		return nil, err
 	}
 	data := x.Float32s()
-	img := image.NewRGBA(image.Rect(0, 0, int(width), int(height)))
-	for i := range img.Pix {
-		img.Pix[i] = 128
+	if c == 1 {
+		// One byte per pixel: a PNG of it is 8-bit grey, a third of the
+		// RGB bytes to filter and compress.
+		img := image.NewGray(image.Rect(0, 0, int(width), int(height)))
+		fillGrid(img.Pix, img.Stride, 1, data, n, cols, pad, 1, h, w)
+		return img, nil
 	}
+	img := image.NewRGBA(image.Rect(0, 0, int(width), int(height)))
+	fillGrid(img.Pix, img.Stride, 4, data, n, cols, pad, 3, h, w)
+	return img, nil
+}
+
+// fillGrid writes Grid's picture into pix (rows of stride bytes, bpp bytes
+// per pixel: 1 for grey, 4 for RGBA with the alpha byte opaque): mid grey
+// everywhere, then the n samples of data (c channels of h x w) in rows of
+// cols.
+func fillGrid(pix []uint8, stride, bpp int, data []float32, n, cols, pad, c, h, w int) {
+	for i := range pix {
+		pix[i] = 128
+	}
+	if bpp == 4 {
+		for i := 3; i < len(pix); i += 4 {
+			pix[i] = 255
+		}
+	}
+	plane := h * w
 	for k := 0; k < n; k++ {
 		ox := pad + (k%cols)*(w+pad)
 		oy := pad + (k/cols)*(h+pad)
-		base := k * c * h * w
+		base := k * c * plane
 		for y := 0; y < h; y++ {
+			row := pix[(oy+y)*stride+ox*bpp:]
 			for xx := 0; xx < w; xx++ {
-				var r, g, b uint8
-				if c == 1 {
-					r = toByte(data[base+y*w+xx])
-					g, b = r, r
-				} else {
-					r = toByte(data[base+y*w+xx])
-					g = toByte(data[base+h*w+y*w+xx])
-					b = toByte(data[base+2*h*w+y*w+xx])
+				for ch := 0; ch < c; ch++ {
+					row[xx*bpp+ch] = toByte(data[base+ch*plane+y*w+xx])
 				}
-				img.SetRGBA(ox+xx, oy+y, color.RGBA{r, g, b, 255})
 			}
 		}
 	}
-	return img, nil
 }
 
 // WriteGrid writes Grid(x, cols, pad) to path as PNG.

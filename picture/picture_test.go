@@ -3,6 +3,7 @@ package picture
 import (
 	"bytes"
 	"image"
+	"image/color"
 	"image/png"
 	"io"
 	"math"
@@ -80,9 +81,11 @@ func TestSideBySide(t *testing.T) {
 
 // EncodePNG writes image/png's bytes and reuses the encoder's buffers: after
 // a first call, an encode allocates a small fraction of png.Encode's bytes.
+// Pictures of at most StoredPNGBytes bytes of pixels are stored, larger
+// ones compressed at the default level (the sizes straddle the limit).
 func TestEncodePNG(t *testing.T) {
 	rng := rand.New(rand.NewPCG(3, 4))
-	for _, size := range [][2]int{{1, 1}, {32, 32}, {64, 48}, {129, 7}} {
+	for _, size := range [][2]int{{1, 1}, {32, 32}, {64, 48}, {129, 7}, {64, 64}, {64, 65}, {128, 128}, {128, 129}} {
 		for _, kind := range []string{"rgba", "gray"} {
 			var img image.Image
 			r := image.Rect(0, 0, size[0], size[1])
@@ -90,6 +93,9 @@ func TestEncodePNG(t *testing.T) {
 				m := image.NewRGBA(r)
 				for i := range m.Pix {
 					m.Pix[i] = uint8(rng.IntN(256))
+					if i%4 == 3 && size[0]%2 == 0 {
+						m.Pix[i] = 255 // opaque: written as RGB
+					}
 				}
 				img = m
 			} else {
@@ -100,7 +106,11 @@ func TestEncodePNG(t *testing.T) {
 				img = m
 			}
 			var want, got bytes.Buffer
-			if err := png.Encode(&want, img); err != nil {
+			enc := png.Encoder{}
+			if pixelBytes(img) <= StoredPNGBytes {
+				enc.CompressionLevel = png.NoCompression
+			}
+			if err := enc.Encode(&want, img); err != nil {
 				t.Fatal(err)
 			}
 			if err := EncodePNG(&got, img); err != nil {
@@ -109,13 +119,27 @@ func TestEncodePNG(t *testing.T) {
 			if !bytes.Equal(want.Bytes(), got.Bytes()) {
 				t.Fatalf("%s %v: EncodePNG wrote %d bytes differing from png.Encode's %d", kind, size, got.Len(), want.Len())
 			}
+			back, err := png.Decode(&got)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for y := range size[1] {
+				for x := range size[0] {
+					if kind == "rgba" && size[0]%2 != 0 {
+						continue // random alpha: not a valid premultiplied colour to compare
+					}
+					if color.RGBAModel.Convert(back.At(x, y)) != color.RGBAModel.Convert(img.At(x, y)) {
+						t.Fatalf("%s %v: pixel (%d, %d) decodes as %v, was %v", kind, size, x, y, back.At(x, y), img.At(x, y))
+					}
+				}
+			}
 		}
 	}
 	if raceEnabled {
 		t.Log("allocation check skipped: the race detector makes sync.Pool drop buffers at random")
 		return
 	}
-	img := image.NewRGBA(image.Rect(0, 0, 32, 32))
+	img := image.NewRGBA(image.Rect(0, 0, 96, 96)) // compressed
 	bytesPer := func(f func() error) uint64 {
 		if err := f(); err != nil { // warm up (and fill the pool)
 			t.Fatal(err)
@@ -133,8 +157,32 @@ func TestEncodePNG(t *testing.T) {
 	}
 	plain := bytesPer(func() error { return png.Encode(io.Discard, img) })
 	pooled := bytesPer(func() error { return EncodePNG(io.Discard, img) })
-	t.Logf("bytes allocated per 32x32 encode: png.Encode %d, EncodePNG %d", plain, pooled)
+	t.Logf("bytes allocated per 96x96 encode: png.Encode %d, EncodePNG %d", plain, pooled)
 	if pooled*10 > plain {
 		t.Errorf("EncodePNG allocates %d bytes per encode, png.Encode %d: the buffers are not reused", pooled, plain)
 	}
+}
+
+func TestGridPixelTypes(t *testing.T) {
+	// Grey samples make an *image.Gray, RGB samples an opaque *image.RGBA
+	// with each channel from its own plane.
+	g, err := Grid(tensor.New(tensor.WithShape(1, 1, 1, 2), tensor.WithBacking([]float32{-1, 1})), 1, 1)
+	require.NoError(t, err)
+	gray, ok := g.(*image.Gray)
+	require.True(t, ok, "%T", g)
+	require.Equal(t, []uint8{128, 128, 128, 128, 128, 0, 255, 128, 128, 128, 128, 128}, gray.Pix)
+
+	// Two 1x2 RGB images side by side, no padding: planes R, G, B.
+	x := tensor.New(tensor.WithShape(2, 3, 1, 2), tensor.WithBacking([]float32{
+		-1, 1, 0, 0, 1, -1, // image 0: R = (0, 255), G = (128, 128), B = (255, 0)
+		1, 1, -1, -1, 0, 0, // image 1: R = 255, G = 0, B = 128
+	}))
+	c, err := Grid(x, 2, 0)
+	require.NoError(t, err)
+	rgba, ok := c.(*image.RGBA)
+	require.True(t, ok, "%T", c)
+	require.Equal(t, []uint8{
+		0, 128, 255, 255, 255, 128, 0, 255,
+		255, 0, 128, 255, 255, 0, 128, 255,
+	}, rgba.Pix)
 }
