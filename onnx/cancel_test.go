@@ -38,13 +38,13 @@ func TestTerminateFlag(t *testing.T) {
 	if err := b.ro.Terminate(); err != nil {
 		t.Fatal(err)
 	}
-	if err := b.run(ctx, m.sess); !errors.Is(err, context.Canceled) {
+	if err := b.run(ctx, m.sess, nil, ""); !errors.Is(err, context.Canceled) {
 		t.Fatalf("terminated run: err = %v, want context.Canceled", err)
 	}
 	if b.broken {
 		t.Fatal("binding marked broken")
 	}
-	if err := b.run(context.Background(), m.sess); err != nil {
+	if err := b.run(context.Background(), m.sess, nil, ""); err != nil {
 		t.Fatalf("run after termination: %v", err)
 	}
 }
@@ -117,7 +117,7 @@ func TestSteadyStateAllocations(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	run := testing.AllocsPerRun(20, func() { _ = b.run(ctx, m.sess) })
+	run := testing.AllocsPerRun(20, func() { _ = b.run(ctx, m.sess, nil, "") })
 	m.done(b)
 	if allocs > check+run {
 		t.Fatalf("%v allocations per steady-state call, want <= %v (validation) + %v (session run)", allocs, check, run)

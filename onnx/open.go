@@ -139,7 +139,7 @@ func openModel(path string, opts []Option) (*Model, error) {
 	}
 	mi.Providers = providers
 
-	m := &Model{info: mi, sess: sess, shapes: newShapeSessions(src, inputNames, []string{mi.Output.Name}), extraIx: map[string]int{}, cache: map[bindKey][]*binding{}, fills: fillsCPU(src.cfg, providers)}
+	m := &Model{info: mi, sess: sess, shapes: newShapeSessions(src, inputNames, []string{mi.Output.Name}), extraIx: map[string]int{}, cache: map[bindKey][]*binding{}, fills: fillsCPU(src.cfg, providers), observe: src.cfg.observe}
 	for i, e := range mi.Extra {
 		m.extraIx[e.Name] = i
 	}

@@ -63,6 +63,7 @@ type config struct {
 	outputs      []string // OpenGraph's session outputs; nil: all
 	tune         tuning
 	shapeMax     int // WithShapeSessions; 0: none
+	observe      func(RunTiming)
 	errs         []error
 }
 

@@ -28,11 +28,13 @@ type GraphInfo struct {
 // namedSession is the session of a Graph: a session over named
 // inputs and outputs, and the bookkeeping of their Run calls.
 type namedSession struct {
-	info   GraphInfo
-	sess   *ort.DynamicAdvancedSession
-	shapes *shapeSessions // WithShapeSessions; nil without
-	ins    map[string]int // input name -> position in info.Inputs
-	outs   map[string]int // output name -> position in info.Outputs
+	info    GraphInfo
+	sess    *ort.DynamicAdvancedSession
+	shapes  *shapeSessions // WithShapeSessions; nil without
+	path    string
+	observe func(RunTiming) // WithRunObserver; nil without
+	ins     map[string]int  // input name -> position in info.Inputs
+	outs    map[string]int  // output name -> position in info.Outputs
 
 	mu     sync.RWMutex // read by Run, written by Close
 	closed bool
@@ -57,6 +59,7 @@ func (ns *namedSession) open(src *source, si GraphInfo) error {
 	si.Providers = providers
 	ns.info, ns.sess = si, sess
 	ns.shapes = newShapeSessions(src, inNames, outNames)
+	ns.path, ns.observe = src.path, src.cfg.observe
 	return nil
 }
 
@@ -131,7 +134,7 @@ func (ns *namedSession) run(ctx context.Context, dims [][]int64, inVals, outVals
 		stop := context.AfterFunc(ctx, func() { _ = ro.Terminate() })
 		defer stop()
 	}
-	if err := sess.RunWithOptions(inVals, outVals, ro); err != nil {
+	if err := observed(ns.observe, ns.path, dims, func() error { return sess.RunWithOptions(inVals, outVals, ro) }); err != nil {
 		if cerr := ctx.Err(); cerr != nil {
 			return fmt.Errorf("onnx: inference stopped: %w", cerr)
 		}
