@@ -2,25 +2,32 @@
 // (package pipeline, on testdata/models/fashion_ldm_eps by default) into
 // where its time goes, at the training size and at 2x and 4x with Upsample
 // Guidance (the pipeline's defaults: theta 1.2 on the noisiest 60% of the
-// steps, classifier-free guidance at 7.5 in one batched UNet call):
+// steps, classifier-free guidance at 7.5 in one batched UNet call). A run is
+// pipeline.Model.Generate, the image of its result and its PNG encoding.
 //
-//   - tokenizer: CLIP BPE of the prompt and the negative prompt (Go);
-//   - text encoder: the encode stage of Generate less the tokenizer;
-//   - UNet at full and at low resolution: the UNet calls as seen from Go
-//     (pipeline.WithUNetMiddleware), ONNX Runtime's run plus the binding's
-//     copies in and out, with the classifier-free-guidance combination;
-//   - guidance and sampler: the rest of the denoise stage (pooling, the
-//     guidance term, the sampler's update, progress reports);
-//   - VAE decode: the decode stage;
-//   - PNG: encoding the image (Go, picture.EncodePNG), written to memory;
-//   - other: the rest of the run (setting up, drawing the initial latents).
+// The model rows are ONNX Runtime's Run calls alone, as
+// onnx.WithRunObserver reports them (binding inputs and copying outputs
+// are Go, outside them):
 //
-// The "Go side" is every row but the three model rows: time in which no
-// ONNX Runtime call was in flight. Each run is timed whole; the times are
-// medians over -runs runs, visited interleaved across sizes, and each share
-// is the median over the runs of the part's share of its own run (so the
-// columns need not add up exactly). On a machine
-// that other work shares, the shares mean more than the milliseconds.
+//   - text encoder, UNet at full and at low resolution, VAE decoder.
+//
+// Everything else is the Go side, the time in which no Run call was in
+// flight:
+//
+//   - tokenizer: CLIP BPE of the prompt and the negative prompt, timed on
+//     its own just before the run;
+//   - guidance, CFG and sampler: the denoise stage less the UNet calls
+//     (pooling and the guidance term, the classifier-free-guidance batch
+//     and combination, the sampler's update, progress reports);
+//   - PNG: encoding the image (picture.EncodePNG), written to memory;
+//   - rest of the run: resolving the request, the tensors around the text
+//     encoder and the VAE decoder, drawing the initial latents, the image.
+//
+// Each run is timed whole; the times are medians over -runs runs, visited
+// interleaved across sizes, and each share is the median over the runs of
+// the part's share of its own run (so the columns need not add up
+// exactly). On a machine that other work shares, the shares mean more than
+// the milliseconds.
 //
 // -shapes on loads the pipeline with shape-specialised sessions for every
 // model (onnx.WithShapeSessions through pipeline.WithONNXOptions); -shapes
@@ -39,14 +46,12 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
 	"time"
 
-	"gorgonia.org/tensor"
-
-	"github.com/ugo-diffusion/ugo"
 	"github.com/ugo-diffusion/ugo/examples/internal/cli"
 	"github.com/ugo-diffusion/ugo/examples/internal/fashion"
 	"github.com/ugo-diffusion/ugo/onnx"
@@ -109,66 +114,56 @@ func parseFlags(args []string, stderr io.Writer) (*config, error) {
 	return c, nil
 }
 
-// unetTimer records the UNet calls by sample shape and the time during
-// which at least one was in flight.
-type unetTimer struct {
-	model ugo.Denoiser
-
-	mu       sync.Mutex
-	inFlight int
-	since    time.Time
-	busy     time.Duration
-	byShape  map[string]*shapeTime
+// runLog records the ONNX Runtime Run calls of all three models
+// (onnx.WithRunObserver).
+type runLog struct {
+	mu   sync.Mutex
+	runs []onnx.RunTiming
 }
 
-type shapeTime struct {
-	calls int
-	dur   time.Duration
+func (l *runLog) observe(r onnx.RunTiming) {
+	l.mu.Lock()
+	l.runs = append(l.runs, onnx.RunTiming{Path: r.Path, Start: r.Start, End: r.End, Err: r.Err,
+		Inputs: [][]int64{slices.Clone(r.Inputs[0])}}) // the sample's (or token ids') dims
+	l.mu.Unlock()
 }
 
-func (u *unetTimer) FillsCPU() bool { return ugo.FillsCPU(u.model) }
-
-func (u *unetTimer) PredictNoise(ctx context.Context, dst, x *tensor.Dense, t []float32) error {
-	u.mu.Lock()
-	start := time.Now()
-	if u.inFlight == 0 {
-		u.since = start
-	}
-	u.inFlight++
-	u.mu.Unlock()
-	err := u.model.PredictNoise(ctx, dst, x, t)
-	u.mu.Lock()
-	end := time.Now()
-	u.inFlight--
-	if u.inFlight == 0 {
-		u.busy += end.Sub(u.since)
-	}
-	k := fmt.Sprint([]int(x.Shape()))
-	st := u.byShape[k]
-	if st == nil {
-		st = &shapeTime{}
-		u.byShape[k] = st
-	}
-	st.calls++
-	st.dur += end.Sub(start)
-	u.mu.Unlock()
-	return err
+// take returns the runs recorded since the last take.
+func (l *runLog) take() []onnx.RunTiming {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	r := l.runs
+	l.runs = nil
+	return r
 }
 
-func (u *unetTimer) reset() {
-	u.mu.Lock()
-	defer u.mu.Unlock()
-	u.busy, u.byShape = 0, map[string]*shapeTime{}
+// busy is the length of the union of the runs' intervals: the time in
+// which at least one of them was in flight.
+func busy(runs []onnx.RunTiming) time.Duration {
+	runs = slices.Clone(runs)
+	slices.SortFunc(runs, func(a, b onnx.RunTiming) int { return a.Start.Compare(b.Start) })
+	var d time.Duration
+	var end time.Time
+	for _, r := range runs {
+		if r.Start.After(end) {
+			d += r.Duration()
+			end = r.End
+		} else if r.End.After(end) {
+			d += r.End.Sub(end)
+			end = r.End
+		}
+	}
+	return d
 }
 
 // budget is the breakdown of one run.
 type budget struct {
-	total, tokenizer, text, unetHigh, unetLow, denoiseRest, vae, png, other time.Duration
-	highCalls, lowCalls                                                     int
+	total, tokenizer, text, unetHigh, unetLow, vae, denoiseRest, png, rest time.Duration
+	highCalls, lowCalls                                                    int
 }
 
 // rows names the parts of a budget in table order; model marks the rows
-// that are model calls.
+// that are ONNX Runtime calls.
 var rows = []struct {
 	name  string
 	model bool
@@ -178,10 +173,10 @@ var rows = []struct {
 	{"text encoder", true, func(b *budget) time.Duration { return b.text }},
 	{"UNet, full resolution", true, func(b *budget) time.Duration { return b.unetHigh }},
 	{"UNet, low resolution", true, func(b *budget) time.Duration { return b.unetLow }},
-	{"guidance and sampler", false, func(b *budget) time.Duration { return b.denoiseRest }},
-	{"VAE decode", true, func(b *budget) time.Duration { return b.vae }},
+	{"VAE decoder", true, func(b *budget) time.Duration { return b.vae }},
+	{"guidance, CFG and sampler", false, func(b *budget) time.Duration { return b.denoiseRest }},
 	{"PNG", false, func(b *budget) time.Duration { return b.png }},
-	{"other", false, func(b *budget) time.Duration { return b.other }},
+	{"rest of the run", false, func(b *budget) time.Duration { return b.rest }},
 }
 
 func (b *budget) goSide() time.Duration {
@@ -195,15 +190,18 @@ func (b *budget) goSide() time.Duration {
 }
 
 // once runs one generation at scale s and breaks it down.
-func once(ctx context.Context, m *pipeline.Model, timer *unetTimer, c *config, s int) (*budget, error) {
+func once(ctx context.Context, m *pipeline.Model, log *runLog, c *config, s int) (*budget, error) {
 	size := m.Info().SampleSize
-	timer.reset()
 	b := &budget{}
-	start := time.Now()
+	// Generate tokenizes the prompt and the negative prompt itself; their
+	// cost is measured on its own here, outside the timed run, and taken
+	// out of the rest of the run below.
+	tokStart := time.Now()
 	tok := m.Tokenizer()
 	tok.EncodePadded(c.prompt)
 	tok.EncodePadded("")
-	b.tokenizer = time.Since(start)
+	b.tokenizer = time.Since(tokStart)
+	log.take()
 	var encoded, denoised time.Time
 	req := pipeline.Request{Prompt: c.prompt, Width: s * size, Height: s * size, Steps: c.steps, Seed: c.seed,
 		Progress: func(p pipeline.Progress) error {
@@ -215,12 +213,11 @@ func once(ctx context.Context, m *pipeline.Model, timer *unetTimer, c *config, s
 			}
 			return nil
 		}}
-	genStart := time.Now()
+	start := time.Now()
 	res, err := m.Generate(ctx, req)
 	if err != nil {
 		return nil, err
 	}
-	genEnd := time.Now()
 	img, err := res.Image(0)
 	if err != nil {
 		return nil, err
@@ -235,28 +232,40 @@ func once(ctx context.Context, m *pipeline.Model, timer *unetTimer, c *config, s
 	if encoded.IsZero() || denoised.IsZero() {
 		return nil, errors.New("the run did not report its stages")
 	}
-	// Generate tokenizes again before encoding: the encode stage less one
-	// tokenizer measurement is the text encoder.
-	b.text = max(encoded.Sub(genStart)-b.tokenizer, 0)
 	lat := res.Settings.Latent
-	full := fmt.Sprint([]int{1, lat[1], lat[2], lat[3]})
-	for k, st := range timer.byShape {
-		if k == full {
-			b.unetHigh, b.highCalls = st.dur, st.calls
-		} else {
-			b.unetLow += st.dur
-			b.lowCalls += st.calls
+	full := []int64{int64(lat[0]), int64(lat[1]), int64(lat[2]), int64(lat[3])}
+	var unet []onnx.RunTiming
+	runs := log.take()
+	for _, r := range runs {
+		switch filepath.Base(filepath.Dir(r.Path)) {
+		case "text_encoder":
+			b.text += r.Duration()
+		case "vae_decoder":
+			b.vae += r.Duration()
+		case "unet":
+			unet = append(unet, r)
+			// Under CFG the batch holds the conditional and the
+			// unconditional sample.
+			if slices.Equal(r.Inputs[0][1:], full[1:]) {
+				b.unetHigh += r.Duration()
+				b.highCalls++
+			} else {
+				b.unetLow += r.Duration()
+				b.lowCalls++
+			}
+		default:
+			return nil, fmt.Errorf("a run of an unexpected model %s", r.Path)
 		}
 	}
-	// The calls may overlap: the denoise stage less the time a call was in
-	// flight is what the guidance and the sampler took.
-	b.denoiseRest = max(denoised.Sub(encoded)-timer.busy, 0)
-	if over := b.unetHigh + b.unetLow - timer.busy; over > 0 {
+	unetBusy := busy(unet)
+	if over := b.unetHigh + b.unetLow - unetBusy; over > 0 {
 		// Concurrent calls: count their overlap once, in the full-resolution row.
 		b.unetHigh -= over
 	}
-	b.vae = genEnd.Sub(denoised)
-	b.other = max(b.total-b.tokenizer-b.text-b.unetHigh-b.unetLow-b.denoiseRest-b.vae-b.png, 0)
+	// The denoise stage less the time a UNet call was in flight is what
+	// the guidance, the CFG combination and the sampler took.
+	b.denoiseRest = max(denoised.Sub(encoded)-unetBusy, 0)
+	b.rest = max(b.total-busy(runs)-b.denoiseRest-b.png-b.tokenizer, 0)
 	return b, nil
 }
 
@@ -273,14 +282,14 @@ func run(args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	// A variant is a size and whether the pipeline runs in shape-specialised
-	// sessions; each kind of pipeline is loaded once, with its own timer.
+	// sessions; each kind of pipeline is loaded once.
 	type variant struct {
 		scale  int
 		shapes bool
 	}
 	var variants []variant
 	models := map[bool]*pipeline.Model{}
-	timers := map[bool]*unetTimer{}
+	log := &runLog{}
 	for _, spec := range []bool{false, true} {
 		if (spec && c.shapes == "off") || (!spec && c.shapes == "on") {
 			continue
@@ -288,20 +297,18 @@ func run(args []string, stdout, stderr io.Writer) error {
 		for _, s := range c.scales {
 			variants = append(variants, variant{s, spec})
 		}
-		timer := &unetTimer{byShape: map[string]*shapeTime{}}
-		opts := []onnx.Option{onnx.WithThreads(c.threads, 1)}
+		opts := []onnx.Option{onnx.WithThreads(c.threads, 1), onnx.WithRunObserver(log.observe)}
 		if spec {
 			// Per model: the UNet's two shapes per size, the VAE's one, the
 			// text encoder's one.
 			opts = append(opts, onnx.WithShapeSessions(min(2*len(c.scales)+1, onnx.MaxShapeSessions)))
 		}
-		m, err := pipeline.Load(dir, pipeline.WithONNXOptions(opts...),
-			pipeline.WithUNetMiddleware(func(d ugo.Denoiser) ugo.Denoiser { timer.model = d; return timer }))
+		m, err := pipeline.Load(dir, pipeline.WithONNXOptions(opts...))
 		if err != nil {
 			return err
 		}
 		defer m.Close()
-		models[spec], timers[spec] = m, timer
+		models[spec] = m
 	}
 	name := func(v variant) string {
 		if v.shapes {
@@ -312,7 +319,7 @@ func run(args []string, stdout, stderr io.Writer) error {
 	ctx := context.Background()
 	results := make([][]*budget, len(variants))
 	for _, v := range variants { // warm-up: sessions see each shape once
-		if _, err := once(ctx, models[v.shapes], timers[v.shapes], c, v.scale); err != nil {
+		if _, err := once(ctx, models[v.shapes], log, c, v.scale); err != nil {
 			return fmt.Errorf("%s: %w", name(v), err)
 		}
 	}
@@ -326,7 +333,7 @@ func run(args []string, stdout, stderr io.Writer) error {
 			i := (j + r) % len(variants)
 			v := variants[i]
 			fmt.Fprintf(stderr, "\rrun %d/%d, %-14s", r+1, c.runs, name(v))
-			b, err := once(ctx, models[v.shapes], timers[v.shapes], c, v.scale)
+			b, err := once(ctx, models[v.shapes], log, c, v.scale)
 			if err != nil {
 				return fmt.Errorf("%s: %w", name(v), err)
 			}
@@ -375,7 +382,7 @@ func run(args []string, stdout, stderr io.Writer) error {
 		}
 		fmt.Fprintln(stdout, line)
 	}
-	line, goLine := "| **total** |", "| **Go side** (no model call in flight) |"
+	line, goLine := "| **total** |", "| **Go side** (no ONNX Runtime call in flight) |"
 	for i := range variants {
 		line += fmt.Sprintf(" %s | 100%% |", msf(med(results[i], func(b *budget) time.Duration { return b.total })))
 		goLine += fmt.Sprintf(" %s | %s |", msf(med(results[i], (*budget).goSide)), share(results[i], (*budget).goSide))

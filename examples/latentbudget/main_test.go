@@ -6,6 +6,7 @@ import (
 	"os"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/ugo-diffusion/ugo/examples/internal/clitest"
 	"github.com/ugo-diffusion/ugo/onnx"
@@ -49,7 +50,7 @@ func TestBudget(t *testing.T) {
 	// Eta 0.6 of DDIM's 5 leading timesteps (801, 601, 401, 201, 1) guides
 	// those at or above 400: three.
 	for _, want := range []string{"| 32 px ms | share | 64 px ms | share |", "| UNet calls (full + low) | 5 + 0 | | 5 + 3 | |",
-		"| **Go side** (no model call in flight) |", "| VAE decode |"} {
+		"| **Go side** (no ONNX Runtime call in flight) |", "| VAE decoder |", "| guidance, CFG and sampler |"} {
 		if !strings.Contains(s, want) {
 			t.Errorf("output lacks %q:\n%s", want, s)
 		}
@@ -73,6 +74,30 @@ func TestBudgetShapes(t *testing.T) {
 	for _, want := range []string{"| 32 px ms | share | 32 px, shapes ms | share |", "| UNet calls (full + low) | 2 + 0 | | 2 + 0 | |", "shape-specialised sessions: both"} {
 		if !strings.Contains(s, want) {
 			t.Errorf("output lacks %q:\n%s", want, s)
+		}
+	}
+}
+
+// TestBusy checks the union of run intervals: overlaps count once, gaps
+// not at all, whatever the order.
+func TestBusy(t *testing.T) {
+	t0 := time.Unix(0, 0)
+	at := func(a, b int) onnx.RunTiming {
+		return onnx.RunTiming{Start: t0.Add(time.Duration(a) * time.Millisecond), End: t0.Add(time.Duration(b) * time.Millisecond)}
+	}
+	for _, c := range []struct {
+		runs []onnx.RunTiming
+		want time.Duration
+	}{
+		{nil, 0},
+		{[]onnx.RunTiming{at(0, 10)}, 10 * time.Millisecond},
+		{[]onnx.RunTiming{at(0, 10), at(20, 25)}, 15 * time.Millisecond},
+		{[]onnx.RunTiming{at(20, 25), at(0, 10), at(5, 12)}, 17 * time.Millisecond},
+		{[]onnx.RunTiming{at(0, 30), at(5, 12), at(10, 20)}, 30 * time.Millisecond},
+		{[]onnx.RunTiming{at(5, 12), at(12, 14)}, 9 * time.Millisecond},
+	} {
+		if got := busy(c.runs); got != c.want {
+			t.Errorf("busy(%v) = %v, want %v", c.runs, got, c.want)
 		}
 	}
 }
