@@ -6,6 +6,8 @@ import (
 	"maps"
 	"slices"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"unicode"
 	"unicode/utf8"
 )
@@ -57,7 +59,19 @@ type Tokenizer struct {
 	unk     int
 	maxLen  int
 	special []string // the special and added tokens' strings, longest first
+
+	// words remembers the BPE tokens of pre-tokens already merged (byte
+	// symbols with EndOfWord -> []string), as CLIPTokenizer's own cache
+	// does, for at most maxCachedWords pre-tokens: merging looks up each
+	// candidate pair in a map of 49k merges, which a model run has just
+	// evicted from the caches.
+	words  sync.Map
+	nWords atomic.Int64
 }
+
+// maxCachedWords bounds the pre-tokens a Tokenizer remembers (about a
+// megabyte); later new ones are merged every time.
+const maxCachedWords = 1 << 14
 
 // New returns a tokenizer over vocab (token -> id) and merges (in rank
 // order). The ids of a vocabulary of n tokens must be 0..n-1, each once;
@@ -230,9 +244,26 @@ func (t *Tokenizer) Tokenize(text string) []string {
 				sym = utf8.AppendRune(sym, byteRunes[piece[i]])
 			}
 			sym = append(sym, EndOfWord...)
-			out = t.bpe(string(sym), out)
+			out = t.mergeWord(sym, out)
 		}
 	})
+	return out
+}
+
+// mergeWord appends the BPE tokens of the pre-token sym (byte symbols
+// followed by EndOfWord), remembered from an earlier call or merged now.
+func (t *Tokenizer) mergeWord(sym []byte, out []string) []string {
+	if toks, ok := t.words.Load(string(sym)); ok {
+		return append(out, toks.([]string)...)
+	}
+	word := string(sym)
+	n := len(out)
+	out = t.bpe(word, out)
+	if t.nWords.Load() < maxCachedWords {
+		if _, loaded := t.words.LoadOrStore(word, slices.Clone(out[n:])); !loaded {
+			t.nWords.Add(1)
+		}
+	}
 	return out
 }
 
