@@ -59,19 +59,23 @@ func Grid(x *tensor.Dense, cols, pad int) (image.Image, error) {
 		// One byte per pixel: a PNG of it is 8-bit grey, a third of the
 		// RGB bytes to filter and compress.
 		img := image.NewGray(image.Rect(0, 0, int(width), int(height)))
-		fillGrid(img.Pix, img.Stride, 1, data, n, cols, pad, 1, h, w)
+		fillGrid(img.Pix, img.Stride, data, n, cols, pad, 1, h, w)
 		return img, nil
 	}
 	img := image.NewRGBA(image.Rect(0, 0, int(width), int(height)))
-	fillGrid(img.Pix, img.Stride, 4, data, n, cols, pad, 3, h, w)
+	fillGrid(img.Pix, img.Stride, data, n, cols, pad, 3, h, w)
 	return img, nil
 }
 
-// fillGrid writes Grid's picture into pix (rows of stride bytes, bpp bytes
-// per pixel: 1 for grey, 4 for RGBA with the alpha byte opaque): mid grey
-// everywhere, then the n samples of data (c channels of h x w) in rows of
-// cols.
-func fillGrid(pix []uint8, stride, bpp int, data []float32, n, cols, pad, c, h, w int) {
+// fillGrid writes Grid's picture into pix (rows of stride bytes; one byte
+// per pixel for c = 1 grey samples, four for c = 3, RGBA with the alpha byte
+// opaque): mid grey everywhere, then the n samples of data (c channels of
+// h x w) in rows of cols.
+func fillGrid(pix []uint8, stride int, data []float32, n, cols, pad, c, h, w int) {
+	bpp := 1
+	if c == 3 {
+		bpp = 4
+	}
 	for i := range pix {
 		pix[i] = 128
 	}
