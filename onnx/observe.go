@@ -35,7 +35,8 @@ func WithRunObserver(f func(RunTiming)) Option {
 }
 
 // observed runs call, which makes one Run call of the session for the
-// model at path with inputs of the given dimensions, and reports its timing to f when f is set.
+// model at path with inputs of the given dimensions, and reports its
+// timing to f when f is set.
 func observed(f func(RunTiming), path string, inputs [][]int64, call func() error) error {
 	if f == nil {
 		return call()

@@ -253,10 +253,10 @@ func (t *Tokenizer) Tokenize(text string) []string {
 // mergeWord appends the BPE tokens of the pre-token sym (byte symbols
 // followed by EndOfWord), remembered from an earlier call or merged now.
 func (t *Tokenizer) mergeWord(sym []byte, out []string) []string {
-	if toks, ok := t.words.Load(string(sym)); ok {
+	word := string(sym)
+	if toks, ok := t.words.Load(word); ok {
 		return append(out, toks.([]string)...)
 	}
-	word := string(sym)
 	n := len(out)
 	out = t.bpe(word, out)
 	if t.nWords.Load() < maxCachedWords {
