@@ -348,11 +348,7 @@ func evaluate(ctx context.Context, m *pipeline.Model, cls *classifier, ref *metr
 		}
 	}
 	secs := time.Since(start).Seconds() / float64(count)
-	feat, logits, err := cls.run(ctx, crops, count)
-	if err != nil {
-		return result{}, err
-	}
-	r, err := score(feat, logits, labels, cls.dim, ref, boot)
+	r, err := cls.score(ctx, crops, labels, ref, boot)
 	if err != nil {
 		return result{}, err
 	}
@@ -365,11 +361,7 @@ func evaluate(ctx context.Context, m *pipeline.Model, cls *classifier, ref *metr
 	r.Model, r.Name, r.Size, r.CFG, r.Theta, r.Eta, r.Steps = model, s.name(), size, s.CFG, s.Theta, s.Eta, steps
 	r.SecPer, r.Calls, r.LowCalls = secs, calls, low
 	if pooled {
-		pf, pl, err := cls.run(ctx, pcrops, count)
-		if err != nil {
-			return result{}, err
-		}
-		p, err := score(pf, pl, labels, cls.dim, ref, boot)
+		p, err := cls.score(ctx, pcrops, labels, ref, boot)
 		if err != nil {
 			return result{}, err
 		}
@@ -455,11 +447,7 @@ func reconstruct(ctx context.Context, m *pipeline.Model, cls *classifier, ref *m
 	if err != nil {
 		return result{}, err
 	}
-	feat, logits, err := cls.run(ctx, centreCrop(px.Float32s(), n, 32, 1), n)
-	if err != nil {
-		return result{}, err
-	}
-	r, err := score(feat, logits, labels[:n], cls.dim, ref, boot)
+	r, err := cls.score(ctx, centreCrop(px.Float32s(), n, 32, 1), labels[:n], ref, boot)
 	r.Size = 32
 	r.PoolRatio, r.PoolLatent = pool.Ratio(), pool.Latent
 	return r, err
@@ -595,6 +583,16 @@ func openClassifier(path string, opts []onnx.Option) (*classifier, error) {
 	}
 	sess.Close()
 	return nil, fmt.Errorf("%s: no output features [N, dim]", path)
+}
+
+// score classifies the len(labels) images and scores them against their
+// labels and ref (see score).
+func (c *classifier) score(ctx context.Context, images []float32, labels []int, ref *metrics.FrechetReference, boot int) (result, error) {
+	feat, logits, err := c.run(ctx, images, len(labels))
+	if err != nil {
+		return result{}, err
+	}
+	return score(feat, logits, labels, c.dim, ref, boot)
 }
 
 func (c *classifier) run(ctx context.Context, images []float32, n int) (feat, logits []float32, err error) {
